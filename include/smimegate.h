@@ -1,0 +1,311 @@
+/*
+ * smimegate.h - the smimegate S/MIME engine: the one public header.
+ *
+ * The library turns an RFC 5322 message into a signed and/or encrypted
+ * S/MIME message and back.  It has no sockets, no logging, no exit() and no
+ * mutable globals: time, limits and the detail of the last failure live on
+ * a handle (struct sg_ctx) that the caller owns.  Every call that can fail
+ * returns enum sg_status (SG_OK == 0); sg_ctx_error() tells why.
+ *
+ * Ownership: _new/_free pairs allocate and release; x_free(NULL) does
+ * nothing.  "get0" borrows, "set1" takes its own reference or copy.
+ * Handles are not thread-safe; use one struct sg_ctx per thread.
+ */
+#ifndef SMIMEGATE_H
+#define SMIMEGATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Status ------------------------------------------------------------ */
+
+/*
+ * Every outcome the engine can report.  Each one maps, in one table
+ * (src/lib/status.c), to a name, a CLI exit code, an SMTP reply code, an
+ * enhanced status code and a text.  No reply string or exit code is written
+ * anywhere else.
+ */
+enum sg_status {
+	SG_OK = 0,
+	/* exit 2: the request or the input is unusable */
+	SG_ERR_USAGE,       /* bad arguments */
+	SG_ERR_IO,          /* a file or stream could not be read or written */
+	SG_ERR_MIME,        /* the message is not well-formed MIME */
+	SG_ERR_NOT_SMIME,   /* the message carries no S/MIME layer */
+	SG_ERR_CMS,         /* the CMS object (or its base64) is malformed */
+	SG_ERR_LIMIT,       /* a size, count or depth limit was exceeded */
+	SG_ERR_BADKEY,      /* a certificate or key file is unreadable */
+	SG_ERR_UNSUPPORTED, /* an algorithm or form we do not handle */
+	/* exit 1: the security operation failed for a reason about the
+	 * message or the keys */
+	SG_ERR_BAD_SIGNATURE, /* digest or signature does not check */
+	SG_ERR_UNTRUSTED,     /* chain does not reach a trust anchor */
+	SG_ERR_EXPIRED,       /* a certificate is outside its validity */
+	SG_ERR_KEY_USAGE,     /* keyUsage / extendedKeyUsage forbid it */
+	SG_ERR_KEY_MISMATCH,  /* private key does not belong to the cert */
+	SG_ERR_NOT_RECIPIENT, /* none of our keys opens this envelope */
+	SG_ERR_DECRYPT,       /* decryption or GCM tag check failed */
+	/* process-level */
+	SG_ERR_NOMEM,
+	SG_ERR_TEMP,     /* temporary failure: try again later */
+	SG_ERR_INTERNAL, /* broken invariant: a bug */
+	SG__STATUS_COUNT
+};
+
+/* Static text; never NULL (unknown values give "unknown status"). */
+const char *sg_status_name(enum sg_status st);     /* "bad-signature" */
+const char *sg_status_text(enum sg_status st);     /* human sentence */
+int sg_status_exit_code(enum sg_status st);        /* 0, 1 or 2 */
+int sg_status_smtp_code(enum sg_status st);        /* 250, 451, 550, 554 */
+const char *sg_status_enhanced(enum sg_status st); /* "5.7.5" */
+
+/* ---- Library handle ------------------------------------------------------ */
+
+/* Every attacker-controlled size and count has a limit here. */
+struct sg_limits {
+	size_t max_message;      /* whole input message, bytes */
+	size_t max_header_line;  /* one (unfolded) header field, bytes */
+	size_t max_header_block; /* a whole header block, bytes */
+	unsigned max_depth;      /* MIME nesting depth */
+	unsigned max_parts;      /* MIME parts in one message */
+	size_t max_cms;          /* one decoded CMS object, bytes */
+	unsigned max_recipients; /* RecipientInfos examined / created */
+};
+
+struct sg_ctx;
+
+/* Creates a handle with default limits and the real clock.
+ * Returns SG_OK or SG_ERR_NOMEM; *out is set only on SG_OK. */
+enum sg_status sg_ctx_new(struct sg_ctx **out);
+void sg_ctx_free(struct sg_ctx *ctx);
+
+void sg_ctx_get_limits(const struct sg_ctx *ctx, struct sg_limits *out);
+void sg_ctx_set_limits(struct sg_ctx *ctx, const struct sg_limits *lim);
+
+/* The time used for validity checks and signingTime; 0 = the real clock. */
+void sg_ctx_set_time(struct sg_ctx *ctx, time_t now);
+time_t sg_ctx_now(const struct sg_ctx *ctx);
+
+/* Directory for temporary files (default $TMPDIR, else /tmp).  Copied. */
+enum sg_status sg_ctx_set_tmpdir(struct sg_ctx *ctx, const char *dir);
+
+/* The detail of the last failure on this handle: one line, no key
+ * material.  Valid until the next call on the handle.  Never NULL. */
+const char *sg_ctx_error(const struct sg_ctx *ctx);
+enum sg_status sg_ctx_last_status(const struct sg_ctx *ctx);
+
+/* ---- Output sink --------------------------------------------------------- */
+
+/* Where a result message goes.  write returns 0 on success, -1 on error. */
+struct sg_sink {
+	int (*write)(void *arg, const void *buf, size_t len);
+	void *arg;
+};
+
+/* A sink that writes to a file descriptor (the caller keeps the fd). */
+void sg_sink_fd(struct sg_sink *sink, int *fd);
+
+/* ---- Certificates and keys ----------------------------------------------- */
+
+/* A list of certificates: recipients, a chain, or trust anchors. */
+struct sg_certs;
+/* A private key with its certificate.  Code obtains one only from a key
+ * source (files now, the store later), never by reaching into it. */
+struct sg_key;
+
+enum sg_status sg_certs_new(struct sg_certs **out);
+void sg_certs_free(struct sg_certs *certs);
+/* Appends every certificate in FILE (PEM bundle, DER, or PKCS#7
+ * certs-only).  SG_ERR_BADKEY when the file holds none. */
+enum sg_status sg_certs_load_file(struct sg_ctx *ctx, struct sg_certs *certs,
+                                  const char *path);
+/* Appends certificates from memory (PEM or DER). */
+enum sg_status sg_certs_load_mem(struct sg_ctx *ctx, struct sg_certs *certs,
+                                 const void *data, size_t len);
+/* Appends the end-entity certificates of FILE: CA certificates (a chain
+ * that came in the same file) are skipped.  For recipient files.
+ * SG_ERR_BADKEY when no end-entity certificate is left. */
+enum sg_status sg_certs_load_end_entities(struct sg_ctx *ctx,
+                                          struct sg_certs *certs,
+                                          const char *path);
+size_t sg_certs_count(const struct sg_certs *certs);
+
+/* Loads a certificate and its private key from PEM/DER files; the key may
+ * be encrypted with PASS (NULL: none).  SG_ERR_KEY_MISMATCH when the key
+ * does not belong to the certificate.  Extra certificates in CERT_PATH
+ * after the first become the chain. */
+enum sg_status sg_key_load_files(struct sg_ctx *ctx, const char *cert_path,
+                                 const char *key_path, const char *pass,
+                                 struct sg_key **out);
+/* Loads a PKCS#12 file (modern or legacy) with PASS (NULL or ""). */
+enum sg_status sg_key_load_p12(struct sg_ctx *ctx, const char *path,
+                               const char *pass, struct sg_key **out);
+void sg_key_free(struct sg_key *key);
+/* The chain that came with the key (may be empty); borrowed. */
+const struct sg_certs *sg_key_get0_chain(const struct sg_key *key);
+
+/* ---- Messages --------------------------------------------------------------
+ */
+
+/* An input message.  It is kept in a file (the caller's, if seekable, or
+ * a private temporary spool), never in memory as a whole. */
+struct sg_msg;
+
+/* Reads a message from FD (not closed).  A seekable fd is used in place
+ * from its current offset; anything else is spooled to a temporary file.
+ * Fails with SG_ERR_LIMIT (too big, header line/block too long), SG_ERR_MIME
+ * (no header block) or SG_ERR_IO. */
+enum sg_status sg_msg_open_fd(struct sg_ctx *ctx, int fd, struct sg_msg **out);
+/* The same from memory (copied to the spool). */
+enum sg_status sg_msg_open_mem(struct sg_ctx *ctx, const void *data, size_t len,
+                               struct sg_msg **out);
+void sg_msg_free(struct sg_msg *msg);
+/* Whether the input used CRLF line ends.  Output follows the input. */
+int sg_msg_is_crlf(const struct sg_msg *msg);
+
+/* What an S/MIME message is at its top level. */
+enum sg_smime_kind {
+	SG_KIND_NONE = 0,        /* not S/MIME */
+	SG_KIND_SIGNED_DETACHED, /* multipart/signed */
+	SG_KIND_SIGNED_OPAQUE,   /* pkcs7-mime; smime-type=signed-data */
+	SG_KIND_ENVELOPED,       /* pkcs7-mime; enveloped-data */
+	SG_KIND_AUTH_ENVELOPED,  /* pkcs7-mime; authEnveloped-data */
+};
+enum sg_smime_kind sg_msg_smime_kind(const struct sg_msg *msg);
+
+/* ---- Operations ------------------------------------------------------------
+ */
+
+enum sg_digest { SG_DIGEST_SHA256 = 0, SG_DIGEST_SHA384, SG_DIGEST_SHA512 };
+enum sg_cipher {
+	SG_CIPHER_AES256_CBC = 0,
+	SG_CIPHER_AES128_CBC,
+	SG_CIPHER_AES128_GCM,
+	SG_CIPHER_AES256_GCM,
+};
+
+struct sg_sign_opts {
+	const struct sg_key *signer;  /* required */
+	const struct sg_certs *chain; /* extra certificates; may be NULL */
+	enum sg_digest digest;
+	int opaque; /* 0: multipart/signed (default), 1: pkcs7-mime */
+};
+
+/*
+ * Signs MSG and writes the signed message to OUT: the outer identity and
+ * routing headers stay outside, the Content-* headers move inside, Bcc and
+ * DKIM-Signature are dropped.  8bit and binary parts are re-encoded to a
+ * 7-bit transfer encoding and the content is canonicalized to CRLF first.
+ * The signer certificate must be valid now and fit for signing.
+ * Returns SG_OK, SG_ERR_EXPIRED, SG_ERR_KEY_USAGE, SG_ERR_MIME,
+ * SG_ERR_LIMIT, SG_ERR_IO, SG_ERR_INTERNAL.
+ */
+enum sg_status sg_sign(struct sg_ctx *ctx, struct sg_msg *msg,
+                       const struct sg_sign_opts *opts, struct sg_sink *out);
+
+struct sg_encrypt_opts {
+	const struct sg_certs *recipients; /* at least one */
+	enum sg_cipher cipher;
+	int oaep; /* RSA-OAEP (SHA-256) instead of PKCS#1 v1.5 */
+};
+
+/*
+ * Encrypts MSG to every recipient (RSA key transport or, for EC
+ * certificates, ECDH key agreement) and writes application/pkcs7-mime.
+ * GCM ciphers produce AuthEnvelopedData.  Each recipient certificate must
+ * be valid now and allow key encipherment (RSA) or key agreement (EC).
+ * Returns SG_OK, SG_ERR_EXPIRED, SG_ERR_KEY_USAGE, SG_ERR_USAGE,
+ * SG_ERR_MIME, SG_ERR_LIMIT, SG_ERR_IO, SG_ERR_INTERNAL.
+ */
+enum sg_status sg_encrypt(struct sg_ctx *ctx, struct sg_msg *msg,
+                          const struct sg_encrypt_opts *opts,
+                          struct sg_sink *out);
+
+/* What verification found.  Strings are owned by the result. */
+struct sg_verify_result {
+	enum sg_status status;   /* the verdict (SG_OK: valid, trusted) */
+	enum sg_smime_kind kind; /* detached or opaque */
+	char *signer_subject;    /* RFC 2253 one-line form, or NULL */
+	char *signer_issuer;
+	char *signer_serial;  /* hex */
+	char **signer_emails; /* NULL-terminated; SAN rfc822Name + subject */
+	char *digest;         /* "sha256" */
+	char *signature_alg;  /* "rsaEncryption", "rsassaPss", ... */
+	time_t signing_time;  /* 0 when absent */
+	int signature_ok;     /* content digest and signature check */
+	int chain_ok;         /* chain to a trust anchor at the time */
+	char *chain_error;    /* why not, or NULL */
+	int from_match;       /* From address is one of signer_emails */
+	char *from_address;   /* the From address examined, or NULL */
+	int weak;             /* SHA-1 or a short key was used */
+	char *weak_reason;
+};
+void sg_verify_result_clear(struct sg_verify_result *res);
+
+/*
+ * Verifies a signed message (multipart/signed or opaque signed-data) at
+ * sg_ctx_now() against TRUST.  When OUT is not NULL the signed content is
+ * written under the original outer headers, signature removed (also when
+ * verification fails, so that nothing is lost; check the status).
+ * RES is filled as far as it got.  Returns RES->status, or an input error:
+ * SG_ERR_NOT_SMIME, SG_ERR_MIME, SG_ERR_CMS, SG_ERR_LIMIT, SG_ERR_IO.
+ */
+enum sg_status sg_verify(struct sg_ctx *ctx, struct sg_msg *msg,
+                         const struct sg_certs *trust,
+                         struct sg_verify_result *res, struct sg_sink *out);
+
+/*
+ * Decrypts an EnvelopedData or AuthEnvelopedData message with KEY and
+ * writes the decrypted message under the outer headers.  Our RecipientInfo
+ * is chosen by issuer+serial or subject key identifier before any
+ * decryption is tried.  Returns SG_OK, SG_ERR_NOT_RECIPIENT,
+ * SG_ERR_DECRYPT, SG_ERR_NOT_SMIME, SG_ERR_CMS, SG_ERR_LIMIT, SG_ERR_IO.
+ */
+enum sg_status sg_decrypt(struct sg_ctx *ctx, struct sg_msg *msg,
+                          const struct sg_key *key, struct sg_sink *out);
+
+/* ---- Creating certificates --------------------------------------------- */
+
+enum sg_keytype {
+	SG_KEY_RSA2048 = 0,
+	SG_KEY_RSA3072,
+	SG_KEY_RSA4096,
+	SG_KEY_EC_P256,
+	SG_KEY_EC_P384,
+};
+
+/* What a new S/MIME certificate says (RFC 8550 profile).  NULL fields are
+ * left out; SAN lists are NULL-terminated or NULL. */
+struct sg_cert_req {
+	const char *cn, *org, *unit, *city, *state, *country;
+	const char *const *san_emails;
+	const char *const *san_domains;
+	unsigned days;       /* validity from now */
+	enum sg_keytype key; /* the new key's type */
+	int ca;              /* a CA certificate (for test PKIs) */
+};
+
+/*
+ * Creates a new key and a certificate for it, issued by ISSUER or, when
+ * ISSUER is NULL, self-signed.  End-entity certificates get keyUsage
+ * digitalSignature + nonRepudiation (+ keyEncipherment for RSA,
+ * keyAgreement for EC) and extendedKeyUsage emailProtection.
+ * Returns SG_OK, SG_ERR_USAGE (bad field), SG_ERR_INTERNAL.
+ */
+enum sg_status sg_cert_create(struct sg_ctx *ctx, const struct sg_cert_req *req,
+                              const struct sg_key *issuer, struct sg_key **out);
+/* Writes the certificate (PEM, 0644) and the private key (PKCS#8 PEM,
+ * 0600; encrypted with AES-256 when PASS is not NULL). */
+enum sg_status sg_key_save_pem(struct sg_ctx *ctx, const struct sg_key *key,
+                               const char *cert_path, const char *key_path,
+                               const char *pass);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SMIMEGATE_H */

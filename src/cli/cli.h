@@ -1,0 +1,39 @@
+/*
+ * cli.h - what the command-line modules share.
+ */
+#ifndef SG_CLI_H
+#define SG_CLI_H
+
+#include "smimegate.h"
+
+/* Exit codes of the CLI contract come from the status table; usage errors
+ * are SG_ERR_USAGE. */
+
+/* Prints "smimegate: CMD: reason" for ST (the handle's detail when CTX is
+ * not NULL) and returns the exit code of ST. */
+int cli_fail(struct sg_ctx *ctx, const char *cmd, enum sg_status st);
+/* Prints a usage error and returns the usage exit code. */
+int cli_usage(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* An output that appears only when the command succeeds: a temporary file
+ * renamed over --out, or copied to stdout. */
+struct cli_out {
+	const char *path; /* NULL: stdout */
+	char *tmp_path;
+	int fd;
+};
+int cli_out_open(struct cli_out *o, const char *path);
+/* Commits (rename or copy to stdout) when OK, else discards. */
+int cli_out_close(struct cli_out *o, int ok);
+
+/* Reads the first line of a passphrase file (caller wipes and frees). */
+char *cli_read_pass(const char *path);
+
+int cmd_sign(int argc, char **argv);
+int cmd_encrypt(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+int cmd_decrypt(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
+
+#endif

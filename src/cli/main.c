@@ -1,0 +1,161 @@
+/*
+ * main.c - the smimegate command: dispatch to subcommands, and the helpers
+ * they share (errors, atomic output, passphrase files).
+ */
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#define SMIMEGATE_VERSION "0.1.0"
+
+static const struct command {
+	const char *name;
+	int (*fn)(int, char **);
+	const char *help;
+} commands[] = {
+    {"sign", cmd_sign, "sign a message (multipart/signed or opaque)"},
+    {"encrypt", cmd_encrypt, "encrypt a message to recipients"},
+    {"verify", cmd_verify, "verify a signed message"},
+    {"decrypt", cmd_decrypt, "decrypt a message with our key"},
+    {"demo", cmd_demo,
+     "create throw-away certificates and show every operation"},
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: smimegate COMMAND [OPTIONS]\n\ncommands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(*commands); i++)
+		fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].help);
+	fprintf(f, "\nsmimegate COMMAND --help shows a command's options.\n");
+}
+
+int cli_fail(struct sg_ctx *ctx, const char *cmd, enum sg_status st)
+{
+	fprintf(stderr, "smimegate: %s: %s: %s\n", cmd, sg_status_name(st),
+	        ctx ? sg_ctx_error(ctx) : sg_status_text(st));
+	return sg_status_exit_code(st);
+}
+
+int cli_usage(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "smimegate: %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, " (see smimegate %s --help)\n", cmd);
+	return sg_status_exit_code(SG_ERR_USAGE);
+}
+
+int cli_out_open(struct cli_out *o, const char *path)
+{
+	const char *dir = getenv("TMPDIR");
+
+	o->path = path;
+	o->tmp_path = NULL;
+	if (path == NULL) {
+		/* stdout: spool, copy only on success. */
+		o->fd = open(dir ? dir : "/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC,
+		             0600);
+		return o->fd == -1 ? -1 : 0;
+	}
+	if (asprintf(&o->tmp_path, "%s.tmpXXXXXX", path) == -1) {
+		o->tmp_path = NULL;
+		return -1;
+	}
+	if ((o->fd = mkstemp(o->tmp_path)) == -1) {
+		free(o->tmp_path);
+		o->tmp_path = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+static int copy_to_stdout(int fd)
+{
+	char buf[65536];
+	ssize_t n, w;
+
+	if (lseek(fd, 0, SEEK_SET) == -1)
+		return -1;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		for (ssize_t done = 0; done < n; done += w)
+			if ((w = write(STDOUT_FILENO, buf + done,
+			               (size_t)(n - done))) <= 0)
+				return -1;
+	return n < 0 ? -1 : 0;
+}
+
+int cli_out_close(struct cli_out *o, int ok)
+{
+	int rc = 0;
+
+	if (o->path == NULL) {
+		if (ok)
+			rc = copy_to_stdout(o->fd);
+		close(o->fd);
+		return rc;
+	}
+	if (ok && (fsync(o->fd) == -1 || rename(o->tmp_path, o->path) == -1))
+		rc = -1;
+	close(o->fd);
+	if (!ok || rc == -1)
+		(void)unlink(o->tmp_path);
+	free(o->tmp_path);
+	o->tmp_path = NULL;
+	return rc;
+}
+
+char *cli_read_pass(const char *path)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	FILE *f;
+
+	if ((f = fopen(path, "r")) == NULL)
+		return NULL;
+	n = getline(&line, &cap, f);
+	fclose(f);
+	if (n < 0) {
+		free(line);
+		return strdup(""); /* an empty file: an empty passphrase */
+	}
+	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		line[--n] = '\0';
+	return line;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return sg_status_exit_code(SG_ERR_USAGE);
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "--version") == 0) {
+		printf("smimegate %s (%s)\n", SMIMEGATE_VERSION,
+		       OpenSSL_version(OPENSSL_VERSION));
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(*commands); i++)
+		if (strcmp(argv[1], commands[i].name) == 0)
+			return commands[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "smimegate: unknown command \"%s\"\n", argv[1]);
+	usage(stderr);
+	return sg_status_exit_code(SG_ERR_USAGE);
+}

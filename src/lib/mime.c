@@ -1,0 +1,637 @@
+/*
+ * mime.c - MIME structure for the S/MIME engine, with GMime.
+ *
+ * GMime parses the structure (persistent stream: part contents stay in the
+ * file) and re-encodes 8bit/binary parts.  When no part needs re-encoding,
+ * the protected entity is spliced from the input's own bytes, so nothing
+ * that is not changed changes.  The signed part of a multipart/signed is
+ * located by a boundary scan over the original bytes, because a signature
+ * covers those exact octets, not a re-serialization (docs/mime.md).
+ */
+#include "lib/sg_int.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <gmime/gmime.h>
+#include <openssl/rand.h>
+
+#define SCAN_CHUNK  65536
+#define LINE_PREFIX 1024
+
+static pthread_once_t gmime_once = PTHREAD_ONCE_INIT;
+
+static void gmime_init_once(void)
+{
+	g_mime_init();
+}
+
+/* Parses the top-level Content-Type (NULL when absent or unparsable). */
+static GMimeContentType *top_content_type(const struct sg_msg *msg)
+{
+	GMimeContentType *ct;
+	char *v;
+
+	pthread_once(&gmime_once, gmime_init_once);
+	if ((v = sg_msg_header(msg, "Content-Type")) == NULL)
+		return NULL;
+	ct = g_mime_content_type_parse(NULL, v);
+	free(v);
+	return ct;
+}
+
+static int is_type(GMimeContentType *ct, const char *type, const char *sub)
+{
+	return g_mime_content_type_is_type(ct, type, sub);
+}
+
+enum sg_smime_kind sg_mime_kind(const struct sg_msg *msg)
+{
+	GMimeContentType *ct = top_content_type(msg);
+	enum sg_smime_kind kind = SG_KIND_NONE;
+	const char *p;
+
+	if (ct == NULL)
+		return SG_KIND_NONE;
+	if (is_type(ct, "multipart", "signed")) {
+		p = g_mime_content_type_get_parameter(ct, "protocol");
+		if (p != NULL &&
+		    (strcasecmp(p, "application/pkcs7-signature") == 0 ||
+		     strcasecmp(p, "application/x-pkcs7-signature") == 0))
+			kind = SG_KIND_SIGNED_DETACHED;
+	} else if (is_type(ct, "application", "pkcs7-mime") ||
+	           is_type(ct, "application", "x-pkcs7-mime")) {
+		p = g_mime_content_type_get_parameter(ct, "smime-type");
+		if (p == NULL)
+			kind = SG_KIND_ENVELOPED; /* the CMS type decides */
+		else if (strcasecmp(p, "signed-data") == 0)
+			kind = SG_KIND_SIGNED_OPAQUE;
+		else if (strcasecmp(p, "enveloped-data") == 0)
+			kind = SG_KIND_ENVELOPED;
+		else if (strcasecmp(p, "authEnveloped-data") == 0)
+			kind = SG_KIND_AUTH_ENVELOPED;
+	}
+	g_object_unref(ct);
+	return kind;
+}
+
+char *sg_mime_from_address(const struct sg_msg *msg)
+{
+	InternetAddressList *list;
+	InternetAddress *ia;
+	char *v, *addr = NULL;
+
+	pthread_once(&gmime_once, gmime_init_once);
+	if ((v = sg_msg_header(msg, "From")) == NULL)
+		return NULL;
+	list = internet_address_list_parse(NULL, v);
+	free(v);
+	if (list == NULL)
+		return NULL;
+	if (internet_address_list_length(list) > 0) {
+		ia = internet_address_list_get_address(list, 0);
+		if (INTERNET_ADDRESS_IS_MAILBOX(ia)) {
+			const char *a = internet_address_mailbox_get_addr(
+			    INTERNET_ADDRESS_MAILBOX(ia));
+			if (a != NULL && (addr = strdup(a)) != NULL)
+				for (char *c = addr; *c; c++)
+					*c = (char)tolower((unsigned char)*c);
+		}
+	}
+	g_object_unref(list);
+	return addr;
+}
+
+void sg_mime_boundary(char *buf, size_t len)
+{
+	unsigned char rnd[12];
+	static const char hex[] = "0123456789abcdef";
+	size_t i, n;
+
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		memset(rnd, 0x5a, sizeof(rnd)); /* uniqueness, not secrecy */
+	n = (size_t)snprintf(buf, len, "----=_smimegate_");
+	for (i = 0; i < sizeof(rnd) && n + 2 < len; i++) {
+		buf[n++] = hex[rnd[i] >> 4];
+		buf[n++] = hex[rnd[i] & 15];
+	}
+	buf[n < len ? n : len - 1] = '\0';
+}
+
+/* ---- line scanning over a message range ---- */
+
+struct scan {
+	const struct sg_msg *msg;
+	size_t pos, end;
+	size_t bstart, blen;
+	char buf[SCAN_CHUNK];
+};
+
+/* The next line of the range: its start, total length (terminator
+ * included) and up to LINE_PREFIX leading bytes.  0 at the end, -1 on a
+ * read error. */
+static int next_line(struct scan *s, size_t *start, size_t *len, char *prefix,
+                     size_t *plen)
+{
+	size_t copied = 0;
+
+	if (s->pos >= s->end)
+		return 0;
+	*start = s->pos;
+	for (;;) {
+		if (s->pos >= s->bstart + s->blen) {
+			s->bstart = s->pos;
+			s->blen = s->end - s->pos;
+			if (s->blen > SCAN_CHUNK)
+				s->blen = SCAN_CHUNK;
+			if (sg_msg_pread(s->msg, s->buf, s->blen, s->bstart) ==
+			    -1)
+				return -1;
+		}
+		char *p = s->buf + (s->pos - s->bstart);
+		size_t avail = s->bstart + s->blen - s->pos;
+		char *nl = memchr(p, '\n', avail);
+		size_t take = nl ? (size_t)(nl - p) + 1 : avail;
+		size_t room = LINE_PREFIX - copied;
+
+		memcpy(prefix + copied, p, take < room ? take : room);
+		copied += take < room ? take : room;
+		s->pos += take;
+		if (nl != NULL || s->pos >= s->end)
+			break;
+	}
+	*len = s->pos - *start;
+	*plen = copied;
+	return 1;
+}
+
+/* 0: not a delimiter; 1: a delimiter; 2: the close delimiter. */
+static int delimiter(const char *line, size_t plen, size_t len, const char *b,
+                     size_t blen)
+{
+	size_t i;
+	int close = 0;
+
+	if (len > plen || len < blen + 2 || line[0] != '-' || line[1] != '-' ||
+	    memcmp(line + 2, b, blen) != 0)
+		return 0;
+	i = blen + 2;
+	if (i + 1 < len && line[i] == '-' && line[i + 1] == '-') {
+		close = 1;
+		i += 2;
+	}
+	for (; i < len; i++)
+		if (line[i] != ' ' && line[i] != '\t' && line[i] != '\r' &&
+		    line[i] != '\n')
+			return 0;
+	return close ? 2 : 1;
+}
+
+/* Length of the line end just before offset END of the message. */
+static size_t eol_before(const struct sg_msg *msg, size_t end, size_t floor)
+{
+	char two[2];
+
+	if (end < floor + 1 || sg_msg_pread(msg, two + 1, 1, end - 1) == -1 ||
+	    two[1] != '\n')
+		return 0;
+	if (end >= floor + 2 && sg_msg_pread(msg, two, 1, end - 2) == 0 &&
+	    two[0] == '\r')
+		return 2;
+	return 1;
+}
+
+/* Parses the header block of the signature part at [off, end): checks its
+ * type and finds its body and transfer encoding. */
+static enum sg_status signature_part(struct sg_msg *msg, size_t off, size_t end,
+                                     size_t *s_off, size_t *s_len, int *s_b64)
+{
+	struct sg_ctx *ctx = msg->ctx;
+	struct scan *s;
+	char line[LINE_PREFIX];
+	size_t start, len, plen;
+	int rc, seen_type = 0, ok_type = 0;
+	enum sg_status st = SG_OK;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return sg_fail_plain(ctx, SG_ERR_NOMEM, "out of memory");
+	s->msg = msg;
+	s->pos = off;
+	s->end = end;
+	*s_b64 = 0;
+	while ((rc = next_line(s, &start, &len, line, &plen)) == 1) {
+		if (plen < LINE_PREFIX)
+			line[plen] = '\0';
+		else
+			line[LINE_PREFIX - 1] = '\0';
+		if (line[0] == '\n' || (line[0] == '\r' && line[1] == '\n')) {
+			*s_off = start + len;
+			*s_len = end - *s_off;
+			break;
+		}
+		if (strncasecmp(line, "Content-Type:", 13) == 0) {
+			seen_type = 1;
+			ok_type = strcasestr(line, "pkcs7-signature") != NULL;
+		} else if (strncasecmp(line,
+		                       "Content-Transfer-Encoding:", 26) == 0) {
+			*s_b64 = strcasestr(line, "base64") != NULL;
+		}
+	}
+	free(s);
+	if (rc == -1)
+		return sg_fail_plain(ctx, SG_ERR_IO, "read error");
+	if (rc == 0)
+		st = sg_fail_plain(ctx, SG_ERR_MIME,
+		                   "the signature part has no body");
+	else if (!seen_type || !ok_type)
+		st = sg_fail_plain(ctx, SG_ERR_MIME,
+		                   "the second part of multipart/signed is "
+		                   "not application/pkcs7-signature");
+	return st;
+}
+
+enum sg_status sg_mime_split_signed(struct sg_msg *msg, size_t *c_off,
+                                    size_t *c_len, size_t *s_off, size_t *s_len,
+                                    int *s_b64)
+{
+	struct sg_ctx *ctx = msg->ctx;
+	GMimeContentType *ct = top_content_type(msg);
+	const char *b;
+	char *bnd = NULL;
+	char line[LINE_PREFIX];
+	size_t start, len, plen, blen, part1 = 0, part2 = 0, end1 = 0;
+	int state = 0, rc, d;
+	struct scan *s = NULL;
+	enum sg_status st;
+
+	if (ct == NULL ||
+	    (b = g_mime_content_type_get_parameter(ct, "boundary")) == NULL ||
+	    *b == '\0') {
+		st = sg_fail_plain(ctx, SG_ERR_MIME,
+		                   "multipart/signed without a boundary "
+		                   "parameter");
+		goto out;
+	}
+	if ((blen = strlen(b)) > 200 || (bnd = strdup(b)) == NULL) {
+		st = sg_fail_plain(ctx, SG_ERR_MIME, "unusable boundary");
+		goto out;
+	}
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		st = sg_fail_plain(ctx, SG_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	s->msg = msg;
+	s->pos = msg->body_off;
+	s->end = msg->size;
+	while ((rc = next_line(s, &start, &len, line, &plen)) == 1) {
+		if ((d = delimiter(line, plen, len, bnd, blen)) == 0)
+			continue;
+		if (state == 0) {
+			if (d == 2)
+				break;
+			part1 = start + len;
+			state = 1;
+		} else if (state == 1) {
+			end1 = start - eol_before(msg, start, part1);
+			if (d == 2)
+				break;
+			part2 = start + len;
+			state = 2;
+		} else {
+			if (d == 1) {
+				st = sg_fail_plain(ctx, SG_ERR_MIME,
+				                   "multipart/signed has more "
+				                   "than two parts");
+				goto out;
+			}
+			state = 3;
+			break;
+		}
+	}
+	if (rc == -1) {
+		st = sg_fail_plain(ctx, SG_ERR_IO, "read error");
+		goto out;
+	}
+	if (state < 2) {
+		st = sg_fail_plain(ctx, SG_ERR_MIME,
+		                   "multipart/signed: boundary \"%s\" %s", bnd,
+		                   state == 0 ? "never appears"
+		                              : "does not separate two parts");
+		goto out;
+	}
+	/* A missing close delimiter is tolerated: the part ends at EOF. */
+	size_t end2 =
+	    state == 3 ? start - eol_before(msg, start, part2) : msg->size;
+	*c_off = part1;
+	*c_len = end1 - part1;
+	st = signature_part(msg, part2, end2, s_off, s_len, s_b64);
+out:
+	free(s);
+	free(bnd);
+	if (ct != NULL)
+		g_object_unref(ct);
+	return st;
+}
+
+enum sg_status sg_mime_read_cms(struct sg_msg *msg, size_t off, size_t len,
+                                int b64, CMS_ContentInfo **out)
+{
+	struct sg_ctx *ctx = msg->ctx;
+	EVP_ENCODE_CTX *ectx = NULL;
+	unsigned char *in = NULL, *dec = NULL;
+	BIO *mem = NULL;
+	size_t done = 0, total = 0;
+	int outl;
+	enum sg_status st = SG_OK;
+	CMS_ContentInfo *cms;
+
+	if ((in = malloc(SCAN_CHUNK)) == NULL ||
+	    (dec = malloc(SCAN_CHUNK)) == NULL ||
+	    (mem = BIO_new(BIO_s_mem())) == NULL ||
+	    (ectx = EVP_ENCODE_CTX_new()) == NULL) {
+		st = sg_fail_plain(ctx, SG_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	EVP_DecodeInit(ectx);
+	while (done < len) {
+		size_t want =
+		    len - done < SCAN_CHUNK / 2 ? len - done : SCAN_CHUNK / 2;
+		if (sg_msg_pread(msg, in, want, off + done) == -1) {
+			st = sg_fail_plain(ctx, SG_ERR_IO, "read error");
+			goto out;
+		}
+		if (b64) {
+			if (EVP_DecodeUpdate(ectx, dec, &outl, in, (int)want) <
+			    0) {
+				st = sg_fail_plain(ctx, SG_ERR_CMS,
+				                   "invalid base64 in the "
+				                   "S/MIME part");
+				goto out;
+			}
+		} else {
+			memcpy(dec, in, want);
+			outl = (int)want;
+		}
+		total += (size_t)outl;
+		if (total > ctx->limits.max_cms) {
+			st = sg_fail_plain(ctx, SG_ERR_LIMIT,
+			                   "CMS object larger than %zu bytes",
+			                   ctx->limits.max_cms);
+			goto out;
+		}
+		if (outl > 0 && BIO_write(mem, dec, outl) != outl) {
+			st = sg_fail_plain(ctx, SG_ERR_NOMEM, "out of memory");
+			goto out;
+		}
+		done += want;
+	}
+	if (b64) {
+		if (EVP_DecodeFinal(ectx, dec, &outl) < 0) {
+			st = sg_fail_plain(ctx, SG_ERR_CMS,
+			                   "truncated base64 in the S/MIME "
+			                   "part");
+			goto out;
+		}
+		if (outl > 0)
+			BIO_write(mem, dec, outl);
+	}
+	if (BIO_ctrl_pending(mem) == 0) {
+		st = sg_fail_plain(ctx, SG_ERR_CMS, "the S/MIME part is empty");
+		goto out;
+	}
+	if ((cms = d2i_CMS_bio(mem, NULL)) == NULL) {
+		st = sg_fail(ctx, SG_ERR_CMS,
+		             "the S/MIME part is not a valid CMS object "
+		             "(truncated or corrupt)");
+		goto out;
+	}
+	*out = cms;
+out:
+	free(in);
+	free(dec);
+	BIO_free(mem);
+	EVP_ENCODE_CTX_free(ectx);
+	return st;
+}
+
+/* ---- the protected entity ---- */
+
+struct walk {
+	struct sg_ctx *ctx;
+	unsigned parts;
+	int reencode; /* some leaf needs a 7-bit encoding */
+	enum sg_status st;
+};
+
+/* Whether the leaf's raw content has 8-bit bytes, NUL, or a line over 998
+ * octets. */
+static int needs_7bit(GMimeStream *raw)
+{
+	char buf[SCAN_CHUNK];
+	size_t line = 0;
+	gssize n;
+
+	g_mime_stream_reset(raw);
+	while ((n = g_mime_stream_read(raw, buf, sizeof(buf))) > 0) {
+		for (gssize i = 0; i < n; i++) {
+			unsigned char c = (unsigned char)buf[i];
+			if (c >= 0x80 || c == 0)
+				return 1;
+			if (c == '\n')
+				line = 0;
+			else if (++line > 998)
+				return 1;
+		}
+	}
+	g_mime_stream_reset(raw);
+	return 0;
+}
+
+static void walk_object(struct walk *w, GMimeObject *obj, unsigned depth,
+                        int fix)
+{
+	if (w->st != SG_OK)
+		return;
+	if (depth > w->ctx->limits.max_depth) {
+		w->st = sg_fail_plain(w->ctx, SG_ERR_LIMIT,
+		                      "MIME nesting deeper than %u levels",
+		                      w->ctx->limits.max_depth);
+		return;
+	}
+	if (++w->parts > w->ctx->limits.max_parts) {
+		w->st = sg_fail_plain(w->ctx, SG_ERR_LIMIT,
+		                      "more than %u MIME parts",
+		                      w->ctx->limits.max_parts);
+		return;
+	}
+	if (GMIME_IS_MULTIPART_SIGNED(obj) || GMIME_IS_MULTIPART_ENCRYPTED(obj))
+		return; /* re-encoding inside would break a signature */
+	if (GMIME_IS_MULTIPART(obj)) {
+		GMimeMultipart *mp = GMIME_MULTIPART(obj);
+		int n = g_mime_multipart_get_count(mp);
+		for (int i = 0; i < n && w->st == SG_OK; i++)
+			walk_object(w, g_mime_multipart_get_part(mp, i),
+			            depth + 1, fix);
+		return;
+	}
+	if (GMIME_IS_MESSAGE_PART(obj)) {
+		GMimeMessage *m =
+		    g_mime_message_part_get_message(GMIME_MESSAGE_PART(obj));
+		GMimeObject *inner = m ? g_mime_message_get_mime_part(m) : NULL;
+		if (inner != NULL)
+			walk_object(w, inner, depth + 1, fix);
+		return;
+	}
+	if (!GMIME_IS_PART(obj))
+		return;
+	GMimePart *part = GMIME_PART(obj);
+	GMimeContentEncoding enc = g_mime_part_get_content_encoding(part);
+	GMimeDataWrapper *dw = g_mime_part_get_content(part);
+	GMimeStream *raw = dw ? g_mime_data_wrapper_get_stream(dw) : NULL;
+
+	if (raw == NULL || (enc != GMIME_CONTENT_ENCODING_DEFAULT &&
+	                    enc != GMIME_CONTENT_ENCODING_7BIT &&
+	                    enc != GMIME_CONTENT_ENCODING_8BIT &&
+	                    enc != GMIME_CONTENT_ENCODING_BINARY))
+		return;
+	if (!needs_7bit(raw))
+		return;
+	w->reencode = 1;
+	if (fix) {
+		GMimeContentType *ct = g_mime_object_get_content_type(obj);
+		int text = ct == NULL || is_type(ct, "text", "*");
+		g_mime_part_set_content_encoding(
+		    part, text ? GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE
+		               : GMIME_CONTENT_ENCODING_BASE64);
+	}
+}
+
+/* Serializes the re-encoded entity into a new temporary file. */
+static enum sg_status write_entity(struct sg_msg *msg, GMimeObject *part,
+                                   int *spool, size_t *len)
+{
+	struct sg_ctx *ctx = msg->ctx;
+	GMimeFormatOptions *fo;
+	GMimeStream *out;
+	gssize n;
+	int fd;
+
+	if ((fd = sg_tmpfile(ctx)) == -1)
+		return sg_fail_plain(ctx, SG_ERR_IO,
+		                     "cannot create a temporary file: %s",
+		                     strerror(errno));
+	fo = g_mime_format_options_new();
+	g_mime_format_options_set_newline_format(fo, GMIME_NEWLINE_FORMAT_DOS);
+	out = g_mime_stream_fs_new(dup(fd));
+	g_mime_stream_fs_set_owner(GMIME_STREAM_FS(out), TRUE);
+	n = g_mime_object_write_to_stream(part, fo, out);
+	if (n >= 0 && g_mime_stream_flush(out) != 0)
+		n = -1;
+	g_object_unref(out);
+	g_mime_format_options_free(fo);
+	if (n < 0) {
+		close(fd);
+		return sg_fail_plain(ctx, SG_ERR_IO,
+		                     "cannot write the re-encoded entity");
+	}
+	/* GMime counts bytes before its newline filter: ask the file. */
+	off_t end = lseek(fd, 0, SEEK_END);
+	if (end == -1) {
+		close(fd);
+		return sg_fail_plain(ctx, SG_ERR_IO, "lseek: %s",
+		                     strerror(errno));
+	}
+	*spool = fd;
+	*len = (size_t)end;
+	return SG_OK;
+}
+
+/* Parses MSG with GMime over its own file; returns the message (unref it)
+ * or NULL with the reason on CTX. */
+static GMimeMessage *parse_message(struct sg_msg *msg)
+{
+	GMimeStream *fs;
+	GMimeParser *parser;
+	GMimeMessage *m;
+	int fd;
+
+	pthread_once(&gmime_once, gmime_init_once);
+	if ((fd = dup(msg->fd)) == -1) {
+		sg_fail_plain(msg->ctx, SG_ERR_IO, "dup: %s", strerror(errno));
+		return NULL;
+	}
+	fs = g_mime_stream_fs_new_with_bounds(fd, msg->base,
+	                                      msg->base + (gint64)msg->size);
+	g_mime_stream_fs_set_owner(GMIME_STREAM_FS(fs), TRUE);
+	parser = g_mime_parser_new_with_stream(fs);
+	g_mime_parser_set_persist_stream(parser, TRUE);
+	m = g_mime_parser_construct_message(parser, NULL);
+	g_object_unref(parser);
+	g_object_unref(fs);
+	if (m == NULL)
+		sg_fail_plain(msg->ctx, SG_ERR_MIME,
+		              "the message cannot be parsed as MIME");
+	return m;
+}
+
+enum sg_status sg_mime_inner_entity(struct sg_msg *msg, struct sg_source *src,
+                                    int *spool)
+{
+	static const char dflt[] = "Content-Type: text/plain; "
+	                           "charset=us-ascii\r\n";
+	struct walk w = {.ctx = msg->ctx, .st = SG_OK};
+	GMimeMessage *m;
+	GMimeObject *top;
+	size_t len = 0;
+	int has_type = 0;
+
+	*spool = -1;
+	if ((m = parse_message(msg)) == NULL)
+		return msg->ctx->last;
+	top = g_mime_message_get_mime_part(m);
+	if (top != NULL)
+		walk_object(&w, top, 0, 1);
+	if (w.st != SG_OK) {
+		g_object_unref(m);
+		return w.st;
+	}
+	if (w.reencode && top != NULL) {
+		enum sg_status st = write_entity(msg, top, spool, &len);
+		g_object_unref(m);
+		if (st != SG_OK)
+			return st;
+		if (sg_source_add_file(src, *spool, 0, len, 1) == -1)
+			return sg_fail_plain(msg->ctx, SG_ERR_NOMEM,
+			                     "out of memory");
+		return SG_OK;
+	}
+	g_object_unref(m);
+
+	/* Nothing to re-encode: the input's own bytes. */
+	for (size_t i = 0; i < msg->nhdrs; i++) {
+		const struct sg_hdr *h = &msg->hdrs[i];
+		if (!sg_hdr_is_content(h->name))
+			continue;
+		has_type |= strcasecmp(h->name, "Content-Type") == 0;
+		if (sg_source_add_mem(src, h->raw, h->len, 1) == -1)
+			goto nomem;
+		if (h->raw[h->len - 1] != '\n' &&
+		    sg_source_add_mem(src, "\r\n", 2, 0) == -1)
+			goto nomem;
+	}
+	if (!has_type &&
+	    sg_source_add_mem(src, dflt, sizeof(dflt) - 1, 0) == -1)
+		goto nomem;
+	if (sg_source_add_mem(src, "\r\n", 2, 0) == -1 ||
+	    sg_source_add_file(src, msg->fd, msg->base + (off_t)msg->body_off,
+	                       msg->size - msg->body_off, 1) == -1)
+		goto nomem;
+	return SG_OK;
+nomem:
+	return sg_fail_plain(msg->ctx, SG_ERR_NOMEM, "out of memory");
+}

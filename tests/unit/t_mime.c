@@ -1,0 +1,318 @@
+/*
+ * t_mime.c - S/MIME kind detection, multipart/signed splitting on the
+ * original bytes, the protected entity (kept byte for byte, or re-encoded
+ * to 7 bit), and the depth limit.
+ */
+#include "unit.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/sg_int.h"
+
+static struct sg_msg *msg_of(struct sg_ctx *ctx, const char *s)
+{
+	struct sg_msg *m = NULL;
+	sg_msg_open_mem(ctx, s, strlen(s), &m);
+	return m;
+}
+
+static void detects_kinds(void)
+{
+	static const struct {
+		const char *ct;
+		enum sg_smime_kind kind;
+	} cases[] = {
+	    {"multipart/signed; protocol=\"application/pkcs7-signature\"; "
+	     "boundary=x",
+	     SG_KIND_SIGNED_DETACHED},
+	    {"multipart/signed; protocol=\"application/x-pkcs7-signature\"; "
+	     "boundary=x",
+	     SG_KIND_SIGNED_DETACHED},
+	    {"multipart/signed; protocol=\"application/pgp-signature\"; "
+	     "boundary=x",
+	     SG_KIND_NONE},
+	    {"application/pkcs7-mime; smime-type=signed-data",
+	     SG_KIND_SIGNED_OPAQUE},
+	    {"application/x-pkcs7-mime; smime-type=enveloped-data",
+	     SG_KIND_ENVELOPED},
+	    {"application/pkcs7-mime; smime-type=authEnveloped-data",
+	     SG_KIND_AUTH_ENVELOPED},
+	    {"text/plain", SG_KIND_NONE},
+	};
+	struct sg_ctx *ctx = NULL;
+
+	sg_ctx_new(&ctx);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		char buf[512];
+		snprintf(buf, sizeof(buf), "From: a@b\nContent-Type: %s\n\nx\n",
+		         cases[i].ct);
+		struct sg_msg *m = msg_of(ctx, buf);
+		CHECK(m != NULL);
+		if (m && sg_msg_smime_kind(m) != cases[i].kind)
+			unit_fail(__FILE__, __LINE__, cases[i].ct);
+		sg_msg_free(m);
+	}
+	sg_ctx_free(ctx);
+}
+
+static const char signed_msg[] =
+    "From: a@b\r\n"
+    "Content-Type: multipart/signed; protocol=\"application/"
+    "pkcs7-signature\";\r\n boundary=\"BB\"\r\n"
+    "\r\n"
+    "preamble\r\n"
+    "--BB\r\n"
+    "Content-Type: text/plain\r\n"
+    "\r\n"
+    "signed text\r\n"
+    "--BB  \r\n" /* transport padding is allowed */
+    "Content-Type: application/pkcs7-signature\r\n"
+    "Content-Transfer-Encoding: base64\r\n"
+    "\r\n"
+    "AAAA\r\n"
+    "--BB--\r\n";
+
+static void splits_signed_on_original_bytes(void)
+{
+	struct sg_ctx *ctx = NULL;
+	struct sg_msg *m;
+	size_t c_off = 0, c_len = 0, s_off = 0, s_len = 0;
+	int b64 = 0;
+	char buf[128] = {0};
+
+	sg_ctx_new(&ctx);
+	m = msg_of(ctx, signed_msg);
+	CHECK_EQ(sg_mime_split_signed(m, &c_off, &c_len, &s_off, &s_len, &b64),
+	         SG_OK);
+	CHECK(c_len < sizeof(buf));
+	sg_msg_pread(m, buf, c_len, c_off);
+	/* The CRLF before the delimiter belongs to the delimiter. */
+	CHECK_STR(buf, "Content-Type: text/plain\r\n\r\nsigned text");
+	memset(buf, 0, sizeof(buf));
+	sg_msg_pread(m, buf, s_len, s_off);
+	CHECK_STR(buf, "AAAA");
+	CHECK(b64);
+	sg_msg_free(m);
+	sg_ctx_free(ctx);
+}
+
+static void rejects_broken_signed(void)
+{
+	static const struct {
+		const char *name, *body;
+	} cases[] = {
+	    {"boundary never appears", "text\r\n--XX\r\n\r\nx\r\n--XX--\r\n"},
+	    {"one part only", "--BB\r\n\r\nx\r\n--BB--\r\n"},
+	    {"three parts",
+	     "--BB\r\n\r\na\r\n--BB\r\nContent-Type: application/"
+	     "pkcs7-signature\r\n\r\nb\r\n--BB\r\n\r\nc\r\n--BB--\r\n"},
+	    {"second part not a signature",
+	     "--BB\r\n\r\na\r\n--BB\r\nContent-Type: text/plain\r\n\r\n"
+	     "b\r\n--BB--\r\n"},
+	};
+	struct sg_ctx *ctx = NULL;
+
+	sg_ctx_new(&ctx);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		char buf[1024];
+		size_t a, b, c, d;
+		int e;
+		snprintf(buf, sizeof(buf),
+		         "From: a@b\r\nContent-Type: multipart/signed; "
+		         "protocol=\"application/pkcs7-signature\"; "
+		         "boundary=BB\r\n\r\n%s",
+		         cases[i].body);
+		struct sg_msg *m = msg_of(ctx, buf);
+		if (m == NULL ||
+		    sg_mime_split_signed(m, &a, &b, &c, &d, &e) != SG_ERR_MIME)
+			unit_fail(__FILE__, __LINE__, cases[i].name);
+		sg_msg_free(m);
+	}
+	sg_ctx_free(ctx);
+}
+
+/* The protected entity of S, as bytes. */
+static enum sg_status entity_of(struct sg_ctx *ctx, const char *s,
+                                struct sg_buf *out)
+{
+	struct sg_msg *m = msg_of(ctx, s);
+	struct sg_source *src = sg_source_new();
+	enum sg_status st;
+	int spool = -1;
+	char tmp[4096];
+	int n;
+
+	if (m == NULL)
+		return sg_ctx_last_status(ctx);
+	st = sg_mime_inner_entity(m, src, &spool);
+	if (st == SG_OK) {
+		BIO *b = sg_source_bio(src);
+		while ((n = BIO_read(b, tmp, sizeof(tmp))) > 0)
+			sg_buf_add(out, tmp, (size_t)n);
+		BIO_free(b);
+	}
+	if (spool != -1)
+		close(spool);
+	sg_source_free(src);
+	sg_msg_free(m);
+	return st;
+}
+
+static void entity_keeps_unchanged_bytes(void)
+{
+	struct sg_ctx *ctx = NULL;
+	struct sg_buf out;
+
+	sg_ctx_new(&ctx);
+	sg_buf_init(&out);
+	CHECK_EQ(entity_of(ctx,
+	                   "From: a@b\nBcc: secret@x\nSubject: s\n"
+	                   "Content-Type: text/plain;\n  charset=us-ascii\n"
+	                   "Content-Transfer-Encoding:  7bit\n\nline\n",
+	                   &out),
+	         SG_OK);
+	/* Content-* headers inside with their odd spacing and folding
+	 * intact; identity headers (and Bcc) not; CRLF canonical. */
+	CHECK_STR(out.data,
+	          "Content-Type: text/plain;\r\n  charset=us-ascii\r\n"
+	          "Content-Transfer-Encoding:  7bit\r\n\r\nline\r\n");
+	sg_buf_clear(&out);
+	sg_ctx_free(ctx);
+}
+
+static void entity_gets_default_type(void)
+{
+	struct sg_ctx *ctx = NULL;
+	struct sg_buf out;
+
+	sg_ctx_new(&ctx);
+	sg_buf_init(&out);
+	CHECK_EQ(entity_of(ctx, "From: a@b\n\nplain\n", &out), SG_OK);
+	CHECK_STR(out.data, "Content-Type: text/plain; charset=us-ascii\r\n"
+	                    "\r\nplain\r\n");
+	sg_buf_clear(&out);
+	sg_ctx_free(ctx);
+}
+
+static void entity_reencodes_8bit_to_7bit(void)
+{
+	static const char *const inputs[] = {
+	    /* 8bit text */
+	    "From: a@b\nContent-Type: text/plain; charset=utf-8\n"
+	    "Content-Transfer-Encoding: 8bit\n\nGr\xc3\xbc\xc3\x9f"
+	    "e\n",
+	    /* binary attachment beside a base64 one that must stay */
+	    "From: a@b\nContent-Type: multipart/mixed; boundary=q\n\n"
+	    "--q\nContent-Type: text/plain\n\nhi\n"
+	    "--q\nContent-Type: application/octet-stream\n"
+	    "Content-Transfer-Encoding: binary\n\n\x01\x02\xff\xfe\n"
+	    "--q\nContent-Type: image/png\nContent-Transfer-Encoding: "
+	    "base64\n\niVBORw0KGgo=\n--q--\n",
+	};
+	struct sg_ctx *ctx = NULL;
+
+	sg_ctx_new(&ctx);
+	for (size_t i = 0; i < sizeof(inputs) / sizeof(*inputs); i++) {
+		struct sg_buf out;
+		sg_buf_init(&out);
+		CHECK_EQ(entity_of(ctx, inputs[i], &out), SG_OK);
+		for (size_t j = 0; j < out.len; j++)
+			if ((unsigned char)out.data[j] >= 0x80 ||
+			    out.data[j] == 0) {
+				unit_fail(__FILE__, __LINE__,
+				          "8-bit byte left");
+				break;
+			}
+		/* Every LF is part of a CRLF. */
+		for (size_t j = 0; j < out.len; j++)
+			if (out.data[j] == '\n' &&
+			    (j == 0 || out.data[j - 1] != '\r')) {
+				unit_fail(__FILE__, __LINE__, "bare LF left");
+				break;
+			}
+		if (i == 1) {
+			CHECK(strstr(out.data, "iVBORw0KGgo=") != NULL);
+			CHECK(strstr(out.data, "AQL//g==") != NULL);
+		}
+		sg_buf_clear(&out);
+	}
+	sg_ctx_free(ctx);
+}
+
+static void entity_reencodes_long_lines(void)
+{
+	struct sg_ctx *ctx = NULL;
+	struct sg_buf in, out;
+
+	sg_ctx_new(&ctx);
+	sg_buf_init(&in);
+	sg_buf_init(&out);
+	sg_buf_adds(&in, "From: a@b\nContent-Type: text/plain\n\n");
+	for (int i = 0; i < 1500; i++)
+		sg_buf_add(&in, "x", 1);
+	sg_buf_adds(&in, "\n");
+	CHECK_EQ(entity_of(ctx, in.data, &out), SG_OK);
+	CHECK(strstr(out.data, "quoted-printable") != NULL);
+	size_t line = 0, longest = 0;
+	for (size_t j = 0; j < out.len; j++) {
+		line = out.data[j] == '\n' ? 0 : line + 1;
+		longest = line > longest ? line : longest;
+	}
+	CHECK(longest <= 998);
+	sg_buf_clear(&in);
+	sg_buf_clear(&out);
+	sg_ctx_free(ctx);
+}
+
+static void entity_limits_depth(void)
+{
+	struct sg_ctx *ctx = NULL;
+	struct sg_buf in, out;
+
+	sg_ctx_new(&ctx);
+	sg_buf_init(&in);
+	sg_buf_init(&out);
+	sg_buf_adds(&in, "From: a@b\nContent-Type: multipart/mixed; "
+	                 "boundary=b0\n\n");
+	for (int i = 0; i < 10000; i++)
+		sg_buf_addf(&in,
+		            "--b%d\nContent-Type: multipart/mixed; "
+		            "boundary=b%d\n\n",
+		            i, i + 1);
+	sg_buf_adds(&in, "--b10000\n\nleaf\n");
+	CHECK_EQ(entity_of(ctx, in.data, &out), SG_ERR_LIMIT);
+	CHECK(strstr(sg_ctx_error(ctx), "nesting") != NULL);
+	sg_buf_clear(&in);
+	sg_buf_clear(&out);
+	sg_ctx_free(ctx);
+}
+
+static void from_address_is_bare_and_lowercase(void)
+{
+	struct sg_ctx *ctx = NULL;
+
+	sg_ctx_new(&ctx);
+	struct sg_msg *m =
+	    msg_of(ctx, "From: \"Alice, A.\" <Alice@Example.COM>\n\nx\n");
+	char *a = m ? sg_mime_from_address(m) : NULL;
+	CHECK_STR(a, "alice@example.com");
+	free(a);
+	sg_msg_free(m);
+	sg_ctx_free(ctx);
+}
+
+static const struct unit_case cases[] = {
+    {"detects_kinds", detects_kinds},
+    {"splits_signed_on_original_bytes", splits_signed_on_original_bytes},
+    {"rejects_broken_signed", rejects_broken_signed},
+    {"entity_keeps_unchanged_bytes", entity_keeps_unchanged_bytes},
+    {"entity_gets_default_type", entity_gets_default_type},
+    {"entity_reencodes_8bit_to_7bit", entity_reencodes_8bit_to_7bit},
+    {"entity_reencodes_long_lines", entity_reencodes_long_lines},
+    {"entity_limits_depth", entity_limits_depth},
+    {"from_address_is_bare_and_lowercase", from_address_is_bare_and_lowercase},
+    {NULL, NULL},
+};
+const struct unit_suite suite_mime = {"mime", cases};
