@@ -37,13 +37,15 @@ struct demo {
 	char dir[4096];
 };
 
-static const char *path(struct demo *d, const char *name, char *buf, size_t len)
+static const char *
+path(struct demo *d, const char *name, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s/%s", d->dir, name);
 	return buf;
 }
 
-static int write_sample(struct demo *d)
+static int
+write_sample(struct demo *d)
 {
 	char p[4200];
 	int fd = open(path(d, "message.eml", p, sizeof(p)),
@@ -68,8 +70,9 @@ struct step_args {
 	const struct sg_certs *trust;
 };
 
-static int run_step(struct demo *d, enum step s, const char *in,
-                    const char *out, const struct step_args *a)
+static int
+run_step(struct demo *d, enum step s, const char *in, const char *out,
+         const struct step_args *a)
 {
 	static const char *names[] = {"sign", "encrypt", "decrypt", "verify"};
 	char pin[4200], pout[4200];
@@ -131,8 +134,9 @@ out:
 	return st == SG_OK ? 0 : -1;
 }
 
-static int make_pki(struct demo *d, struct sg_key **ca, struct sg_key **alice,
-                    struct sg_key **bob)
+static int
+make_pki(struct demo *d, struct sg_key **ca, struct sg_key **alice,
+         struct sg_key **bob)
 {
 	static const char *const alice_mail[] = {"alice@example.com", NULL};
 	static const char *const bob_mail[] = {"bob@example.org", NULL};
@@ -175,7 +179,8 @@ fail:
 	return -1;
 }
 
-int cmd_demo(int argc, char **argv)
+int
+cmd_demo(int argc, char **argv)
 {
 	struct demo d = {0};
 	struct sg_key *ca = NULL, *alice = NULL, *bob = NULL;

@@ -30,7 +30,8 @@ static const struct command {
      "create throw-away certificates and show every operation"},
 };
 
-static void usage(FILE *f)
+static void
+usage(FILE *f)
 {
 	fprintf(f, "usage: smimegate COMMAND [OPTIONS]\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(*commands); i++)
@@ -38,14 +39,16 @@ static void usage(FILE *f)
 	fprintf(f, "\nsmimegate COMMAND --help shows a command's options.\n");
 }
 
-int cli_fail(struct sg_ctx *ctx, const char *cmd, enum sg_status st)
+int
+cli_fail(struct sg_ctx *ctx, const char *cmd, enum sg_status st)
 {
 	fprintf(stderr, "smimegate: %s: %s: %s\n", cmd, sg_status_name(st),
 	        ctx ? sg_ctx_error(ctx) : sg_status_text(st));
 	return sg_status_exit_code(st);
 }
 
-int cli_usage(const char *cmd, const char *fmt, ...)
+int
+cli_usage(const char *cmd, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -57,7 +60,8 @@ int cli_usage(const char *cmd, const char *fmt, ...)
 	return sg_status_exit_code(SG_ERR_USAGE);
 }
 
-int cli_out_open(struct cli_out *o, const char *path)
+int
+cli_out_open(struct cli_out *o, const char *path)
 {
 	const char *dir = getenv("TMPDIR");
 
@@ -81,7 +85,8 @@ int cli_out_open(struct cli_out *o, const char *path)
 	return 0;
 }
 
-static int copy_to_stdout(int fd)
+static int
+copy_to_stdout(int fd)
 {
 	char buf[65536];
 	ssize_t n, w;
@@ -96,7 +101,8 @@ static int copy_to_stdout(int fd)
 	return n < 0 ? -1 : 0;
 }
 
-int cli_out_close(struct cli_out *o, int ok)
+int
+cli_out_close(struct cli_out *o, int ok)
 {
 	int rc = 0;
 
@@ -116,7 +122,8 @@ int cli_out_close(struct cli_out *o, int ok)
 	return rc;
 }
 
-char *cli_read_pass(const char *path)
+char *
+cli_read_pass(const char *path)
 {
 	char *line = NULL;
 	size_t cap = 0;
@@ -136,10 +143,13 @@ char *cli_read_pass(const char *path)
 	return line;
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	if (argc < 2) {
-		usage(stderr);
+		fprintf(stderr, "smimegate: usage: smimegate COMMAND [OPTIONS] "
+		                "(sign, encrypt, verify, decrypt, demo; "
+		                "smimegate --help)\n");
 		return sg_status_exit_code(SG_ERR_USAGE);
 	}
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
@@ -155,7 +165,9 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(*commands); i++)
 		if (strcmp(argv[1], commands[i].name) == 0)
 			return commands[i].fn(argc - 1, argv + 1);
-	fprintf(stderr, "smimegate: unknown command \"%s\"\n", argv[1]);
-	usage(stderr);
+	fprintf(stderr,
+	        "smimegate: usage: unknown command \"%s\" (sign, encrypt, "
+	        "verify, decrypt, demo; smimegate --help)\n",
+	        argv[1]);
 	return sg_status_exit_code(SG_ERR_USAGE);
 }

@@ -90,7 +90,8 @@ static const char *const usages[] = {
 };
 
 /* Which options each command takes (a string of OPT_ offsets). */
-static int allowed(const char *cmd, int opt)
+static int
+allowed(const char *cmd, int opt)
 {
 	static const int sign[] = {OPT_SIGNER, OPT_KEY,    OPT_CERTFILE,
 	                           OPT_OPAQUE, OPT_DIGEST, OPT_PASS_FILE,
@@ -112,7 +113,8 @@ static int allowed(const char *cmd, int opt)
 	return 0;
 }
 
-static const char *usage_of(const char *cmd)
+static const char *
+usage_of(const char *cmd)
 {
 	for (size_t i = 0; i < sizeof(usages) / sizeof(*usages); i++)
 		if (strncmp(usages[i], cmd, strlen(cmd)) == 0)
@@ -121,7 +123,8 @@ static const char *usage_of(const char *cmd)
 }
 
 /* Parses the options of CMD; returns -1 to go on, else an exit code. */
-static int parse(const char *cmd, int argc, char **argv, struct opts *o)
+static int
+parse(const char *cmd, int argc, char **argv, struct opts *o)
 {
 	int c;
 
@@ -211,7 +214,8 @@ struct job {
 	char *pass;
 };
 
-static int job_start(struct job *j, const char *cmd, const struct opts *o)
+static int
+job_start(struct job *j, const char *cmd, const struct opts *o)
 {
 	memset(j, 0, sizeof(*j));
 	j->cmd = cmd;
@@ -229,7 +233,8 @@ static int job_start(struct job *j, const char *cmd, const struct opts *o)
 
 /* Opens the input message (after the keys, so that a bad key is reported
  * before stdin is read). */
-static int job_input(struct job *j, const struct opts *o)
+static int
+job_input(struct job *j, const struct opts *o)
 {
 	enum sg_status st;
 
@@ -253,7 +258,8 @@ static int job_input(struct job *j, const struct opts *o)
 }
 
 /* Finishes: commits the output when ST is SG_OK; returns the exit code. */
-static int job_end(struct job *j, enum sg_status st, int rc)
+static int
+job_end(struct job *j, enum sg_status st, int rc)
 {
 	if (j->out_open &&
 	    cli_out_close(&j->out, st == SG_OK && rc == 0) == -1 &&
@@ -277,8 +283,9 @@ static int job_end(struct job *j, enum sg_status st, int rc)
 
 /* Loads certificate files; END_ENTITIES skips CA certificates (the chain
  * in a recipient's file). */
-static int load_certs(struct job *j, const char *const *paths, int n,
-                      int end_entities, struct sg_certs **out)
+static int
+load_certs(struct job *j, const char *const *paths, int n, int end_entities,
+           struct sg_certs **out)
 {
 	enum sg_status st;
 
@@ -294,7 +301,8 @@ static int load_certs(struct job *j, const char *const *paths, int n,
 	return -1;
 }
 
-int cmd_sign(int argc, char **argv)
+int
+cmd_sign(int argc, char **argv)
 {
 	struct opts o;
 	struct job j;
@@ -345,7 +353,8 @@ out:
 	return job_end(&j, st, rc);
 }
 
-int cmd_encrypt(int argc, char **argv)
+int
+cmd_encrypt(int argc, char **argv)
 {
 	static const struct {
 		const char *name;
@@ -396,7 +405,8 @@ out:
 }
 
 /* "2024-01-01T00:00:00Z" or "2024-01-01" (UTC). */
-static int parse_time(const char *s, time_t *out)
+static int
+parse_time(const char *s, time_t *out)
 {
 	struct tm tm;
 	const char *end;
@@ -415,7 +425,8 @@ static int parse_time(const char *s, time_t *out)
 	return *out == (time_t)-1 ? -1 : 0;
 }
 
-static void json_str(FILE *f, const char *s)
+static void
+json_str(FILE *f, const char *s)
 {
 	if (s == NULL) {
 		fputs("null", f);
@@ -434,7 +445,8 @@ static void json_str(FILE *f, const char *s)
 	fputc('"', f);
 }
 
-static void print_json(FILE *f, const struct sg_verify_result *r)
+static void
+print_json(FILE *f, const struct sg_verify_result *r)
 {
 	char when[32];
 	struct tm tm;
@@ -480,7 +492,8 @@ static void print_json(FILE *f, const struct sg_verify_result *r)
 	fprintf(f, "}\n");
 }
 
-int cmd_verify(int argc, char **argv)
+int
+cmd_verify(int argc, char **argv)
 {
 	struct opts o;
 	struct job j;
@@ -522,7 +535,8 @@ out:
 	return job_end(&j, st, rc);
 }
 
-int cmd_decrypt(int argc, char **argv)
+int
+cmd_decrypt(int argc, char **argv)
 {
 	struct opts o;
 	struct job j;

@@ -7,19 +7,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-void sg_buf_init(struct sg_buf *b)
+void
+sg_buf_init(struct sg_buf *b)
 {
 	b->data = NULL;
 	b->len = b->cap = 0;
 }
 
-void sg_buf_clear(struct sg_buf *b)
+void
+sg_buf_clear(struct sg_buf *b)
 {
 	free(b->data);
 	sg_buf_init(b);
 }
 
-static int reserve(struct sg_buf *b, size_t extra)
+static int
+reserve(struct sg_buf *b, size_t extra)
 {
 	size_t cap;
 	char *p;
@@ -38,7 +41,8 @@ static int reserve(struct sg_buf *b, size_t extra)
 	return 0;
 }
 
-int sg_buf_add(struct sg_buf *b, const void *p, size_t n)
+int
+sg_buf_add(struct sg_buf *b, const void *p, size_t n)
 {
 	if (reserve(b, n) == -1)
 		return -1;
@@ -49,12 +53,14 @@ int sg_buf_add(struct sg_buf *b, const void *p, size_t n)
 	return 0;
 }
 
-int sg_buf_adds(struct sg_buf *b, const char *s)
+int
+sg_buf_adds(struct sg_buf *b, const char *s)
 {
 	return sg_buf_add(b, s, strlen(s));
 }
 
-int sg_buf_addf(struct sg_buf *b, const char *fmt, ...)
+int
+sg_buf_addf(struct sg_buf *b, const char *fmt, ...)
 {
 	va_list ap;
 	int n;

@@ -16,7 +16,8 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
-static EVP_PKEY *new_key(enum sg_keytype t)
+static EVP_PKEY *
+new_key(enum sg_keytype t)
 {
 	switch (t) {
 	case SG_KEY_RSA2048:
@@ -33,14 +34,16 @@ static EVP_PKEY *new_key(enum sg_keytype t)
 	return NULL;
 }
 
-static int add_name(X509_NAME *n, const char *field, const char *v)
+static int
+add_name(X509_NAME *n, const char *field, const char *v)
 {
 	return v == NULL ||
 	       X509_NAME_add_entry_by_txt(n, field, MBSTRING_UTF8,
 	                                  (const unsigned char *)v, -1, -1, 0);
 }
 
-static int add_ext(X509 *x, X509 *issuer, int nid, const char *value)
+static int
+add_ext(X509 *x, X509 *issuer, int nid, const char *value)
 {
 	X509V3_CTX v3;
 	X509_EXTENSION *ext;
@@ -54,7 +57,8 @@ static int add_ext(X509 *x, X509 *issuer, int nid, const char *value)
 	return ok;
 }
 
-static int add_san(X509 *x, const struct sg_cert_req *req)
+static int
+add_san(X509 *x, const struct sg_cert_req *req)
 {
 	struct sg_buf b;
 	int ok = 1;
@@ -70,8 +74,9 @@ static int add_san(X509 *x, const struct sg_cert_req *req)
 	return ok;
 }
 
-enum sg_status sg_cert_create(struct sg_ctx *ctx, const struct sg_cert_req *req,
-                              const struct sg_key *issuer, struct sg_key **out)
+enum sg_status
+sg_cert_create(struct sg_ctx *ctx, const struct sg_cert_req *req,
+               const struct sg_key *issuer, struct sg_key **out)
 {
 	struct sg_key *k;
 	X509 *x = NULL;
@@ -157,8 +162,8 @@ fail:
 	return sg_fail(ctx, SG_ERR_INTERNAL, "cannot create the certificate");
 }
 
-static enum sg_status write_file(struct sg_ctx *ctx, const char *path,
-                                 mode_t mode, BIO *mem)
+static enum sg_status
+write_file(struct sg_ctx *ctx, const char *path, mode_t mode, BIO *mem)
 {
 	BUF_MEM *bm;
 	FILE *f;
@@ -187,9 +192,9 @@ static enum sg_status write_file(struct sg_ctx *ctx, const char *path,
 	return SG_OK;
 }
 
-enum sg_status sg_key_save_pem(struct sg_ctx *ctx, const struct sg_key *key,
-                               const char *cert_path, const char *key_path,
-                               const char *pass)
+enum sg_status
+sg_key_save_pem(struct sg_ctx *ctx, const struct sg_key *key,
+                const char *cert_path, const char *key_path, const char *pass)
 {
 	BIO *c = BIO_new(BIO_s_mem()), *k = BIO_new(BIO_s_secmem());
 	enum sg_status st;

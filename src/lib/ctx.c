@@ -23,7 +23,8 @@ static const struct sg_limits default_limits = {
     .max_recipients = 1000,
 };
 
-enum sg_status sg_ctx_new(struct sg_ctx **out)
+enum sg_status
+sg_ctx_new(struct sg_ctx **out)
 {
 	struct sg_ctx *ctx;
 
@@ -34,7 +35,8 @@ enum sg_status sg_ctx_new(struct sg_ctx **out)
 	return SG_OK;
 }
 
-void sg_ctx_free(struct sg_ctx *ctx)
+void
+sg_ctx_free(struct sg_ctx *ctx)
 {
 	if (ctx == NULL)
 		return;
@@ -42,27 +44,32 @@ void sg_ctx_free(struct sg_ctx *ctx)
 	free(ctx);
 }
 
-void sg_ctx_get_limits(const struct sg_ctx *ctx, struct sg_limits *out)
+void
+sg_ctx_get_limits(const struct sg_ctx *ctx, struct sg_limits *out)
 {
 	*out = ctx->limits;
 }
 
-void sg_ctx_set_limits(struct sg_ctx *ctx, const struct sg_limits *lim)
+void
+sg_ctx_set_limits(struct sg_ctx *ctx, const struct sg_limits *lim)
 {
 	ctx->limits = *lim;
 }
 
-void sg_ctx_set_time(struct sg_ctx *ctx, time_t now)
+void
+sg_ctx_set_time(struct sg_ctx *ctx, time_t now)
 {
 	ctx->now = now;
 }
 
-time_t sg_ctx_now(const struct sg_ctx *ctx)
+time_t
+sg_ctx_now(const struct sg_ctx *ctx)
 {
 	return ctx->now != 0 ? ctx->now : time(NULL);
 }
 
-enum sg_status sg_ctx_set_tmpdir(struct sg_ctx *ctx, const char *dir)
+enum sg_status
+sg_ctx_set_tmpdir(struct sg_ctx *ctx, const char *dir)
 {
 	char *copy;
 
@@ -73,25 +80,29 @@ enum sg_status sg_ctx_set_tmpdir(struct sg_ctx *ctx, const char *dir)
 	return SG_OK;
 }
 
-const char *sg_ctx_error(const struct sg_ctx *ctx)
+const char *
+sg_ctx_error(const struct sg_ctx *ctx)
 {
 	return ctx->err[0] != '\0' ? ctx->err : sg_status_text(ctx->last);
 }
 
-enum sg_status sg_ctx_last_status(const struct sg_ctx *ctx)
+enum sg_status
+sg_ctx_last_status(const struct sg_ctx *ctx)
 {
 	return ctx->last;
 }
 
-void sg_reset(struct sg_ctx *ctx)
+void
+sg_reset(struct sg_ctx *ctx)
 {
 	ctx->last = SG_OK;
 	ctx->err[0] = '\0';
 	ERR_clear_error();
 }
 
-static enum sg_status vfail(struct sg_ctx *ctx, enum sg_status st, int with_ssl,
-                            const char *fmt, va_list ap)
+static enum sg_status
+vfail(struct sg_ctx *ctx, enum sg_status st, int with_ssl, const char *fmt,
+      va_list ap)
 {
 	unsigned long e;
 	size_t n;
@@ -109,8 +120,8 @@ static enum sg_status vfail(struct sg_ctx *ctx, enum sg_status st, int with_ssl,
 	return st;
 }
 
-enum sg_status sg_fail(struct sg_ctx *ctx, enum sg_status st, const char *fmt,
-                       ...)
+enum sg_status
+sg_fail(struct sg_ctx *ctx, enum sg_status st, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -120,8 +131,8 @@ enum sg_status sg_fail(struct sg_ctx *ctx, enum sg_status st, const char *fmt,
 	return st;
 }
 
-enum sg_status sg_fail_plain(struct sg_ctx *ctx, enum sg_status st,
-                             const char *fmt, ...)
+enum sg_status
+sg_fail_plain(struct sg_ctx *ctx, enum sg_status st, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -131,7 +142,8 @@ enum sg_status sg_fail_plain(struct sg_ctx *ctx, enum sg_status st,
 	return st;
 }
 
-int sg_tmpfile(struct sg_ctx *ctx)
+int
+sg_tmpfile(struct sg_ctx *ctx)
 {
 	const char *dir = ctx->tmpdir;
 

@@ -20,7 +20,8 @@
 #include <openssl/x509v3.h>
 
 /* Whether KTRI's subject key identifier names our key. */
-static int keyid_matches(CMS_RecipientInfo *ri, X509 *cert)
+static int
+keyid_matches(CMS_RecipientInfo *ri, X509 *cert)
 {
 	ASN1_OCTET_STRING *keyid = NULL;
 	unsigned char md[EVP_MAX_MD_SIZE];
@@ -38,8 +39,9 @@ static int keyid_matches(CMS_RecipientInfo *ri, X509 *cert)
 
 /* Finds our RecipientInfo and decrypts the content-encryption key with
  * it. */
-static enum sg_status open_envelope(struct sg_ctx *ctx, CMS_ContentInfo *cms,
-                                    const struct sg_key *key)
+static enum sg_status
+open_envelope(struct sg_ctx *ctx, CMS_ContentInfo *cms,
+              const struct sg_key *key)
 {
 	STACK_OF(CMS_RecipientInfo) *ris = CMS_get0_RecipientInfos(cms);
 	int n = sk_CMS_RecipientInfo_num(ris), ok;
@@ -106,7 +108,8 @@ static enum sg_status open_envelope(struct sg_ctx *ctx, CMS_ContentInfo *cms,
 	return SG_ERR_NOT_RECIPIENT;
 }
 
-static enum sg_status read_envelope(struct sg_msg *msg, CMS_ContentInfo **cms)
+static enum sg_status
+read_envelope(struct sg_msg *msg, CMS_ContentInfo **cms)
 {
 	enum sg_smime_kind kind = sg_mime_kind(msg);
 	char *cte;
@@ -141,8 +144,9 @@ static enum sg_status read_envelope(struct sg_msg *msg, CMS_ContentInfo **cms)
 	                           "enveloped nor authEnveloped data");
 }
 
-enum sg_status sg_decrypt(struct sg_ctx *ctx, struct sg_msg *msg,
-                          const struct sg_key *key, struct sg_sink *sink)
+enum sg_status
+sg_decrypt(struct sg_ctx *ctx, struct sg_msg *msg, const struct sg_key *key,
+           struct sg_sink *sink)
 {
 	CMS_ContentInfo *cms = NULL;
 	struct sg_source *src = NULL;

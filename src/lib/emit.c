@@ -26,7 +26,8 @@ struct writer {
 	char buf[OUT_CHUNK + 2];
 };
 
-static int drain(struct writer *w)
+static int
+drain(struct writer *w)
 {
 	if (w->len > 0 && !w->failed &&
 	    w->sink->write(w->sink->arg, w->buf, w->len) == -1)
@@ -35,7 +36,8 @@ static int drain(struct writer *w)
 	return w->failed ? -1 : 0;
 }
 
-static int sink_write(BIO *b, const char *in, int inl)
+static int
+sink_write(BIO *b, const char *in, int inl)
 {
 	struct writer *w = BIO_get_data(b);
 
@@ -64,7 +66,8 @@ static int sink_write(BIO *b, const char *in, int inl)
 	return w->failed ? -1 : inl;
 }
 
-static long sink_ctrl(BIO *b, int cmd, long num, void *ptr)
+static long
+sink_ctrl(BIO *b, int cmd, long num, void *ptr)
 {
 	struct writer *w = BIO_get_data(b);
 
@@ -83,12 +86,14 @@ static long sink_ctrl(BIO *b, int cmd, long num, void *ptr)
 	}
 }
 
-static int sink_puts(BIO *b, const char *s)
+static int
+sink_puts(BIO *b, const char *s)
 {
 	return sink_write(b, s, (int)strlen(s));
 }
 
-static int sink_destroy(BIO *b)
+static int
+sink_destroy(BIO *b)
 {
 	free(BIO_get_data(b));
 	BIO_set_data(b, NULL);
@@ -98,7 +103,8 @@ static int sink_destroy(BIO *b)
 static BIO_METHOD *sink_method;
 static pthread_once_t sink_once = PTHREAD_ONCE_INIT;
 
-static void sink_method_init(void)
+static void
+sink_method_init(void)
 {
 	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
 	                             "smimegate sink");
@@ -111,7 +117,8 @@ static void sink_method_init(void)
 	sink_method = m;
 }
 
-BIO *sg_sink_bio(struct sg_sink *sink, int lf)
+BIO *
+sg_sink_bio(struct sg_sink *sink, int lf)
 {
 	struct writer *w;
 	BIO *b;
@@ -130,7 +137,8 @@ BIO *sg_sink_bio(struct sg_sink *sink, int lf)
 	return b;
 }
 
-static int fd_write(void *arg, const void *buf, size_t len)
+static int
+fd_write(void *arg, const void *buf, size_t len)
 {
 	int fd = *(int *)arg;
 	const char *p = buf;
@@ -148,13 +156,15 @@ static int fd_write(void *arg, const void *buf, size_t len)
 	return 0;
 }
 
-void sg_sink_fd(struct sg_sink *sink, int *fd)
+void
+sg_sink_fd(struct sg_sink *sink, int *fd)
 {
 	sink->write = fd_write;
 	sink->arg = fd;
 }
 
-int sg_emit_outer_headers(const struct sg_msg *msg, BIO *out)
+int
+sg_emit_outer_headers(const struct sg_msg *msg, BIO *out)
 {
 	for (size_t i = 0; i < msg->nhdrs; i++) {
 		const struct sg_hdr *h = &msg->hdrs[i];
@@ -171,7 +181,8 @@ int sg_emit_outer_headers(const struct sg_msg *msg, BIO *out)
 	return BIO_puts(out, "MIME-Version: 1.0\r\n") > 0 ? 0 : -1;
 }
 
-int sg_bio_copy(BIO *rd, BIO *wr)
+int
+sg_bio_copy(BIO *rd, BIO *wr)
 {
 	char buf[16384];
 	int n;
@@ -182,8 +193,8 @@ int sg_bio_copy(BIO *rd, BIO *wr)
 	return n < 0 ? -1 : 0;
 }
 
-int sg_emit_cms_base64(BIO *out, CMS_ContentInfo *cms, BIO *stream_in,
-                       int flags)
+int
+sg_emit_cms_base64(BIO *out, CMS_ContentInfo *cms, BIO *stream_in, int flags)
 {
 	BIO *b64;
 	int ok;

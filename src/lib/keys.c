@@ -6,15 +6,18 @@
 #include "lib/sg_int.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/pkcs12.h>
+#include <openssl/provider.h>
 #include <openssl/x509v3.h>
 
-enum sg_status sg_certs_new(struct sg_certs **out)
+enum sg_status
+sg_certs_new(struct sg_certs **out)
 {
 	struct sg_certs *c;
 
@@ -28,7 +31,8 @@ enum sg_status sg_certs_new(struct sg_certs **out)
 	return SG_OK;
 }
 
-void sg_certs_free(struct sg_certs *certs)
+void
+sg_certs_free(struct sg_certs *certs)
 {
 	if (certs == NULL)
 		return;
@@ -36,15 +40,16 @@ void sg_certs_free(struct sg_certs *certs)
 	free(certs);
 }
 
-size_t sg_certs_count(const struct sg_certs *certs)
+size_t
+sg_certs_count(const struct sg_certs *certs)
 {
 	return certs == NULL ? 0 : (size_t)sk_X509_num(certs->sk);
 }
 
 /* Appends every certificate found in BIO to SK: PEM blocks, else one DER
  * certificate, else a DER PKCS#7 certs-only bundle. */
-static int read_certs(BIO *bio, const unsigned char *mem, size_t len,
-                      STACK_OF(X509) * sk)
+static int
+read_certs(BIO *bio, const unsigned char *mem, size_t len, STACK_OF(X509) * sk)
 {
 	X509 *x;
 	int n = 0;
@@ -87,8 +92,9 @@ static int read_certs(BIO *bio, const unsigned char *mem, size_t len,
 	return n;
 }
 
-enum sg_status sg_certs_load_mem(struct sg_ctx *ctx, struct sg_certs *certs,
-                                 const void *data, size_t len)
+enum sg_status
+sg_certs_load_mem(struct sg_ctx *ctx, struct sg_certs *certs, const void *data,
+                  size_t len)
 {
 	BIO *bio;
 	int n;
@@ -111,7 +117,8 @@ enum sg_status sg_certs_load_mem(struct sg_ctx *ctx, struct sg_certs *certs,
 }
 
 /* Reads a whole (small) file; NULL with the reason on CTX. */
-static unsigned char *slurp(struct sg_ctx *ctx, const char *path, size_t *len)
+static unsigned char *
+slurp(struct sg_ctx *ctx, const char *path, size_t *len)
 {
 	BIO *in, *mem;
 	BUF_MEM *bm;
@@ -145,8 +152,8 @@ out:
 	return p;
 }
 
-enum sg_status sg_certs_load_file(struct sg_ctx *ctx, struct sg_certs *certs,
-                                  const char *path)
+enum sg_status
+sg_certs_load_file(struct sg_ctx *ctx, struct sg_certs *certs, const char *path)
 {
 	unsigned char *data;
 	size_t len;
@@ -164,9 +171,9 @@ enum sg_status sg_certs_load_file(struct sg_ctx *ctx, struct sg_certs *certs,
 	return st;
 }
 
-enum sg_status sg_certs_load_end_entities(struct sg_ctx *ctx,
-                                          struct sg_certs *certs,
-                                          const char *path)
+enum sg_status
+sg_certs_load_end_entities(struct sg_ctx *ctx, struct sg_certs *certs,
+                           const char *path)
 {
 	struct sg_certs *all;
 	enum sg_status st;
@@ -200,7 +207,8 @@ enum sg_status sg_certs_load_end_entities(struct sg_ctx *ctx,
 	return SG_OK;
 }
 
-static enum sg_status key_new(struct sg_ctx *ctx, struct sg_key **out)
+static enum sg_status
+key_new(struct sg_ctx *ctx, struct sg_key **out)
 {
 	struct sg_key *k;
 
@@ -213,7 +221,8 @@ static enum sg_status key_new(struct sg_ctx *ctx, struct sg_key **out)
 	return SG_OK;
 }
 
-void sg_key_free(struct sg_key *key)
+void
+sg_key_free(struct sg_key *key)
 {
 	if (key == NULL)
 		return;
@@ -223,13 +232,14 @@ void sg_key_free(struct sg_key *key)
 	free(key);
 }
 
-const struct sg_certs *sg_key_get0_chain(const struct sg_key *key)
+const struct sg_certs *
+sg_key_get0_chain(const struct sg_key *key)
 {
 	return &key->chain;
 }
 
-static enum sg_status key_finish(struct sg_ctx *ctx, struct sg_key *k,
-                                 struct sg_key **out)
+static enum sg_status
+key_finish(struct sg_ctx *ctx, struct sg_key *k, struct sg_key **out)
 {
 	if (X509_check_private_key(k->cert, k->pkey) != 1) {
 		sg_key_free(k);
@@ -241,9 +251,9 @@ static enum sg_status key_finish(struct sg_ctx *ctx, struct sg_key *k,
 	return SG_OK;
 }
 
-enum sg_status sg_key_load_files(struct sg_ctx *ctx, const char *cert_path,
-                                 const char *key_path, const char *pass,
-                                 struct sg_key **out)
+enum sg_status
+sg_key_load_files(struct sg_ctx *ctx, const char *cert_path,
+                  const char *key_path, const char *pass, struct sg_key **out)
 {
 	struct sg_certs *certs = NULL;
 	struct sg_key *k = NULL;
@@ -297,8 +307,51 @@ fail:
 	return st;
 }
 
-enum sg_status sg_key_load_p12(struct sg_ctx *ctx, const char *path,
-                               const char *pass, struct sg_key **out)
+/* OpenSSL 3 keeps RC2 and 3DES-with-SHA-1 PBEs, which legacy PKCS#12 files
+ * (gpgsm, older Windows) use, in its "legacy" provider.  It is loaded into
+ * the default library context once, the first time such a file is met. */
+static pthread_once_t legacy_once = PTHREAD_ONCE_INIT;
+static OSSL_PROVIDER *legacy_prov, *default_prov;
+
+/* Registered after OpenSSL's own exit handler, so it runs first. */
+static void
+legacy_unload(void)
+{
+	if (legacy_prov != NULL)
+		OSSL_PROVIDER_unload(legacy_prov);
+	if (default_prov != NULL)
+		OSSL_PROVIDER_unload(default_prov);
+	legacy_prov = default_prov = NULL;
+}
+
+static void
+legacy_load(void)
+{
+	/* Loading any provider explicitly stops the implicit default one,
+	 * so load both. */
+	default_prov = OSSL_PROVIDER_load(NULL, "default");
+	legacy_prov = OSSL_PROVIDER_load(NULL, "legacy");
+	atexit(legacy_unload);
+}
+
+static int
+p12_parse(PKCS12 *p12, const char *pass, struct sg_key *k, STACK_OF(X509) * *ca)
+{
+	if (PKCS12_parse(p12, pass ? pass : "", &k->pkey, &k->cert, ca))
+		return 1;
+	if (ERR_GET_REASON(ERR_peek_last_error()) != ERR_R_UNSUPPORTED &&
+	    ERR_GET_REASON(ERR_peek_error()) != ERR_R_UNSUPPORTED)
+		return 0;
+	pthread_once(&legacy_once, legacy_load);
+	if (legacy_prov == NULL || default_prov == NULL)
+		return 0;
+	ERR_clear_error();
+	return PKCS12_parse(p12, pass ? pass : "", &k->pkey, &k->cert, ca);
+}
+
+enum sg_status
+sg_key_load_p12(struct sg_ctx *ctx, const char *path, const char *pass,
+                struct sg_key **out)
 {
 	unsigned char *data;
 	const unsigned char *p;
@@ -321,7 +374,7 @@ enum sg_status sg_key_load_p12(struct sg_ctx *ctx, const char *path,
 		PKCS12_free(p12);
 		return st;
 	}
-	if (!PKCS12_parse(p12, pass ? pass : "", &k->pkey, &k->cert, &ca)) {
+	if (!p12_parse(p12, pass, k, &ca)) {
 		PKCS12_free(p12);
 		sg_key_free(k);
 		return sg_fail(ctx, SG_ERR_BADKEY,
@@ -343,7 +396,8 @@ enum sg_status sg_key_load_p12(struct sg_ctx *ctx, const char *path,
 	return key_finish(ctx, k, out);
 }
 
-char *sg_name_oneline(const X509_NAME *name)
+char *
+sg_name_oneline(const X509_NAME *name)
 {
 	BIO *mem = BIO_new(BIO_s_mem());
 	BUF_MEM *bm;
@@ -360,7 +414,8 @@ char *sg_name_oneline(const X509_NAME *name)
 	return s;
 }
 
-void sg_strv_free(char **v)
+void
+sg_strv_free(char **v)
 {
 	if (v == NULL)
 		return;
@@ -369,7 +424,8 @@ void sg_strv_free(char **v)
 	free(v);
 }
 
-static int strv_add(char ***v, size_t *n, const char *s, size_t len)
+static int
+strv_add(char ***v, size_t *n, const char *s, size_t len)
 {
 	char **nv, *copy;
 
@@ -390,7 +446,8 @@ static int strv_add(char ***v, size_t *n, const char *s, size_t len)
 	return 0;
 }
 
-char **sg_cert_emails(X509 *cert)
+char **
+sg_cert_emails(X509 *cert)
 {
 	GENERAL_NAMES *gens;
 	char **v = calloc(1, sizeof(*v));
@@ -426,8 +483,8 @@ char **sg_cert_emails(X509 *cert)
 	return v;
 }
 
-enum sg_status sg_cert_check(struct sg_ctx *ctx, X509 *cert,
-                             enum sg_cert_purpose purpose)
+enum sg_status
+sg_cert_check(struct sg_ctx *ctx, X509 *cert, enum sg_cert_purpose purpose)
 {
 	time_t now = sg_ctx_now(ctx);
 	uint32_t ku, xku;

@@ -26,13 +26,15 @@
 
 static pthread_once_t gmime_once = PTHREAD_ONCE_INIT;
 
-static void gmime_init_once(void)
+static void
+gmime_init_once(void)
 {
 	g_mime_init();
 }
 
 /* Parses the top-level Content-Type (NULL when absent or unparsable). */
-static GMimeContentType *top_content_type(const struct sg_msg *msg)
+static GMimeContentType *
+top_content_type(const struct sg_msg *msg)
 {
 	GMimeContentType *ct;
 	char *v;
@@ -45,12 +47,14 @@ static GMimeContentType *top_content_type(const struct sg_msg *msg)
 	return ct;
 }
 
-static int is_type(GMimeContentType *ct, const char *type, const char *sub)
+static int
+is_type(GMimeContentType *ct, const char *type, const char *sub)
 {
 	return g_mime_content_type_is_type(ct, type, sub);
 }
 
-enum sg_smime_kind sg_mime_kind(const struct sg_msg *msg)
+enum sg_smime_kind
+sg_mime_kind(const struct sg_msg *msg)
 {
 	GMimeContentType *ct = top_content_type(msg);
 	enum sg_smime_kind kind = SG_KIND_NONE;
@@ -80,7 +84,8 @@ enum sg_smime_kind sg_mime_kind(const struct sg_msg *msg)
 	return kind;
 }
 
-char *sg_mime_from_address(const struct sg_msg *msg)
+char *
+sg_mime_from_address(const struct sg_msg *msg)
 {
 	InternetAddressList *list;
 	InternetAddress *ia;
@@ -107,7 +112,8 @@ char *sg_mime_from_address(const struct sg_msg *msg)
 	return addr;
 }
 
-void sg_mime_boundary(char *buf, size_t len)
+void
+sg_mime_boundary(char *buf, size_t len)
 {
 	unsigned char rnd[12];
 	static const char hex[] = "0123456789abcdef";
@@ -135,8 +141,9 @@ struct scan {
 /* The next line of the range: its start, total length (terminator
  * included) and up to LINE_PREFIX leading bytes.  0 at the end, -1 on a
  * read error. */
-static int next_line(struct scan *s, size_t *start, size_t *len, char *prefix,
-                     size_t *plen)
+static int
+next_line(struct scan *s, size_t *start, size_t *len, char *prefix,
+          size_t *plen)
 {
 	size_t copied = 0;
 
@@ -171,8 +178,8 @@ static int next_line(struct scan *s, size_t *start, size_t *len, char *prefix,
 }
 
 /* 0: not a delimiter; 1: a delimiter; 2: the close delimiter. */
-static int delimiter(const char *line, size_t plen, size_t len, const char *b,
-                     size_t blen)
+static int
+delimiter(const char *line, size_t plen, size_t len, const char *b, size_t blen)
 {
 	size_t i;
 	int close = 0;
@@ -193,7 +200,8 @@ static int delimiter(const char *line, size_t plen, size_t len, const char *b,
 }
 
 /* Length of the line end just before offset END of the message. */
-static size_t eol_before(const struct sg_msg *msg, size_t end, size_t floor)
+static size_t
+eol_before(const struct sg_msg *msg, size_t end, size_t floor)
 {
 	char two[2];
 
@@ -208,8 +216,9 @@ static size_t eol_before(const struct sg_msg *msg, size_t end, size_t floor)
 
 /* Parses the header block of the signature part at [off, end): checks its
  * type and finds its body and transfer encoding. */
-static enum sg_status signature_part(struct sg_msg *msg, size_t off, size_t end,
-                                     size_t *s_off, size_t *s_len, int *s_b64)
+static enum sg_status
+signature_part(struct sg_msg *msg, size_t off, size_t end, size_t *s_off,
+               size_t *s_len, int *s_b64)
 {
 	struct sg_ctx *ctx = msg->ctx;
 	struct scan *s;
@@ -255,9 +264,9 @@ static enum sg_status signature_part(struct sg_msg *msg, size_t off, size_t end,
 	return st;
 }
 
-enum sg_status sg_mime_split_signed(struct sg_msg *msg, size_t *c_off,
-                                    size_t *c_len, size_t *s_off, size_t *s_len,
-                                    int *s_b64)
+enum sg_status
+sg_mime_split_signed(struct sg_msg *msg, size_t *c_off, size_t *c_len,
+                     size_t *s_off, size_t *s_len, int *s_b64)
 {
 	struct sg_ctx *ctx = msg->ctx;
 	GMimeContentType *ct = top_content_type(msg);
@@ -338,8 +347,9 @@ out:
 	return st;
 }
 
-enum sg_status sg_mime_read_cms(struct sg_msg *msg, size_t off, size_t len,
-                                int b64, CMS_ContentInfo **out)
+enum sg_status
+sg_mime_read_cms(struct sg_msg *msg, size_t off, size_t len, int b64,
+                 CMS_ContentInfo **out)
 {
 	struct sg_ctx *ctx = msg->ctx;
 	EVP_ENCODE_CTX *ectx = NULL;
@@ -430,7 +440,8 @@ struct walk {
 
 /* Whether the leaf's raw content has 8-bit bytes, NUL, or a line over 998
  * octets. */
-static int needs_7bit(GMimeStream *raw)
+static int
+needs_7bit(GMimeStream *raw)
 {
 	char buf[SCAN_CHUNK];
 	size_t line = 0;
@@ -452,8 +463,8 @@ static int needs_7bit(GMimeStream *raw)
 	return 0;
 }
 
-static void walk_object(struct walk *w, GMimeObject *obj, unsigned depth,
-                        int fix)
+static void
+walk_object(struct walk *w, GMimeObject *obj, unsigned depth, int fix)
 {
 	if (w->st != SG_OK)
 		return;
@@ -512,8 +523,8 @@ static void walk_object(struct walk *w, GMimeObject *obj, unsigned depth,
 }
 
 /* Serializes the re-encoded entity into a new temporary file. */
-static enum sg_status write_entity(struct sg_msg *msg, GMimeObject *part,
-                                   int *spool, size_t *len)
+static enum sg_status
+write_entity(struct sg_msg *msg, GMimeObject *part, int *spool, size_t *len)
 {
 	struct sg_ctx *ctx = msg->ctx;
 	GMimeFormatOptions *fo;
@@ -553,7 +564,8 @@ static enum sg_status write_entity(struct sg_msg *msg, GMimeObject *part,
 
 /* Parses MSG with GMime over its own file; returns the message (unref it)
  * or NULL with the reason on CTX. */
-static GMimeMessage *parse_message(struct sg_msg *msg)
+static GMimeMessage *
+parse_message(struct sg_msg *msg)
 {
 	GMimeStream *fs;
 	GMimeParser *parser;
@@ -579,8 +591,8 @@ static GMimeMessage *parse_message(struct sg_msg *msg)
 	return m;
 }
 
-enum sg_status sg_mime_inner_entity(struct sg_msg *msg, struct sg_source *src,
-                                    int *spool)
+enum sg_status
+sg_mime_inner_entity(struct sg_msg *msg, struct sg_source *src, int *spool)
 {
 	static const char dflt[] = "Content-Type: text/plain; "
 	                           "charset=us-ascii\r\n";

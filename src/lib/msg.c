@@ -18,7 +18,8 @@
 
 #define CHUNK 65536
 
-int sg_msg_pread(const struct sg_msg *msg, void *buf, size_t len, size_t off)
+int
+sg_msg_pread(const struct sg_msg *msg, void *buf, size_t len, size_t off)
 {
 	char *p = buf;
 	ssize_t n;
@@ -39,7 +40,8 @@ int sg_msg_pread(const struct sg_msg *msg, void *buf, size_t len, size_t off)
 }
 
 /* Copies everything from FD into a new spool file, up to MAX bytes. */
-static enum sg_status spool(struct sg_ctx *ctx, int fd, int *out, size_t *size)
+static enum sg_status
+spool(struct sg_ctx *ctx, int fd, int *out, size_t *size)
 {
 	char *buf;
 	size_t total = 0;
@@ -96,13 +98,14 @@ fail:
 	return ctx->last;
 }
 
-static int is_ftext(unsigned char c)
+static int
+is_ftext(unsigned char c)
 {
 	return c > 32 && c < 127 && c != ':';
 }
 
-static enum sg_status add_field(struct sg_msg *msg, size_t start, size_t end,
-                                size_t *cap)
+static enum sg_status
+add_field(struct sg_msg *msg, size_t start, size_t end, size_t *cap)
 {
 	struct sg_hdr *h;
 	const char *p = msg->hdrblock + start;
@@ -140,7 +143,8 @@ static enum sg_status add_field(struct sg_msg *msg, size_t start, size_t end,
 
 /* Reads and splits the header block: fields, their raw bytes, the body
  * offset and the line-end convention. */
-static enum sg_status parse_headers(struct sg_msg *msg)
+static enum sg_status
+parse_headers(struct sg_msg *msg)
 {
 	const struct sg_limits *lim = &msg->ctx->limits;
 	size_t want = msg->size < lim->max_header_block + 2
@@ -223,8 +227,9 @@ static enum sg_status parse_headers(struct sg_msg *msg)
 	return SG_OK;
 }
 
-static enum sg_status msg_init(struct sg_ctx *ctx, int fd, int owns, off_t base,
-                               size_t size, struct sg_msg **out)
+static enum sg_status
+msg_init(struct sg_ctx *ctx, int fd, int owns, off_t base, size_t size,
+         struct sg_msg **out)
 {
 	struct sg_msg *msg;
 	enum sg_status st;
@@ -251,7 +256,8 @@ static enum sg_status msg_init(struct sg_ctx *ctx, int fd, int owns, off_t base,
 	return SG_OK;
 }
 
-enum sg_status sg_msg_open_fd(struct sg_ctx *ctx, int fd, struct sg_msg **out)
+enum sg_status
+sg_msg_open_fd(struct sg_ctx *ctx, int fd, struct sg_msg **out)
 {
 	struct stat sb;
 	off_t cur;
@@ -277,8 +283,9 @@ enum sg_status sg_msg_open_fd(struct sg_ctx *ctx, int fd, struct sg_msg **out)
 	return msg_init(ctx, tmp, 1, 0, size, out);
 }
 
-enum sg_status sg_msg_open_mem(struct sg_ctx *ctx, const void *data, size_t len,
-                               struct sg_msg **out)
+enum sg_status
+sg_msg_open_mem(struct sg_ctx *ctx, const void *data, size_t len,
+                struct sg_msg **out)
 {
 	const char *p = data;
 	size_t done = 0;
@@ -309,7 +316,8 @@ enum sg_status sg_msg_open_mem(struct sg_ctx *ctx, const void *data, size_t len,
 	return msg_init(ctx, tmp, 1, 0, len, out);
 }
 
-void sg_msg_free(struct sg_msg *msg)
+void
+sg_msg_free(struct sg_msg *msg)
 {
 	if (msg == NULL)
 		return;
@@ -322,17 +330,20 @@ void sg_msg_free(struct sg_msg *msg)
 	free(msg);
 }
 
-int sg_msg_is_crlf(const struct sg_msg *msg)
+int
+sg_msg_is_crlf(const struct sg_msg *msg)
 {
 	return msg->crlf;
 }
 
-enum sg_smime_kind sg_msg_smime_kind(const struct sg_msg *msg)
+enum sg_smime_kind
+sg_msg_smime_kind(const struct sg_msg *msg)
 {
 	return sg_mime_kind(msg);
 }
 
-char *sg_msg_header(const struct sg_msg *msg, const char *name)
+char *
+sg_msg_header(const struct sg_msg *msg, const char *name)
 {
 	for (size_t i = 0; i < msg->nhdrs; i++) {
 		const struct sg_hdr *h = &msg->hdrs[i];
@@ -368,12 +379,14 @@ char *sg_msg_header(const struct sg_msg *msg, const char *name)
 	return NULL;
 }
 
-int sg_hdr_is_content(const char *name)
+int
+sg_hdr_is_content(const char *name)
 {
 	return strncasecmp(name, "Content-", 8) == 0;
 }
 
-int sg_hdr_is_dropped(const char *name)
+int
+sg_hdr_is_dropped(const char *name)
 {
 	/* MIME-Version is written anew; Bcc must never travel; the change
 	 * breaks any DKIM signature, so it goes. */

@@ -41,8 +41,8 @@ static const int capabilities[] = {
 
 /* Prepares the protected entity of MSG as a source.  *SPOOL must be closed
  * by the caller when it is not -1. */
-static enum sg_status entity(struct sg_msg *msg, struct sg_source **src,
-                             int *spool)
+static enum sg_status
+entity(struct sg_msg *msg, struct sg_source **src, int *spool)
 {
 	enum sg_status st;
 
@@ -55,7 +55,8 @@ static enum sg_status entity(struct sg_msg *msg, struct sg_source **src,
 	return st;
 }
 
-static int add_capabilities(CMS_SignerInfo *si)
+static int
+add_capabilities(CMS_SignerInfo *si)
 {
 	STACK_OF(X509_ALGOR) *caps = sk_X509_ALGOR_new_null();
 	int ok = caps != NULL;
@@ -68,7 +69,8 @@ static int add_capabilities(CMS_SignerInfo *si)
 	return ok;
 }
 
-static int add_signing_time(struct sg_ctx *ctx, CMS_SignerInfo *si)
+static int
+add_signing_time(struct sg_ctx *ctx, CMS_SignerInfo *si)
 {
 	/* UTCTime through 2049, GeneralizedTime after (RFC 5652 11.3). */
 	ASN1_TIME *t = ASN1_TIME_set(NULL, sg_ctx_now(ctx));
@@ -79,7 +81,8 @@ static int add_signing_time(struct sg_ctx *ctx, CMS_SignerInfo *si)
 }
 
 /* Adds the certificates of CHAIN that are not self-signed roots. */
-static int add_chain(CMS_ContentInfo *cms, const struct sg_certs *chain)
+static int
+add_chain(CMS_ContentInfo *cms, const struct sg_certs *chain)
 {
 	for (int i = 0; chain && i < sk_X509_num(chain->sk); i++) {
 		X509 *x = sk_X509_value(chain->sk, i);
@@ -91,8 +94,8 @@ static int add_chain(CMS_ContentInfo *cms, const struct sg_certs *chain)
 	return 1;
 }
 
-static int write_signed_headers(BIO *out, const char *micalg,
-                                const char *boundary)
+static int
+write_signed_headers(BIO *out, const char *micalg, const char *boundary)
 {
 	return BIO_printf(out,
 	                  "Content-Type: multipart/signed;\r\n"
@@ -107,7 +110,8 @@ static int write_signed_headers(BIO *out, const char *micalg,
 	                  micalg, boundary, boundary) > 0;
 }
 
-static int write_p7m_headers(BIO *out, const char *smime_type)
+static int
+write_p7m_headers(BIO *out, const char *smime_type)
 {
 	return BIO_printf(out,
 	                  "Content-Type: application/pkcs7-mime; "
@@ -120,8 +124,9 @@ static int write_p7m_headers(BIO *out, const char *smime_type)
 	                  smime_type) > 0;
 }
 
-enum sg_status sg_sign(struct sg_ctx *ctx, struct sg_msg *msg,
-                       const struct sg_sign_opts *opts, struct sg_sink *sink)
+enum sg_status
+sg_sign(struct sg_ctx *ctx, struct sg_msg *msg, const struct sg_sign_opts *opts,
+        struct sg_sink *sink)
 {
 	struct sg_source *src = NULL;
 	CMS_ContentInfo *cms = NULL;
@@ -219,8 +224,8 @@ fail:
 }
 
 /* Adds one recipient, with the key transport or agreement parameters. */
-static enum sg_status add_recipient(struct sg_ctx *ctx, CMS_ContentInfo *cms,
-                                    X509 *x, int oaep)
+static enum sg_status
+add_recipient(struct sg_ctx *ctx, CMS_ContentInfo *cms, X509 *x, int oaep)
 {
 	int ec = EVP_PKEY_get_base_id(X509_get0_pubkey(x)) == EVP_PKEY_EC;
 	CMS_RecipientInfo *ri;
@@ -252,9 +257,9 @@ static enum sg_status add_recipient(struct sg_ctx *ctx, CMS_ContentInfo *cms,
 	return SG_OK;
 }
 
-enum sg_status sg_encrypt(struct sg_ctx *ctx, struct sg_msg *msg,
-                          const struct sg_encrypt_opts *opts,
-                          struct sg_sink *sink)
+enum sg_status
+sg_encrypt(struct sg_ctx *ctx, struct sg_msg *msg,
+           const struct sg_encrypt_opts *opts, struct sg_sink *sink)
 {
 	struct sg_source *src = NULL;
 	CMS_ContentInfo *cms = NULL;

@@ -31,12 +31,14 @@ struct reader {
 	size_t out_pos, out_len;
 };
 
-struct sg_source *sg_source_new(void)
+struct sg_source *
+sg_source_new(void)
 {
 	return calloc(1, sizeof(struct sg_source));
 }
 
-void sg_source_free(struct sg_source *src)
+void
+sg_source_free(struct sg_source *src)
 {
 	if (src == NULL)
 		return;
@@ -44,7 +46,8 @@ void sg_source_free(struct sg_source *src)
 	free(src);
 }
 
-static int add(struct sg_source *src, const struct sg_seg *seg)
+static int
+add(struct sg_source *src, const struct sg_seg *seg)
 {
 	if (seg->len == 0)
 		return 0;
@@ -60,14 +63,16 @@ static int add(struct sg_source *src, const struct sg_seg *seg)
 	return 0;
 }
 
-int sg_source_add_mem(struct sg_source *src, const char *p, size_t n, int canon)
+int
+sg_source_add_mem(struct sg_source *src, const char *p, size_t n, int canon)
 {
 	struct sg_seg s = {.mem = p, .fd = -1, .len = n, .canon = canon};
 	return add(src, &s);
 }
 
-int sg_source_add_file(struct sg_source *src, int fd, off_t off, size_t n,
-                       int canon)
+int
+sg_source_add_file(struct sg_source *src, int fd, off_t off, size_t n,
+                   int canon)
 {
 	struct sg_seg s = {.fd = fd, .off = off, .len = n, .canon = canon};
 	return add(src, &s);
@@ -75,7 +80,8 @@ int sg_source_add_file(struct sg_source *src, int fd, off_t off, size_t n,
 
 /* Refills r->out from the segments; returns bytes available, 0 at the end,
  * -1 on a read error. */
-static int refill(struct reader *r)
+static int
+refill(struct reader *r)
 {
 	struct sg_seg *s;
 	size_t want, i;
@@ -120,7 +126,8 @@ static int refill(struct reader *r)
 	return 1;
 }
 
-static int src_read(BIO *b, char *buf, int len)
+static int
+src_read(BIO *b, char *buf, int len)
 {
 	struct reader *r = BIO_get_data(b);
 	size_t n;
@@ -140,7 +147,8 @@ static int src_read(BIO *b, char *buf, int len)
 	return (int)n;
 }
 
-static long src_ctrl(BIO *b, int cmd, long num, void *ptr)
+static long
+src_ctrl(BIO *b, int cmd, long num, void *ptr)
 {
 	struct reader *r = BIO_get_data(b);
 
@@ -158,7 +166,8 @@ static long src_ctrl(BIO *b, int cmd, long num, void *ptr)
 	}
 }
 
-static int src_destroy(BIO *b)
+static int
+src_destroy(BIO *b)
 {
 	free(BIO_get_data(b));
 	BIO_set_data(b, NULL);
@@ -168,7 +177,8 @@ static int src_destroy(BIO *b)
 static BIO_METHOD *src_method;
 static pthread_once_t src_once = PTHREAD_ONCE_INIT;
 
-static void src_method_init(void)
+static void
+src_method_init(void)
 {
 	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
 	                             "smimegate source");
@@ -180,7 +190,8 @@ static void src_method_init(void)
 	src_method = m;
 }
 
-BIO *sg_source_bio(struct sg_source *src)
+BIO *
+sg_source_bio(struct sg_source *src)
 {
 	struct reader *r;
 	BIO *b;

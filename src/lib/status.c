@@ -52,34 +52,40 @@ static const struct sg_status_row rows[SG__STATUS_COUNT] = {
 static const struct sg_status_row unknown = {"unknown", 2, 451, "4.3.0",
                                              "unknown status"};
 
-static const struct sg_status_row *row(enum sg_status st)
+static const struct sg_status_row *
+row(enum sg_status st)
 {
 	if ((unsigned)st >= SG__STATUS_COUNT || rows[st].name == NULL)
 		return &unknown;
 	return &rows[st];
 }
 
-const char *sg_status_name(enum sg_status st)
+const char *
+sg_status_name(enum sg_status st)
 {
 	return row(st)->name;
 }
 
-const char *sg_status_text(enum sg_status st)
+const char *
+sg_status_text(enum sg_status st)
 {
 	return row(st)->text;
 }
 
-int sg_status_exit_code(enum sg_status st)
+int
+sg_status_exit_code(enum sg_status st)
 {
 	return row(st)->exit_code;
 }
 
-int sg_status_smtp_code(enum sg_status st)
+int
+sg_status_smtp_code(enum sg_status st)
 {
 	return row(st)->smtp;
 }
 
-const char *sg_status_enhanced(enum sg_status st)
+const char *
+sg_status_enhanced(enum sg_status st)
 {
 	return row(st)->enhanced;
 }

@@ -15,7 +15,8 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
-void sg_verify_result_clear(struct sg_verify_result *res)
+void
+sg_verify_result_clear(struct sg_verify_result *res)
 {
 	if (res == NULL)
 		return;
@@ -31,7 +32,8 @@ void sg_verify_result_clear(struct sg_verify_result *res)
 	memset(res, 0, sizeof(*res));
 }
 
-static char *lower_sn(const ASN1_OBJECT *obj)
+static char *
+lower_sn(const ASN1_OBJECT *obj)
 {
 	int nid = OBJ_obj2nid(obj);
 	const char *sn = nid != NID_undef ? OBJ_nid2sn(nid) : "unknown";
@@ -43,10 +45,9 @@ static char *lower_sn(const ASN1_OBJECT *obj)
 }
 
 /* Reads the CMS of a signed message and sets up the content source. */
-static enum sg_status open_signed(struct sg_msg *msg,
-                                  struct sg_verify_result *res,
-                                  CMS_ContentInfo **cms, struct sg_source *src,
-                                  struct sg_source *raw)
+static enum sg_status
+open_signed(struct sg_msg *msg, struct sg_verify_result *res,
+            CMS_ContentInfo **cms, struct sg_source *src, struct sg_source *raw)
 {
 	size_t c_off, c_len, s_off, s_len;
 	int b64;
@@ -107,7 +108,8 @@ static enum sg_status open_signed(struct sg_msg *msg,
 }
 
 /* Maps an X509 verification error to our verdicts. */
-static enum sg_status chain_status(int err)
+static enum sg_status
+chain_status(int err)
 {
 	switch (err) {
 	case X509_V_ERR_CERT_HAS_EXPIRED:
@@ -121,9 +123,9 @@ static enum sg_status chain_status(int err)
 	}
 }
 
-static enum sg_status check_chain(struct sg_ctx *ctx, CMS_ContentInfo *cms,
-                                  X509 *signer, const struct sg_certs *trust,
-                                  struct sg_verify_result *res)
+static enum sg_status
+check_chain(struct sg_ctx *ctx, CMS_ContentInfo *cms, X509 *signer,
+            const struct sg_certs *trust, struct sg_verify_result *res)
 {
 	X509_STORE *store = X509_STORE_new();
 	X509_STORE_CTX *sctx = X509_STORE_CTX_new();
@@ -169,9 +171,9 @@ out:
 }
 
 /* Fills in what the first SignerInfo says about itself. */
-static void describe_signer(struct sg_ctx *ctx, CMS_ContentInfo *cms,
-                            X509 *signer, struct sg_msg *msg,
-                            struct sg_verify_result *res)
+static void
+describe_signer(struct sg_ctx *ctx, CMS_ContentInfo *cms, X509 *signer,
+                struct sg_msg *msg, struct sg_verify_result *res)
 {
 	CMS_SignerInfo *si =
 	    sk_CMS_SignerInfo_value(CMS_get0_SignerInfos(cms), 0);
@@ -238,7 +240,8 @@ static void describe_signer(struct sg_ctx *ctx, CMS_ContentInfo *cms,
 
 /* Checks digest and signatures only; 1 good, 0 bad, -1 for another
  * reason (recorded on CTX). */
-static int check_signature(struct sg_ctx *ctx, CMS_ContentInfo *cms, BIO *data)
+static int
+check_signature(struct sg_ctx *ctx, CMS_ContentInfo *cms, BIO *data)
 {
 	unsigned long e;
 	int lib, reason;
@@ -271,8 +274,9 @@ static int check_signature(struct sg_ctx *ctx, CMS_ContentInfo *cms, BIO *data)
 	return -1;
 }
 
-static enum sg_status write_content(struct sg_msg *msg, CMS_ContentInfo *cms,
-                                    struct sg_source *src, struct sg_sink *sink)
+static enum sg_status
+write_content(struct sg_msg *msg, CMS_ContentInfo *cms, struct sg_source *src,
+              struct sg_sink *sink)
 {
 	BIO *out = sg_sink_bio(sink, !msg->crlf), *in = NULL;
 	int ok;
@@ -297,9 +301,9 @@ static enum sg_status write_content(struct sg_msg *msg, CMS_ContentInfo *cms,
 	                          "cannot write the output");
 }
 
-enum sg_status sg_verify(struct sg_ctx *ctx, struct sg_msg *msg,
-                         const struct sg_certs *trust,
-                         struct sg_verify_result *res, struct sg_sink *sink)
+enum sg_status
+sg_verify(struct sg_ctx *ctx, struct sg_msg *msg, const struct sg_certs *trust,
+          struct sg_verify_result *res, struct sg_sink *sink)
 {
 	struct sg_source *src = sg_source_new(), *raw = sg_source_new();
 	CMS_ContentInfo *cms = NULL;

@@ -16,13 +16,15 @@ static const struct unit_suite *suites[] = {
 static int case_failed;
 static const char *case_name;
 
-void unit_fail(const char *file, int line, const char *expr)
+void
+unit_fail(const char *file, int line, const char *expr)
 {
 	fprintf(stderr, "  FAIL %s: %s:%d: %s\n", case_name, file, line, expr);
 	case_failed = 1;
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	int passed = 0, failed = 0;
 

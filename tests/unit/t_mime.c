@@ -11,14 +11,16 @@
 
 #include "lib/sg_int.h"
 
-static struct sg_msg *msg_of(struct sg_ctx *ctx, const char *s)
+static struct sg_msg *
+msg_of(struct sg_ctx *ctx, const char *s)
 {
 	struct sg_msg *m = NULL;
 	sg_msg_open_mem(ctx, s, strlen(s), &m);
 	return m;
 }
 
-static void detects_kinds(void)
+static void
+detects_kinds(void)
 {
 	static const struct {
 		const char *ct;
@@ -74,7 +76,8 @@ static const char signed_msg[] =
     "AAAA\r\n"
     "--BB--\r\n";
 
-static void splits_signed_on_original_bytes(void)
+static void
+splits_signed_on_original_bytes(void)
 {
 	struct sg_ctx *ctx = NULL;
 	struct sg_msg *m;
@@ -98,7 +101,8 @@ static void splits_signed_on_original_bytes(void)
 	sg_ctx_free(ctx);
 }
 
-static void rejects_broken_signed(void)
+static void
+rejects_broken_signed(void)
 {
 	static const struct {
 		const char *name, *body;
@@ -134,8 +138,8 @@ static void rejects_broken_signed(void)
 }
 
 /* The protected entity of S, as bytes. */
-static enum sg_status entity_of(struct sg_ctx *ctx, const char *s,
-                                struct sg_buf *out)
+static enum sg_status
+entity_of(struct sg_ctx *ctx, const char *s, struct sg_buf *out)
 {
 	struct sg_msg *m = msg_of(ctx, s);
 	struct sg_source *src = sg_source_new();
@@ -160,7 +164,8 @@ static enum sg_status entity_of(struct sg_ctx *ctx, const char *s,
 	return st;
 }
 
-static void entity_keeps_unchanged_bytes(void)
+static void
+entity_keeps_unchanged_bytes(void)
 {
 	struct sg_ctx *ctx = NULL;
 	struct sg_buf out;
@@ -182,7 +187,8 @@ static void entity_keeps_unchanged_bytes(void)
 	sg_ctx_free(ctx);
 }
 
-static void entity_gets_default_type(void)
+static void
+entity_gets_default_type(void)
 {
 	struct sg_ctx *ctx = NULL;
 	struct sg_buf out;
@@ -196,7 +202,8 @@ static void entity_gets_default_type(void)
 	sg_ctx_free(ctx);
 }
 
-static void entity_reencodes_8bit_to_7bit(void)
+static void
+entity_reencodes_8bit_to_7bit(void)
 {
 	static const char *const inputs[] = {
 	    /* 8bit text */
@@ -241,7 +248,8 @@ static void entity_reencodes_8bit_to_7bit(void)
 	sg_ctx_free(ctx);
 }
 
-static void entity_reencodes_long_lines(void)
+static void
+entity_reencodes_long_lines(void)
 {
 	struct sg_ctx *ctx = NULL;
 	struct sg_buf in, out;
@@ -266,7 +274,8 @@ static void entity_reencodes_long_lines(void)
 	sg_ctx_free(ctx);
 }
 
-static void entity_limits_depth(void)
+static void
+entity_limits_depth(void)
 {
 	struct sg_ctx *ctx = NULL;
 	struct sg_buf in, out;
@@ -289,7 +298,8 @@ static void entity_limits_depth(void)
 	sg_ctx_free(ctx);
 }
 
-static void from_address_is_bare_and_lowercase(void)
+static void
+from_address_is_bare_and_lowercase(void)
 {
 	struct sg_ctx *ctx = NULL;
 

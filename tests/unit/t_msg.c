@@ -9,20 +9,22 @@
 
 #include "lib/sg_int.h"
 
-static struct sg_ctx *ctx_new(void)
+static struct sg_ctx *
+ctx_new(void)
 {
 	struct sg_ctx *ctx = NULL;
 	sg_ctx_new(&ctx);
 	return ctx;
 }
 
-static enum sg_status open_str(struct sg_ctx *ctx, const char *s,
-                               struct sg_msg **m)
+static enum sg_status
+open_str(struct sg_ctx *ctx, const char *s, struct sg_msg **m)
 {
 	return sg_msg_open_mem(ctx, s, strlen(s), m);
 }
 
-static void splits_headers_lf(void)
+static void
+splits_headers_lf(void)
 {
 	struct sg_ctx *ctx = ctx_new();
 	struct sg_msg *m = NULL;
@@ -45,7 +47,8 @@ static void splits_headers_lf(void)
 	sg_ctx_free(ctx);
 }
 
-static void detects_crlf(void)
+static void
+detects_crlf(void)
 {
 	struct sg_ctx *ctx = ctx_new();
 	struct sg_msg *m = NULL;
@@ -57,7 +60,8 @@ static void detects_crlf(void)
 	sg_ctx_free(ctx);
 }
 
-static void rejects_malformed_headers(void)
+static void
+rejects_malformed_headers(void)
 {
 	static const struct {
 		const char *name, *text;
@@ -81,7 +85,8 @@ static void rejects_malformed_headers(void)
 	sg_ctx_free(ctx);
 }
 
-static void limits_header_lines(void)
+static void
+limits_header_lines(void)
 {
 	struct sg_ctx *ctx = ctx_new();
 	struct sg_msg *m = NULL;
@@ -110,7 +115,8 @@ static void limits_header_lines(void)
 	sg_ctx_free(ctx);
 }
 
-static void limits_message_size(void)
+static void
+limits_message_size(void)
 {
 	struct sg_ctx *ctx = ctx_new();
 	struct sg_limits lim;
@@ -123,7 +129,8 @@ static void limits_message_size(void)
 	sg_ctx_free(ctx);
 }
 
-static void classifies_headers(void)
+static void
+classifies_headers(void)
 {
 	CHECK(sg_hdr_is_content("Content-Type"));
 	CHECK(sg_hdr_is_content("content-transfer-encoding"));
@@ -136,7 +143,8 @@ static void classifies_headers(void)
 }
 
 /* Reads a whole source BIO into a buffer. */
-static void drain(BIO *b, struct sg_buf *out)
+static void
+drain(BIO *b, struct sg_buf *out)
 {
 	char tmp[7]; /* small on purpose: exercises partial reads */
 	int n;
@@ -144,7 +152,8 @@ static void drain(BIO *b, struct sg_buf *out)
 		sg_buf_add(out, tmp, (size_t)n);
 }
 
-static void source_canonicalizes_and_rewinds(void)
+static void
+source_canonicalizes_and_rewinds(void)
 {
 	struct sg_source *src = sg_source_new();
 	struct sg_buf out;
@@ -166,12 +175,14 @@ static void source_canonicalizes_and_rewinds(void)
 	sg_buf_clear(&out);
 }
 
-static int buf_write(void *arg, const void *p, size_t n)
+static int
+buf_write(void *arg, const void *p, size_t n)
 {
 	return sg_buf_add(arg, p, n);
 }
 
-static void sink_follows_line_ends(void)
+static void
+sink_follows_line_ends(void)
 {
 	static const struct {
 		int lf;

@@ -23,7 +23,8 @@ struct pki {
 	struct sg_certs *trust;
 };
 
-static void pki_init(struct pki *p)
+static void
+pki_init(struct pki *p)
 {
 	static const char *const a[] = {"alice@example.com", NULL};
 	static const char *const b[] = {"bob@example.org", NULL};
@@ -53,7 +54,8 @@ static void pki_init(struct pki *p)
 	sk_X509_push(p->trust->sk, p->ca->cert);
 }
 
-static void pki_clear(struct pki *p)
+static void
+pki_clear(struct pki *p)
 {
 	sg_key_free(p->ca);
 	sg_key_free(p->other_ca);
@@ -64,14 +66,16 @@ static void pki_clear(struct pki *p)
 	sg_ctx_free(p->ctx);
 }
 
-static int buf_write(void *arg, const void *d, size_t n)
+static int
+buf_write(void *arg, const void *d, size_t n)
 {
 	return sg_buf_add(arg, d, n);
 }
 
 /* Runs sign on IN into OUT (a fresh buffer). */
-static enum sg_status do_sign(struct pki *p, const char *in, size_t len,
-                              const struct sg_sign_opts *o, struct sg_buf *out)
+static enum sg_status
+do_sign(struct pki *p, const char *in, size_t len, const struct sg_sign_opts *o,
+        struct sg_buf *out)
 {
 	struct sg_msg *m = NULL;
 	struct sg_sink sink = {buf_write, out};
@@ -85,9 +89,9 @@ static enum sg_status do_sign(struct pki *p, const char *in, size_t len,
 	return st;
 }
 
-static enum sg_status do_verify(struct pki *p, const struct sg_buf *in,
-                                struct sg_verify_result *r,
-                                const struct sg_certs *trust)
+static enum sg_status
+do_verify(struct pki *p, const struct sg_buf *in, struct sg_verify_result *r,
+          const struct sg_certs *trust)
 {
 	struct sg_msg *m = NULL;
 	enum sg_status st = sg_msg_open_mem(p->ctx, in->data, in->len, &m);
@@ -99,7 +103,8 @@ static enum sg_status do_verify(struct pki *p, const struct sg_buf *in,
 	return st;
 }
 
-static void sign_verify_verdicts(void)
+static void
+sign_verify_verdicts(void)
 {
 	struct pki p;
 	struct sg_buf s;
@@ -136,7 +141,8 @@ static void sign_verify_verdicts(void)
 	pki_clear(&p);
 }
 
-static void tampered_content_is_a_bad_signature(void)
+static void
+tampered_content_is_a_bad_signature(void)
 {
 	struct pki p;
 	struct sg_buf s;
@@ -158,7 +164,8 @@ static void tampered_content_is_a_bad_signature(void)
 	pki_clear(&p);
 }
 
-static void signer_must_be_fit(void)
+static void
+signer_must_be_fit(void)
 {
 	struct pki p;
 	struct sg_buf s;
@@ -176,9 +183,9 @@ static void signer_must_be_fit(void)
 	pki_clear(&p);
 }
 
-static enum sg_status roundtrip(struct pki *p, enum sg_cipher c, int oaep,
-                                X509 *to, const struct sg_key *with,
-                                struct sg_buf *plain_out)
+static enum sg_status
+roundtrip(struct pki *p, enum sg_cipher c, int oaep, X509 *to,
+          const struct sg_key *with, struct sg_buf *plain_out)
 {
 	struct sg_certs *rc = NULL;
 	struct sg_msg *m = NULL, *e = NULL;
@@ -207,7 +214,8 @@ static enum sg_status roundtrip(struct pki *p, enum sg_cipher c, int oaep,
 	return st;
 }
 
-static void encrypt_decrypt_every_cipher(void)
+static void
+encrypt_decrypt_every_cipher(void)
 {
 	static const enum sg_cipher ciphers[] = {
 	    SG_CIPHER_AES256_CBC, SG_CIPHER_AES128_CBC, SG_CIPHER_AES128_GCM,
@@ -239,7 +247,8 @@ static void encrypt_decrypt_every_cipher(void)
 	pki_clear(&p);
 }
 
-static void decrypt_refuses_what_is_not_ours(void)
+static void
+decrypt_refuses_what_is_not_ours(void)
 {
 	struct pki p;
 	struct sg_buf out;

@@ -8,7 +8,8 @@
 
 #include "smimegate.h"
 
-static void every_status_has_a_row(void)
+static void
+every_status_has_a_row(void)
 {
 	for (int st = 0; st < SG__STATUS_COUNT; st++) {
 		CHECK(strcmp(sg_status_name((enum sg_status)st), "unknown") !=
@@ -20,7 +21,8 @@ static void every_status_has_a_row(void)
 	}
 }
 
-static void exit_codes_follow_the_contract(void)
+static void
+exit_codes_follow_the_contract(void)
 {
 	static const struct {
 		enum sg_status st;
@@ -44,13 +46,15 @@ static void exit_codes_follow_the_contract(void)
 		CHECK_EQ(sg_status_exit_code(cases[i].st), cases[i].exit_code);
 }
 
-static void unknown_status_is_safe(void)
+static void
+unknown_status_is_safe(void)
 {
 	CHECK_STR(sg_status_name((enum sg_status)9999), "unknown");
 	CHECK_EQ(sg_status_exit_code((enum sg_status) - 1), 2);
 }
 
-static void smtp_classes_match_the_verdict(void)
+static void
+smtp_classes_match_the_verdict(void)
 {
 	/* Security verdicts are permanent; resource trouble is temporary. */
 	CHECK_EQ(sg_status_smtp_code(SG_ERR_BAD_SIGNATURE) / 100, 5);
