@@ -17,13 +17,17 @@ int cli_usage(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* An output that appears only when the command succeeds: a temporary file
- * renamed over --out, or copied to stdout. */
+ * renamed over --out, or copied to stdout.  With DIRECT, stdout is written
+ * as the result is produced: for operations that check everything before
+ * their first output byte (sign, encrypt, decrypt), so that only an I/O
+ * error can fail after output began. */
 struct cli_out {
 	const char *path; /* NULL: stdout */
 	char *tmp_path;
 	int fd;
+	int direct;
 };
-int cli_out_open(struct cli_out *o, const char *path);
+int cli_out_open(struct cli_out *o, const char *path, int direct);
 /* Commits (rename or copy to stdout) when OK, else discards. */
 int cli_out_close(struct cli_out *o, int ok);
 

@@ -61,12 +61,17 @@ cli_usage(const char *cmd, const char *fmt, ...)
 }
 
 int
-cli_out_open(struct cli_out *o, const char *path)
+cli_out_open(struct cli_out *o, const char *path, int direct)
 {
 	const char *dir = getenv("TMPDIR");
 
 	o->path = path;
 	o->tmp_path = NULL;
+	o->direct = path == NULL && direct;
+	if (o->direct) {
+		o->fd = STDOUT_FILENO;
+		return 0;
+	}
 	if (path == NULL) {
 		/* stdout: spool, copy only on success. */
 		o->fd = open(dir ? dir : "/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC,
@@ -106,6 +111,8 @@ cli_out_close(struct cli_out *o, int ok)
 {
 	int rc = 0;
 
+	if (o->direct)
+		return 0;
 	if (o->path == NULL) {
 		if (ok)
 			rc = copy_to_stdout(o->fd);

@@ -247,7 +247,8 @@ job_input(struct job *j, const struct opts *o)
 	st = sg_msg_open_fd(j->ctx, o->in ? j->in_fd : STDIN_FILENO, &j->msg);
 	if (st != SG_OK)
 		return cli_fail(j->ctx, j->cmd, st);
-	if (cli_out_open(&j->out, o->out) == -1) {
+	if (cli_out_open(&j->out, o->out, strcmp(j->cmd, "verify") != 0) ==
+	    -1) {
 		fprintf(stderr, "smimegate: %s: io: cannot create %s: %s\n",
 		        j->cmd, o->out ? o->out : "a temporary file",
 		        strerror(errno));

@@ -36,32 +36,59 @@ drain(struct writer *w)
 	return w->failed ? -1 : 0;
 }
 
+/* Appends N bytes to the writer's buffer, draining it as needed. */
+static int
+put(struct writer *w, const char *p, size_t n)
+{
+	if (w->len + n > OUT_CHUNK && drain(w) == -1)
+		return -1;
+	if (n > OUT_CHUNK) /* a long run goes straight through */
+		return w->sink->write(w->sink->arg, p, n) == -1
+		           ? (w->failed = 1, -1)
+		           : 0;
+	memcpy(w->buf + w->len, p, n);
+	w->len += n;
+	return 0;
+}
+
 static int
 sink_write(BIO *b, const char *in, int inl)
 {
 	struct writer *w = BIO_get_data(b);
+	const char *end = in + (inl > 0 ? inl : 0);
 
-	for (int i = 0; i < inl; i++) {
-		char c = in[i];
-
-		if (w->len >= OUT_CHUNK && drain(w) == -1)
-			return -1;
+	while (in < end && !w->failed) {
 		if (w->lf) {
+			/* CRLF -> LF: hold a CR until the next byte is seen. */
 			if (w->pending_cr) {
 				w->pending_cr = 0;
-				if (c != '\n')
-					w->buf[w->len++] = '\r';
+				if (*in != '\n' && put(w, "\r", 1) == -1)
+					break;
 			}
-			if (c == '\r') {
-				w->pending_cr = 1;
-				continue;
-			}
+			const char *cr = memchr(in, '\r', (size_t)(end - in));
+			size_t run =
+			    cr ? (size_t)(cr - in) : (size_t)(end - in);
+			if (put(w, in, run) == -1)
+				break;
+			w->pending_cr = cr != NULL;
+			in = cr ? cr + 1 : end;
 		} else {
-			if (c == '\n' && !w->prev_cr)
-				w->buf[w->len++] = '\r';
-			w->prev_cr = c == '\r';
+			/* bare LF -> CRLF */
+			const char *nl = memchr(in, '\n', (size_t)(end - in));
+			size_t run =
+			    nl ? (size_t)(nl - in) : (size_t)(end - in);
+			if (put(w, in, run) == -1)
+				break;
+			if (run > 0)
+				w->prev_cr = in[run - 1] == '\r';
+			if (nl == NULL)
+				break;
+			if (put(w, w->prev_cr ? "\n" : "\r\n",
+			        w->prev_cr ? 1 : 2) == -1)
+				break;
+			w->prev_cr = 0;
+			in = nl + 1;
 		}
-		w->buf[w->len++] = c;
 	}
 	return w->failed ? -1 : inl;
 }
@@ -74,8 +101,9 @@ sink_ctrl(BIO *b, int cmd, long num, void *ptr)
 	switch (cmd) {
 	case BIO_CTRL_FLUSH:
 		if (w->pending_cr) {
-			w->buf[w->len++] = '\r';
 			w->pending_cr = 0;
+			if (put(w, "\r", 1) == -1)
+				return 0;
 		}
 		return drain(w) == 0;
 	case BIO_CTRL_WPENDING:

@@ -12,6 +12,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -353,78 +354,91 @@ sg_mime_read_cms(struct sg_msg *msg, size_t off, size_t len, int b64,
 {
 	struct sg_ctx *ctx = msg->ctx;
 	EVP_ENCODE_CTX *ectx = NULL;
-	unsigned char *in = NULL, *dec = NULL;
-	BIO *mem = NULL;
-	size_t done = 0, total = 0;
+	unsigned char *in = NULL, *der = NULL;
+	const unsigned char *p;
+	size_t done = 0, total = 0, cap;
 	int outl;
 	enum sg_status st = SG_OK;
 	CMS_ContentInfo *cms;
 
+	/* Decoded base64 is at most 3/4 of its text: one buffer, no growth,
+	 * and the DER is parsed from it without another copy. */
+	cap = b64 ? len / 4 * 3 + 3 : len;
+	if (cap > ctx->limits.max_cms + 3)
+		cap = ctx->limits.max_cms + 3;
 	if ((in = malloc(SCAN_CHUNK)) == NULL ||
-	    (dec = malloc(SCAN_CHUNK)) == NULL ||
-	    (mem = BIO_new(BIO_s_mem())) == NULL ||
+	    (der = malloc(cap + 1)) == NULL ||
 	    (ectx = EVP_ENCODE_CTX_new()) == NULL) {
 		st = sg_fail_plain(ctx, SG_ERR_NOMEM, "out of memory");
 		goto out;
 	}
 	EVP_DecodeInit(ectx);
 	while (done < len) {
-		size_t want =
-		    len - done < SCAN_CHUNK / 2 ? len - done : SCAN_CHUNK / 2;
-		if (sg_msg_pread(msg, in, want, off + done) == -1) {
-			st = sg_fail_plain(ctx, SG_ERR_IO, "read error");
-			goto out;
-		}
-		if (b64) {
-			if (EVP_DecodeUpdate(ectx, dec, &outl, in, (int)want) <
-			    0) {
-				st = sg_fail_plain(ctx, SG_ERR_CMS,
-				                   "invalid base64 in the "
-				                   "S/MIME part");
+		size_t want = len - done < SCAN_CHUNK ? len - done : SCAN_CHUNK;
+		if (!b64) {
+			if (total + want > ctx->limits.max_cms) {
+				st = sg_fail_plain(ctx, SG_ERR_LIMIT,
+				                   "CMS object larger than "
+				                   "%zu bytes",
+				                   ctx->limits.max_cms);
 				goto out;
 			}
-		} else {
-			memcpy(dec, in, want);
-			outl = (int)want;
+			if (sg_msg_pread(msg, der + total, want, off + done) ==
+			    -1)
+				goto ioerr;
+			total += want;
+			done += want;
+			continue;
 		}
-		total += (size_t)outl;
-		if (total > ctx->limits.max_cms) {
+		if (sg_msg_pread(msg, in, want, off + done) == -1)
+			goto ioerr;
+		/* 3/4 of any input fits the room we sized. */
+		if (total + want / 4 * 3 + 3 > cap) {
 			st = sg_fail_plain(ctx, SG_ERR_LIMIT,
 			                   "CMS object larger than %zu bytes",
 			                   ctx->limits.max_cms);
 			goto out;
 		}
-		if (outl > 0 && BIO_write(mem, dec, outl) != outl) {
-			st = sg_fail_plain(ctx, SG_ERR_NOMEM, "out of memory");
+		if (EVP_DecodeUpdate(ectx, der + total, &outl, in, (int)want) <
+		    0) {
+			st = sg_fail_plain(ctx, SG_ERR_CMS,
+			                   "invalid base64 in the S/MIME part");
 			goto out;
 		}
+		total += (size_t)outl;
 		done += want;
 	}
 	if (b64) {
-		if (EVP_DecodeFinal(ectx, dec, &outl) < 0) {
+		if (EVP_DecodeFinal(ectx, der + total, &outl) < 0) {
 			st = sg_fail_plain(ctx, SG_ERR_CMS,
 			                   "truncated base64 in the S/MIME "
 			                   "part");
 			goto out;
 		}
-		if (outl > 0)
-			BIO_write(mem, dec, outl);
+		total += (size_t)outl;
 	}
-	if (BIO_ctrl_pending(mem) == 0) {
+	if (total == 0) {
 		st = sg_fail_plain(ctx, SG_ERR_CMS, "the S/MIME part is empty");
 		goto out;
 	}
-	if ((cms = d2i_CMS_bio(mem, NULL)) == NULL) {
+	if (total > LONG_MAX) {
+		st = sg_fail_plain(ctx, SG_ERR_LIMIT, "CMS object too large");
+		goto out;
+	}
+	p = der;
+	if ((cms = d2i_CMS_ContentInfo(NULL, &p, (long)total)) == NULL) {
 		st = sg_fail(ctx, SG_ERR_CMS,
 		             "the S/MIME part is not a valid CMS object "
 		             "(truncated or corrupt)");
 		goto out;
 	}
 	*out = cms;
+	goto out;
+ioerr:
+	st = sg_fail_plain(ctx, SG_ERR_IO, "read error");
 out:
 	free(in);
-	free(dec);
-	BIO_free(mem);
+	free(der);
 	EVP_ENCODE_CTX_free(ectx);
 	return st;
 }

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define RAW_CHUNK 32768
+#define RAW_CHUNK 131072
 
 struct sg_source {
 	struct sg_seg *segs;
@@ -84,7 +84,7 @@ static int
 refill(struct reader *r)
 {
 	struct sg_seg *s;
-	size_t want, i;
+	size_t want;
 	ssize_t n;
 	const char *in;
 
@@ -117,11 +117,22 @@ refill(struct reader *r)
 		r->prev_cr = n > 0 && in[n - 1] == '\r';
 		return 1;
 	}
-	for (i = 0; i < (size_t)n; i++) {
-		if (in[i] == '\n' && !r->prev_cr)
+	/* Copy runs between line feeds; add a CR where one is missing. */
+	for (const char *p = in, *end = in + n; p < end;) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t run = nl ? (size_t)(nl - p) : (size_t)(end - p);
+
+		memcpy(r->out + r->out_len, p, run);
+		r->out_len += run;
+		if (run > 0)
+			r->prev_cr = p[run - 1] == '\r';
+		if (nl == NULL)
+			break;
+		if (!r->prev_cr)
 			r->out[r->out_len++] = '\r';
-		r->out[r->out_len++] = in[i];
-		r->prev_cr = in[i] == '\r';
+		r->out[r->out_len++] = '\n';
+		r->prev_cr = 0;
+		p = nl + 1;
 	}
 	return 1;
 }
