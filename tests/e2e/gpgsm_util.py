@@ -8,8 +8,8 @@ the roots given here are anchors.  CRL and policy checks are off (offline
 test PKI).  close() kills the agent and removes the directory.
 
 Facts about gpgsm 2.2.40 used here:
-- It writes BER with indefinite lengths; content is split into chunks of
-  4096 bytes (signed) and 4096 bytes (encrypted, plus a short last one).
+- It writes BER with indefinite lengths; both signed content and encrypted
+  content are split into 4096-byte primitive OCTET STRING chunks.
 - It cannot import OpenSSL 3's default PKCS#12 (AES/PBKDF2); use the legacy
   (3DES) one.  The imported key stays protected by the PKCS#12 passphrase,
   so signing and decrypting need it again (loopback pinentry).
@@ -62,7 +62,7 @@ class GpgsmHome:
         """A new GNUPGHOME trusting TRUSTED_ROOTS; or, with TEMPLATE, a
         copy of that home (its agent is stopped first, the copy gets its
         own agent).  Copying saves the ~1 s a PKCS#12 import costs."""
-        self.home = Path(tempfile.mkdtemp(prefix="sg", dir="/tmp"))
+        self.home = Path(tempfile.mkdtemp(prefix="gsm.", dir="/tmp"))
         os.chmod(self.home, 0o700)
         self.passphrase = passphrase
         self.env = dict(os.environ, GNUPGHOME=str(self.home), LC_ALL="C")
