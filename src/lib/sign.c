@@ -39,20 +39,46 @@ static const int capabilities[] = {
     NID_sha512,      NID_sha384,      NID_sha256,
 };
 
-/* Prepares the protected entity of MSG as a source.  *SPOOL must be closed
- * by the caller when it is not -1. */
+/* What producing one message holds: the protected entity as a rewindable
+ * source (and the spool behind it, if re-encoded), and the output. */
+struct produce {
+	struct sg_source *src;
+	int spool;
+	BIO *data; /* reads the entity */
+	BIO *out;  /* writes the result, in the input's line ends */
+};
+
+static void
+produce_close(struct produce *p)
+{
+	BIO_free(p->data);
+	BIO_free(p->out);
+	sg_source_free(p->src);
+	if (p->spool != -1)
+		close(p->spool);
+	memset(p, 0, sizeof(*p));
+	p->spool = -1;
+}
+
 static enum sg_status
-entity(struct sg_msg *msg, struct sg_source **src, int *spool)
+produce_open(struct sg_msg *msg, struct sg_sink *sink, struct produce *p)
 {
 	enum sg_status st;
 
-	if ((*src = sg_source_new()) == NULL)
+	memset(p, 0, sizeof(*p));
+	p->spool = -1;
+	if ((p->src = sg_source_new()) == NULL)
 		return sg_fail_plain(msg->ctx, SG_ERR_NOMEM, "out of memory");
-	if ((st = sg_mime_inner_entity(msg, *src, spool)) != SG_OK) {
-		sg_source_free(*src);
-		*src = NULL;
+	if ((st = sg_mime_inner_entity(msg, p->src, &p->spool)) != SG_OK) {
+		produce_close(p);
+		return st;
 	}
-	return st;
+	if ((p->data = sg_source_bio(p->src)) == NULL ||
+	    (p->out = sg_sink_bio(sink, !msg->crlf)) == NULL) {
+		produce_close(p);
+		return sg_fail_plain(msg->ctx, SG_ERR_NOMEM, "out of memory");
+	}
+	return SG_OK;
 }
 
 static int
@@ -128,13 +154,11 @@ enum sg_status
 sg_sign(struct sg_ctx *ctx, struct sg_msg *msg, const struct sg_sign_opts *opts,
         struct sg_sink *sink)
 {
-	struct sg_source *src = NULL;
+	struct produce p;
 	CMS_ContentInfo *cms = NULL;
 	CMS_SignerInfo *si;
 	EVP_MD *md = NULL;
-	BIO *data = NULL, *out = NULL;
 	char boundary[64];
-	int spool = -1;
 	unsigned flags;
 	enum sg_status st;
 
@@ -146,19 +170,14 @@ sg_sign(struct sg_ctx *ctx, struct sg_msg *msg, const struct sg_sign_opts *opts,
 	if ((st = sg_cert_check(ctx, opts->signer->cert, SG_PURPOSE_SIGN)) !=
 	    SG_OK)
 		return st;
-	if ((st = entity(msg, &src, &spool)) != SG_OK)
+	if ((st = produce_open(msg, sink, &p)) != SG_OK)
 		return st;
-	if ((md = EVP_MD_fetch(NULL, digests[opts->digest].name, NULL)) ==
-	        NULL ||
-	    (data = sg_source_bio(src)) == NULL ||
-	    (out = sg_sink_bio(sink, !msg->crlf)) == NULL) {
-		st = sg_fail(ctx, SG_ERR_INTERNAL, "cannot set up signing");
-		goto fail;
-	}
 
 	flags = CMS_BINARY | CMS_PARTIAL | CMS_NOSMIMECAP |
 	        (opts->opaque ? CMS_STREAM : CMS_DETACHED);
-	if ((cms = CMS_sign(NULL, NULL, NULL, NULL, flags)) == NULL ||
+	if ((md = EVP_MD_fetch(NULL, digests[opts->digest].name, NULL)) ==
+	        NULL ||
+	    (cms = CMS_sign(NULL, NULL, NULL, NULL, flags)) == NULL ||
 	    (si = CMS_add1_signer(cms, opts->signer->cert, opts->signer->pkey,
 	                          md, flags)) == NULL ||
 	    !add_capabilities(si) || !add_signing_time(ctx, si) ||
@@ -166,31 +185,26 @@ sg_sign(struct sg_ctx *ctx, struct sg_msg *msg, const struct sg_sign_opts *opts,
 	    !add_chain(cms, opts->chain)) {
 		st = sg_fail(ctx, SG_ERR_INTERNAL,
 		             "cannot create the signature");
-		goto fail;
+		goto out;
 	}
-
-	if (sg_emit_outer_headers(msg, out) == -1) {
-		st = sg_fail_plain(ctx, SG_ERR_IO, "cannot write the output");
-		goto fail;
+	/* Detached: hash the entity first, then write the very same bytes. */
+	if (!opts->opaque && !CMS_final(cms, p.data, NULL, flags)) {
+		st = sg_fail(ctx, SG_ERR_INTERNAL, "signing failed");
+		goto out;
 	}
+	if (sg_emit_outer_headers(msg, p.out) == -1)
+		goto ioerr;
 	if (opts->opaque) {
-		if (!write_p7m_headers(out, "signed-data") ||
-		    sg_emit_cms_base64(out, cms, data, flags) == -1) {
-			st = sg_fail(ctx, SG_ERR_IO, "cannot write the output");
-			goto fail;
-		}
+		if (!write_p7m_headers(p.out, "signed-data") ||
+		    sg_emit_cms_base64(p.out, cms, p.data, flags) == -1)
+			goto ioerr;
 	} else {
-		/* Hash the entity, then write the same bytes. */
-		if (!CMS_final(cms, data, NULL, flags)) {
-			st = sg_fail(ctx, SG_ERR_INTERNAL, "signing failed");
-			goto fail;
-		}
-		(void)BIO_reset(data);
+		(void)BIO_reset(p.data);
 		sg_mime_boundary(boundary, sizeof(boundary));
-		if (!write_signed_headers(out, digests[opts->digest].micalg,
+		if (!write_signed_headers(p.out, digests[opts->digest].micalg,
 		                          boundary) ||
-		    sg_bio_copy(data, out) == -1 ||
-		    BIO_printf(out,
+		    sg_bio_copy(p.data, p.out) == -1 ||
+		    BIO_printf(p.out,
 		               "\r\n--%s\r\n"
 		               "Content-Type: application/pkcs7-signature; "
 		               "name=\"smime.p7s\"\r\n"
@@ -201,25 +215,20 @@ sg_sign(struct sg_ctx *ctx, struct sg_msg *msg, const struct sg_sign_opts *opts,
 		               "Signature\r\n"
 		               "\r\n",
 		               boundary) <= 0 ||
-		    sg_emit_cms_base64(out, cms, NULL, 0) == -1 ||
-		    BIO_printf(out, "--%s--\r\n", boundary) <= 0) {
-			st = sg_fail(ctx, SG_ERR_IO, "cannot write the output");
-			goto fail;
-		}
+		    sg_emit_cms_base64(p.out, cms, NULL, 0) == -1 ||
+		    BIO_printf(p.out, "--%s--\r\n", boundary) <= 0)
+			goto ioerr;
 	}
-	if (BIO_flush(out) != 1) {
-		st = sg_fail(ctx, SG_ERR_IO, "cannot write the output");
-		goto fail;
-	}
+	if (BIO_flush(p.out) != 1)
+		goto ioerr;
 	st = SG_OK;
-fail:
+	goto out;
+ioerr:
+	st = sg_fail(ctx, SG_ERR_IO, "cannot write the output");
+out:
 	CMS_ContentInfo_free(cms);
 	EVP_MD_free(md);
-	BIO_free(data);
-	BIO_free(out);
-	sg_source_free(src);
-	if (spool != -1)
-		close(spool);
+	produce_close(&p);
 	return st;
 }
 
@@ -261,12 +270,12 @@ enum sg_status
 sg_encrypt(struct sg_ctx *ctx, struct sg_msg *msg,
            const struct sg_encrypt_opts *opts, struct sg_sink *sink)
 {
-	struct sg_source *src = NULL;
+	struct produce p = {.spool = -1};
 	CMS_ContentInfo *cms = NULL;
 	EVP_CIPHER *cipher = NULL;
-	BIO *data = NULL, *out = NULL;
 	unsigned flags = CMS_BINARY | CMS_PARTIAL | CMS_STREAM;
-	int spool = -1, n;
+	const char *type;
+	int n;
 	enum sg_status st;
 
 	sg_reset(ctx);
@@ -283,39 +292,31 @@ sg_encrypt(struct sg_ctx *ctx, struct sg_msg *msg,
 	        NULL ||
 	    (cms = CMS_encrypt(NULL, NULL, cipher, flags)) == NULL) {
 		st = sg_fail(ctx, SG_ERR_INTERNAL, "cannot set up encryption");
-		goto fail;
+		goto out;
 	}
+	/* Every recipient is checked before a byte is written. */
 	for (int i = 0; i < n; i++)
 		if ((st = add_recipient(ctx, cms,
 		                        sk_X509_value(opts->recipients->sk, i),
 		                        opts->oaep)) != SG_OK)
-			goto fail;
-	if ((st = entity(msg, &src, &spool)) != SG_OK)
-		goto fail;
-	if ((data = sg_source_bio(src)) == NULL ||
-	    (out = sg_sink_bio(sink, !msg->crlf)) == NULL) {
-		st = sg_fail(ctx, SG_ERR_NOMEM, "out of memory");
-		goto fail;
-	}
-	if (sg_emit_outer_headers(msg, out) == -1 ||
-	    !write_p7m_headers(
-	        out, CMS_get0_type(cms) && OBJ_obj2nid(CMS_get0_type(cms)) ==
-	                                       NID_id_smime_ct_authEnvelopedData
-	                 ? "authEnveloped-data"
-	                 : "enveloped-data") ||
-	    sg_emit_cms_base64(out, cms, data, flags) == -1 ||
-	    BIO_flush(out) != 1) {
+			goto out;
+	if ((st = produce_open(msg, sink, &p)) != SG_OK)
+		goto out;
+	type =
+	    OBJ_obj2nid(CMS_get0_type(cms)) == NID_id_smime_ct_authEnvelopedData
+	        ? "authEnveloped-data"
+	        : "enveloped-data";
+	if (sg_emit_outer_headers(msg, p.out) == -1 ||
+	    !write_p7m_headers(p.out, type) ||
+	    sg_emit_cms_base64(p.out, cms, p.data, flags) == -1 ||
+	    BIO_flush(p.out) != 1) {
 		st = sg_fail(ctx, SG_ERR_IO, "cannot write the output");
-		goto fail;
+		goto out;
 	}
 	st = SG_OK;
-fail:
+out:
 	CMS_ContentInfo_free(cms);
 	EVP_CIPHER_free(cipher);
-	BIO_free(data);
-	BIO_free(out);
-	sg_source_free(src);
-	if (spool != -1)
-		close(spool);
+	produce_close(&p);
 	return st;
 }
