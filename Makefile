@@ -30,7 +30,7 @@ HDRS     = $(wildcard include/*.h src/lib/*.h src/cli/*.h tests/unit/*.h)
 
 PYTEST  ?= /usr/bin/python3 -m pytest
 
-.PHONY: all run test test-build unit e2e bench format format-check deps clean
+.PHONY: all run test test-build unit e2e bench fuzz format format-check deps clean
 
 all: build/smimegate
 
@@ -74,6 +74,19 @@ test: deps
 	@rc=0; build/test/unit_tests || rc=1; \
 	SMIMEGATE_BIN=$(CURDIR)/build/test/smimegate $(PYTEST) -q tests/e2e || rc=1; \
 	exit $$rc
+
+# Coverage-guided fuzzing of every parser (clang + libFuzzer); not part of
+# `make test`.  Seeds come from the test suite's messages when present.
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS = $(BASE) -g -O1 -fsanitize=fuzzer,address,undefined
+build/fuzz/fuzz_message: tests/fuzz/fuzz_message.c $(LIB_SRC) $(HDRS)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_message.c $(LIB_SRC) $(PKG_LIBS)
+
+fuzz: build/fuzz/fuzz_message
+	@mkdir -p build/fuzz/corpus
+	build/fuzz/fuzz_message -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+		-timeout=10 build/fuzz/corpus tests/fuzz/seeds
 
 bench: build/smimegate
 	sh bench/bench.sh

@@ -13,6 +13,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -452,29 +453,106 @@ struct walk {
 	enum sg_status st;
 };
 
-/* Whether the leaf's raw content has 8-bit bytes, NUL, or a line over 998
- * octets. */
+/* Whether P[0..N) has an 8-bit byte or NUL, or makes the current line
+ * (*LINE octets so far) longer than 998 octets.  Eight bytes at a time. */
+static int
+scan_7bit(const char *p, size_t n, size_t *line)
+{
+	const uint64_t high = 0x8080808080808080ULL,
+	               low = 0x0101010101010101ULL;
+	const char *end = p + n;
+
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *stop = nl ? nl : end;
+		size_t run = (size_t)(stop - p);
+
+		/* 998 octets, not counting a CR that ends the line. */
+		size_t limit = nl && run > 0 && stop[-1] == '\r' ? 999 : 998;
+
+		if (*line + run > limit)
+			return 1;
+		*line = nl ? 0 : *line + run;
+		for (; p + 8 <= stop; p += 8) {
+			uint64_t w;
+			memcpy(&w, p, 8);
+			if ((w & high) || ((w - low) & ~w & high))
+				return 1;
+		}
+		for (; p < stop; p++)
+			if ((unsigned char)*p >= 0x80 || *p == 0)
+				return 1;
+		p = nl ? nl + 1 : end;
+	}
+	return 0;
+}
+
+/* Whether the leaf's raw content needs a 7-bit transfer encoding. */
 static int
 needs_7bit(GMimeStream *raw)
 {
 	char buf[SCAN_CHUNK];
 	size_t line = 0;
 	gssize n;
+	int found = 0;
 
 	g_mime_stream_reset(raw);
-	while ((n = g_mime_stream_read(raw, buf, sizeof(buf))) > 0) {
-		for (gssize i = 0; i < n; i++) {
-			unsigned char c = (unsigned char)buf[i];
-			if (c >= 0x80 || c == 0)
-				return 1;
-			if (c == '\n')
-				line = 0;
-			else if (++line > 998)
-				return 1;
-		}
-	}
+	while (!found && (n = g_mime_stream_read(raw, buf, sizeof(buf))) > 0)
+		found = scan_7bit(buf, (size_t)n, &line);
 	g_mime_stream_reset(raw);
-	return 0;
+	return found;
+}
+
+/* The same over the body of MSG. */
+static enum sg_status
+body_needs_7bit(struct sg_msg *msg, int *found)
+{
+	char *buf = malloc(SCAN_CHUNK);
+	size_t off = msg->body_off, line = 0;
+
+	*found = 0;
+	if (buf == NULL)
+		return sg_fail_plain(msg->ctx, SG_ERR_NOMEM, "out of memory");
+	while (!*found && off < msg->size) {
+		size_t n =
+		    msg->size - off < SCAN_CHUNK ? msg->size - off : SCAN_CHUNK;
+		if (sg_msg_pread(msg, buf, n, off) == -1) {
+			free(buf);
+			return sg_fail_plain(msg->ctx, SG_ERR_IO, "read error");
+		}
+		*found = scan_7bit(buf, n, &line);
+		off += n;
+	}
+	free(buf);
+	return SG_OK;
+}
+
+/* A message of one part has no structure to walk: its transfer encoding
+ * and a scan of the body decide.  1: it needs re-encoding (or is not
+ * single-part: let GMime look), 0: its bytes can be used as they are. */
+static int
+single_part_needs_parse(struct sg_msg *msg, enum sg_status *st)
+{
+	GMimeContentType *ct = top_content_type(msg);
+	char *cte;
+	int found = 1;
+
+	*st = SG_OK;
+	if (ct != NULL &&
+	    (is_type(ct, "multipart", "*") || is_type(ct, "message", "*"))) {
+		g_object_unref(ct);
+		return 1;
+	}
+	if (ct != NULL)
+		g_object_unref(ct);
+	cte = sg_msg_header(msg, "Content-Transfer-Encoding");
+	if (cte != NULL && (strcasecmp(cte, "base64") == 0 ||
+	                    strcasecmp(cte, "quoted-printable") == 0))
+		found = 0; /* 7-bit by construction */
+	else
+		*st = body_needs_7bit(msg, &found);
+	free(cte);
+	return found;
 }
 
 static void
@@ -617,6 +695,11 @@ sg_mime_inner_entity(struct sg_msg *msg, struct sg_source *src, int *spool)
 	int has_type = 0;
 
 	*spool = -1;
+	enum sg_status st;
+	if (!single_part_needs_parse(msg, &st) && st == SG_OK)
+		goto splice;
+	if (st != SG_OK)
+		return st;
 	if ((m = parse_message(msg)) == NULL)
 		return msg->ctx->last;
 	top = g_mime_message_get_mime_part(m);
@@ -627,7 +710,7 @@ sg_mime_inner_entity(struct sg_msg *msg, struct sg_source *src, int *spool)
 		return w.st;
 	}
 	if (w.reencode && top != NULL) {
-		enum sg_status st = write_entity(msg, top, spool, &len);
+		st = write_entity(msg, top, spool, &len);
 		g_object_unref(m);
 		if (st != SG_OK)
 			return st;
@@ -638,6 +721,7 @@ sg_mime_inner_entity(struct sg_msg *msg, struct sg_source *src, int *spool)
 	}
 	g_object_unref(m);
 
+splice:
 	/* Nothing to re-encode: the input's own bytes. */
 	for (size_t i = 0; i < msg->nhdrs; i++) {
 		const struct sg_hdr *h = &msg->hdrs[i];

@@ -133,6 +133,9 @@ int sg_source_add_file(struct sg_source *src, int fd, off_t off, size_t n,
 /* A fresh BIO reading the whole sequence from the start; the BIO borrows
  * SRC. */
 BIO *sg_source_bio(struct sg_source *src);
+/* Copies everything later read from source BIO B into TEE (borrowed; NULL
+ * stops it), so that one pass both hashes and writes an entity. */
+void sg_source_set_tee(BIO *b, BIO *tee);
 
 /* ---- output (emit.c) ---- */
 

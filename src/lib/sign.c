@@ -2,10 +2,10 @@
  * sign.c - producing S/MIME: signing (detached or opaque) and encryption
  * (EnvelopedData or AuthEnvelopedData), streaming.
  *
- * The protected entity comes from sg_mime_inner_entity() as a rewindable
- * source: a detached signature reads it once to hash and once to write it;
- * opaque signing and encryption stream it through CMS once.  Nothing holds
- * the message in memory.
+ * The protected entity comes from sg_mime_inner_entity() as a source read
+ * once: a detached signature tees it to the output while hashing it;
+ * opaque signing and encryption stream it through CMS.  Nothing holds the
+ * message in memory.
  */
 #include "lib/sg_int.h"
 
@@ -187,11 +187,6 @@ sg_sign(struct sg_ctx *ctx, struct sg_msg *msg, const struct sg_sign_opts *opts,
 		             "cannot create the signature");
 		goto out;
 	}
-	/* Detached: hash the entity first, then write the very same bytes. */
-	if (!opts->opaque && !CMS_final(cms, p.data, NULL, flags)) {
-		st = sg_fail(ctx, SG_ERR_INTERNAL, "signing failed");
-		goto out;
-	}
 	if (sg_emit_outer_headers(msg, p.out) == -1)
 		goto ioerr;
 	if (opts->opaque) {
@@ -199,12 +194,19 @@ sg_sign(struct sg_ctx *ctx, struct sg_msg *msg, const struct sg_sign_opts *opts,
 		    sg_emit_cms_base64(p.out, cms, p.data, flags) == -1)
 			goto ioerr;
 	} else {
-		(void)BIO_reset(p.data);
+		/* One pass: the entity is written as it is hashed, then the
+		 * signature follows it.  Output is complete only on SG_OK. */
 		sg_mime_boundary(boundary, sizeof(boundary));
 		if (!write_signed_headers(p.out, digests[opts->digest].micalg,
-		                          boundary) ||
-		    sg_bio_copy(p.data, p.out) == -1 ||
-		    BIO_printf(p.out,
+		                          boundary))
+			goto ioerr;
+		sg_source_set_tee(p.data, p.out);
+		if (!CMS_final(cms, p.data, NULL, flags)) {
+			st = sg_fail(ctx, SG_ERR_INTERNAL, "signing failed");
+			goto out;
+		}
+		sg_source_set_tee(p.data, NULL);
+		if (BIO_printf(p.out,
 		               "\r\n--%s\r\n"
 		               "Content-Type: application/pkcs7-signature; "
 		               "name=\"smime.p7s\"\r\n"

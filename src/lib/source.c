@@ -23,6 +23,7 @@ struct sg_source {
 
 struct reader {
 	struct sg_source *src;
+	BIO *tee;    /* gets a copy of everything read, or NULL */
 	size_t seg;  /* current segment */
 	size_t pos;  /* offset inside it */
 	int prev_cr; /* last raw byte was CR (for canonicalization) */
@@ -155,6 +156,8 @@ src_read(BIO *b, char *buf, int len)
 		n = (size_t)len;
 	memcpy(buf, r->out + r->out_pos, n);
 	r->out_pos += n;
+	if (r->tee != NULL && BIO_write(r->tee, buf, (int)n) != (int)n)
+		return -1;
 	return (int)n;
 }
 
@@ -199,6 +202,14 @@ src_method_init(void)
 	BIO_meth_set_ctrl(m, src_ctrl);
 	BIO_meth_set_destroy(m, src_destroy);
 	src_method = m;
+}
+
+void
+sg_source_set_tee(BIO *b, BIO *tee)
+{
+	struct reader *r = BIO_get_data(b);
+
+	r->tee = tee;
 }
 
 BIO *

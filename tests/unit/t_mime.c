@@ -275,6 +275,63 @@ entity_reencodes_long_lines(void)
 }
 
 static void
+entity_line_limit_is_exact(void)
+{
+	static const struct {
+		const char *name;
+		size_t len; /* octets on the line, without its line end */
+		const char *eol;
+		int reencoded;
+	} cases[] = {
+	    {"998 with LF", 998, "\n", 0},
+	    {"998 with CRLF", 998, "\r\n", 0},
+	    {"999 with LF", 999, "\n", 1},
+	    {"999 with CRLF", 999, "\r\n", 1},
+	    {"999 without a line end", 999, "", 1},
+	};
+	struct sg_ctx *ctx = NULL;
+
+	sg_ctx_new(&ctx);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		struct sg_buf in, out;
+		sg_buf_init(&in);
+		sg_buf_init(&out);
+		sg_buf_adds(&in, "From: a@b\nContent-Type: text/plain\n\n");
+		for (size_t j = 0; j < cases[i].len; j++)
+			sg_buf_add(&in, j % 7 ? "y" : "z", 1);
+		sg_buf_adds(&in, cases[i].eol);
+		if (entity_of(ctx, in.data, &out) != SG_OK ||
+		    (strstr(out.data, "quoted-printable") != NULL) !=
+		        cases[i].reencoded)
+			unit_fail(__FILE__, __LINE__, cases[i].name);
+		sg_buf_clear(&in);
+		sg_buf_clear(&out);
+	}
+	sg_ctx_free(ctx);
+}
+
+static void
+entity_reencodes_nul(void)
+{
+	static const char msg[] = "From: a@b\nContent-Type: text/plain\n\n"
+	                          "a\0b\n";
+	struct sg_ctx *ctx = NULL;
+	struct sg_msg *m = NULL;
+	struct sg_source *src = sg_source_new();
+	int spool = -1;
+
+	sg_ctx_new(&ctx);
+	CHECK_EQ(sg_msg_open_mem(ctx, msg, sizeof(msg) - 1, &m), SG_OK);
+	CHECK_EQ(sg_mime_inner_entity(m, src, &spool), SG_OK);
+	CHECK(spool != -1); /* went through GMime's re-encoding */
+	if (spool != -1)
+		close(spool);
+	sg_source_free(src);
+	sg_msg_free(m);
+	sg_ctx_free(ctx);
+}
+
+static void
 entity_limits_depth(void)
 {
 	struct sg_ctx *ctx = NULL;
@@ -321,6 +378,8 @@ static const struct unit_case cases[] = {
     {"entity_gets_default_type", entity_gets_default_type},
     {"entity_reencodes_8bit_to_7bit", entity_reencodes_8bit_to_7bit},
     {"entity_reencodes_long_lines", entity_reencodes_long_lines},
+    {"entity_line_limit_is_exact", entity_line_limit_is_exact},
+    {"entity_reencodes_nul", entity_reencodes_nul},
     {"entity_limits_depth", entity_limits_depth},
     {"from_address_is_bare_and_lowercase", from_address_is_bare_and_lowercase},
     {NULL, NULL},
