@@ -4,7 +4,7 @@
 set -eu
 
 build="make gcc pkg-config libssl-dev libgmime-3.0-dev libglib2.0-dev"
-test="openssl python3 python3-pytest libnss3-tools gpgsm gnupg clang-format"
+test="openssl python3 python3-pytest libnss3-tools gpgsm gnupg clang-format time"
 want="$build $test"
 
 missing=""
