@@ -102,6 +102,39 @@ splits_signed_on_original_bytes(void)
 }
 
 static void
+splits_signed_with_rfc2231_boundary(void)
+{
+	static const char msg[] =
+	    "From: a@b\r\n"
+	    "Content-Type: multipart/signed;\r\n"
+	    " protocol=\"application/pkcs7-signature\";\r\n"
+	    " boundary*0=\"long-bound\"; boundary*1=\"ary-42\"\r\n"
+	    "\r\n"
+	    "--long-boundary-42\r\n"
+	    "\r\n"
+	    "text\r\n"
+	    "--long-boundary-42\r\n"
+	    "Content-Type: application/pkcs7-signature\r\n"
+	    "\r\n"
+	    "AAAA\r\n"
+	    "--long-boundary-42--\r\n";
+	struct sg_ctx *ctx = NULL;
+	struct sg_msg *m;
+	size_t c_off = 0, c_len = 0, s_off = 0, s_len = 0;
+	int b64 = 1;
+
+	sg_ctx_new(&ctx);
+	m = msg_of(ctx, msg);
+	CHECK_EQ(sg_mime_split_signed(m, &c_off, &c_len, &s_off, &s_len, &b64),
+	         SG_OK);
+	CHECK_EQ(c_len, strlen("\r\ntext"));
+	CHECK_EQ(s_len, strlen("AAAA"));
+	CHECK(!b64); /* no transfer encoding given: raw DER */
+	sg_msg_free(m);
+	sg_ctx_free(ctx);
+}
+
+static void
 rejects_broken_signed(void)
 {
 	static const struct {
@@ -373,6 +406,8 @@ from_address_is_bare_and_lowercase(void)
 static const struct unit_case cases[] = {
     {"detects_kinds", detects_kinds},
     {"splits_signed_on_original_bytes", splits_signed_on_original_bytes},
+    {"splits_signed_with_rfc2231_boundary",
+     splits_signed_with_rfc2231_boundary},
     {"rejects_broken_signed", rejects_broken_signed},
     {"entity_keeps_unchanged_bytes", entity_keeps_unchanged_bytes},
     {"entity_gets_default_type", entity_gets_default_type},
