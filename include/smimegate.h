@@ -64,6 +64,10 @@ int sg_status_exit_code(enum sg_status st);        /* 0, 1 or 2 */
 int sg_status_smtp_code(enum sg_status st);        /* 250, 451, 550, 554 */
 const char *sg_status_enhanced(enum sg_status st); /* "5.7.5" */
 
+/* The versions of the cryptographic and MIME libraries in use, one line of
+ * static text ("OpenSSL 3.0.19 27 Jan 2026, GMime 3.2.13"). */
+const char *sg_library_versions(void);
+
 /* ---- Library handle ------------------------------------------------------ */
 
 /* Every attacker-controlled size and count has a limit here. */

@@ -13,8 +13,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
-
 #define SMIMEGATE_VERSION "0.1.0"
 
 static const struct command {
@@ -166,7 +164,7 @@ main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "--version") == 0) {
 		printf("smimegate %s (%s)\n", SMIMEGATE_VERSION,
-		       OpenSSL_version(OPENSSL_VERSION));
+		       sg_library_versions());
 		return 0;
 	}
 	for (size_t i = 0; i < sizeof(commands) / sizeof(*commands); i++)

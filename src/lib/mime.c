@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #include <unistd.h>
 
 #include <gmime/gmime.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #define SCAN_CHUNK  65536
@@ -53,6 +55,25 @@ static int
 is_type(GMimeContentType *ct, const char *type, const char *sub)
 {
 	return g_mime_content_type_is_type(ct, type, sub);
+}
+
+/* Filled once, then constant. */
+static char versions[128];
+static pthread_once_t versions_once = PTHREAD_ONCE_INIT;
+
+static void
+versions_fill(void)
+{
+	snprintf(versions, sizeof(versions), "%s, GMime %u.%u.%u",
+	         OpenSSL_version(OPENSSL_VERSION), gmime_major_version,
+	         gmime_minor_version, gmime_micro_version);
+}
+
+const char *
+sg_library_versions(void)
+{
+	pthread_once(&versions_once, versions_fill);
+	return versions;
 }
 
 enum sg_smime_kind
