@@ -35,6 +35,11 @@ Building sample messages (bytes; LF line ends unless the name says CRLF)
     msg_long_line()       a 7bit body line of LONG_LINE_LEN (> 998) chars
     msg_nested()          multipart/mixed { multipart/alternative
                           {text/plain, text/html}, text/csv attachment }
+    msg_8bit_nested()     multipart/mixed { 8bit text/plain, 8bit text/html }
+    msg_no_mime()         RFC 5322 only: no MIME-Version, no Content-Type
+    msg_empty_body()      text/plain with an empty body
+    msg_big(size=2<<20)   multipart/mixed with a SIZE-byte base64 attachment
+                          (big_attachment_bytes(size)); not in SAMPLES
     msg_routing_headers() Bcc, DKIM-Signature, Received, Reply-To present
     msg_deep_nested(depth=10000)   multipart/mixed nested DEPTH levels
     msg_long_header(size=1<<20)    one Subject header of SIZE bytes
@@ -338,6 +343,62 @@ def msg_nested():
     return make_message(hdrs, body)
 
 
+def msg_8bit_nested():
+    body = (
+        "--mixed8\n"
+        "Content-Type: text/plain; charset=utf-8\n"
+        "Content-Transfer-Encoding: 8bit\n"
+        "\n"
+        + EIGHTBIT_TEXT +
+        "--mixed8\n"
+        "Content-Type: text/html; charset=utf-8\n"
+        "Content-Transfer-Encoding: 8bit\n"
+        "\n"
+        "<p>Grüße, 日本語</p>\n"
+        "--mixed8--\n")
+    hdrs = BASE_HEADERS + [
+        ("MIME-Version", "1.0"),
+        ("Content-Type", 'multipart/mixed; boundary="mixed8"')]
+    return make_message(hdrs, body)
+
+
+def msg_no_mime():
+    return make_message(BASE_HEADERS, PLAIN_TEXT)
+
+
+def msg_empty_body():
+    return make_message(BASE_HEADERS + _text_headers(), "")
+
+
+def big_attachment_bytes(size=2 << 20):
+    import hashlib
+    out = bytearray()
+    block = b"smimegate"
+    while len(out) < size:
+        block = hashlib.sha256(block).digest()
+        out += block
+    return bytes(out[:size])
+
+
+def msg_big(size=2 << 20):
+    b64 = base64.encodebytes(big_attachment_bytes(size)).decode()
+    body = (
+        "--big_boundary\n"
+        "Content-Type: text/plain; charset=us-ascii\n"
+        "\n"
+        + PLAIN_TEXT +
+        "--big_boundary\n"
+        "Content-Type: application/octet-stream; name=\"big.bin\"\n"
+        "Content-Transfer-Encoding: base64\n"
+        "\n"
+        + b64 +
+        "--big_boundary--\n")
+    hdrs = BASE_HEADERS + [
+        ("MIME-Version", "1.0"),
+        ("Content-Type", 'multipart/mixed; boundary="big_boundary"')]
+    return make_message(hdrs, body)
+
+
 def msg_routing_headers():
     hdrs = [
         ("Received", "from mx.example.com by gw.example.com; "
@@ -381,6 +442,9 @@ SAMPLES = {
     "attachment": msg_attachment,
     "long_line": msg_long_line,
     "nested": msg_nested,
+    "8bit_nested": msg_8bit_nested,
+    "no_mime": msg_no_mime,
+    "empty_body": msg_empty_body,
 }
 
 
@@ -569,6 +633,8 @@ def mime_entity(msg):
     nl = b"\r\n" if head.endswith(b"\r\n") else b"\n"
     fields = re.split(rb"\r?\n(?![ \t])", head.rstrip(b"\r\n"))
     keep = [f for f in fields if f.lower().startswith(b"content-")]
+    if not keep:
+        return nl + body
     return nl.join(keep) + nl + nl + body
 
 

@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from smime_util import (BASE_HEADERS, PLAIN_TEXT, asn1_items,
+from smime_util import (assert_clean, BASE_HEADERS, PLAIN_TEXT, asn1_items,
                         assert_reason, content_type, make_message,
                         extract_cms_der, get_header, mime_entity,
                         msg_deep_nested, msg_long_header, msg_plain_lf,
@@ -148,6 +148,20 @@ def test_tampered_signature(run, pki, plain, producer, opaque):
     assert proc.returncode == 1
     assert res["status"] == "bad-signature"
     assert res["signature_ok"] is False
+
+
+def test_opaque_signature_as_detached_over_other_content(run, pki, plain):
+    """The pkcs7-signature part carries an opaque SignedData over content A
+    while the first part holds different content B: must not verify."""
+    a = mime_entity(plain)
+    b = a.replace(b"Hello Bob", b"Hello Eve")
+    assert a != b
+    opaque_der = extract_cms_der(openssl_sign(pki, a, detached=False))
+    forged = replace_cms(openssl_sign(pki, b), opaque_der)
+    proc = verify(run, pki, forged)
+    assert proc.returncode in (1, 2), \
+        f"forged message accepted (exit {proc.returncode})"
+    assert_reason(proc)
 
 
 def test_expired_signer(run, pki, plain):
@@ -353,6 +367,30 @@ def test_garbage_cms_enveloped(run, pki, ossl_enveloped):
     expect(decrypt(run, pki, replace_cms(ossl_enveloped, _garbage())), 2)
 
 
+def test_invalid_base64_characters(run, pki, ossl_detached, ossl_enveloped):
+    for msg, check in ((ossl_detached, verify), (ossl_enveloped, decrypt)):
+        start, end = cms_b64_span(msg)
+        mid = start + (end - start) // 2
+        bad = msg[:mid] + b"!!*#%~" + msg[mid:]
+        expect(check(run, pki, bad), 2)
+
+
+def test_multipart_signed_other_protocol(run, pki, ossl_detached):
+    bad = ossl_detached.replace(b'protocol="application/pkcs7-signature"',
+                                b'protocol="application/pgp-signature"', 1)
+    assert bad != ossl_detached
+    expect(verify(run, pki, bad), 2)
+
+
+def test_huge_declared_der_length(run, pki, ossl_detached, ossl_opaque,
+                                  ossl_enveloped):
+    der = b"\x30\x84\x7f\xff\xff\xff\x06\x09\x2a\x86\x48\x86\xf7\x0d" \
+          b"\x01\x07\x02" + _garbage(200)
+    expect(verify(run, pki, replace_cms(ossl_detached, der)), 2)
+    expect(verify(run, pki, replace_cms(ossl_opaque, der)), 2)
+    expect(decrypt(run, pki, replace_cms(ossl_enveloped, der)), 2)
+
+
 def test_valid_der_not_cms(run, pki, ossl_detached, ossl_enveloped):
     cert_der = openssl("x509", "-in", pki / "alice.pem", "-outform",
                        "DER").stdout
@@ -398,10 +436,20 @@ def test_deep_nesting_verify_unsigned(run, pki, deep):
 
 
 def test_deep_nesting_verify_signed(run, pki, deep):
-    """A valid signature over 10,000-deep content: the MIME depth limit
-    applies to what verify parses and writes out."""
-    signed = openssl_sign(pki, mime_entity(deep))
-    expect(verify(run, pki, signed), 2)
+    """A valid signature over 10,000-deep content is a valid signature:
+    verify reports the verdict on the signature and does not walk the
+    content's structure (the depth limit applies where content is parsed:
+    sign and encrypt here, the gateway's policy step later).  It must not
+    crash or hang, and the content must come out unchanged."""
+    entity = mime_entity(deep)
+    signed = openssl_sign(pki, entity)
+    proc = verify(run, pki, signed)
+    assert proc.returncode == 0, proc.stderr.decode("utf-8", "replace")
+    assert_clean(proc)
+    out = proc.stdout.replace(b"\r\n", b"\n")
+    # The whole nested body, every boundary down to the last, survives.
+    assert out.count(b"--b9999") >= 1 and out.count(b"--b0--") == 1
+    assert entity.replace(b"\r\n", b"\n").split(b"\n\n", 1)[1] in out
 
 
 def test_not_smime_verify(run, pki, plain):

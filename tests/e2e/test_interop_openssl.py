@@ -12,7 +12,7 @@ import time
 import pytest
 
 from smime_util import (ATTACHMENT_BYTES, EIGHTBIT_TEXT, LONG_LINE, SAMPLES,
-                        attachment_of, check_ok, cms_print, content_type,
+                        attachment_of, big_attachment_bytes, msg_big, check_ok, cms_print, content_type,
                         extract_cms_der, extract_signed_part, get_header,
                         header_names, leaf_parts, mime_entity, msg_8bit,
                         msg_plain_lf, msg_routing_headers, openssl,
@@ -29,8 +29,8 @@ CIPHERS = {
     # --cipher: (openssl print name, smime-type)
     "aes-128-cbc": ("aes-128-cbc", "enveloped-data"),
     "aes-256-cbc": ("aes-256-cbc", "enveloped-data"),
-    "aes-128-gcm": ("aes-128-gcm", "authenveloped-data"),
-    "aes-256-gcm": ("aes-256-gcm", "authenveloped-data"),
+    "aes-128-gcm": ("aes-128-gcm", "authEnveloped-data"),
+    "aes-256-gcm": ("aes-256-gcm", "authEnveloped-data"),
 }
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
@@ -148,7 +148,7 @@ def test_sign_opaque_openssl_verifies(smime, pki, digest):
 
     ctype, params = content_type(out)
     assert ctype == "application/pkcs7-mime"
-    assert params.get("smime-type", "").lower() == "signed-data"
+    assert params.get("smime-type") == "signed-data"
     assert_outer_headers(out, msg)
 
     content = openssl_verify(pki, out).stdout
@@ -232,6 +232,11 @@ def test_sign_samples_openssl_verifies(smime, pki, name):
         assert types == ["text/plain", "text/html", "text/csv"]
     if name == "utf8_subject":
         assert get_header(out, "Subject") == get_header(msg, "Subject")
+    if name == "8bit_nested":
+        leaves = leaf_parts(content)
+        assert [t for t, _ in leaves] == ["text/plain", "text/html"]
+        assert leaves[1][1].decode("utf-8").rstrip("\r\n") == \
+            "<p>Grüße, 日本語</p>"
 
 
 @pytest.mark.parametrize("name", sorted(SAMPLES))
@@ -268,17 +273,18 @@ def test_encrypt_openssl_decrypts(smime, pki, cipher):
 
     ctype, params = content_type(out)
     assert ctype == "application/pkcs7-mime"
-    assert params.get("smime-type", "").lower() == stype
+    assert params.get("smime-type") == stype  # exact, as RFC 8551 spells it
     assert_outer_headers(out, msg)
     assert_line_ends_like(out, msg)
 
     printed = cms_print(extract_cms_der(out))
     assert content_cipher(printed) == name
-    if stype == "authenveloped-data":
+    if stype == "authEnveloped-data":
         assert "d.authEnvelopedData:" in printed
     else:
         assert "d.envelopedData:" in printed
-    assert "rsaEncryption" in printed  # PKCS#1 v1.5 key transport
+    ktri = printed.split("keyEncryptionAlgorithm:", 1)[1][:300]
+    assert "rsaEncryption" in ktri  # PKCS#1 v1.5 key transport by default
 
     dec = openssl_decrypt(pki, out, "bob").stdout
     assert content_type(dec)[0] == "text/plain"
@@ -567,7 +573,7 @@ def test_triple_wrap_smimegate_openssl_unwraps(smime, pki):
     layer1 = openssl_verify(pki, outer).stdout
     ctype, params = content_type(layer1)
     assert ctype == "application/pkcs7-mime"
-    assert params.get("smime-type", "").lower() == "enveloped-data"
+    assert params.get("smime-type") == "enveloped-data"
     layer2 = openssl_decrypt(pki, layer1, "bob").stdout
     assert content_type(layer2)[0] == "multipart/signed"
     layer3 = openssl_verify(pki, layer2).stdout
@@ -624,3 +630,92 @@ def test_file_io(run, pki, tmp_path):
     out = cur.read_bytes()
     assert_outer_headers(out, msg)
     assert text_of(out) == text_of(msg)
+
+
+# ---------------------------------------------------------------------------
+# other algorithms and forms
+# ---------------------------------------------------------------------------
+
+def test_openssl_rsa_pss_signature_verifies(run, pki):
+    msg = msg_plain_lf()
+    signed = openssl_sign(pki, mime_entity(msg),
+                          extra=["-keyopt", "rsa_padding_mode:pss"])
+    assert "rsassaPss" in cms_print(extract_cms_der(signed))
+    proc, res = verify_json(run, pki, signed)
+    assert proc.returncode == 0, proc.stderr
+    assert res["status"] == "ok" and res["signature_ok"] is True
+    assert "pss" in res["signature_alg"].lower()
+
+
+@pytest.mark.parametrize("detached", [True, False], ids=["detached", "opaque"])
+def test_openssl_ecdsa_signature_verifies(run, pki, tmp_path, detached):
+    msg = msg_plain_lf()
+    signed = openssl_sign(pki, mime_entity(msg), signer="carol-ec",
+                          detached=detached, from_="carol@example.com")
+    proc, res = verify_json(run, pki, signed)
+    assert proc.returncode == 0, proc.stderr
+    assert res["status"] == "ok"
+    assert res["signer_emails"] == ["carol@example.com"]
+    assert res["from_match"] is True
+    out = tmp_path / "out.eml"
+    check_ok(run(["verify", "--trust", pki / "trust.pem", "--out", out],
+                 input=signed))
+    assert text_of(out.read_bytes()) == text_of(msg)
+
+
+@pytest.mark.parametrize("opaque", [False, True], ids=["detached", "opaque"])
+def test_sign_ecdsa_openssl_verifies(smime, pki, opaque):
+    msg = msg_plain_lf()
+    out = smime.sign(msg, signer="carol-ec", opaque=opaque)
+    content = openssl_verify(pki, out).stdout
+    assert text_of(content) == text_of(msg)
+    printed = cms_print(extract_cms_der(out))
+    assert "ecdsa" in printed.split("signatureAlgorithm:")[-1][:200].lower()
+
+
+def test_openssl_ber_streamed_opaque_verifies(run, pki, tmp_path):
+    """-stream makes openssl write indefinite-length BER."""
+    msg = msg_plain_lf()
+    signed = openssl_sign(pki, mime_entity(msg), detached=False,
+                          extra=["-stream"])
+    der = extract_cms_der(signed)
+    assert der[1] == 0x80, "expected indefinite-length BER"
+    out = tmp_path / "out.eml"
+    check_ok(run(["verify", "--trust", pki / "trust.pem", "--out", out],
+                 input=signed))
+    assert text_of(out.read_bytes()) == text_of(msg)
+
+
+def test_openssl_ber_streamed_enveloped_decrypts(run, pki):
+    msg = msg_plain_lf()
+    ent = mime_entity(msg)
+    enc = openssl("cms", "-encrypt", "-aes256", "-stream", "-recip",
+                  pki / "bob.pem", "-from", "alice@example.com",
+                  "-subject", "encrypted by openssl", input=ent).stdout
+    assert extract_cms_der(enc)[1] == 0x80, "expected indefinite-length BER"
+    _decrypt_and_check(run, pki, enc, msg,
+                       ["--cert", pki / "bob.pem", "--key", pki / "bob.key"])
+
+
+@pytest.fixture(scope="module")
+def big():
+    return msg_big(2 << 20)
+
+
+def test_big_message_sign_encrypt_openssl(smime, pki, big):
+    """A 2 MB attachment through sign and encrypt; openssl unwraps."""
+    signed = smime.sign(big)
+    content = openssl_verify(pki, signed).stdout
+    assert attachment_of(content) == big_attachment_bytes(2 << 20)
+    env = smime.encrypt(signed, ["bob"], cipher="aes-256-gcm")
+    inner = openssl_decrypt(pki, env, "bob").stdout
+    content = openssl_verify(pki, inner).stdout
+    assert attachment_of(content) == big_attachment_bytes(2 << 20)
+
+
+def test_big_message_openssl_to_smimegate(smime, pki, big):
+    ent = mime_entity(big)
+    signed = openssl_sign(pki, ent, detached=False)
+    env = openssl_encrypt(pki, signed, ["bob"], cipher="-aes-128-gcm")
+    out = smime.verify(smime.decrypt(env, "bob"))
+    assert attachment_of(out) == big_attachment_bytes(2 << 20)
