@@ -416,7 +416,7 @@ def test_verify_json_stdout_only_json_with_out(run, pki, tmp_path):
 def test_openssl_sha1_signature_is_weak(run, pki):
     signed = openssl_sign(pki, mime_entity(msg_plain_lf()), md="sha1")
     proc, res = verify_json(run, pki, signed)
-    assert proc.returncode in (0, 1)
+    assert proc.returncode == 0  # weak is reported, not a verdict
     assert res["digest"] == "sha1"
     assert res["weak"] is True
     assert res["weak_reason"]
@@ -427,7 +427,7 @@ def test_from_mismatch_reported(run, pki):
     signed = openssl_sign(pki, mime_entity(msg_plain_lf()),
                           from_="Mallory <mallory@example.com>")
     proc, res = verify_json(run, pki, signed)
-    assert proc.returncode in (0, 1)
+    assert proc.returncode == 0  # From mismatch is reported, not a verdict
     assert res["signature_ok"] is True and res["chain_ok"] is True
     assert res["from_address"] == "mallory@example.com"
     assert res["from_match"] is False
