@@ -50,6 +50,8 @@ enum sg_status {
 	SG_ERR_KEY_MISMATCH,  /* private key does not belong to the cert */
 	SG_ERR_NOT_RECIPIENT, /* none of our keys opens this envelope */
 	SG_ERR_DECRYPT,       /* decryption or GCM tag check failed */
+	SG_ERR_NOT_FOUND,     /* no such name in the store */
+	SG_ERR_EXISTS,        /* the name is taken */
 	/* process-level */
 	SG_ERR_NOMEM,
 	SG_ERR_TEMP,     /* temporary failure: try again later */
@@ -308,6 +310,115 @@ enum sg_status sg_cert_create(struct sg_ctx *ctx, const struct sg_cert_req *req,
 enum sg_status sg_key_save_pem(struct sg_ctx *ctx, const struct sg_key *key,
                                const char *cert_path, const char *key_path,
                                const char *pass);
+
+/* ---- Certificate facts ------------------------------------------------- */
+
+/* What a certificate says, as plain data (for listings, lookups, the
+ * store).  Strings are owned by the struct; sg_cert_info_clear frees. */
+struct sg_cert_info {
+	char *subject;     /* RFC 2253 one-line form */
+	char *issuer;      /* same form */
+	char *serial;      /* uppercase hex, no colons */
+	char *fingerprint; /* SHA-256 of the DER, lowercase hex */
+	char *ski;         /* subjectKeyIdentifier, lowercase hex, or NULL */
+	char *key_type;    /* "rsa:2048", "ec:p256", "ec:p384", ... */
+	char **emails;     /* SAN rfc822Name + subject emailAddress,
+	                    * lowercased, NULL-terminated */
+	char **domains;    /* SAN dNSName, lowercased, NULL-terminated */
+	time_t not_before, not_after;
+	int self_signed;
+	int is_ca;
+	/* Fitness by the RFC 8550 / seed 002 requirements: keyUsage (when
+	 * present) allows digitalSignature and nonRepudiation (sign), or
+	 * keyEncipherment (RSA) / keyAgreement (EC) (encrypt); an
+	 * extendedKeyUsage, when present, includes emailProtection. */
+	int can_sign;
+	int can_encrypt;
+	char *unfit_sign;    /* why not, or NULL */
+	char *unfit_encrypt; /* why not, or NULL */
+};
+
+/* Facts about certificate I of CERTS.  SG_ERR_USAGE for a bad index. */
+enum sg_status sg_certs_info(const struct sg_certs *certs, size_t i,
+                             struct sg_cert_info *out);
+void sg_cert_info_clear(struct sg_cert_info *info);
+/* The DER of certificate I (caller frees with free()). */
+enum sg_status sg_certs_get_der(const struct sg_certs *certs, size_t i,
+                                unsigned char **der, size_t *len);
+/* Writes every certificate as PEM to SINK. */
+enum sg_status sg_certs_write_pem(struct sg_ctx *ctx,
+                                  const struct sg_certs *certs,
+                                  struct sg_sink *sink);
+/* Appends a new reference to certificate I of SRC to DST. */
+enum sg_status sg_certs_push_from(struct sg_certs *dst,
+                                  const struct sg_certs *src, size_t i);
+
+/* ---- Keys for the store ------------------------------------------------ */
+
+/* The key's certificate and chain as a list: [0] is the key's own
+ * certificate (absent while a CSR is pending), then the chain.  A new
+ * list; the caller frees it. */
+enum sg_status sg_key_get_certs(const struct sg_key *key,
+                                struct sg_certs **out);
+/* Whether KEY has a certificate yet (0 while a CSR is pending). */
+int sg_key_has_cert(const struct sg_key *key);
+/* Whether certificate I of CERTS is for KEY's public key. */
+int sg_key_matches(const struct sg_key *key, const struct sg_certs *certs,
+                   size_t i);
+/* Attaches certificate I of CERTS (and the others, as the chain) to KEY.
+ * SG_ERR_KEY_MISMATCH when it is not for this key. */
+enum sg_status sg_key_set_certs(struct sg_ctx *ctx, struct sg_key *key,
+                                const struct sg_certs *certs, size_t i);
+
+/* Random bytes from OpenSSL's CSPRNG.  SG_ERR_INTERNAL on failure. */
+enum sg_status sg_random_bytes(unsigned char *buf, size_t len);
+
+/*
+ * Wraps the private key of KEY for storage: AES-256-GCM under the
+ * 32-byte MASTER key over its PKCS#8 DER, with AAD (e.g. the row's
+ * name) bound in, so that a blob moved to another row does not open.
+ * *BLOB is malloc'd; the plaintext DER is wiped.
+ */
+enum sg_status sg_key_wrap(struct sg_ctx *ctx, const struct sg_key *key,
+                           const unsigned char master[32], const char *aad,
+                           unsigned char **blob, size_t *len);
+/* The reverse: a key (with CERTS, if not NULL, attached: [0] its
+ * certificate, then the chain).  SG_ERR_DECRYPT when the master key or
+ * AAD is wrong or the blob was altered. */
+enum sg_status sg_key_unwrap(struct sg_ctx *ctx, const unsigned char *blob,
+                             size_t len, const unsigned char master[32],
+                             const char *aad, const struct sg_certs *certs,
+                             struct sg_key **out);
+
+/* ---- CSRs and PKCS#12 --------------------------------------------------- */
+
+/* A PEM certificate signing request for KEY (or, when *KEY is NULL, a new
+ * key of REQ->key, returned in *KEY) with the fields and SANs of REQ and
+ * the S/MIME keyUsage and extendedKeyUsage requested.  *PEM is malloc'd,
+ * NUL-terminated. */
+enum sg_status sg_csr_create(struct sg_ctx *ctx, const struct sg_cert_req *req,
+                             struct sg_key **key, char **pem);
+
+/* Writes KEY (certificate, chain and private key) as PKCS#12 protected by
+ * PASS: AES-256-CBC with PBKDF2 and a SHA-256 MAC, or with LEGACY
+ * 3DES/RC2 and a SHA-1 MAC for older readers (Windows, gpgsm 2.2). */
+enum sg_status sg_key_write_p12(struct sg_ctx *ctx, const struct sg_key *key,
+                                const char *pass, int legacy,
+                                struct sg_sink *sink);
+
+/* ---- RecipientInfos ----------------------------------------------------- */
+
+/* Who an encrypted message is for: one entry per RecipientInfo (or per
+ * recipient of a key agreement).  Strings owned by the list. */
+struct sg_recipient_id {
+	char *issuer; /* RFC 2253 form, or NULL when by key identifier */
+	char *serial; /* uppercase hex, or NULL */
+	char *ski;    /* lowercase hex, or NULL */
+};
+/* Lists the recipients of an encrypted MSG: N entries in *IDS. */
+enum sg_status sg_msg_recipients(struct sg_ctx *ctx, struct sg_msg *msg,
+                                 struct sg_recipient_id **ids, size_t *n);
+void sg_recipient_ids_free(struct sg_recipient_id *ids, size_t n);
 
 #ifdef __cplusplus
 }

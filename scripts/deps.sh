@@ -3,7 +3,7 @@
 # Idempotent: packages already present are left alone, nothing else changes.
 set -eu
 
-build="make gcc pkg-config libssl-dev libgmime-3.0-dev libglib2.0-dev"
+build="make gcc pkg-config libssl-dev libgmime-3.0-dev libglib2.0-dev libsqlite3-dev"
 test="openssl python3 python3-pytest libnss3-tools gpgsm gnupg clang-format time"
 want="$build $test"
 

@@ -13,6 +13,7 @@
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/pkcs12.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
@@ -57,21 +58,58 @@ add_ext(X509 *x, X509 *issuer, int nid, const char *value)
 	return ok;
 }
 
+/* The SAN value "email:a,DNS:b" of REQ into B; 0 or -1. */
+static int
+san_value(const struct sg_cert_req *req, struct sg_buf *b)
+{
+	for (const char *const *e = req->san_emails; e && *e; e++)
+		if (sg_buf_addf(b, "%semail:%s", b->len ? "," : "", *e) == -1)
+			return -1;
+	for (const char *const *d = req->san_domains; d && *d; d++)
+		if (sg_buf_addf(b, "%sDNS:%s", b->len ? "," : "", *d) == -1)
+			return -1;
+	return 0;
+}
+
 static int
 add_san(X509 *x, const struct sg_cert_req *req)
 {
 	struct sg_buf b;
-	int ok = 1;
+	int ok;
 
 	sg_buf_init(&b);
-	for (const char *const *e = req->san_emails; ok && e && *e; e++)
-		ok = sg_buf_addf(&b, "%semail:%s", b.len ? "," : "", *e) == 0;
-	for (const char *const *d = req->san_domains; ok && d && *d; d++)
-		ok = sg_buf_addf(&b, "%sDNS:%s", b.len ? "," : "", *d) == 0;
+	ok = san_value(req, &b) == 0;
 	if (ok && b.len > 0)
 		ok = add_ext(x, NULL, NID_subject_alt_name, b.data);
 	sg_buf_clear(&b);
 	return ok;
+}
+
+/* The subject of REQ into NAME. */
+static int
+fill_name(X509_NAME *name, const struct sg_cert_req *req)
+{
+	return add_name(name, "C", req->country) &&
+	       add_name(name, "ST", req->state) &&
+	       add_name(name, "L", req->city) &&
+	       add_name(name, "O", req->org) &&
+	       add_name(name, "OU", req->unit) && add_name(name, "CN", req->cn);
+}
+
+static const char *
+ku_for(int ec)
+{
+	return ec ? "critical,digitalSignature,nonRepudiation,keyAgreement"
+	          : "critical,digitalSignature,nonRepudiation,"
+	            "keyEncipherment";
+}
+
+static int
+req_ok(const struct sg_cert_req *req)
+{
+	return req->cn != NULL && *req->cn != '\0' && req->days > 0 &&
+	       req->days <= 36500 &&
+	       (req->country == NULL || strlen(req->country) == 2);
 }
 
 enum sg_status
@@ -87,8 +125,7 @@ sg_cert_create(struct sg_ctx *ctx, const struct sg_cert_req *req,
 	time_t now = sg_ctx_now(ctx);
 
 	sg_reset(ctx);
-	if (req->cn == NULL || req->days == 0 || req->days > 36500 ||
-	    (req->country != NULL && strlen(req->country) != 2))
+	if (!req_ok(req))
 		return sg_fail_plain(ctx, SG_ERR_USAGE,
 		                     "a certificate needs a common name, "
 		                     "1 to 36500 days, and a 2-letter country");
@@ -110,10 +147,7 @@ sg_cert_create(struct sg_ctx *ctx, const struct sg_cert_req *req,
 	    !X509_set_pubkey(x, k->pkey))
 		goto fail;
 	name = X509_get_subject_name(x);
-	if (!add_name(name, "C", req->country) ||
-	    !add_name(name, "ST", req->state) ||
-	    !add_name(name, "L", req->city) || !add_name(name, "O", req->org) ||
-	    !add_name(name, "OU", req->unit) || !add_name(name, "CN", req->cn))
+	if (!fill_name(name, req))
 		goto fail;
 	if (!X509_set_issuer_name(
 	        x, issuer ? X509_get_subject_name(issuer->cert) : name))
@@ -130,11 +164,7 @@ sg_cert_create(struct sg_ctx *ctx, const struct sg_cert_req *req,
 			goto fail;
 	} else {
 		if (!add_ext(x, icert, NID_basic_constraints, "CA:FALSE") ||
-		    !add_ext(x, icert, NID_key_usage,
-		             ec ? "critical,digitalSignature,nonRepudiation,"
-		                  "keyAgreement"
-		                : "critical,digitalSignature,nonRepudiation,"
-		                  "keyEncipherment") ||
+		    !add_ext(x, icert, NID_key_usage, ku_for(ec)) ||
 		    !add_ext(x, icert, NID_ext_key_usage, "emailProtection"))
 			goto fail;
 	}
@@ -216,4 +246,114 @@ out:
 	BIO_free(c);
 	BIO_free(k); /* secure memory: wiped when freed */
 	return st;
+}
+
+enum sg_status
+sg_csr_create(struct sg_ctx *ctx, const struct sg_cert_req *req,
+              struct sg_key **key, char **pem)
+{
+	struct sg_key *k = *key, *made = NULL;
+	X509_REQ *r = NULL;
+	STACK_OF(X509_EXTENSION) *exts = NULL;
+	X509V3_CTX v3;
+	X509_EXTENSION *e;
+	struct sg_buf san;
+	BIO *mem = NULL;
+	BUF_MEM *bm;
+	int ec, ok;
+	enum sg_status st = SG_OK;
+
+	sg_reset(ctx);
+	sg_buf_init(&san);
+	if (!req_ok(req))
+		return sg_fail_plain(ctx, SG_ERR_USAGE,
+		                     "a request needs a common name and a "
+		                     "2-letter country");
+	if (k == NULL) {
+		if ((made = calloc(1, sizeof(*made))) == NULL ||
+		    (made->chain.sk = sk_X509_new_null()) == NULL ||
+		    (made->pkey = new_key(req->key)) == NULL) {
+			st = sg_fail(ctx, SG_ERR_INTERNAL,
+			             "cannot generate the key");
+			goto out;
+		}
+		k = made;
+	}
+	ec = EVP_PKEY_get_base_id(k->pkey) == EVP_PKEY_EC;
+	X509V3_set_ctx(&v3, NULL, NULL, NULL, NULL, 0);
+	ok = (r = X509_REQ_new()) != NULL &&
+	     X509_REQ_set_version(r, X509_REQ_VERSION_1) &&
+	     fill_name(X509_REQ_get_subject_name(r), req) &&
+	     X509_REQ_set_pubkey(r, k->pkey) &&
+	     (exts = sk_X509_EXTENSION_new_null()) != NULL &&
+	     san_value(req, &san) == 0;
+	if (ok && san.len > 0)
+		ok = (e = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name,
+		                              san.data)) != NULL &&
+		     sk_X509_EXTENSION_push(exts, e);
+	ok = ok &&
+	     (e = X509V3_EXT_conf_nid(NULL, &v3, NID_key_usage, ku_for(ec))) !=
+	         NULL &&
+	     sk_X509_EXTENSION_push(exts, e) &&
+	     (e = X509V3_EXT_conf_nid(NULL, &v3, NID_ext_key_usage,
+	                              "emailProtection")) != NULL &&
+	     sk_X509_EXTENSION_push(exts, e) &&
+	     X509_REQ_add_extensions(r, exts) &&
+	     X509_REQ_sign(r, k->pkey, EVP_sha256()) > 0 &&
+	     (mem = BIO_new(BIO_s_mem())) != NULL &&
+	     PEM_write_bio_X509_REQ(mem, r);
+	if (!ok) {
+		st = sg_fail(ctx, SG_ERR_INTERNAL, "cannot create the request");
+		goto out;
+	}
+	BIO_get_mem_ptr(mem, &bm);
+	if ((*pem = strndup(bm->data, bm->length)) == NULL) {
+		st = sg_fail_plain(ctx, SG_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	if (made != NULL) {
+		*key = made;
+		made = NULL;
+	}
+out:
+	sg_buf_clear(&san);
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	X509_REQ_free(r);
+	BIO_free(mem);
+	sg_key_free(made);
+	return st;
+}
+
+enum sg_status
+sg_key_write_p12(struct sg_ctx *ctx, const struct sg_key *key, const char *pass,
+                 int legacy, struct sg_sink *sink)
+{
+	/* Modern: PBES2 (PBKDF2, AES-256-CBC) and a SHA-256 MAC.  Legacy:
+	 * 3DES PBE for key and certificates and a SHA-1 MAC. */
+	int nid =
+	    legacy ? NID_pbe_WithSHA1And3_Key_TripleDES_CBC : NID_aes_256_cbc;
+	PKCS12 *p12 = NULL;
+	int ok;
+
+	sg_reset(ctx);
+	if (key->cert == NULL)
+		return sg_fail_plain(ctx, SG_ERR_USAGE,
+		                     "the key has no certificate yet (a CSR "
+		                     "is pending)");
+	ok = (p12 = PKCS12_create(pass ? pass : "", NULL, key->pkey, key->cert,
+	                          key->chain.sk, nid, nid, PKCS12_DEFAULT_ITER,
+	                          -1, 0)) != NULL &&
+	     PKCS12_set_mac(p12, pass ? pass : "", -1, NULL, 0,
+	                    PKCS12_DEFAULT_ITER,
+	                    legacy ? EVP_sha1() : EVP_sha256());
+	/* Binary: straight to the sink, not through the line-end BIO. */
+	if (ok) {
+		unsigned char *der = NULL;
+		int n = i2d_PKCS12(p12, &der);
+		ok = n > 0 && sink->write(sink->arg, der, (size_t)n) == 0;
+		OPENSSL_clear_free(der, n > 0 ? (size_t)n : 0);
+	}
+	PKCS12_free(p12);
+	return ok ? SG_OK
+	          : sg_fail(ctx, SG_ERR_INTERNAL, "cannot write the PKCS#12");
 }

@@ -156,8 +156,9 @@ sg_decrypt(struct sg_ctx *ctx, struct sg_msg *msg, const struct sg_key *key,
 	enum sg_status st;
 
 	sg_reset(ctx);
-	if (key == NULL)
-		return sg_fail_plain(ctx, SG_ERR_USAGE, "a key is needed");
+	if (key == NULL || key->cert == NULL)
+		return sg_fail_plain(ctx, SG_ERR_USAGE,
+		                     "a key with its certificate is needed");
 	if ((st = read_envelope(msg, &cms)) != SG_OK)
 		return st;
 	if ((st = open_envelope(ctx, cms, key)) != SG_OK)
@@ -208,4 +209,101 @@ out:
 		close(fd);
 	CMS_ContentInfo_free(cms);
 	return st;
+}
+
+static int
+rid_add(struct sg_recipient_id **ids, size_t *n, X509_NAME *issuer,
+        ASN1_INTEGER *serial, ASN1_OCTET_STRING *keyid)
+{
+	struct sg_recipient_id *v = realloc(*ids, (*n + 1) * sizeof(*v));
+	struct sg_recipient_id *r;
+
+	if (v == NULL)
+		return -1;
+	*ids = v;
+	r = &v[*n];
+	memset(r, 0, sizeof(*r));
+	(*n)++;
+	if (issuer != NULL && (r->issuer = sg_name_oneline(issuer)) == NULL)
+		return -1;
+	if (serial != NULL && (r->serial = sg_serial_hex(serial)) == NULL)
+		return -1;
+	if (keyid != NULL &&
+	    (r->ski = sg_hex_lower(ASN1_STRING_get0_data(keyid),
+	                           (size_t)ASN1_STRING_length(keyid))) == NULL)
+		return -1;
+	return 0;
+}
+
+enum sg_status
+sg_msg_recipients(struct sg_ctx *ctx, struct sg_msg *msg,
+                  struct sg_recipient_id **ids, size_t *n)
+{
+	CMS_ContentInfo *cms = NULL;
+	STACK_OF(CMS_RecipientInfo) * ris;
+	struct sg_recipient_id *v = NULL;
+	size_t count = 0;
+	enum sg_status st;
+	int bad = 0;
+
+	sg_reset(ctx);
+	if ((st = read_envelope(msg, &cms)) != SG_OK)
+		return st;
+	ris = CMS_get0_RecipientInfos(cms);
+	if ((unsigned)sk_CMS_RecipientInfo_num(ris) >
+	    ctx->limits.max_recipients) {
+		CMS_ContentInfo_free(cms);
+		return sg_fail_plain(ctx, SG_ERR_LIMIT,
+		                     "more than %u recipients",
+		                     ctx->limits.max_recipients);
+	}
+	for (int i = 0; !bad && i < sk_CMS_RecipientInfo_num(ris); i++) {
+		CMS_RecipientInfo *ri = sk_CMS_RecipientInfo_value(ris, i);
+		ASN1_OCTET_STRING *keyid = NULL;
+		X509_NAME *issuer = NULL;
+		ASN1_INTEGER *serial = NULL;
+
+		if (CMS_RecipientInfo_type(ri) == CMS_RECIPINFO_TRANS) {
+			if (CMS_RecipientInfo_ktri_get0_signer_id(
+			        ri, &keyid, &issuer, &serial) == 1)
+				bad =
+				    rid_add(&v, &count, issuer, serial, keyid);
+		} else if (CMS_RecipientInfo_type(ri) == CMS_RECIPINFO_AGREE) {
+			STACK_OF(CMS_RecipientEncryptedKey) *reks =
+			    CMS_RecipientInfo_kari_get0_reks(ri);
+			for (int j = 0;
+			     !bad && j < sk_CMS_RecipientEncryptedKey_num(reks);
+			     j++) {
+				keyid = NULL;
+				issuer = NULL;
+				serial = NULL;
+				if (CMS_RecipientEncryptedKey_get0_id(
+				        sk_CMS_RecipientEncryptedKey_value(reks,
+				                                           j),
+				        &keyid, NULL, NULL, &issuer,
+				        &serial) == 1)
+					bad = rid_add(&v, &count, issuer,
+					              serial, keyid);
+			}
+		}
+	}
+	CMS_ContentInfo_free(cms);
+	if (bad) {
+		sg_recipient_ids_free(v, count);
+		return sg_fail_plain(ctx, SG_ERR_NOMEM, "out of memory");
+	}
+	*ids = v;
+	*n = count;
+	return SG_OK;
+}
+
+void
+sg_recipient_ids_free(struct sg_recipient_id *ids, size_t n)
+{
+	for (size_t i = 0; ids != NULL && i < n; i++) {
+		free(ids[i].issuer);
+		free(ids[i].serial);
+		free(ids[i].ski);
+	}
+	free(ids);
 }

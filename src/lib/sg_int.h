@@ -70,6 +70,10 @@ enum sg_status sg_cert_check(struct sg_ctx *ctx, X509 *cert,
  * lowercased, NULL-terminated; NULL when allocation fails. */
 char **sg_cert_emails(X509 *cert);
 void sg_strv_free(char **v);
+/* Uppercase hex of a serial number; lowercase hex of bytes (caller
+ * frees). */
+char *sg_serial_hex(const ASN1_INTEGER *serial);
+char *sg_hex_lower(const unsigned char *p, size_t n);
 /* "CN=...,O=..." one-line RFC 2253 form; caller frees. */
 char *sg_name_oneline(const X509_NAME *name);
 

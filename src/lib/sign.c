@@ -164,6 +164,7 @@ sg_sign(struct sg_ctx *ctx, struct sg_msg *msg, const struct sg_sign_opts *opts,
 
 	sg_reset(ctx);
 	if (opts == NULL || opts->signer == NULL ||
+	    opts->signer->cert == NULL ||
 	    (unsigned)opts->digest > SG_DIGEST_SHA512)
 		return sg_fail_plain(ctx, SG_ERR_USAGE,
 		                     "a signer and a known digest are needed");

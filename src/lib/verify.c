@@ -181,18 +181,12 @@ describe_signer(struct sg_ctx *ctx, CMS_ContentInfo *cms, X509 *signer,
 	int idx, bits;
 
 	if (signer != NULL) {
-		BIGNUM *bn =
-		    ASN1_INTEGER_to_BN(X509_get0_serialNumber(signer), NULL);
 		res->signer_subject =
 		    sg_name_oneline(X509_get_subject_name(signer));
 		res->signer_issuer =
 		    sg_name_oneline(X509_get_issuer_name(signer));
-		if (bn != NULL) {
-			char *hex = BN_bn2hex(bn);
-			res->signer_serial = hex ? strdup(hex) : NULL;
-			OPENSSL_free(hex);
-			BN_free(bn);
-		}
+		res->signer_serial =
+		    sg_serial_hex(X509_get0_serialNumber(signer));
 		res->signer_emails = sg_cert_emails(signer);
 		bits = EVP_PKEY_get_bits(X509_get0_pubkey(signer));
 		if (EVP_PKEY_get_base_id(X509_get0_pubkey(signer)) ==

@@ -7,10 +7,7 @@
 #include <string.h>
 
 static const struct unit_suite *suites[] = {
-    &suite_status,
-    &suite_msg,
-    &suite_mime,
-    &suite_smime,
+    &suite_status, &suite_msg, &suite_mime, &suite_smime, &suite_keys,
 };
 
 static int case_failed;
