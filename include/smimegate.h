@@ -100,6 +100,13 @@ time_t sg_ctx_now(const struct sg_ctx *ctx);
 /* Directory for temporary files (default $TMPDIR, else /tmp).  Copied. */
 enum sg_status sg_ctx_set_tmpdir(struct sg_ctx *ctx, const char *dir);
 
+/* Records a failure on the handle for a client layer (the store) whose own
+ * object does not exist yet: ST and a one-line reason, no key material.
+ * Returns ST. */
+enum sg_status sg_ctx_set_error(struct sg_ctx *ctx, enum sg_status st,
+                                const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* The detail of the last failure on this handle: one line, no key
  * material.  Valid until the next call on the handle.  Never NULL. */
 const char *sg_ctx_error(const struct sg_ctx *ctx);
@@ -342,6 +349,9 @@ struct sg_cert_info {
 enum sg_status sg_certs_info(const struct sg_certs *certs, size_t i,
                              struct sg_cert_info *out);
 void sg_cert_info_clear(struct sg_cert_info *info);
+/* What a PEM CSR asks for: subject, key_type, emails and domains are
+ * filled, the rest left zero.  SG_ERR_BADKEY when PEM is not a CSR. */
+enum sg_status sg_csr_info(const char *pem, struct sg_cert_info *out);
 /* The DER of certificate I (caller frees with free()). */
 enum sg_status sg_certs_get_der(const struct sg_certs *certs, size_t i,
                                 unsigned char **der, size_t *len);
@@ -394,8 +404,10 @@ enum sg_status sg_key_unwrap(struct sg_ctx *ctx, const unsigned char *blob,
 
 /* A PEM certificate signing request for KEY (or, when *KEY is NULL, a new
  * key of REQ->key, returned in *KEY) with the fields and SANs of REQ and
- * the S/MIME keyUsage and extendedKeyUsage requested.  *PEM is malloc'd,
- * NUL-terminated. */
+ * the S/MIME keyUsage and extendedKeyUsage requested.  REQ may be NULL for
+ * a key that has a certificate: the request then repeats that
+ * certificate's subject and subjectAltName (a renewal).  *PEM is
+ * malloc'd, NUL-terminated. */
 enum sg_status sg_csr_create(struct sg_ctx *ctx, const struct sg_cert_req *req,
                              struct sg_key **key, char **pem);
 

@@ -2,7 +2,7 @@
  * main.c - the smimegate command: dispatch to subcommands, and the helpers
  * they share (errors, atomic output, passphrase files).
  */
-#include "cli/cli.h"
+#include "cli/admin.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +24,12 @@ static const struct command {
     {"encrypt", cmd_encrypt, "encrypt a message to recipients"},
     {"verify", cmd_verify, "verify a signed message"},
     {"decrypt", cmd_decrypt, "decrypt a message with our key"},
+    {"store", cmd_store, "store init: create the key store"},
+    {"cert", cmd_cert,
+     "our certificates: create, csr, import, export, list, show, delete"},
+    {"key", cmd_key,
+     "partners' public keys: add, import, export, list, show, delete"},
+    {"ca", cmd_ca, "trust anchors: import, list, show, delete, trust-system"},
     {"demo", cmd_demo,
      "create throw-away certificates and show every operation"},
 };
@@ -50,7 +56,8 @@ cli_usage(const char *cmd, const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "smimegate: %s: ", cmd);
+	fprintf(stderr, "smimegate: %s: %s: ", cmd,
+	        sg_status_name(SG_ERR_USAGE));
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
@@ -153,7 +160,8 @@ main(int argc, char **argv)
 {
 	if (argc < 2) {
 		fprintf(stderr, "smimegate: usage: smimegate COMMAND [OPTIONS] "
-		                "(sign, encrypt, verify, decrypt, demo; "
+		                "(sign, encrypt, verify, decrypt, store, cert, "
+		                "key, ca, demo; "
 		                "smimegate --help)\n");
 		return sg_status_exit_code(SG_ERR_USAGE);
 	}
@@ -172,7 +180,8 @@ main(int argc, char **argv)
 			return commands[i].fn(argc - 1, argv + 1);
 	fprintf(stderr,
 	        "smimegate: usage: unknown command \"%s\" (sign, encrypt, "
-	        "verify, decrypt, demo; smimegate --help)\n",
+	        "verify, decrypt, store, cert, key, ca, demo; smimegate "
+	        "--help)\n",
 	        argv[1]);
 	return sg_status_exit_code(SG_ERR_USAGE);
 }

@@ -163,7 +163,11 @@ sg_cert_create(struct sg_ctx *ctx, const struct sg_cert_req *req,
 		             "critical,keyCertSign,cRLSign"))
 			goto fail;
 	} else {
-		if (!add_ext(x, icert, NID_basic_constraints, "CA:FALSE") ||
+		/* A self-signed end entity carries no basicConstraints: NSS
+		 * (Thunderbird) accepts such a certificate as a trust anchor,
+		 * not one that says CA:FALSE.  Issued ones say CA:FALSE. */
+		if ((issuer != NULL &&
+		     !add_ext(x, icert, NID_basic_constraints, "CA:FALSE")) ||
 		    !add_ext(x, icert, NID_key_usage, ku_for(ec)) ||
 		    !add_ext(x, icert, NID_ext_key_usage, "emailProtection"))
 			goto fail;
@@ -265,10 +269,11 @@ sg_csr_create(struct sg_ctx *ctx, const struct sg_cert_req *req,
 
 	sg_reset(ctx);
 	sg_buf_init(&san);
-	if (!req_ok(req))
+	if (req == NULL ? k == NULL || k->cert == NULL : !req_ok(req))
 		return sg_fail_plain(ctx, SG_ERR_USAGE,
 		                     "a request needs a common name and a "
-		                     "2-letter country");
+		                     "2-letter country, or a certificate to "
+		                     "renew");
 	if (k == NULL) {
 		if ((made = calloc(1, sizeof(*made))) == NULL ||
 		    (made->chain.sk = sk_X509_new_null()) == NULL ||
@@ -283,10 +288,20 @@ sg_csr_create(struct sg_ctx *ctx, const struct sg_cert_req *req,
 	X509V3_set_ctx(&v3, NULL, NULL, NULL, NULL, 0);
 	ok = (r = X509_REQ_new()) != NULL &&
 	     X509_REQ_set_version(r, X509_REQ_VERSION_1) &&
-	     fill_name(X509_REQ_get_subject_name(r), req) &&
+	     (req != NULL ? fill_name(X509_REQ_get_subject_name(r), req)
+	                  : X509_REQ_set_subject_name(
+	                        r, X509_get_subject_name(k->cert))) &&
 	     X509_REQ_set_pubkey(r, k->pkey) &&
 	     (exts = sk_X509_EXTENSION_new_null()) != NULL &&
-	     san_value(req, &san) == 0;
+	     (req == NULL || san_value(req, &san) == 0);
+	if (ok && req == NULL) {
+		/* Renewal: the certificate's own subjectAltName. */
+		int at = X509_get_ext_by_NID(k->cert, NID_subject_alt_name, -1);
+		if (at >= 0)
+			ok = (e = X509_EXTENSION_dup(
+			          X509_get_ext(k->cert, at))) != NULL &&
+			     sk_X509_EXTENSION_push(exts, e);
+	}
 	if (ok && san.len > 0)
 		ok = (e = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name,
 		                              san.data)) != NULL &&

@@ -51,9 +51,8 @@ sg_hex_lower(const unsigned char *p, size_t n)
 }
 
 static char *
-key_type_of(X509 *x)
+key_type_of(EVP_PKEY *pk)
 {
-	EVP_PKEY *pk = X509_get0_pubkey(x);
 	char buf[64], group[32] = "";
 	size_t glen = 0;
 
@@ -88,33 +87,49 @@ key_type_of(X509 *x)
 	return strdup(buf);
 }
 
+/* The names of type TYPE (GEN_DNS, GEN_EMAIL) in GENS, lowercased. */
 static char **
-domains_of(X509 *x)
+names_of(GENERAL_NAMES *gens, int type)
 {
-	GENERAL_NAMES *gens =
-	    X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
 	int count = gens != NULL ? sk_GENERAL_NAME_num(gens) : 0; /* -1 */
 	char **v = calloc((size_t)count + 1, sizeof(*v));
 	size_t n = 0;
 
-	for (int i = 0; v && i < sk_GENERAL_NAME_num(gens); i++) {
+	for (int i = 0; v && i < count; i++) {
 		GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
-		if (g->type != GEN_DNS)
+		if (g->type != type)
 			continue;
-		char *d =
-		    strndup((const char *)ASN1_STRING_get0_data(g->d.dNSName),
-		            (size_t)ASN1_STRING_length(g->d.dNSName));
+		ASN1_IA5STRING *s =
+		    type == GEN_DNS ? g->d.dNSName : g->d.rfc822Name;
+		const char *raw = (const char *)ASN1_STRING_get0_data(s);
+		size_t rlen = (size_t)ASN1_STRING_length(s);
+		/* "victim.com\0.evil" must not pass for victim.com. */
+		if (rlen == 0 || memchr(raw, '\0', rlen) != NULL)
+			continue;
+		char *d = strndup(raw, rlen);
 		if (d == NULL) {
 			sg_strv_free(v);
 			v = NULL;
 			break;
 		}
-		for (char *c = d; *c; c++)
-			*c = (char)tolower((unsigned char)*c);
+		if (type == GEN_DNS)
+			sg_lower_domain(d);
+		else if (strrchr(d, '@') != NULL)
+			sg_lower_domain(strrchr(d, '@') + 1);
 		v[n++] = d;
 	}
-	GENERAL_NAMES_free(gens);
 	ERR_clear_error();
+	return v;
+}
+
+static char **
+domains_of(X509 *x)
+{
+	GENERAL_NAMES *gens =
+	    X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+	char **v = names_of(gens, GEN_DNS);
+
+	GENERAL_NAMES_free(gens);
 	return v;
 }
 
@@ -174,7 +189,7 @@ sg_certs_info(const struct sg_certs *certs, size_t i, struct sg_cert_info *out)
 	if ((ski = X509_get0_subject_key_id(x)) != NULL)
 		info.ski = hex_of(ASN1_STRING_get0_data(ski),
 		                  (size_t)ASN1_STRING_length(ski), 0);
-	info.key_type = key_type_of(x);
+	info.key_type = key_type_of(X509_get0_pubkey(x));
 	info.emails = sg_cert_emails(x);
 	info.domains = domains_of(x);
 	info.not_before = time_of(X509_get0_notBefore(x));
@@ -266,4 +281,47 @@ sg_certs_push_from(struct sg_certs *dst, const struct sg_certs *src, size_t i)
 		return SG_ERR_NOMEM;
 	}
 	return SG_OK;
+}
+
+enum sg_status
+sg_csr_info(const char *pem, struct sg_cert_info *out)
+{
+	struct sg_cert_info info = {0};
+	BIO *b = BIO_new_mem_buf(pem, -1);
+	X509_REQ *r = b ? PEM_read_bio_X509_REQ(b, NULL, NULL, NULL) : NULL;
+	STACK_OF(X509_EXTENSION) *exts = r ? X509_REQ_get_extensions(r) : NULL;
+	GENERAL_NAMES *gens =
+	    exts ? X509V3_get_d2i(exts, NID_subject_alt_name, NULL, NULL)
+	         : NULL;
+	enum sg_status st = SG_OK;
+
+	if (r == NULL) {
+		st = SG_ERR_BADKEY;
+		goto out;
+	}
+	info.subject = sg_name_oneline(X509_REQ_get_subject_name(r));
+	info.key_type = key_type_of(X509_REQ_get0_pubkey(r));
+	info.emails = names_of(gens, GEN_EMAIL);
+	info.domains = names_of(gens, GEN_DNS);
+	if (info.subject == NULL || info.key_type == NULL ||
+	    info.emails == NULL || info.domains == NULL) {
+		sg_cert_info_clear(&info);
+		st = SG_ERR_NOMEM;
+		goto out;
+	}
+	*out = info;
+out:
+	GENERAL_NAMES_free(gens);
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	X509_REQ_free(r);
+	BIO_free(b);
+	ERR_clear_error();
+	return st;
+}
+
+void
+sg_lower_domain(char *s)
+{
+	for (; *s; s++)
+		*s = (char)tolower((unsigned char)*s);
 }

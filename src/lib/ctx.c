@@ -152,3 +152,14 @@ sg_tmpfile(struct sg_ctx *ctx)
 	/* O_TMPFILE: never visible under a name, gone when closed. */
 	return open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 }
+
+enum sg_status
+sg_ctx_set_error(struct sg_ctx *ctx, enum sg_status st, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	st = vfail(ctx, st, 0, fmt, ap);
+	va_end(ap);
+	return st;
+}

@@ -54,6 +54,9 @@ read_certs(BIO *bio, const unsigned char *mem, size_t len, STACK_OF(X509) * sk)
 	X509 *x;
 	int n = 0;
 
+	/* DER starts with a SEQUENCE: never look for PEM text inside it. */
+	if (len > 0 && mem[0] == 0x30)
+		goto der;
 	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
 		if (!sk_X509_push(sk, x)) {
 			X509_free(x);
@@ -64,6 +67,7 @@ read_certs(BIO *bio, const unsigned char *mem, size_t len, STACK_OF(X509) * sk)
 	ERR_clear_error();
 	if (n > 0)
 		return n;
+der:;
 	const unsigned char *p = mem;
 	if ((x = d2i_X509(NULL, &p, (long)len)) != NULL) {
 		if (!sk_X509_push(sk, x)) {
@@ -370,6 +374,18 @@ sg_key_load_p12(struct sg_ctx *ctx, const char *path, const char *pass,
 	if (p12 == NULL)
 		return sg_fail(ctx, SG_ERR_BADKEY, "%s: not a PKCS#12 file",
 		               path);
+	/* A MAC that does not check is a wrong passphrase, not a bad file
+	 * (files without a MAC go on to the parse). */
+	if (PKCS12_mac_present(p12) &&
+	    !PKCS12_verify_mac(p12, pass ? pass : "", -1) &&
+	    !(pass == NULL && PKCS12_verify_mac(p12, NULL, 0))) {
+		PKCS12_free(p12);
+		return sg_fail_plain(ctx, SG_ERR_DECRYPT,
+		                     "%s: wrong passphrase (the PKCS#12 MAC "
+		                     "does not check)",
+		                     path);
+	}
+	ERR_clear_error();
 	if ((st = key_new(ctx, &k)) != SG_OK) {
 		PKCS12_free(p12);
 		return st;
@@ -427,15 +443,21 @@ sg_strv_free(char **v)
 static int
 strv_add(char ***v, size_t *n, const char *s, size_t len)
 {
-	char **nv, *copy;
+	char **nv, *copy, *at;
 
+	/* A name with a NUL inside would be cut short: "victim.com\0.evil"
+	 * must not pass for victim.com.  Such a name is ignored. */
+	if (len == 0 || memchr(s, '\0', len) != NULL)
+		return 0;
 	for (size_t i = 0; i < *n; i++)
-		if (strlen((*v)[i]) == len && strncasecmp((*v)[i], s, len) == 0)
+		if (strlen((*v)[i]) == len && strncmp((*v)[i], s, len) == 0)
 			return 0;
 	if ((copy = strndup(s, len)) == NULL)
 		return -1;
-	for (char *c = copy; *c; c++)
-		*c = (char)tolower((unsigned char)*c);
+	/* The domain is case-insensitive, the local part is not
+	 * (RFC 5321 2.4). */
+	if ((at = strrchr(copy, '@')) != NULL)
+		sg_lower_domain(at + 1);
 	if ((nv = realloc(*v, (*n + 2) * sizeof(*nv))) == NULL) {
 		free(copy);
 		return -1;

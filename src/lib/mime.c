@@ -126,9 +126,9 @@ sg_mime_from_address(const struct sg_msg *msg)
 		if (INTERNET_ADDRESS_IS_MAILBOX(ia)) {
 			const char *a = internet_address_mailbox_get_addr(
 			    INTERNET_ADDRESS_MAILBOX(ia));
-			if (a != NULL && (addr = strdup(a)) != NULL)
-				for (char *c = addr; *c; c++)
-					*c = (char)tolower((unsigned char)*c);
+			if (a != NULL && (addr = strdup(a)) != NULL &&
+			    strrchr(addr, '@') != NULL)
+				sg_lower_domain(strrchr(addr, '@') + 1);
 		}
 	}
 	g_object_unref(list);

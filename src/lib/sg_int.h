@@ -67,13 +67,16 @@ enum sg_cert_purpose { SG_PURPOSE_SIGN, SG_PURPOSE_ENCRYPT };
 enum sg_status sg_cert_check(struct sg_ctx *ctx, X509 *cert,
                              enum sg_cert_purpose purpose);
 /* Email addresses of CERT (SAN rfc822Name, then subject emailAddress),
- * lowercased, NULL-terminated; NULL when allocation fails. */
+ * domain part lowercased, local part as it is; names with a NUL inside are
+ * ignored.  NULL-terminated; NULL when allocation fails. */
 char **sg_cert_emails(X509 *cert);
 void sg_strv_free(char **v);
 /* Uppercase hex of a serial number; lowercase hex of bytes (caller
  * frees). */
 char *sg_serial_hex(const ASN1_INTEGER *serial);
 char *sg_hex_lower(const unsigned char *p, size_t n);
+/* Lowercases S in place (a domain name). */
+void sg_lower_domain(char *s);
 /* "CN=...,O=..." one-line RFC 2253 form; caller frees. */
 char *sg_name_oneline(const X509_NAME *name);
 

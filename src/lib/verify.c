@@ -10,6 +10,7 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -226,7 +227,8 @@ describe_signer(struct sg_ctx *ctx, CMS_ContentInfo *cms, X509 *signer,
 	}
 	res->from_address = sg_mime_from_address(msg);
 	for (char **e = res->signer_emails; res->from_address && e && *e; e++)
-		if (strcmp(*e, res->from_address) == 0)
+		/* Reported, not enforced: compared as mail clients do. */
+		if (strcasecmp(*e, res->from_address) == 0)
 			res->from_match = 1;
 	ERR_clear_error();
 	(void)ctx;

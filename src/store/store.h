@@ -77,7 +77,11 @@ enum sg_status store_put_key(struct store *st, const char *name,
 enum sg_status store_put_csr(struct store *st, const char *name,
                              const struct sg_key *key, const char *csr_pem);
 /* Finds the pending CSR whose key matches certificate I of CERTS, attaches
- * the certificates, and returns its name (malloc'd).  SG_ERR_NOT_FOUND. */
+ * the certificates, and returns its name (malloc'd).  With no pending CSR,
+ * a renewal: one of our rows with the same key gets a new row
+ * ("<name>-2", source "renewed", the key re-wrapped under the new name)
+ * and the old row stays, so mail to the old certificate still decrypts.
+ * SG_ERR_NOT_FOUND when no key of ours matches. */
 enum sg_status store_attach_cert(struct store *st, const struct sg_certs *certs,
                                  size_t i, char **name);
 /* Adds certificate I of CERTS as a public key or a trust anchor under
@@ -138,7 +142,17 @@ enum sg_status store_find_sign_key(struct store *st, const char *sender,
 enum sg_status store_find_decrypt_key(struct store *st,
                                       const struct sg_recipient_id *rid,
                                       struct sg_key **out);
+/* Debian's bundle of system trust anchors. */
+#define SG_SYSTEM_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
+
 /* All trust anchors (plus the system bundle when the setting is on). */
 enum sg_status store_trust_anchors(struct store *st, struct sg_certs **out);
+
+/* The detail of the last failure on ST: one line, no key material.  Valid
+ * until the next call on ST; "" when there is none.  Never NULL. */
+const char *store_errmsg(const struct store *st);
+/* How long a call waits for another connection's lock before it gives
+ * up with SG_ERR_TEMP (default 5000 ms; 0: not at all).  For tests. */
+void store_set_busy_timeout(struct store *st, int ms);
 
 #endif /* SG_STORE_H */

@@ -7,7 +7,8 @@
 #include <string.h>
 
 static const struct unit_suite *suites[] = {
-    &suite_status, &suite_msg, &suite_mime, &suite_smime, &suite_keys,
+    &suite_status, &suite_msg,  &suite_mime,
+    &suite_smime,  &suite_keys, &suite_store,
 };
 
 static int case_failed;

@@ -10,6 +10,8 @@
 
 #include "lib/sg_int.h"
 
+#include <openssl/x509v3.h>
+
 static int
 buf_write(void *arg, const void *d, size_t n)
 {
@@ -51,7 +53,7 @@ info_reports_names_and_fitness(void)
 	CHECK_EQ(sg_key_get_certs(a, &c), SG_OK);
 	CHECK_EQ(sg_certs_count(c), 2); /* the certificate, then its CA */
 	CHECK_EQ(sg_certs_info(c, 0, &info), SG_OK);
-	CHECK_STR(info.emails[0], "alice@example.com");
+	CHECK_STR(info.emails[0], "Alice@example.com"); /* domain only */
 	CHECK_STR(info.domains[0], "example.com");
 	CHECK_STR(info.domains[1], "*.example.net");
 	CHECK_STR(info.key_type, "rsa:2048");
@@ -77,6 +79,42 @@ info_reports_names_and_fitness(void)
 	sg_key_free(ca);
 	sg_key_free(a);
 	sg_key_free(e);
+	sg_ctx_free(ctx);
+}
+
+/* A SAN with a NUL inside ("victim.com\0.evil") must not pass for the
+ * name before the NUL. */
+static void
+names_with_nul_are_ignored(void)
+{
+	struct sg_ctx *ctx = NULL;
+	struct sg_certs *c = NULL;
+	struct sg_cert_info info;
+	GENERAL_NAMES *gens = GENERAL_NAMES_new();
+	static const char dns[] = "victim.com\0.evil.net";
+	static const char mail[] = "boss@victim.com\0@evil.net";
+
+	sg_ctx_new(&ctx);
+	struct sg_key *k = make(ctx, "N", SG_KEY_RSA2048, 0, NULL, NULL, NULL);
+	for (int i = 0; i < 2; i++) {
+		GENERAL_NAME *g = GENERAL_NAME_new();
+		ASN1_IA5STRING *v = ASN1_IA5STRING_new();
+		ASN1_STRING_set(v, i ? mail : dns,
+		                (int)(i ? sizeof(mail) : sizeof(dns)) - 1);
+		GENERAL_NAME_set0_value(g, i ? GEN_EMAIL : GEN_DNS, v);
+		sk_GENERAL_NAME_push(gens, g);
+	}
+	X509_add1_ext_i2d(k->cert, NID_subject_alt_name, gens, 0,
+	                  X509V3_ADD_REPLACE);
+	X509_sign(k->cert, k->pkey, EVP_sha256());
+	GENERAL_NAMES_free(gens);
+	CHECK_EQ(sg_key_get_certs(k, &c), SG_OK);
+	CHECK_EQ(sg_certs_info(c, 0, &info), SG_OK);
+	CHECK(info.domains != NULL && info.domains[0] == NULL);
+	CHECK(info.emails != NULL && info.emails[0] == NULL);
+	sg_cert_info_clear(&info);
+	sg_certs_free(c);
+	sg_key_free(k);
 	sg_ctx_free(ctx);
 }
 
@@ -186,8 +224,9 @@ p12_round_trip(void)
 		CHECK(back != NULL && sg_key_matches(back, c, 0));
 		sg_key_free(back);
 		back = NULL;
-		CHECK_EQ(sg_key_load_p12(ctx, path, "wrong", &back),
-		         SG_ERR_BADKEY);
+		CHECK_EQ(
+		    sg_key_load_p12(ctx, path, "wrong", &back), /* the MAC */
+		    SG_ERR_DECRYPT);
 		unlink(path);
 		memcpy(path + strlen(path) - 6, "XXXXXX", 6);
 	}
@@ -246,6 +285,7 @@ lists_recipients(void)
 
 static const struct unit_case cases[] = {
     {"info_reports_names_and_fitness", info_reports_names_and_fitness},
+    {"names_with_nul_are_ignored", names_with_nul_are_ignored},
     {"wrapped_key_opens_only_as_wrapped", wrapped_key_opens_only_as_wrapped},
     {"csr_makes_a_pending_key", csr_makes_a_pending_key},
     {"p12_round_trip", p12_round_trip},
