@@ -131,33 +131,13 @@ days_left(time_t not_after, time_t now)
 }
 
 static void
-json_str(FILE *f, const char *s)
-{
-	if (s == NULL) {
-		fputs("null", f);
-		return;
-	}
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
-}
-
-static void
 json_strv(FILE *f, char **v)
 {
 	fputc('[', f);
 	for (char **p = v; p && *p; p++) {
 		if (p != v)
 			fputs(", ", f);
-		json_str(f, *p);
+		cli_json_str(f, *p);
 	}
 	fputc(']', f);
 }
@@ -174,27 +154,27 @@ admin_print_json(FILE *f, const struct store_entry *e, time_t now)
 	iso(i->not_before, nb, sizeof(nb));
 	iso(i->not_after, na, sizeof(na));
 	fputs("{\"name\": ", f);
-	json_str(f, e->name);
+	cli_json_str(f, e->name);
 	fprintf(f, ", \"pending\": %s, \"source\": ", c ? "false" : "true");
-	json_str(f, e->source);
+	cli_json_str(f, e->source);
 	fputs(", \"subject\": ", f);
-	json_str(f, i->subject);
+	cli_json_str(f, i->subject);
 	fputs(", \"issuer\": ", f);
-	json_str(f, c ? i->issuer : NULL);
+	cli_json_str(f, c ? i->issuer : NULL);
 	fputs(", \"serial\": ", f);
-	json_str(f, c ? i->serial : NULL);
+	cli_json_str(f, c ? i->serial : NULL);
 	fputs(", \"fingerprint\": ", f);
-	json_str(f, c ? i->fingerprint : NULL);
+	cli_json_str(f, c ? i->fingerprint : NULL);
 	fputs(", \"key_type\": ", f);
-	json_str(f, i->key_type);
+	cli_json_str(f, i->key_type);
 	fputs(", \"emails\": ", f);
 	json_strv(f, i->emails);
 	fputs(", \"domains\": ", f);
 	json_strv(f, i->domains);
 	fputs(", \"not_before\": ", f);
-	json_str(f, c ? nb : NULL);
+	cli_json_str(f, c ? nb : NULL);
 	fputs(", \"not_after\": ", f);
-	json_str(f, c ? na : NULL);
+	cli_json_str(f, c ? na : NULL);
 	if (c)
 		fprintf(f, ", \"days_left\": %ld",
 		        days_left(i->not_after, now));

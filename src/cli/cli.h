@@ -4,6 +4,8 @@
 #ifndef SG_CLI_H
 #define SG_CLI_H
 
+#include <stdio.h>
+
 #include "smimegate.h"
 
 /* Exit codes of the CLI contract come from the status table; usage errors
@@ -30,6 +32,9 @@ struct cli_out {
 int cli_out_open(struct cli_out *o, const char *path, int direct);
 /* Commits (rename or copy to stdout) when OK, else discards. */
 int cli_out_close(struct cli_out *o, int ok);
+
+/* Writes S as a JSON string (null for NULL). */
+void cli_json_str(FILE *f, const char *s);
 
 /* Reads the first line of a passphrase file (caller wipes and frees). */
 char *cli_read_pass(const char *path);

@@ -427,56 +427,36 @@ parse_time(const char *s, time_t *out)
 }
 
 static void
-json_str(FILE *f, const char *s)
-{
-	if (s == NULL) {
-		fputs("null", f);
-		return;
-	}
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
-}
-
-static void
 print_json(FILE *f, const struct sg_verify_result *r)
 {
 	char when[32];
 	struct tm tm;
 
 	fprintf(f, "{\"status\": ");
-	json_str(f, sg_status_name(r->status));
+	cli_json_str(f, sg_status_name(r->status));
 	fprintf(f, ", \"kind\": %s",
 	        r->kind == SG_KIND_SIGNED_OPAQUE ? "\"opaque\""
 	                                         : "\"detached\"");
 	fprintf(f, ", \"signer_subject\": ");
-	json_str(f, r->signer_subject);
+	cli_json_str(f, r->signer_subject);
 	fprintf(f, ", \"signer_issuer\": ");
-	json_str(f, r->signer_issuer);
+	cli_json_str(f, r->signer_issuer);
 	fprintf(f, ", \"signer_serial\": ");
-	json_str(f, r->signer_serial);
+	cli_json_str(f, r->signer_serial);
 	fprintf(f, ", \"signer_emails\": [");
 	for (char **e = r->signer_emails; e && *e; e++) {
 		if (e != r->signer_emails)
 			fputs(", ", f);
-		json_str(f, *e);
+		cli_json_str(f, *e);
 	}
 	fprintf(f, "], \"digest\": ");
-	json_str(f, r->digest);
+	cli_json_str(f, r->digest);
 	fprintf(f, ", \"signature_alg\": ");
-	json_str(f, r->signature_alg);
+	cli_json_str(f, r->signature_alg);
 	fprintf(f, ", \"signing_time\": ");
 	if (r->signing_time != 0 && gmtime_r(&r->signing_time, &tm) != NULL) {
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-		json_str(f, when);
+		cli_json_str(f, when);
 	} else {
 		fputs("null", f);
 	}
@@ -484,12 +464,12 @@ print_json(FILE *f, const struct sg_verify_result *r)
 	        r->signature_ok ? "true" : "false",
 	        r->chain_ok ? "true" : "false");
 	fprintf(f, ", \"chain_error\": ");
-	json_str(f, r->chain_error);
+	cli_json_str(f, r->chain_error);
 	fprintf(f, ", \"from_address\": ");
-	json_str(f, r->from_address);
+	cli_json_str(f, r->from_address);
 	fprintf(f, ", \"from_match\": %s, \"weak\": %s, \"weak_reason\": ",
 	        r->from_match ? "true" : "false", r->weak ? "true" : "false");
-	json_str(f, r->weak_reason);
+	cli_json_str(f, r->weak_reason);
 	fprintf(f, "}\n");
 }
 
