@@ -6,7 +6,7 @@
 #   make format     clang-format the C sources
 
 CC      ?= cc
-PKGS     = gmime-3.0 openssl sqlite3
+PKGS     = gmime-3.0 openssl sqlite3 libevent libevent_pthreads libevent_openssl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 
@@ -20,14 +20,17 @@ LDFLAGS_TEST = -fsanitize=address,undefined
 
 LIB_SRC  = $(sort $(wildcard src/lib/*.c))
 STORE_SRC = $(sort $(wildcard src/store/*.c))
+POLICY_SRC = $(sort $(wildcard src/policy/*.c))
+DAEMON_SRC = $(sort $(wildcard src/daemon/*.c))
+CORE_SRC = $(LIB_SRC) $(STORE_SRC) $(POLICY_SRC) $(DAEMON_SRC)
 CLI_SRC  = $(sort $(wildcard src/cli/*.c))
 UNIT_SRC = $(sort $(wildcard tests/unit/*.c))
 
-REL_OBJ  = $(patsubst %.c,build/rel/%.o,$(LIB_SRC) $(STORE_SRC) $(CLI_SRC))
-TEST_LIB_OBJ = $(patsubst %.c,build/test/%.o,$(LIB_SRC) $(STORE_SRC))
+REL_OBJ  = $(patsubst %.c,build/rel/%.o,$(CORE_SRC) $(CLI_SRC))
+TEST_LIB_OBJ = $(patsubst %.c,build/test/%.o,$(CORE_SRC))
 TEST_CLI_OBJ = $(patsubst %.c,build/test/%.o,$(CLI_SRC))
 UNIT_OBJ = $(patsubst %.c,build/test/%.o,$(UNIT_SRC))
-HDRS     = $(wildcard include/*.h src/lib/*.h src/store/*.h src/cli/*.h tests/unit/*.h)
+HDRS     = $(wildcard include/*.h src/*/*.h tests/unit/*.h)
 
 PYTEST  ?= /usr/bin/python3 -m pytest
 
@@ -93,10 +96,10 @@ bench: build/smimegate
 	sh bench/bench.sh
 
 format:
-	clang-format -i $(LIB_SRC) $(STORE_SRC) $(CLI_SRC) $(UNIT_SRC) $(HDRS)
+	clang-format -i $(CORE_SRC) $(CLI_SRC) $(UNIT_SRC) $(HDRS)
 
 format-check:
-	clang-format --dry-run --Werror $(LIB_SRC) $(STORE_SRC) $(CLI_SRC) $(UNIT_SRC) $(HDRS)
+	clang-format --dry-run --Werror $(CORE_SRC) $(CLI_SRC) $(UNIT_SRC) $(HDRS)
 
 clean:
 	rm -rf build

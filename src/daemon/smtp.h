@@ -1,0 +1,61 @@
+/*
+ * smtp.h - the ESMTP server: listeners, sessions, and the hand-over of
+ * each received message to the spool.
+ *
+ * What it trusts: nothing a client says.  Every size and count is bounded
+ * by the configuration; end of data is only CRLF.CRLF (no SMTP smuggling);
+ * relaying is allowed only to clients in the listener's relay_from, and on
+ * an incoming listener to anyone for its local domains.  What it can
+ * reach: its sockets and the spool.
+ *
+ * Replies come from one place, the status table, where a status applies;
+ * protocol replies (syntax, sequence) are in smtp_session.c's table.
+ */
+#ifndef SG_SMTP_H
+#define SG_SMTP_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "daemon/spool.h"
+#include "policy/config.h"
+
+struct smtp_server;
+
+/* Called on the event loop's thread after a message was committed to the
+ * spool and before its 250 is sent: the queue runner's wake-up. */
+typedef void (*smtp_committed_fn)(const struct spool_env *env, void *arg);
+
+/* A server for the listeners of CFG on BASE.  CFG is borrowed and must
+ * stay alive until smtp_server_set_cfg replaces it or the server is
+ * freed.  NULL on allocation failure. */
+struct smtp_server *smtp_server_new(struct event_base *base,
+				    const struct cfg *cfg, struct spool *sp,
+				    smtp_committed_fn committed, void *arg);
+/* Binds every listener of the configuration.  On failure ERR says which
+ * and why; nothing stays bound.  0 or -1. */
+int smtp_server_listen(struct smtp_server *srv, char *err, size_t errlen);
+/* A reloaded configuration: sessions started from now on use it (limits,
+ * access lists, profiles).  Listeners whose address changed are re-bound;
+ * -1 with ERR when that fails (the old ones keep serving). */
+int smtp_server_set_cfg(struct smtp_server *srv, const struct cfg *cfg,
+			char *err, size_t errlen);
+/* Stops accepting; sessions in flight finish (a message in DATA is
+ * committed or refused, never lost); DONE is called on the loop thread
+ * when the last session has closed. */
+void smtp_server_shutdown(struct smtp_server *srv, void (*done)(void *),
+			  void *arg);
+void smtp_server_free(struct smtp_server *srv);
+size_t smtp_server_sessions(const struct smtp_server *srv);
+
+/* Serves one session of listener L on BEV (taken over; freed at the end).
+ * PEER is the client's address.  For the listeners, and for tests that
+ * drive a session over a bufferevent pair.  0 or -1 (BEV freed). */
+int smtp_session_start(struct smtp_server *srv, const struct cfg_listener *l,
+		       struct bufferevent *bev, const struct sockaddr *peer,
+		       socklen_t peerlen);
+
+#endif /* SG_SMTP_H */

@@ -1,0 +1,95 @@
+/*
+ * config.h - the gateway's configuration: one INI-style file, parsed by a
+ * small hand parser that reports errors as FILE:LINE: reason
+ * (docs/config.md).  A struct cfg is immutable once loaded; a reload makes
+ * a new one and swaps it in whole.
+ */
+#ifndef SG_CONFIG_H
+#define SG_CONFIG_H
+
+#include <netinet/in.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "smimegate.h"
+
+/* A client network: address and prefix length. */
+struct cfg_net {
+	int family; /* AF_INET or AF_INET6 */
+	unsigned char addr[16];
+	unsigned prefix;
+};
+
+enum cfg_role { CFG_OUTGOING = 1, CFG_INCOMING };
+
+struct cfg_listener {
+	char *name;		/* [listener NAME] */
+	char *host;		/* "127.0.0.1", "::1", "0.0.0.0" */
+	int port;
+	enum cfg_role role;
+	struct cfg_net *relay_from; /* clients allowed to relay */
+	size_t nrelay_from;	    /* default: loopback only */
+	char **local_domains;	    /* incoming: domains we accept mail for
+				     * from anyone (NULL-terminated) */
+	char *profile;		    /* outgoing: sending profile name */
+	int remove_signature;	    /* incoming: 0 keep, 1 remove */
+};
+
+enum cfg_mode { CFG_SIGN = 1, CFG_ENCRYPT, CFG_SIGN_ENCRYPT, CFG_TRIPLE };
+enum cfg_missing { CFG_MISSING_BOUNCE = 1, CFG_MISSING_DROP, CFG_MISSING_SPLIT };
+
+struct cfg_profile {
+	char *name; /* [profile NAME] */
+	enum cfg_mode mode;
+	char *signer; /* a certificate name, or NULL: by sender */
+	int opaque;
+	enum sg_digest digest;
+	enum sg_cipher cipher;
+	int oaep;
+	enum cfg_missing missing_key;
+};
+
+struct cfg {
+	char *path; /* the file it came from */
+	char *hostname;
+	char *store_path, *keyfile;
+	char *spool_dir;
+	char *outbox;	  /* maildir used when no smarthost is set */
+	char *smarthost;  /* "host:port" or NULL */
+	char *postmaster; /* DSN From: */
+	char *log;	  /* "stderr" or "syslog" */
+	char *metrics;	  /* "127.0.0.1:9125" or NULL */
+	size_t max_message;	  /* bytes */
+	unsigned max_recipients;  /* per message */
+	unsigned max_line;	  /* octets per line in DATA, without CRLF */
+	unsigned max_sessions;	  /* concurrent SMTP sessions */
+	unsigned command_timeout; /* seconds */
+	unsigned data_timeout;	  /* seconds for the whole DATA */
+	unsigned queue_lifetime;  /* seconds */
+	unsigned workers;	  /* 0: the number of cores */
+	struct cfg_listener *listeners;
+	size_t nlisteners;
+	struct cfg_profile *profiles;
+	size_t nprofiles;
+};
+
+/* Loads and checks PATH.  On failure *ERR gets "FILE:LINE: reason" (or
+ * "FILE: reason") and SG_ERR_USAGE (bad content) or SG_ERR_IO. */
+enum sg_status cfg_load(const char *path, struct cfg **out, char *err,
+			size_t errlen);
+void cfg_free(struct cfg *cfg);
+
+/* Finds a listener or profile by name; NULL when absent. */
+const struct cfg_listener *cfg_listener(const struct cfg *cfg,
+					const char *name);
+const struct cfg_profile *cfg_profile(const struct cfg *cfg, const char *name);
+
+/* Whether the client address SA is in the listener's relay_from. */
+int cfg_may_relay(const struct cfg_listener *l, const struct sockaddr *sa);
+/* Whether DOMAIN is one of the listener's local_domains (any case). */
+int cfg_is_local_domain(const struct cfg_listener *l, const char *domain);
+
+/* The documented demo configuration (make run), for DIR. Caller frees. */
+char *cfg_demo_text(const char *dir);
+
+#endif /* SG_CONFIG_H */
