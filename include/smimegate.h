@@ -191,6 +191,19 @@ enum sg_smime_kind {
 };
 enum sg_smime_kind sg_msg_smime_kind(const struct sg_msg *msg);
 
+/*
+ * Writes MSG to SINK with PREPEND (complete header lines with CRLF, or
+ * NULL) before its header block, and without the header fields named
+ * DROP_NAME whose value, after leading white space, starts with
+ * DROP_PREFIX followed by ";" or white space (for example forged
+ * "Authentication-Results: our.host; ..." fields).  Everything else is
+ * copied byte for byte.
+ */
+enum sg_status sg_msg_write_headers(struct sg_ctx *ctx, struct sg_msg *msg,
+                                    const char *prepend, const char *drop_name,
+                                    const char *drop_prefix,
+                                    struct sg_sink *sink);
+
 /* ---- Operations ------------------------------------------------------------
  */
 

@@ -54,5 +54,6 @@ int cmd_store(int argc, char **argv);
 int cmd_cert(int argc, char **argv);
 int cmd_key(int argc, char **argv);
 int cmd_ca(int argc, char **argv);
+int cmd_check_config(int argc, char **argv);
 
 #endif

@@ -29,6 +29,8 @@ static const struct command {
      "our certificates: create, csr, import, export, list, show, delete"},
     {"key", cmd_key,
      "partners' public keys: add, import, export, list, show, delete"},
+    {"check-config", cmd_check_config,
+     "check-config -c FILE: validate a configuration without starting"},
     {"ca", cmd_ca, "trust anchors: import, list, show, delete, trust-system"},
     {"demo", cmd_demo,
      "create throw-away certificates and show every operation"},

@@ -395,3 +395,57 @@ sg_hdr_is_dropped(const char *name)
 	       strcasecmp(name, "Resent-Bcc") == 0 ||
 	       strcasecmp(name, "DKIM-Signature") == 0;
 }
+
+/* Whether field H (NAME: value) is DROP_NAME with a value starting with
+ * DROP_PREFIX as a whole word. */
+static int
+dropped(const struct sg_hdr *h, const char *drop_name, const char *prefix)
+{
+	const char *v, *end = h->raw + h->len;
+	size_t n;
+
+	if (drop_name == NULL || strcasecmp(h->name, drop_name) != 0)
+		return 0;
+	v = memchr(h->raw, ':', h->len) + 1;
+	while (v < end && (*v == ' ' || *v == '\t' || *v == '\r' || *v == '\n'))
+		v++;
+	n = strlen(prefix);
+	return (size_t)(end - v) > n && strncasecmp(v, prefix, n) == 0 &&
+	       (v[n] == ';' || v[n] == ' ' || v[n] == '\t' || v[n] == '\r' ||
+	        v[n] == '\n');
+}
+
+enum sg_status
+sg_msg_write_headers(struct sg_ctx *ctx, struct sg_msg *msg,
+                     const char *prepend, const char *drop_name,
+                     const char *drop_prefix, struct sg_sink *sink)
+{
+	struct sg_source *src = sg_source_new();
+	BIO *in = NULL, *out = NULL;
+	enum sg_status st = SG_OK;
+	int ok = src != NULL;
+
+	sg_reset(ctx);
+	if (ok && prepend != NULL)
+		ok = sg_source_add_mem(src, prepend, strlen(prepend), 0) == 0;
+	for (size_t i = 0; ok && i < msg->nhdrs; i++)
+		if (!dropped(&msg->hdrs[i], drop_name, drop_prefix))
+			ok = sg_source_add_mem(src, msg->hdrs[i].raw,
+			                       msg->hdrs[i].len, 0) == 0;
+	/* The blank line and the body, as they are. */
+	ok = ok &&
+	     sg_source_add_file(src, msg->fd, msg->base + (off_t)msg->hdrlen,
+	                        msg->size - msg->hdrlen, 0) == 0;
+	if (!ok || (in = sg_source_bio(src)) == NULL ||
+	    (out = sg_sink_bio(sink, !msg->crlf)) == NULL) {
+		st = sg_fail_plain(ctx, SG_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	if (sg_bio_copy(in, out) == -1 || BIO_flush(out) != 1)
+		st = sg_fail_plain(ctx, SG_ERR_IO, "cannot write the message");
+out:
+	BIO_free(in);
+	BIO_free(out);
+	sg_source_free(src);
+	return st;
+}

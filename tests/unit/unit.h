@@ -30,6 +30,6 @@ void unit_fail(const char *file, int line, const char *expr);
 #define CHECK_STR(a, b) CHECK((a) != NULL && strcmp((a), (b)) == 0)
 
 extern const struct unit_suite suite_status, suite_msg, suite_mime, suite_smime,
-    suite_keys, suite_store;
+    suite_keys, suite_store, suite_config;
 
 #endif

@@ -1,0 +1,853 @@
+/*
+ * config.c - the configuration file: a small INI-style hand parser with
+ * FILE:LINE errors (docs/config.md), defaults that are safe (relay from
+ * loopback only), and the checks that make a loaded struct cfg usable
+ * as it is.
+ */
+#include "policy/config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#define MAX_LINE  4096
+#define MAX_LINES 100000
+
+enum section { SEC_GLOBAL, SEC_LISTENER, SEC_PROFILE };
+
+struct parser {
+	const char *path;
+	unsigned line;
+	struct cfg *cfg;
+	enum section sec;
+	struct cfg_listener *l; /* current section's object */
+	struct cfg_profile *p;
+	char seen[64][48]; /* keys seen in the current section */
+	unsigned nseen;
+	char *err;
+	size_t errlen;
+};
+
+static int fail(struct parser *ps, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int
+fail(struct parser *ps, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	n = ps->line
+	        ? snprintf(ps->err, ps->errlen, "%s:%u: ", ps->path, ps->line)
+	        : snprintf(ps->err, ps->errlen, "%s: ", ps->path);
+	if (n < 0 || (size_t)n >= ps->errlen)
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(ps->err + n, ps->errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static char *
+trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+static int
+set_str(struct parser *ps, char **dst, const char *v)
+{
+	char *c;
+
+	if (*v == '\0')
+		return fail(ps, "empty value");
+	if ((c = strdup(v)) == NULL)
+		return fail(ps, "out of memory");
+	free(*dst);
+	*dst = c;
+	return 0;
+}
+
+/* "50M", "10K", "1G", "1024" -> bytes. */
+static int
+set_size(struct parser *ps, size_t *dst, const char *v, size_t min, size_t max)
+{
+	char *end;
+	unsigned long long n, mul = 1;
+
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (end == v || errno)
+		return fail(ps, "\"%s\" is not a size (like 50M)", v);
+	switch (toupper((unsigned char)*end)) {
+	case 'K':
+		mul = 1024ULL;
+		end++;
+		break;
+	case 'M':
+		mul = 1024ULL * 1024;
+		end++;
+		break;
+	case 'G':
+		mul = 1024ULL * 1024 * 1024;
+		end++;
+		break;
+	default:
+		break;
+	}
+	if (*end != '\0' || n > max / mul || n * mul < min)
+		return fail(ps, "\"%s\": a size from %zu to %zu bytes", v, min,
+		            max);
+	*dst = (size_t)(n * mul);
+	return 0;
+}
+
+static int
+set_uint(struct parser *ps, unsigned *dst, const char *v, unsigned min,
+         unsigned max)
+{
+	char *end;
+	unsigned long n;
+
+	errno = 0;
+	n = strtoul(v, &end, 10);
+	if (end == v || *end != '\0' || errno || n < min || n > max)
+		return fail(ps, "\"%s\": a number from %u to %u", v, min, max);
+	*dst = (unsigned)n;
+	return 0;
+}
+
+/* "30s", "10m", "2h", "5d", or seconds. */
+static int
+set_duration(struct parser *ps, unsigned *dst, const char *v, unsigned min,
+             unsigned max)
+{
+	char *end;
+	unsigned long n, mul = 1;
+
+	errno = 0;
+	n = strtoul(v, &end, 10);
+	if (end == v || errno)
+		return fail(ps, "\"%s\" is not a duration (like 30s, 5m, 5d)",
+		            v);
+	switch (*end) {
+	case 's':
+		end++;
+		break;
+	case 'm':
+		mul = 60;
+		end++;
+		break;
+	case 'h':
+		mul = 3600;
+		end++;
+		break;
+	case 'd':
+		mul = 86400;
+		end++;
+		break;
+	default:
+		break;
+	}
+	if (*end != '\0' || n > max / mul || n * mul < min)
+		return fail(ps, "\"%s\": a duration from %us to %us", v, min,
+		            max);
+	*dst = (unsigned)(n * mul);
+	return 0;
+}
+
+static int
+set_bool(struct parser *ps, int *dst, const char *v, const char *yes,
+         const char *no)
+{
+	if (strcasecmp(v, yes) == 0)
+		*dst = 1;
+	else if (strcasecmp(v, no) == 0)
+		*dst = 0;
+	else
+		return fail(ps, "\"%s\": %s or %s", v, yes, no);
+	return 0;
+}
+
+/* Parses "host:port", "[v6]:port"; HOST may be NULL to only check. */
+static int
+parse_hostport(const char *v, char **host, int *port)
+{
+	const char *colon;
+	char *end;
+	long p;
+	size_t hlen;
+
+	if (*v == '[') {
+		const char *rb = strchr(v, ']');
+		if (rb == NULL || rb[1] != ':')
+			return -1;
+		colon = rb + 1;
+		v++;
+		hlen = (size_t)(rb - v);
+	} else {
+		if ((colon = strrchr(v, ':')) == NULL)
+			return -1;
+		hlen = (size_t)(colon - v);
+	}
+	errno = 0;
+	p = strtol(colon + 1, &end, 10);
+	if (hlen == 0 || *end != '\0' || errno || p < 1 || p > 65535)
+		return -1;
+	if (host != NULL && (*host = strndup(v, hlen)) == NULL)
+		return -1;
+	*port = (int)p;
+	return 0;
+}
+
+static int
+parse_net(const char *s, struct cfg_net *n)
+{
+	char buf[INET6_ADDRSTRLEN + 8], *slash, *end;
+	long prefix;
+
+	if (strlen(s) >= sizeof(buf))
+		return -1;
+	strcpy(buf, s);
+	memset(n, 0, sizeof(*n));
+	if ((slash = strchr(buf, '/')) != NULL)
+		*slash++ = '\0';
+	if (inet_pton(AF_INET, buf, n->addr) == 1) {
+		n->family = AF_INET;
+		n->prefix = 32;
+	} else if (inet_pton(AF_INET6, buf, n->addr) == 1) {
+		n->family = AF_INET6;
+		n->prefix = 128;
+	} else {
+		return -1;
+	}
+	if (slash != NULL) {
+		errno = 0;
+		prefix = strtol(slash, &end, 10);
+		if (*end != '\0' || errno || prefix < 0 ||
+		    prefix > (long)n->prefix)
+			return -1;
+		n->prefix = (unsigned)prefix;
+	}
+	return 0;
+}
+
+static void
+strv_free(char **v)
+{
+	for (char **p = v; p && *p; p++)
+		free(*p);
+	free(v);
+}
+
+/* "a, b, c" -> a NULL-terminated list of trimmed, non-empty items. */
+static char **
+split(const char *v, size_t *count)
+{
+	size_t n = 1, k = 0;
+	char *copy = strdup(v), *save = NULL, *tok;
+	char **out;
+
+	for (const char *c = v; *c; c++)
+		n += *c == ',' || *c == ' ';
+	if (copy == NULL || (out = calloc(n + 1, sizeof(*out))) == NULL) {
+		free(copy);
+		return NULL;
+	}
+	for (tok = strtok_r(copy, ", \t", &save); tok;
+	     tok = strtok_r(NULL, ", \t", &save))
+		if ((out[k] = strdup(tok)) != NULL)
+			k++;
+	free(copy);
+	*count = k;
+	return out;
+}
+
+static int
+set_relay_from(struct parser *ps, struct cfg_listener *l, const char *v)
+{
+	size_t n = 0;
+	char **items = split(v, &n);
+	struct cfg_net *nets;
+
+	if (items == NULL)
+		return fail(ps, "out of memory");
+	if ((nets = calloc(n ? n : 1, sizeof(*nets))) == NULL) {
+		strv_free(items);
+		return fail(ps, "out of memory");
+	}
+	for (size_t i = 0; i < n; i++)
+		if (parse_net(items[i], &nets[i]) == -1) {
+			fail(ps, "\"%s\" is not a network (like 192.0.2.0/24)",
+			     items[i]);
+			strv_free(items);
+			free(nets);
+			return -1;
+		}
+	strv_free(items);
+	free(l->relay_from);
+	l->relay_from = nets;
+	l->nrelay_from = n;
+	return 0;
+}
+
+static int
+keyword(struct parser *ps, const char *v, const char *const *names, int base,
+        int *out)
+{
+	for (int i = 0; names[i] != NULL; i++)
+		if (strcasecmp(v, names[i]) == 0) {
+			*out = base + i;
+			return 0;
+		}
+	char list[256] = "";
+	for (int i = 0; names[i] != NULL; i++)
+		snprintf(list + strlen(list), sizeof(list) - strlen(list),
+		         "%s%s", i ? ", " : "", names[i]);
+	return fail(ps, "\"%s\": one of %s", v, list);
+}
+
+static int
+global_key(struct parser *ps, const char *k, const char *v)
+{
+	struct cfg *c = ps->cfg;
+
+	if (strcmp(k, "hostname") == 0)
+		return set_str(ps, &c->hostname, v);
+	if (strcmp(k, "store") == 0)
+		return set_str(ps, &c->store_path, v);
+	if (strcmp(k, "keyfile") == 0)
+		return set_str(ps, &c->keyfile, v);
+	if (strcmp(k, "spool") == 0)
+		return set_str(ps, &c->spool_dir, v);
+	if (strcmp(k, "outbox") == 0)
+		return set_str(ps, &c->outbox, v);
+	if (strcmp(k, "smarthost") == 0) {
+		int port;
+		if (parse_hostport(v, NULL, &port) == -1)
+			return fail(ps, "smarthost wants host:port, not \"%s\"",
+			            v);
+		return set_str(ps, &c->smarthost, v);
+	}
+	if (strcmp(k, "postmaster") == 0) {
+		if (strchr(v, '@') == NULL)
+			return fail(ps, "postmaster wants an address");
+		return set_str(ps, &c->postmaster, v);
+	}
+	if (strcmp(k, "log") == 0) {
+		if (strcmp(v, "stderr") && strcmp(v, "syslog"))
+			return fail(ps, "log: stderr or syslog");
+		return set_str(ps, &c->log, v);
+	}
+	if (strcmp(k, "metrics") == 0) {
+		int port;
+		if (parse_hostport(v, NULL, &port) == -1)
+			return fail(ps, "metrics wants host:port");
+		return set_str(ps, &c->metrics, v);
+	}
+	if (strcmp(k, "max_message_size") == 0)
+		return set_size(ps, &c->max_message, v, 1024, (size_t)1 << 30);
+	if (strcmp(k, "max_recipients") == 0)
+		return set_uint(ps, &c->max_recipients, v, 1, 100000);
+	if (strcmp(k, "max_line_length") == 0)
+		return set_uint(ps, &c->max_line, v, 998, 1000000);
+	if (strcmp(k, "max_sessions") == 0)
+		return set_uint(ps, &c->max_sessions, v, 1, 100000);
+	if (strcmp(k, "command_timeout") == 0)
+		return set_duration(ps, &c->command_timeout, v, 1, 3600);
+	if (strcmp(k, "data_timeout") == 0)
+		return set_duration(ps, &c->data_timeout, v, 1, 86400);
+	if (strcmp(k, "queue_lifetime") == 0)
+		return set_duration(ps, &c->queue_lifetime, v, 60, 365 * 86400);
+	if (strcmp(k, "workers") == 0)
+		return set_uint(ps, &c->workers, v, 0, 256);
+	return fail(ps, "unknown setting \"%s\"", k);
+}
+
+static int
+listener_key(struct parser *ps, const char *k, const char *v)
+{
+	static const char *const roles[] = {"outgoing", "incoming", NULL};
+	struct cfg_listener *l = ps->l;
+	int role;
+
+	if (strcmp(k, "listen") == 0) {
+		free(l->host);
+		l->host = NULL;
+		if (parse_hostport(v, &l->host, &l->port) == -1)
+			return fail(ps,
+			            "listen wants address:port (like "
+			            "127.0.0.1:2525 or [::1]:2525), not "
+			            "\"%s\"",
+			            v);
+		return 0;
+	}
+	if (strcmp(k, "role") == 0) {
+		if (keyword(ps, v, roles, CFG_OUTGOING, &role) == -1)
+			return -1;
+		l->role = (enum cfg_role)role;
+		return 0;
+	}
+	if (strcmp(k, "relay_from") == 0)
+		return set_relay_from(ps, l, v);
+	if (strcmp(k, "local_domains") == 0) {
+		size_t n;
+		char **d = split(v, &n);
+		if (d == NULL)
+			return fail(ps, "out of memory");
+		for (size_t i = 0; i < n; i++)
+			for (char *c = d[i]; *c; c++)
+				*c = (char)tolower((unsigned char)*c);
+		strv_free(l->local_domains);
+		l->local_domains = d;
+		return 0;
+	}
+	if (strcmp(k, "profile") == 0)
+		return set_str(ps, &l->profile, v);
+	if (strcmp(k, "signature") == 0)
+		return set_bool(ps, &l->remove_signature, v, "remove", "keep");
+	return fail(ps, "unknown setting \"%s\" in [listener %s]", k, l->name);
+}
+
+static int
+profile_key(struct parser *ps, const char *k, const char *v)
+{
+	static const char *const modes[] = {"sign", "encrypt", "sign-encrypt",
+	                                    "triple", NULL};
+	static const char *const digests[] = {"sha256", "sha384", "sha512",
+	                                      NULL};
+	static const char *const ciphers[] = {
+	    "aes-256-cbc", "aes-128-cbc", "aes-128-gcm", "aes-256-gcm", NULL};
+	static const char *const missing[] = {"bounce", "drop", "split", NULL};
+	struct cfg_profile *p = ps->p;
+	int x;
+
+	if (strcmp(k, "mode") == 0) {
+		if (keyword(ps, v, modes, CFG_SIGN, &x) == -1)
+			return -1;
+		p->mode = (enum cfg_mode)x;
+	} else if (strcmp(k, "signer") == 0) {
+		if (strcmp(v, "auto") == 0) {
+			free(p->signer);
+			p->signer = NULL;
+			return 0;
+		}
+		return set_str(ps, &p->signer, v);
+	} else if (strcmp(k, "form") == 0) {
+		return set_bool(ps, &p->opaque, v, "opaque", "detached");
+	} else if (strcmp(k, "digest") == 0) {
+		if (keyword(ps, v, digests, SG_DIGEST_SHA256, &x) == -1)
+			return -1;
+		p->digest = (enum sg_digest)x;
+	} else if (strcmp(k, "cipher") == 0) {
+		if (keyword(ps, v, ciphers, SG_CIPHER_AES256_CBC, &x) == -1)
+			return -1;
+		p->cipher = (enum sg_cipher)x;
+	} else if (strcmp(k, "key_transport") == 0) {
+		return set_bool(ps, &p->oaep, v, "oaep", "pkcs1");
+	} else if (strcmp(k, "missing_key") == 0) {
+		if (keyword(ps, v, missing, CFG_MISSING_BOUNCE, &x) == -1)
+			return -1;
+		p->missing_key = (enum cfg_missing)x;
+	} else {
+		return fail(ps, "unknown setting \"%s\" in [profile %s]", k,
+		            p->name);
+	}
+	return 0;
+}
+
+static int
+name_ok(const char *s)
+{
+	if (*s == '\0' || strlen(s) > 64)
+		return 0;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && !strchr("._-", *s))
+			return 0;
+	return 1;
+}
+
+/* "[listener NAME]" / "[profile NAME]". */
+static int
+section(struct parser *ps, char *s)
+{
+	struct cfg *c = ps->cfg;
+	char *end = strchr(s, ']'), *kind, *name;
+	void *grown;
+
+	if (end == NULL || trim(end + 1)[0] != '\0')
+		return fail(ps, "a section is [listener NAME] or [profile "
+		                "NAME]");
+	*end = '\0';
+	kind = trim(s + 1);
+	if ((name = strpbrk(kind, " \t")) == NULL)
+		return fail(ps, "section [%s] needs a name", kind);
+	*name++ = '\0';
+	name = trim(name);
+	if (!name_ok(name))
+		return fail(ps, "\"%s\": names are letters, digits, . _ -",
+		            name);
+	ps->nseen = 0;
+	if (strcmp(kind, "listener") == 0) {
+		if (cfg_listener(c, name) != NULL)
+			return fail(ps, "[listener %s] appears twice", name);
+		if (c->nlisteners >= 64 ||
+		    (grown = realloc(c->listeners,
+		                     (c->nlisteners + 1) *
+		                         sizeof(*c->listeners))) == NULL)
+			return fail(ps, "too many listeners");
+		c->listeners = grown;
+		ps->l = &c->listeners[c->nlisteners++];
+		memset(ps->l, 0, sizeof(*ps->l));
+		ps->sec = SEC_LISTENER;
+		return (ps->l->name = strdup(name)) ? 0
+		                                    : fail(ps, "out of memory");
+	}
+	if (strcmp(kind, "profile") == 0) {
+		if (cfg_profile(c, name) != NULL)
+			return fail(ps, "[profile %s] appears twice", name);
+		if (c->nprofiles >= 256 ||
+		    (grown = realloc(c->profiles, (c->nprofiles + 1) *
+		                                      sizeof(*c->profiles))) ==
+		        NULL)
+			return fail(ps, "too many profiles");
+		c->profiles = grown;
+		ps->p = &c->profiles[c->nprofiles++];
+		memset(ps->p, 0, sizeof(*ps->p));
+		ps->p->mode = CFG_SIGN;
+		ps->p->missing_key = CFG_MISSING_SPLIT;
+		ps->sec = SEC_PROFILE;
+		return (ps->p->name = strdup(name)) ? 0
+		                                    : fail(ps, "out of memory");
+	}
+	return fail(ps, "unknown section [%s] (listener, profile)", kind);
+}
+
+static int
+line(struct parser *ps, char *s)
+{
+	char *eq, *k, *v, *hash;
+
+	/* A comment starts a line or follows white space. */
+	for (hash = s; (hash = strchr(hash, '#')) != NULL; hash++)
+		if (hash == s || isspace((unsigned char)hash[-1])) {
+			*hash = '\0';
+			break;
+		}
+	s = trim(s);
+	if (*s == '\0' || *s == ';')
+		return 0;
+	if (*s == '[')
+		return section(ps, s);
+	if ((eq = strchr(s, '=')) == NULL)
+		return fail(ps, "expected key = value");
+	*eq = '\0';
+	k = trim(s);
+	v = trim(eq + 1);
+	if (*k == '\0' || strlen(k) >= sizeof(ps->seen[0]))
+		return fail(ps, "expected key = value");
+	for (unsigned i = 0; i < ps->nseen; i++)
+		if (strcmp(ps->seen[i], k) == 0)
+			return fail(ps, "\"%s\" is set twice here", k);
+	if (ps->nseen < sizeof(ps->seen) / sizeof(ps->seen[0]))
+		strcpy(ps->seen[ps->nseen++], k);
+	switch (ps->sec) {
+	case SEC_LISTENER:
+		return listener_key(ps, k, v);
+	case SEC_PROFILE:
+		return profile_key(ps, k, v);
+	default:
+		return global_key(ps, k, v);
+	}
+}
+
+static void
+defaults(struct cfg *c)
+{
+	c->max_message = 50u << 20;
+	c->max_recipients = 1000;
+	c->max_line = 8192;
+	c->max_sessions = 2000;
+	c->command_timeout = 300;
+	c->data_timeout = 600;
+	c->queue_lifetime = 5 * 86400;
+}
+
+static int
+dup_default(struct parser *ps, char **dst, const char *v)
+{
+	if (*dst != NULL)
+		return 0;
+	return (*dst = strdup(v)) ? 0 : fail(ps, "out of memory");
+}
+
+/* Whole-file checks and the remaining defaults. */
+static int
+finish(struct parser *ps)
+{
+	struct cfg *c = ps->cfg;
+	char host[256], buf[300];
+
+	ps->line = 0;
+	if (c->hostname == NULL) {
+		if (gethostname(host, sizeof(host)) != 0)
+			snprintf(host, sizeof(host), "localhost");
+		host[sizeof(host) - 1] = '\0';
+		if ((c->hostname = strdup(host)) == NULL)
+			return fail(ps, "out of memory");
+	}
+	snprintf(buf, sizeof(buf), "postmaster@%s", c->hostname);
+	if (dup_default(ps, &c->store_path, "var/smimegate.db") == -1 ||
+	    dup_default(ps, &c->spool_dir, "var/spool") == -1 ||
+	    dup_default(ps, &c->outbox, "var/outbox") == -1 ||
+	    dup_default(ps, &c->postmaster, buf) == -1 ||
+	    dup_default(ps, &c->log, "stderr") == -1)
+		return -1;
+	if (c->nlisteners == 0)
+		return fail(ps, "no [listener NAME] section: nothing to serve");
+	for (size_t i = 0; i < c->nlisteners; i++) {
+		struct cfg_listener *l = &c->listeners[i];
+		if (l->host == NULL)
+			return fail(ps,
+			            "[listener %s] needs listen = "
+			            "address:port",
+			            l->name);
+		if (l->role == 0)
+			return fail(ps,
+			            "[listener %s] needs role = outgoing "
+			            "or incoming",
+			            l->name);
+		for (size_t j = 0; j < i; j++)
+			if (c->listeners[j].port == l->port &&
+			    strcmp(c->listeners[j].host, l->host) == 0)
+				return fail(ps,
+				            "[listener %s] and [listener "
+				            "%s] both listen on %s:%d",
+				            c->listeners[j].name, l->name,
+				            l->host, l->port);
+		if (l->relay_from == NULL &&
+		    (set_relay_from(ps, l, "127.0.0.0/8, ::1") == -1))
+			return -1;
+		if (l->role == CFG_OUTGOING) {
+			if (l->profile == NULL &&
+			    (l->profile = strdup("default")) == NULL)
+				return fail(ps, "out of memory");
+			if (cfg_profile(c, l->profile) == NULL)
+				return fail(ps,
+				            "[listener %s] uses profile "
+				            "\"%s\", which has no [profile "
+				            "%s] section",
+				            l->name, l->profile, l->profile);
+		} else if (l->profile != NULL) {
+			return fail(ps,
+			            "[listener %s]: profile applies to "
+			            "outgoing listeners",
+			            l->name);
+		}
+	}
+	return 0;
+}
+
+enum sg_status
+cfg_load(const char *path, struct cfg **out, char *err, size_t errlen)
+{
+	struct parser ps = {.path = path, .err = err, .errlen = errlen};
+	char buf[MAX_LINE + 2];
+	FILE *f;
+	int rc = 0;
+
+	if ((ps.cfg = calloc(1, sizeof(*ps.cfg))) == NULL) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		return SG_ERR_NOMEM;
+	}
+	defaults(ps.cfg);
+	if ((ps.cfg->path = strdup(path)) == NULL ||
+	    (f = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		cfg_free(ps.cfg);
+		return SG_ERR_IO;
+	}
+	while (rc == 0 && fgets(buf, sizeof(buf), f) != NULL) {
+		size_t n = strlen(buf);
+		ps.line++;
+		if (n > MAX_LINE && buf[n - 1] != '\n')
+			rc = fail(&ps, "line longer than %d characters",
+			          MAX_LINE);
+		else if (ps.line > MAX_LINES)
+			rc = fail(&ps, "more than %d lines", MAX_LINES);
+		else if (memchr(buf, '\0', n) != NULL)
+			rc = fail(&ps, "a NUL byte");
+		else
+			rc = line(&ps, buf);
+	}
+	if (rc == 0 && ferror(f))
+		rc = fail(&ps, "read error: %s", strerror(errno));
+	fclose(f);
+	if (rc == 0)
+		rc = finish(&ps);
+	if (rc != 0) {
+		cfg_free(ps.cfg);
+		return SG_ERR_USAGE;
+	}
+	*out = ps.cfg;
+	return SG_OK;
+}
+
+void
+cfg_free(struct cfg *c)
+{
+	if (c == NULL)
+		return;
+	for (size_t i = 0; i < c->nlisteners; i++) {
+		free(c->listeners[i].name);
+		free(c->listeners[i].host);
+		free(c->listeners[i].relay_from);
+		strv_free(c->listeners[i].local_domains);
+		free(c->listeners[i].profile);
+	}
+	for (size_t i = 0; i < c->nprofiles; i++) {
+		free(c->profiles[i].name);
+		free(c->profiles[i].signer);
+	}
+	free(c->listeners);
+	free(c->profiles);
+	free(c->path);
+	free(c->hostname);
+	free(c->store_path);
+	free(c->keyfile);
+	free(c->spool_dir);
+	free(c->outbox);
+	free(c->smarthost);
+	free(c->postmaster);
+	free(c->log);
+	free(c->metrics);
+	free(c);
+}
+
+const struct cfg_listener *
+cfg_listener(const struct cfg *c, const char *name)
+{
+	for (size_t i = 0; i < c->nlisteners; i++)
+		if (c->listeners[i].name &&
+		    strcmp(c->listeners[i].name, name) == 0)
+			return &c->listeners[i];
+	return NULL;
+}
+
+const struct cfg_profile *
+cfg_profile(const struct cfg *c, const char *name)
+{
+	for (size_t i = 0; i < c->nprofiles; i++)
+		if (c->profiles[i].name &&
+		    strcmp(c->profiles[i].name, name) == 0)
+			return &c->profiles[i];
+	return NULL;
+}
+
+static int
+in_net(const struct cfg_net *n, int family, const unsigned char *a)
+{
+	unsigned full = n->prefix / 8, rest = n->prefix % 8;
+
+	if (n->family != family)
+		return 0;
+	if (memcmp(n->addr, a, full) != 0)
+		return 0;
+	return rest == 0 || ((n->addr[full] ^ a[full]) &
+	                     (unsigned char)(0xff << (8 - rest))) == 0;
+}
+
+int
+cfg_may_relay(const struct cfg_listener *l, const struct sockaddr *sa)
+{
+	unsigned char a4[4];
+	const unsigned char *a6;
+
+	if (sa == NULL)
+		return 0;
+	for (size_t i = 0; i < l->nrelay_from; i++) {
+		const struct cfg_net *n = &l->relay_from[i];
+		if (sa->sa_family == AF_INET) {
+			memcpy(a4, &((const struct sockaddr_in *)sa)->sin_addr,
+			       4);
+			if (in_net(n, AF_INET, a4))
+				return 1;
+		} else if (sa->sa_family == AF_INET6) {
+			a6 = ((const struct sockaddr_in6 *)sa)
+			         ->sin6_addr.s6_addr;
+			if (in_net(n, AF_INET6, a6))
+				return 1;
+			/* ::ffff:a.b.c.d is the IPv4 client a.b.c.d. */
+			static const unsigned char mapped[12] = {
+			    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+			if (memcmp(a6, mapped, 12) == 0 &&
+			    in_net(n, AF_INET, a6 + 12))
+				return 1;
+		}
+	}
+	return 0;
+}
+
+int
+cfg_is_local_domain(const struct cfg_listener *l, const char *domain)
+{
+	for (char **d = l->local_domains; d && *d; d++)
+		if (strcasecmp(*d, domain) == 0)
+			return 1;
+	return 0;
+}
+
+char *
+cfg_demo_text(const char *dir)
+{
+	char *s = NULL;
+
+	if (asprintf(&s,
+	             "# smimegate demo configuration (written by make run).\n"
+	             "# Every setting: docs/config.md.\n"
+	             "hostname = smimegate.localhost\n"
+	             "store = %s/smimegate.db\n"
+	             "spool = %s/spool\n"
+	             "# No smarthost: mail goes to this maildir (new mail in "
+	             "new/).\n"
+	             "outbox = %s/outbox\n"
+	             "postmaster = postmaster@example.com\n"
+	             "\n"
+	             "[listener outgoing]\n"
+	             "# Mail from our users: signed with the demo "
+	             "certificate.\n"
+	             "listen = 127.0.0.1:2525\n"
+	             "role = outgoing\n"
+	             "relay_from = 127.0.0.0/8, ::1\n"
+	             "profile = default\n"
+	             "\n"
+	             "[listener incoming]\n"
+	             "# Mail from outside: decrypted and verified.\n"
+	             "listen = 127.0.0.1:2526\n"
+	             "role = incoming\n"
+	             "local_domains = example.com\n"
+	             "signature = keep\n"
+	             "\n"
+	             "[profile default]\n"
+	             "mode = sign\n"
+	             "signer = demo\n"
+	             "form = detached\n"
+	             "digest = sha256\n",
+	             dir, dir, dir) == -1)
+		return NULL;
+	return s;
+}

@@ -1,0 +1,199 @@
+/*
+ * t_config.c - the configuration parser: what it accepts, its defaults,
+ * and that every error names FILE:LINE.
+ */
+#include "unit.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "policy/config.h"
+
+static char *
+write_tmp(const char *text)
+{
+	char *path = strdup("/tmp/t_config_XXXXXX");
+	int fd = mkstemp(path);
+	if (fd == -1 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
+		abort();
+	close(fd);
+	return path;
+}
+
+static const char good[] = "# comment\n"
+                           "hostname = gw.example.com\n"
+                           "max_message_size = 10M   # trailing comment\n"
+                           "queue_lifetime = 2d\n"
+                           "\n"
+                           "[listener out]\n"
+                           "listen = 127.0.0.1:2525\n"
+                           "role = outgoing\n"
+                           "relay_from = 192.0.2.0/24, 2001:db8::/32\n"
+                           "profile = p1\n"
+                           "\n"
+                           "[listener in]\n"
+                           "listen = [::1]:2526\n"
+                           "role = incoming\n"
+                           "local_domains = Example.COM, example.net\n"
+                           "signature = remove\n"
+                           "\n"
+                           "[profile p1]\n"
+                           "mode = sign-encrypt\n"
+                           "signer = org\n"
+                           "form = opaque\n"
+                           "digest = sha512\n"
+                           "cipher = aes-256-gcm\n"
+                           "key_transport = oaep\n"
+                           "missing_key = bounce\n";
+
+static void
+loads_a_full_file(void)
+{
+	char *path = write_tmp(good), err[256] = "";
+	struct cfg *c = NULL;
+
+	CHECK_EQ(cfg_load(path, &c, err, sizeof(err)), SG_OK);
+	if (c == NULL) {
+		unit_fail(__FILE__, __LINE__, err);
+		goto out;
+	}
+	CHECK_STR(c->hostname, "gw.example.com");
+	CHECK_EQ(c->max_message, 10u << 20);
+	CHECK_EQ(c->queue_lifetime, 2u * 86400);
+	CHECK_EQ(c->nlisteners, 2);
+	const struct cfg_listener *in = cfg_listener(c, "in");
+	CHECK(in != NULL && in->port == 2526 && strcmp(in->host, "::1") == 0);
+	CHECK(in && in->role == CFG_INCOMING && in->remove_signature);
+	CHECK(in && cfg_is_local_domain(in, "EXAMPLE.com"));
+	CHECK(in && !cfg_is_local_domain(in, "example.org"));
+	const struct cfg_profile *p = cfg_profile(c, "p1");
+	CHECK(p && p->mode == CFG_SIGN_ENCRYPT && p->opaque && p->oaep);
+	CHECK(p && p->digest == SG_DIGEST_SHA512 &&
+	      p->cipher == SG_CIPHER_AES256_GCM);
+	CHECK(p && p->missing_key == CFG_MISSING_BOUNCE);
+	CHECK(p && p->signer && strcmp(p->signer, "org") == 0);
+	/* Defaults. */
+	CHECK_STR(c->spool_dir, "var/spool");
+	CHECK_STR(c->postmaster, "postmaster@gw.example.com");
+	CHECK(c->smarthost == NULL);
+out:
+	cfg_free(c);
+	unlink(path);
+	free(path);
+}
+
+static void
+relay_networks(void)
+{
+	char *path = write_tmp(good), err[256];
+	struct cfg *c = NULL;
+	struct sockaddr_in v4 = {.sin_family = AF_INET};
+	struct sockaddr_in6 v6 = {.sin6_family = AF_INET6};
+	static const struct {
+		const char *addr;
+		int relay;
+	} cases[] = {
+	    {"192.0.2.7", 1},       {"192.0.3.7", 0},   {"127.0.0.1", 0},
+	    {"2001:db8::1", 1},     {"2001:db9::1", 0}, {"::ffff:192.0.2.9", 1},
+	    {"::ffff:10.0.0.1", 0},
+	};
+
+	CHECK_EQ(cfg_load(path, &c, err, sizeof(err)), SG_OK);
+	const struct cfg_listener *out = c ? cfg_listener(c, "out") : NULL;
+	const struct cfg_listener *in = c ? cfg_listener(c, "in") : NULL;
+	for (size_t i = 0; out && i < sizeof(cases) / sizeof(*cases); i++) {
+		const struct sockaddr *sa;
+		if (inet_pton(AF_INET, cases[i].addr, &v4.sin_addr) == 1)
+			sa = (struct sockaddr *)&v4;
+		else if (inet_pton(AF_INET6, cases[i].addr, &v6.sin6_addr) == 1)
+			sa = (struct sockaddr *)&v6;
+		else
+			continue;
+		if (cfg_may_relay(out, sa) != cases[i].relay)
+			unit_fail(__FILE__, __LINE__, cases[i].addr);
+	}
+	/* No relay_from given: loopback only. */
+	inet_pton(AF_INET, "127.0.0.1", &v4.sin_addr);
+	CHECK(in && cfg_may_relay(in, (struct sockaddr *)&v4));
+	inet_pton(AF_INET, "192.0.2.7", &v4.sin_addr);
+	CHECK(in && !cfg_may_relay(in, (struct sockaddr *)&v4));
+	cfg_free(c);
+	unlink(path);
+	free(path);
+}
+
+static void
+errors_name_the_line(void)
+{
+	static const struct {
+		const char *text, *want;
+	} cases[] = {
+	    {"[listener a]\nlisten = 127.0.0.1:1\nrole = sideways\n", ":3: "},
+	    {"bogus = 1\n", ":1: unknown setting"},
+	    {"\n\nmax_message_size = lots\n", ":3: "},
+	    {"[listener a]\nlisten = 127.0.0.1\n", ":2: listen wants"},
+	    {"[listener a]\nlisten = 1.2.3.4:5\nlisten = 1.2.3.4:6\n",
+	     ":3: \"listen\" is set twice"},
+	    {"[listener a]\nrelay_from = 10.0.0.0/33\n", ":2: "},
+	    {"[zone x]\n", ":1: unknown section"},
+	    {"just words\n", ":1: expected key = value"},
+	    {"[listener a]\nlisten = 127.0.0.1:1\nrole = outgoing\n",
+	     "profile \"default\""},
+	    {"", "no [listener"},
+	    {"[listener a]\nlisten=127.0.0.1:1\nrole=incoming\n[listener b]\n"
+	     "listen=127.0.0.1:1\nrole=incoming\n",
+	     "both listen"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		char *path = write_tmp(cases[i].text), err[256] = "";
+		struct cfg *c = NULL;
+		if (cfg_load(path, &c, err, sizeof(err)) != SG_ERR_USAGE ||
+		    c != NULL || strncmp(err, path, strlen(path)) != 0 ||
+		    strstr(err, cases[i].want) == NULL) {
+			char msg[600];
+			snprintf(msg, sizeof(msg), "case %zu: %s", i, err);
+			unit_fail(__FILE__, __LINE__, msg);
+		}
+		unlink(path);
+		free(path);
+	}
+}
+
+static void
+missing_file_is_io(void)
+{
+	char err[256];
+	struct cfg *c = NULL;
+	CHECK_EQ(cfg_load("/nonexistent/x.conf", &c, err, sizeof(err)),
+	         SG_ERR_IO);
+	CHECK(strstr(err, "/nonexistent/x.conf") != NULL);
+}
+
+static void
+demo_text_is_valid(void)
+{
+	char *text = cfg_demo_text("var/demo"), err[256] = "";
+	char *path = write_tmp(text);
+	struct cfg *c = NULL;
+
+	/* The demo profile names a certificate; the file itself loads. */
+	CHECK_EQ(cfg_load(path, &c, err, sizeof(err)), SG_OK);
+	CHECK(c != NULL && c->nlisteners == 2);
+	cfg_free(c);
+	unlink(path);
+	free(path);
+	free(text);
+}
+
+static const struct unit_case cases[] = {
+    {"loads_a_full_file", loads_a_full_file},
+    {"relay_networks", relay_networks},
+    {"errors_name_the_line", errors_name_the_line},
+    {"missing_file_is_io", missing_file_is_io},
+    {"demo_text_is_valid", demo_text_is_valid},
+    {NULL, NULL},
+};
+const struct unit_suite suite_config = {"config", cases};
