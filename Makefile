@@ -62,7 +62,7 @@ deps:
 # install what is missing first (scripts/deps.sh is idempotent and fast).
 run: deps
 	$(MAKE) build/smimegate
-	build/smimegate demo --dir var/demo
+	build/smimegate serve --demo var
 
 test-build: build/test/smimegate build/test/unit_tests
 

@@ -55,5 +55,6 @@ int cmd_cert(int argc, char **argv);
 int cmd_key(int argc, char **argv);
 int cmd_ca(int argc, char **argv);
 int cmd_check_config(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 #endif

@@ -1,5 +1,6 @@
 /*
- * cmd_serve.c - `smimegate check-config -c FILE` (and, next, `serve`).
+ * cmd_serve.c - `smimegate serve -c FILE | --demo DIR` and
+ * `smimegate check-config -c FILE`.
  */
 #include "cli/admin.h"
 
@@ -7,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "daemon/serve.h"
 #include "policy/config.h"
 
 static const char *
@@ -67,5 +69,35 @@ cmd_check_config(int argc, char **argv)
 	printf("  delivery: %s%s\n", cfg->smarthost ? "smarthost " : "maildir ",
 	       cfg->smarthost ? cfg->smarthost : cfg->outbox);
 	cfg_free(cfg);
+	return 0;
+}
+
+int
+cmd_serve(int argc, char **argv)
+{
+	char err[1024] = "", demo_config[4200];
+	const char *path;
+	int rc;
+
+	if (argc == 3 && strcmp(argv[1], "--demo") == 0) {
+		if (serve_demo_prepare(argv[2], demo_config,
+		                       sizeof(demo_config), err,
+		                       sizeof(err)) == -1) {
+			fprintf(stderr, "smimegate: serve: io: %s\n", err);
+			return sg_status_exit_code(SG_ERR_IO);
+		}
+		path = demo_config;
+		fprintf(stderr,
+		        "smimegate: demo gateway: outgoing 127.0.0.1:2525 "
+		        "(signs), incoming 127.0.0.1:2526 (verifies); mail "
+		        "lands in %s/outbox/new/\n",
+		        argv[2]);
+	} else if ((path = config_arg(argc, argv, "serve", &rc)) == NULL) {
+		return rc;
+	}
+	if (serve_run(path, err, sizeof(err)) == -1) {
+		fprintf(stderr, "smimegate: serve: %s\n", err);
+		return sg_status_exit_code(SG_ERR_USAGE);
+	}
 	return 0;
 }

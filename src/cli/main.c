@@ -29,6 +29,8 @@ static const struct command {
      "our certificates: create, csr, import, export, list, show, delete"},
     {"key", cmd_key,
      "partners' public keys: add, import, export, list, show, delete"},
+    {"serve", cmd_serve,
+     "serve -c FILE: run the gateway (--demo DIR: the make run demo)"},
     {"check-config", cmd_check_config,
      "check-config -c FILE: validate a configuration without starting"},
     {"ca", cmd_ca, "trust anchors: import, list, show, delete, trust-system"},

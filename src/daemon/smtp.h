@@ -33,29 +33,35 @@ typedef void (*smtp_committed_fn)(const struct spool_env *env, void *arg);
  * stay alive until smtp_server_set_cfg replaces it or the server is
  * freed.  NULL on allocation failure. */
 struct smtp_server *smtp_server_new(struct event_base *base,
-				    const struct cfg *cfg, struct spool *sp,
-				    smtp_committed_fn committed, void *arg);
+                                    const struct cfg *cfg, struct spool *sp,
+                                    smtp_committed_fn committed, void *arg);
 /* Binds every listener of the configuration.  On failure ERR says which
  * and why; nothing stays bound.  0 or -1. */
 int smtp_server_listen(struct smtp_server *srv, char *err, size_t errlen);
 /* A reloaded configuration: sessions started from now on use it (limits,
  * access lists, profiles).  Listeners whose address changed are re-bound;
- * -1 with ERR when that fails (the old ones keep serving). */
+ * -1 with ERR when that fails, and then nothing changed: the old
+ * configuration and listeners keep serving. */
 int smtp_server_set_cfg(struct smtp_server *srv, const struct cfg *cfg,
-			char *err, size_t errlen);
+                        char *err, size_t errlen);
 /* Stops accepting; sessions in flight finish (a message in DATA is
  * committed or refused, never lost); DONE is called on the loop thread
  * when the last session has closed. */
 void smtp_server_shutdown(struct smtp_server *srv, void (*done)(void *),
-			  void *arg);
+                          void *arg);
+/* Waits for commits in flight (a finished message is always committed),
+ * then frees.  Run the loop once more before event_base_free so that the
+ * freed bufferevents' deferred callbacks are released. */
 void smtp_server_free(struct smtp_server *srv);
 size_t smtp_server_sessions(const struct smtp_server *srv);
 
 /* Serves one session of listener L on BEV (taken over; freed at the end).
+ * BEV must not run its callbacks inside a write: a socket bufferevent, or
+ * one made with BEV_OPT_DEFER_CALLBACKS (bufferevent pairs in tests).
  * PEER is the client's address.  For the listeners, and for tests that
  * drive a session over a bufferevent pair.  0 or -1 (BEV freed). */
 int smtp_session_start(struct smtp_server *srv, const struct cfg_listener *l,
-		       struct bufferevent *bev, const struct sockaddr *peer,
-		       socklen_t peerlen);
+                       struct bufferevent *bev, const struct sockaddr *peer,
+                       socklen_t peerlen);
 
 #endif /* SG_SMTP_H */

@@ -25,17 +25,17 @@
 /* The envelope: what SMTP said about a message, and its queue state. */
 struct spool_env {
 	char id[SPOOL_ID_LEN + 1];
-	char *mail_from;  /* "" for the null sender <> */
-	char **rcpts;	  /* NULL-terminated */
+	char *mail_from; /* "" for the null sender <> */
+	char **rcpts;    /* NULL-terminated */
 	size_t nrcpts;
-	char *listener;	  /* the listener's name */
-	int role;	  /* enum cfg_role */
-	char *client;	  /* client address, "192.0.2.1" */
-	char *helo;	  /* what it said in EHLO/HELO */
-	char *dsn_ret;	  /* MAIL RET= ("FULL"/"HDRS") or NULL */
-	char *dsn_envid;  /* MAIL ENVID= or NULL */
+	char *listener;    /* the listener's name */
+	int role;          /* enum cfg_role */
+	char *client;      /* client address, "192.0.2.1" */
+	char *helo;        /* what it said in EHLO/HELO */
+	char *dsn_ret;     /* MAIL RET= ("FULL"/"HDRS") or NULL */
+	char *dsn_envid;   /* MAIL ENVID= or NULL */
 	char **dsn_notify; /* per recipient NOTIFY= or NULL entries; may be
-			    * NULL as a whole */
+	                    * NULL as a whole */
 	time_t received;
 	unsigned attempts;
 	time_t next_try;
@@ -49,7 +49,7 @@ struct spool;
  * receptions and data without an envelope are removed.  Details of a
  * failure go to ERR.  SG_ERR_IO. */
 enum sg_status spool_open(const char *dir, struct spool **out, char *err,
-			  size_t errlen);
+                          size_t errlen);
 void spool_close(struct spool *sp);
 
 /* ---- receiving (the SMTP server) ---- */
@@ -59,8 +59,7 @@ struct spool_rx;
 enum sg_status spool_rx_begin(struct spool *sp, struct spool_rx **out);
 const char *spool_rx_id(const struct spool_rx *rx);
 /* Appends message bytes (already dot-unstuffed, CRLF line ends). */
-enum sg_status spool_rx_write(struct spool_rx *rx, const void *buf,
-			      size_t len);
+enum sg_status spool_rx_write(struct spool_rx *rx, const void *buf, size_t len);
 size_t spool_rx_size(const struct spool_rx *rx);
 /* Makes the message durable with ENV (its id is taken from RX): after
  * SG_OK it survives a crash.  Frees RX whatever the outcome.  Thread-safe
@@ -76,7 +75,7 @@ void spool_rx_abort(struct spool_rx *rx);
 enum sg_status spool_scan(struct spool *sp, struct spool_env **v, size_t *n);
 /* Reads one envelope by ID. */
 enum sg_status spool_load(struct spool *sp, const char *id,
-			  struct spool_env *env);
+                          struct spool_env *env);
 /* A read-only fd of the message data (the caller closes it). */
 int spool_data_fd(struct spool *sp, const char *id);
 /* Replaces the envelope atomically (attempts, next_try, recipients left,

@@ -373,6 +373,10 @@ global_key(struct parser *ps, const char *k, const char *v)
 		return set_duration(ps, &c->data_timeout, v, 1, 86400);
 	if (strcmp(k, "queue_lifetime") == 0)
 		return set_duration(ps, &c->queue_lifetime, v, 60, 365 * 86400);
+	if (strcmp(k, "retry_min") == 0)
+		return set_duration(ps, &c->retry_min, v, 1, 86400);
+	if (strcmp(k, "retry_max") == 0)
+		return set_duration(ps, &c->retry_max, v, 1, 7 * 86400);
 	if (strcmp(k, "workers") == 0)
 		return set_uint(ps, &c->workers, v, 0, 256);
 	return fail(ps, "unknown setting \"%s\"", k);
@@ -388,11 +392,14 @@ listener_key(struct parser *ps, const char *k, const char *v)
 	if (strcmp(k, "listen") == 0) {
 		free(l->host);
 		l->host = NULL;
-		if (parse_hostport(v, &l->host, &l->port) == -1)
+		unsigned char a[16];
+		if (parse_hostport(v, &l->host, &l->port) == -1 ||
+		    (inet_pton(AF_INET, l->host, a) != 1 &&
+		     inet_pton(AF_INET6, l->host, a) != 1))
 			return fail(ps,
-			            "listen wants address:port (like "
-			            "127.0.0.1:2525 or [::1]:2525), not "
-			            "\"%s\"",
+			            "listen wants a numeric address:port "
+			            "(like 127.0.0.1:2525 or [::1]:2525; no "
+			            "DNS at start-up), not \"%s\"",
 			            v);
 		return 0;
 	}
@@ -585,6 +592,8 @@ defaults(struct cfg *c)
 	c->command_timeout = 300;
 	c->data_timeout = 600;
 	c->queue_lifetime = 5 * 86400;
+	c->retry_min = 60;
+	c->retry_max = 3600;
 }
 
 static int
@@ -617,6 +626,10 @@ finish(struct parser *ps)
 	    dup_default(ps, &c->postmaster, buf) == -1 ||
 	    dup_default(ps, &c->log, "stderr") == -1)
 		return -1;
+	if (c->retry_max < c->retry_min)
+		return fail(ps,
+		            "retry_max (%us) is shorter than retry_min (%us)",
+		            c->retry_max, c->retry_min);
 	if (c->nlisteners == 0)
 		return fail(ps, "no [listener NAME] section: nothing to serve");
 	for (size_t i = 0; i < c->nlisteners; i++) {

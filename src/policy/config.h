@@ -23,20 +23,24 @@ struct cfg_net {
 enum cfg_role { CFG_OUTGOING = 1, CFG_INCOMING };
 
 struct cfg_listener {
-	char *name;		/* [listener NAME] */
-	char *host;		/* "127.0.0.1", "::1", "0.0.0.0" */
+	char *name; /* [listener NAME] */
+	char *host; /* "127.0.0.1", "::1", "0.0.0.0" */
 	int port;
 	enum cfg_role role;
 	struct cfg_net *relay_from; /* clients allowed to relay */
-	size_t nrelay_from;	    /* default: loopback only */
-	char **local_domains;	    /* incoming: domains we accept mail for
-				     * from anyone (NULL-terminated) */
-	char *profile;		    /* outgoing: sending profile name */
-	int remove_signature;	    /* incoming: 0 keep, 1 remove */
+	size_t nrelay_from;         /* default: loopback only */
+	char **local_domains;       /* incoming: domains we accept mail for
+	                             * from anyone (NULL-terminated) */
+	char *profile;              /* outgoing: sending profile name */
+	int remove_signature;       /* incoming: 0 keep, 1 remove */
 };
 
 enum cfg_mode { CFG_SIGN = 1, CFG_ENCRYPT, CFG_SIGN_ENCRYPT, CFG_TRIPLE };
-enum cfg_missing { CFG_MISSING_BOUNCE = 1, CFG_MISSING_DROP, CFG_MISSING_SPLIT };
+enum cfg_missing {
+	CFG_MISSING_BOUNCE = 1,
+	CFG_MISSING_DROP,
+	CFG_MISSING_SPLIT
+};
 
 struct cfg_profile {
 	char *name; /* [profile NAME] */
@@ -54,19 +58,21 @@ struct cfg {
 	char *hostname;
 	char *store_path, *keyfile;
 	char *spool_dir;
-	char *outbox;	  /* maildir used when no smarthost is set */
-	char *smarthost;  /* "host:port" or NULL */
-	char *postmaster; /* DSN From: */
-	char *log;	  /* "stderr" or "syslog" */
-	char *metrics;	  /* "127.0.0.1:9125" or NULL */
-	size_t max_message;	  /* bytes */
+	char *outbox;             /* maildir used when no smarthost is set */
+	char *smarthost;          /* "host:port" or NULL */
+	char *postmaster;         /* DSN From: */
+	char *log;                /* "stderr" or "syslog" */
+	char *metrics;            /* "127.0.0.1:9125" or NULL */
+	size_t max_message;       /* bytes */
 	unsigned max_recipients;  /* per message */
-	unsigned max_line;	  /* octets per line in DATA, without CRLF */
-	unsigned max_sessions;	  /* concurrent SMTP sessions */
+	unsigned max_line;        /* octets per line in DATA, without CRLF */
+	unsigned max_sessions;    /* concurrent SMTP sessions */
 	unsigned command_timeout; /* seconds */
-	unsigned data_timeout;	  /* seconds for the whole DATA */
+	unsigned data_timeout;    /* seconds for the whole DATA */
 	unsigned queue_lifetime;  /* seconds */
-	unsigned workers;	  /* 0: the number of cores */
+	unsigned retry_min;       /* first retry delay, seconds */
+	unsigned retry_max;       /* the delay doubles up to this */
+	unsigned workers;         /* 0: the number of cores */
 	struct cfg_listener *listeners;
 	size_t nlisteners;
 	struct cfg_profile *profiles;
@@ -76,12 +82,12 @@ struct cfg {
 /* Loads and checks PATH.  On failure *ERR gets "FILE:LINE: reason" (or
  * "FILE: reason") and SG_ERR_USAGE (bad content) or SG_ERR_IO. */
 enum sg_status cfg_load(const char *path, struct cfg **out, char *err,
-			size_t errlen);
+                        size_t errlen);
 void cfg_free(struct cfg *cfg);
 
 /* Finds a listener or profile by name; NULL when absent. */
 const struct cfg_listener *cfg_listener(const struct cfg *cfg,
-					const char *name);
+                                        const char *name);
 const struct cfg_profile *cfg_profile(const struct cfg *cfg, const char *name);
 
 /* Whether the client address SA is in the listener's relay_from. */

@@ -7,8 +7,8 @@
 #include <string.h>
 
 static const struct unit_suite *suites[] = {
-    &suite_status, &suite_msg,   &suite_mime,   &suite_smime,
-    &suite_keys,   &suite_store, &suite_config,
+    &suite_status, &suite_msg,    &suite_mime,  &suite_smime, &suite_keys,
+    &suite_store,  &suite_config, &suite_spool, &suite_smtp,
 };
 
 static int case_failed;

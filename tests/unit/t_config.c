@@ -135,6 +135,8 @@ errors_name_the_line(void)
 	    {"bogus = 1\n", ":1: unknown setting"},
 	    {"\n\nmax_message_size = lots\n", ":3: "},
 	    {"[listener a]\nlisten = 127.0.0.1\n", ":2: listen wants"},
+	    {"[listener a]\nlisten = localhost:25\n",
+	     ":2: listen wants a numeric"},
 	    {"[listener a]\nlisten = 1.2.3.4:5\nlisten = 1.2.3.4:6\n",
 	     ":3: \"listen\" is set twice"},
 	    {"[listener a]\nrelay_from = 10.0.0.0/33\n", ":2: "},

@@ -31,5 +31,7 @@ void unit_fail(const char *file, int line, const char *expr);
 
 extern const struct unit_suite suite_status, suite_msg, suite_mime, suite_smime,
     suite_keys, suite_store, suite_config;
+extern const struct unit_suite suite_spool;
+extern const struct unit_suite suite_smtp;
 
 #endif

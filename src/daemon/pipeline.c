@@ -1,0 +1,626 @@
+/*
+ * pipeline.c - sign/encrypt on the way out, decrypt/verify on the way in,
+ * with the engine and the store; then delivery (pipeline.h).
+ *
+ * Fail closed: a profile that encrypts never sends in clear to a
+ * recipient without a certificate; a failed or unknown verification is
+ * never reported as pass.
+ */
+#include "daemon/pipeline.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon/deliver.h"
+#include "store/store.h"
+
+#define MAX_LAYERS 4 /* triple wrap is three */
+
+struct pipeline {
+	pthread_rwlock_t lock; /* guards cfg */
+	const struct cfg *cfg;
+	pthread_key_t key; /* per-thread struct worker */
+};
+
+/* What one worker thread keeps: its own library handle and store
+ * connection (neither is shared between threads). */
+struct worker {
+	struct sg_ctx *ctx;
+	struct store *st;
+	char *store_path;
+};
+
+static void
+worker_free(void *p)
+{
+	struct worker *w = p;
+
+	if (w == NULL)
+		return;
+	store_close(w->st);
+	sg_ctx_free(w->ctx);
+	free(w->store_path);
+	free(w);
+}
+
+static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void
+logf_(const char *fmt, ...)
+{
+	va_list ap;
+	char line[1024];
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "smimegate[%d]: pipeline: %s\n", (int)getpid(), line);
+}
+
+struct pipeline *
+pipeline_new(const struct cfg *cfg)
+{
+	struct pipeline *pl = calloc(1, sizeof(*pl));
+
+	if (pl == NULL)
+		return NULL;
+	if (pthread_rwlock_init(&pl->lock, NULL) != 0 ||
+	    pthread_key_create(&pl->key, worker_free) != 0) {
+		free(pl);
+		return NULL;
+	}
+	pl->cfg = cfg;
+	return pl;
+}
+
+void
+pipeline_set_cfg(struct pipeline *pl, const struct cfg *cfg)
+{
+	pthread_rwlock_wrlock(&pl->lock);
+	pl->cfg = cfg;
+	pthread_rwlock_unlock(&pl->lock);
+}
+
+void
+pipeline_free(struct pipeline *pl)
+{
+	if (pl == NULL)
+		return;
+	/* The calling thread's worker; others were freed at thread exit. */
+	worker_free(pthread_getspecific(pl->key));
+	pthread_setspecific(pl->key, NULL);
+	pthread_key_delete(pl->key);
+	pthread_rwlock_destroy(&pl->lock);
+	free(pl);
+}
+
+/* This thread's worker, with the store of CFG open. */
+static enum sg_status
+worker_get(struct pipeline *pl, const struct cfg *cfg, struct worker **out,
+           char *reason, size_t rlen)
+{
+	struct worker *w = pthread_getspecific(pl->key);
+	enum sg_status st;
+
+	if (w == NULL) {
+		if ((w = calloc(1, sizeof(*w))) == NULL ||
+		    sg_ctx_new(&w->ctx) != SG_OK ||
+		    pthread_setspecific(pl->key, w) != 0) {
+			worker_free(w);
+			snprintf(reason, rlen, "out of memory");
+			return SG_ERR_TEMP;
+		}
+	}
+	if (w->st != NULL && strcmp(w->store_path, cfg->store_path) != 0) {
+		store_close(w->st); /* the store moved with a reload */
+		w->st = NULL;
+	}
+	if (w->st == NULL) {
+		st = store_open(w->ctx, cfg->store_path, cfg->keyfile, &w->st);
+		if (st != SG_OK) {
+			snprintf(reason, rlen, "store %s: %s", cfg->store_path,
+			         sg_ctx_error(w->ctx));
+			return SG_ERR_TEMP; /* an admin can fix it: retry */
+		}
+		free(w->store_path);
+		if ((w->store_path = strdup(cfg->store_path)) == NULL) {
+			snprintf(reason, rlen, "out of memory");
+			return SG_ERR_TEMP;
+		}
+	}
+	*out = w;
+	return SG_OK;
+}
+
+/* A new unlinked temporary file in the spool directory. */
+static int
+tmpfd(const struct cfg *cfg)
+{
+	return open(cfg->spool_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+}
+
+/* A permanent status or SG_ERR_TEMP for what the engine said. */
+static enum sg_status
+engine_failed(struct worker *w, enum sg_status st, const char *what,
+              char *reason, size_t rlen)
+{
+	snprintf(reason, rlen, "%s: %s", what, sg_ctx_error(w->ctx));
+	return st == SG_ERR_IO || st == SG_ERR_NOMEM || st == SG_ERR_TEMP
+	           ? SG_ERR_TEMP
+	           : st;
+}
+
+/* Runs one engine step from *MSG into a new temporary file, which then
+ * becomes *MSG (the old one is freed).  FN is sign, encrypt ... */
+struct step {
+	enum { STEP_SIGN, STEP_ENCRYPT } kind;
+	const struct sg_sign_opts *so;
+	const struct sg_encrypt_opts *eo;
+};
+
+static enum sg_status
+run_step(struct worker *w, const struct cfg *cfg, const struct step *s,
+         struct sg_msg **msg, int *fd, char *reason, size_t rlen)
+{
+	struct sg_sink sink;
+	struct sg_msg *next = NULL;
+	enum sg_status st;
+	int out = tmpfd(cfg);
+
+	if (out == -1) {
+		snprintf(reason, rlen, "temporary file: %s", strerror(errno));
+		return SG_ERR_TEMP;
+	}
+	sg_sink_fd(&sink, &out);
+	st = s->kind == STEP_SIGN ? sg_sign(w->ctx, *msg, s->so, &sink)
+	                          : sg_encrypt(w->ctx, *msg, s->eo, &sink);
+	if (st != SG_OK) {
+		close(out);
+		return engine_failed(
+		    w, st, s->kind == STEP_SIGN ? "signing" : "encryption",
+		    reason, rlen);
+	}
+	if (lseek(out, 0, SEEK_SET) == -1 ||
+	    (st = sg_msg_open_fd(w->ctx, out, &next)) != SG_OK) {
+		close(out);
+		snprintf(reason, rlen, "re-reading the result: %s",
+		         sg_ctx_error(w->ctx));
+		return SG_ERR_TEMP;
+	}
+	sg_msg_free(*msg);
+	*msg = next;
+	if (*fd != -1)
+		close(*fd);
+	*fd = out;
+	return SG_OK;
+}
+
+static enum sg_status
+outgoing(struct worker *w, const struct cfg *cfg, const struct cfg_listener *l,
+         const struct spool_env *env, struct sg_msg **msg, int *fd,
+         char *reason, size_t rlen)
+{
+	const struct cfg_profile *p = cfg_profile(cfg, l->profile);
+	struct sg_key *key = NULL;
+	struct sg_certs *rcpts = NULL, *one;
+	struct sg_sign_opts so = {0};
+	struct sg_encrypt_opts eo = {0};
+	struct step sign = {STEP_SIGN, &so, NULL},
+	            enc = {STEP_ENCRYPT, NULL, &eo};
+	enum sg_status st;
+
+	if (p == NULL) {
+		snprintf(reason, rlen, "listener %s: no profile %s", l->name,
+		         l->profile);
+		return SG_ERR_TEMP; /* a reload can fix it */
+	}
+	/* Already protected by the user's own client: not again (a
+	 * profile's triple wrap comes with the policy layer). */
+	if (sg_msg_smime_kind(*msg) != SG_KIND_NONE) {
+		logf_("qid=%s decision=pass-through reason=already-smime",
+		      env->id);
+		return SG_OK;
+	}
+	st = store_find_sign_key(w->st, env->mail_from, p->signer, &key);
+	if (st == SG_ERR_NOT_FOUND) {
+		snprintf(reason, rlen,
+		         "no signing certificate for %s (profile %s, signer "
+		         "%s)",
+		         *env->mail_from ? env->mail_from : "<>", p->name,
+		         p->signer ? p->signer : "by sender");
+		return SG_ERR_NOT_FOUND; /* a signing failure bounces */
+	}
+	if (st != SG_OK) {
+		snprintf(reason, rlen, "store: %s", store_errmsg(w->st));
+		return SG_ERR_TEMP;
+	}
+	so.signer = key;
+	so.digest = p->digest;
+	so.opaque = p->opaque;
+	if (p->mode != CFG_SIGN) {
+		if (sg_certs_new(&rcpts) != SG_OK) {
+			st = SG_ERR_TEMP;
+			goto out;
+		}
+		for (size_t i = 0; i < env->nrcpts; i++) {
+			st =
+			    store_find_encrypt_cert(w->st, env->rcpts[i], &one);
+			if (st == SG_OK) {
+				st = sg_certs_push_from(rcpts, one, 0);
+				sg_certs_free(one);
+				if (st != SG_OK)
+					goto out;
+				logf_("qid=%s rcpt=<%s> decision=encrypt",
+				      env->id, env->rcpts[i]);
+				continue;
+			}
+			if (st != SG_ERR_NOT_FOUND) {
+				snprintf(reason, rlen, "store: %s",
+				         store_errmsg(w->st));
+				st = SG_ERR_TEMP;
+				goto out;
+			}
+			/* Fail closed: never in clear to this recipient. */
+			snprintf(
+			    reason, rlen,
+			    "no encryption certificate for <%s> (profile "
+			    "%s, missing_key %s)",
+			    env->rcpts[i], p->name,
+			    p->missing_key == CFG_MISSING_SPLIT
+			        ? "split: per-recipient copies come with the "
+			          "policy layer"
+			        : "bounce");
+			st = SG_ERR_NOT_RECIPIENT;
+			goto out;
+		}
+		eo.recipients = rcpts;
+		eo.cipher = p->cipher;
+		eo.oaep = p->oaep;
+	}
+	switch (p->mode) {
+	case CFG_SIGN:
+		st = run_step(w, cfg, &sign, msg, fd, reason, rlen);
+		break;
+	case CFG_ENCRYPT:
+		st = run_step(w, cfg, &enc, msg, fd, reason, rlen);
+		break;
+	case CFG_SIGN_ENCRYPT:
+		if ((st = run_step(w, cfg, &sign, msg, fd, reason, rlen)) ==
+		    SG_OK)
+			st = run_step(w, cfg, &enc, msg, fd, reason, rlen);
+		break;
+	case CFG_TRIPLE:
+		if ((st = run_step(w, cfg, &sign, msg, fd, reason, rlen)) ==
+		        SG_OK &&
+		    (st = run_step(w, cfg, &enc, msg, fd, reason, rlen)) ==
+		        SG_OK)
+			st = run_step(w, cfg, &sign, msg, fd, reason, rlen);
+		break;
+	}
+	if (st == SG_OK)
+		logf_("qid=%s event=%s profile=%s recipients=%zu", env->id,
+		      p->mode == CFG_SIGN           ? "signed"
+		      : p->mode == CFG_ENCRYPT      ? "encrypted"
+		      : p->mode == CFG_SIGN_ENCRYPT ? "signed+encrypted"
+		                                    : "triple-wrapped",
+		      p->name, env->nrcpts);
+out:
+	sg_key_free(key);
+	sg_certs_free(rcpts);
+	return st;
+}
+
+/* Appends " name=value" with VALUE quoted when it needs to be. */
+static void
+ar_prop(char *buf, size_t len, const char *name, const char *value)
+{
+	size_t n = strlen(buf);
+	int quote = strpbrk(value, " \t;()\"\\,=") != NULL;
+
+	if (n >= len)
+		return;
+	snprintf(buf + n, len - n,
+	         quote ? "\r\n\tbody.%s=\"" : "\r\n\tbody.%s=", name);
+	n = strlen(buf);
+	for (const char *c = value; *c && n + 3 < len; c++) {
+		if (*c == '"' || *c == '\\')
+			buf[n++] = '\\';
+		buf[n++] = (*c == '\r' || *c == '\n') ? ' ' : *c;
+	}
+	buf[n] = '\0';
+	if (quote && n + 1 < len) {
+		buf[n++] = '"';
+		buf[n] = '\0';
+	}
+}
+
+/* Decrypts *MSG with our key for one of its RecipientInfos.  SG_OK,
+ * SG_ERR_NOT_FOUND (none of ours), SG_ERR_TEMP, or a decryption error. */
+static enum sg_status
+decrypt_layer(struct worker *w, const struct cfg *cfg, struct sg_msg **msg,
+              int *fd, char *reason, size_t rlen)
+{
+	struct sg_recipient_id *ids = NULL;
+	struct sg_key *key = NULL;
+	struct sg_sink sink;
+	struct sg_msg *next = NULL;
+	size_t n = 0;
+	enum sg_status st;
+	int out;
+
+	if ((st = sg_msg_recipients(w->ctx, *msg, &ids, &n)) != SG_OK)
+		return engine_failed(w, st, "reading the envelope", reason,
+		                     rlen);
+	st = SG_ERR_NOT_FOUND;
+	for (size_t i = 0; i < n && st == SG_ERR_NOT_FOUND; i++)
+		st = store_find_decrypt_key(w->st, &ids[i], &key);
+	sg_recipient_ids_free(ids, n);
+	if (st != SG_OK) {
+		if (st != SG_ERR_NOT_FOUND)
+			snprintf(reason, rlen, "store: %s",
+			         store_errmsg(w->st));
+		return st == SG_ERR_NOT_FOUND ? st : SG_ERR_TEMP;
+	}
+	if ((out = tmpfd(cfg)) == -1) {
+		sg_key_free(key);
+		snprintf(reason, rlen, "temporary file: %s", strerror(errno));
+		return SG_ERR_TEMP;
+	}
+	sg_sink_fd(&sink, &out);
+	st = sg_decrypt(w->ctx, *msg, key, &sink);
+	sg_key_free(key);
+	if (st != SG_OK) {
+		close(out);
+		return engine_failed(w, st, "decryption", reason, rlen);
+	}
+	if (lseek(out, 0, SEEK_SET) == -1 ||
+	    sg_msg_open_fd(w->ctx, out, &next) != SG_OK) {
+		close(out);
+		snprintf(reason, rlen, "re-reading the decrypted message");
+		return SG_ERR_TEMP;
+	}
+	sg_msg_free(*msg);
+	*msg = next;
+	if (*fd != -1)
+		close(*fd);
+	*fd = out;
+	return SG_OK;
+}
+
+static enum sg_status
+incoming(struct worker *w, const struct cfg *cfg, const struct cfg_listener *l,
+         const struct spool_env *env, struct sg_msg **msg, int *fd, char *ar,
+         size_t arlen, char *reason, size_t rlen)
+{
+	struct sg_certs *trust = NULL;
+	struct sg_verify_result res;
+	enum sg_status st = SG_OK;
+	const char *result = "none";
+	int decrypted = 0;
+
+	snprintf(ar, arlen, "Authentication-Results: %s;", cfg->hostname);
+	for (int layer = 0; layer < MAX_LAYERS; layer++) {
+		enum sg_smime_kind kind = sg_msg_smime_kind(*msg);
+
+		if (kind == SG_KIND_ENVELOPED ||
+		    kind == SG_KIND_AUTH_ENVELOPED) {
+			st = decrypt_layer(w, cfg, msg, fd, reason, rlen);
+			if (st == SG_ERR_NOT_FOUND) {
+				logf_(
+				    "qid=%s event=not-decrypted reason=no-key",
+				    env->id);
+				break; /* not for our keys: deliver as is */
+			}
+			if (st == SG_ERR_TEMP)
+				goto out;
+			if (st != SG_OK) {
+				logf_(
+				    "qid=%s event=decrypt-failed reason=\"%s\"",
+				    env->id, reason);
+				result = "permerror";
+				st = SG_OK;
+				break;
+			}
+			decrypted = 1;
+			logf_("qid=%s event=decrypted", env->id);
+			continue;
+		}
+		if (kind != SG_KIND_SIGNED_DETACHED &&
+		    kind != SG_KIND_SIGNED_OPAQUE)
+			break;
+		if (trust == NULL &&
+		    (st = store_trust_anchors(w->st, &trust)) != SG_OK &&
+		    st != SG_ERR_NOT_FOUND) {
+			snprintf(reason, rlen, "store: %s",
+			         store_errmsg(w->st));
+			st = SG_ERR_TEMP;
+			goto out;
+		}
+		if (trust == NULL && sg_certs_new(&trust) != SG_OK) {
+			st = SG_ERR_TEMP;
+			goto out;
+		}
+		/* Verify, keeping the content apart in case we remove the
+		 * signature or it wraps another layer (triple wrap). */
+		int content = tmpfd(cfg);
+		struct sg_sink sink;
+		struct sg_msg *inner = NULL;
+		if (content == -1) {
+			snprintf(reason, rlen, "temporary file: %s",
+			         strerror(errno));
+			st = SG_ERR_TEMP;
+			goto out;
+		}
+		sg_sink_fd(&sink, &content);
+		st = sg_verify(w->ctx, *msg, trust, &res, &sink);
+		result = st == SG_OK                    ? "pass"
+		         : sg_status_exit_code(st) == 1 ? "fail"
+		                                        : "permerror";
+		logf_("qid=%s event=verified result=%s signer=\"%s\" "
+		      "reason=\"%s\"",
+		      env->id, result,
+		      res.signer_subject ? res.signer_subject : "",
+		      st == SG_OK ? "" : sg_ctx_error(w->ctx));
+		snprintf(ar + strlen(ar), arlen - strlen(ar), " smime=%s",
+		         result);
+		if (st != SG_OK)
+			snprintf(ar + strlen(ar), arlen - strlen(ar), " (%s)",
+			         sg_status_name(st));
+		if (res.signer_emails && res.signer_emails[0])
+			ar_prop(ar, arlen, "smime-identifier",
+			        res.signer_emails[0]);
+		if (res.signer_serial)
+			ar_prop(ar, arlen, "smime-serial", res.signer_serial);
+		if (res.signer_issuer)
+			ar_prop(ar, arlen, "smime-issuer", res.signer_issuer);
+		sg_verify_result_clear(&res);
+		int inner_smime = 0;
+		if (lseek(content, 0, SEEK_SET) != -1 &&
+		    sg_msg_open_fd(w->ctx, content, &inner) == SG_OK) {
+			enum sg_smime_kind ik = sg_msg_smime_kind(inner);
+			inner_smime = ik == SG_KIND_ENVELOPED ||
+			              ik == SG_KIND_AUTH_ENVELOPED;
+		}
+		/* A verified signature may go (listener setting); an
+		 * envelope inside a signature (triple wrap) is opened. */
+		if (inner != NULL &&
+		    (inner_smime || (l->remove_signature && st == SG_OK))) {
+			sg_msg_free(*msg);
+			*msg = inner;
+			if (*fd != -1)
+				close(*fd);
+			*fd = content;
+			st = SG_OK;
+			if (inner_smime) {
+				/* Report the inner signature, not the outer. */
+				snprintf(ar, arlen,
+				         "Authentication-Results: %s;",
+				         cfg->hostname);
+				result = "none";
+				continue;
+			}
+			break;
+		}
+		sg_msg_free(inner);
+		close(content);
+		st = SG_OK;
+		break;
+	}
+	if (strcmp(result, "none") == 0 || strcmp(result, "permerror") == 0) {
+		if (strstr(ar, "smime=") == NULL)
+			snprintf(ar + strlen(ar), arlen - strlen(ar),
+			         " smime=%s", result);
+	}
+	(void)decrypted;
+	snprintf(ar + strlen(ar), arlen - strlen(ar), "\r\n");
+out:
+	sg_certs_free(trust);
+	return st;
+}
+
+enum sg_status
+pipeline_process(struct pipeline *pl, const struct spool_env *env, int data_fd,
+                 int *out_fd, char *reason, size_t rlen)
+{
+	const struct cfg *cfg;
+	const struct cfg_listener *l;
+	struct worker *w;
+	struct sg_msg *msg = NULL;
+	struct sg_sink sink;
+	char ar[2048] = "";
+	int fd = -1, out = -1;
+	enum sg_status st;
+
+	reason[0] = '\0';
+	pthread_rwlock_rdlock(&pl->lock);
+	cfg = pl->cfg;
+	if ((st = worker_get(pl, cfg, &w, reason, rlen)) != SG_OK)
+		goto out;
+	if ((l = cfg_listener(cfg, env->listener)) == NULL) {
+		snprintf(reason, rlen, "no listener %s any more",
+		         env->listener);
+		st = SG_ERR_TEMP; /* a reload took it away; keep the mail */
+		goto out;
+	}
+	/* The spooled data is read in place; results go to temporary
+	 * files, each becoming the input of the next step. */
+	if ((st = sg_msg_open_fd(w->ctx, data_fd, &msg)) != SG_OK) {
+		snprintf(reason, rlen, "malformed message: %s",
+		         sg_ctx_error(w->ctx));
+		goto out;
+	}
+	st = l->role == CFG_OUTGOING
+	         ? outgoing(w, cfg, l, env, &msg, &fd, reason, rlen)
+	         : incoming(w, cfg, l, env, &msg, &fd, ar, sizeof(ar), reason,
+	                    rlen);
+	if (st != SG_OK)
+		goto out;
+	/* The result: on the way in with Authentication-Results first and
+	 * any forged one claiming to be us removed (RFC 8601 5). */
+	if ((out = tmpfd(cfg)) == -1) {
+		snprintf(reason, rlen, "temporary file: %s", strerror(errno));
+		st = SG_ERR_TEMP;
+		goto out;
+	}
+	sg_sink_fd(&sink, &out);
+	st = sg_msg_write_headers(w->ctx, msg, ar[0] ? ar : NULL,
+	                          "Authentication-Results", cfg->hostname,
+	                          &sink);
+	if (st != SG_OK || lseek(out, 0, SEEK_SET) == -1) {
+		snprintf(reason, rlen, "writing the result: %s",
+		         sg_ctx_error(w->ctx));
+		st = SG_ERR_TEMP;
+		goto out;
+	}
+	*out_fd = out;
+	out = -1;
+out:
+	pthread_rwlock_unlock(&pl->lock);
+	sg_msg_free(msg);
+	if (fd != -1)
+		close(fd);
+	if (out != -1)
+		close(out);
+	return st;
+}
+
+enum sg_status
+pipeline_deliver(struct pipeline *pl, const struct spool_env *env, int out_fd,
+                 char *reply, size_t replylen)
+{
+	char prefix[1024], name[256];
+	enum sg_status st;
+	size_t n;
+
+	pthread_rwlock_rdlock(&pl->lock);
+	if (pl->cfg->smarthost != NULL) {
+		/* The SMTP client comes in the next step. */
+		snprintf(reply, replylen,
+		         "smarthost delivery is not built "
+		         "yet");
+		pthread_rwlock_unlock(&pl->lock);
+		return SG_ERR_TEMP;
+	}
+	n = (size_t)snprintf(prefix, sizeof(prefix), "Return-Path: <%s>\r\n",
+	                     env->mail_from);
+	for (size_t i = 0; i < env->nrcpts && n < sizeof(prefix); i++)
+		n += (size_t)snprintf(prefix + n, sizeof(prefix) - n,
+		                      "Delivered-To: %s\r\n", env->rcpts[i]);
+	st = deliver_maildir(pl->cfg->outbox, out_fd, prefix, name,
+	                     sizeof(name));
+	if (st == SG_OK)
+		snprintf(reply, replylen, "maildir %s/new/%s", pl->cfg->outbox,
+		         name);
+	else
+		snprintf(reply, replylen, "maildir %s: %s", pl->cfg->outbox,
+		         strerror(errno));
+	pthread_rwlock_unlock(&pl->lock);
+	return st;
+}

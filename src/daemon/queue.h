@@ -1,0 +1,120 @@
+/*
+ * queue.h - the queue runner: worker threads that take committed messages
+ * from the spool, run them through the processing pipeline, hand them to
+ * the next hop, retry with backoff, and bounce or drop what cannot be
+ * delivered.
+ *
+ * What it trusts: the spool (its envelopes) and the callbacks it is given.
+ * What it can reach: the spool, and whatever the callbacks reach.  A
+ * message leaves the spool only after the next hop accepted it (deliver
+ * returned SG_OK) or after it was bounced; every change of its queue state
+ * (attempts, next try, last error) is written to the spool before the
+ * message is scheduled again, so a stop or crash loses nothing.
+ *
+ * Temporary and permanent come from the status table: a status whose SMTP
+ * code is 4xx (SG_ERR_TEMP, SG_ERR_IO, SG_ERR_NOMEM, ...) is retried, any
+ * other failure is permanent.
+ *
+ * Log lines (stderr), one per event:
+ *   smimegate[PID]: queue: qid=ID event=delivered|deferred|bounced|expired
+ *     reply="..." attempts=N
+ * with " dsn=none" added when the sender is the null sender (no bounce is
+ * sent for those; the message is dropped).
+ */
+#ifndef SG_QUEUE_H
+#define SG_QUEUE_H
+
+#include <stddef.h>
+
+#include "daemon/spool.h"
+#include "smimegate.h"
+
+/* Enough for a reply of the next hop (the reply buffer given to
+ * deliver). */
+#define QUEUE_REPLY_MAX 512
+
+struct queue_params {
+	unsigned first_retry; /* seconds before the first retry: 60 */
+	unsigned max_retry;   /* the delay doubles up to this: 3600 */
+	unsigned lifetime;    /* seconds from reception to expiry: 5 days */
+};
+
+/*
+ * The pipeline and the next hop.  Each is called from worker threads,
+ * several at once (on different messages), so they must be thread-safe;
+ * ARG is the one given to queue_new.
+ */
+struct queue_ops {
+	/*
+	 * Turns the spooled message (DATA_FD, read-only, positioned at 0;
+	 * the runner closes it) into the message to deliver: SG_OK and
+	 * *OUT_FD, an fd of the result (typically an unlinked temporary
+	 * file, positioned anywhere: deliver is expected to read it from the
+	 * start; the runner closes it).  A temporary status (4xx) defers the
+	 * message, any other bounces it; REASON (REASONLEN bytes, starts
+	 * empty) may say why, for the log and the bounce (left empty, the
+	 * status table's text is used).  Changes it makes to ENV (such as
+	 * the recipients left) are saved with the next spool update.  NULL:
+	 * the spooled data is delivered as is.
+	 */
+	enum sg_status (*process)(void *arg, struct spool_env *env, int data_fd,
+	                          int *out_fd, char *reason, size_t reasonlen);
+	/*
+	 * Hands OUT_FD (borrowed) to the next hop.  SG_OK: accepted, the
+	 * message is removed from the spool.  A temporary status: retried
+	 * later.  Any other: permanent failure, bounced.  REPLY (REPLYLEN
+	 * bytes, starts empty) gets the next hop's reply or the reason, for
+	 * the log and the bounce; left empty, the status table's text is
+	 * used.  Required.
+	 */
+	enum sg_status (*deliver)(void *arg, const struct spool_env *env,
+	                          int out_fd, char *reply, size_t replylen);
+	/*
+	 * Called once for a message that failed permanently (ST, REASON) or
+	 * expired (ST is then the last temporary status, REASON starts with
+	 * "expired: "), never for the null sender.  The message is removed
+	 * from the spool when it returns.  NULL: nothing but the log line.
+	 */
+	void (*bounce)(void *arg, const struct spool_env *env,
+	               enum sg_status st, const char *reason);
+};
+
+struct queue;
+
+/*
+ * A runner of WORKERS threads (0: one per online CPU) over SP (borrowed;
+ * it must outlive the queue).  OPS is copied; ARG is passed to each
+ * callback.  Nothing runs until queue_start.  NULL when out of memory or
+ * when OPS->deliver is NULL.
+ */
+struct queue *queue_new(struct spool *sp, unsigned workers,
+                        const struct queue_ops *ops, void *arg);
+/* Sets the retry and expiry times (before queue_start).  A zero field
+ * keeps the default; max_retry is raised to first_retry when below it. */
+void queue_set_params(struct queue *q, const struct queue_params *p);
+/*
+ * Schedules every committed message of the spool (recovery: each at its
+ * saved next_try) and starts the workers.  Once per queue.  SG_OK;
+ * SG_ERR_USAGE (already started); SG_ERR_NOMEM (out of memory or
+ * threads; nothing runs); the status of spool_scan.
+ */
+enum sg_status queue_start(struct queue *q);
+/*
+ * Schedules a committed message (ENV's id and next_try; the rest is read
+ * from the spool when it runs).  For the SMTP server's committed callback
+ * on the event loop's thread: it only takes the queue's mutex, which no
+ * thread holds across I/O or callbacks.  A message already queued is not
+ * queued twice.  After queue_stop it does nothing (the message stays in
+ * the spool for the next start).  SG_OK or SG_ERR_NOMEM (the message
+ * stays in the spool and is picked up at the next start).
+ */
+enum sg_status queue_add(struct queue *q, const struct spool_env *env);
+/* Stops: deliveries in progress finish (and their outcome is saved), the
+ * workers are joined; what was not delivered stays in the spool. */
+void queue_stop(struct queue *q);
+/* Messages scheduled or being delivered. */
+size_t queue_size(struct queue *q);
+/* Stops (queue_stop) and frees.  NULL does nothing. */
+void queue_free(struct queue *q);
+
+#endif /* SG_QUEUE_H */

@@ -1,0 +1,1314 @@
+/*
+ * spool.c - the durable message spool (spool.h is the contract).
+ *
+ * What it trusts: its own directory, which it creates 0700 and refuses
+ * when group or others may write it; the envelope files it reads are still
+ * parsed with bounded sizes (a truncated or damaged file is reported and
+ * skipped, never trusted).  What it can reach: DIR, DIR/tmp and DIR/queue
+ * only, through directory descriptors opened once (every later path is
+ * relative to them, and queue IDs are checked against the ID alphabet
+ * before they become file names).
+ *
+ * Commit (a 250 is a promise, as Postfix's mail_stream.c):
+ *   1. the data was written to tmp/ID by spool_rx_write (buffered);
+ *      flush it and fsync it;
+ *   2. write the envelope to tmp/ID.env and fsync it;
+ *   3. rename tmp/ID to queue/ID.msg, then tmp/ID.env to queue/ID.env
+ *      (the presence of queue/ID.env is what "committed" means);
+ *   4. fsync the queue directory; only then SG_OK.
+ * Any failure removes what was written and promises nothing.
+ *
+ * Group commit (a later step): the whole commit path is spool_commit()
+ * below.  Batching fsyncs means that steps 1-3 stay per message and step
+ * 4 becomes "join the current batch and wait for its one directory
+ * fsync"; nothing else in this file has to change.
+ *
+ * Envelope file format: text, one "key value" line each, values
+ * percent-encoded (bytes <= 0x20, 0x7f and '%'), so a value is one token
+ * without spaces.  "version 1" first; one "rcpt ADDR [NOTIFY]" line per
+ * recipient; unknown keys are ignored (newer writers); a key whose value
+ * is NULL is left out.  Sizes are bounded (SPOOL_VALUE_MAX, SPOOL_ENV_MAX,
+ * SPOOL_RCPT_MAX).
+ *
+ * Queue IDs: 24 characters of Crockford's base32 alphabet (which sorts
+ * in ASCII order): 11 for the microseconds since the epoch, strictly
+ * increasing within a spool (and seeded at open with the newest ID on
+ * disk, so a clock going back does not reorder or reuse), then 13 random
+ * ones (65 bits).  Files are created O_EXCL, so a collision fails rather
+ * than overwrites.
+ *
+ * Threads: the struct spool's mutable state (the ID clock, the count, the
+ * update counter) is under one mutex held only for a few instructions;
+ * every fsync happens outside it.  A struct spool_rx belongs to one
+ * thread at a time (the event loop writes, the commit thread commits).
+ */
+#include "daemon/spool.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "smimegate.h"
+
+#define SPOOL_RX_BUF    32768      /* write buffer of a message */
+#define SPOOL_VALUE_MAX 4096       /* decoded bytes of one value */
+#define SPOOL_ERROR_MAX 1024       /* last_error is cut to this */
+#define SPOOL_RCPT_MAX  100000     /* recipients in one envelope */
+#define SPOOL_ENV_MAX   (8u << 20) /* bytes of one envelope file */
+#define SPOOL_NAME_MAX  (SPOOL_ID_LEN + 32)
+
+struct spool {
+	char *dir;
+	int dirfd;   /* DIR, also the flock against a second daemon */
+	int tmpfd;   /* DIR/tmp */
+	int queuefd; /* DIR/queue */
+	pthread_mutex_t lock;
+	/* under lock: */
+	uint64_t last_usec; /* timestamp of the newest ID */
+	unsigned long seq;  /* names of temporary envelope files */
+	size_t count;       /* committed messages */
+};
+
+struct spool_rx {
+	struct spool *sp;
+	char id[SPOOL_ID_LEN + 1];
+	int fd;             /* tmp/ID */
+	enum sg_status err; /* the first write error, sticky */
+	size_t size;        /* bytes accepted */
+	size_t used;        /* bytes waiting in buf */
+	unsigned char buf[SPOOL_RX_BUF];
+};
+
+static const char b32[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/* ---- small helpers ---- */
+
+static void __attribute__((format(printf, 1, 2)))
+spool_log(const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	int n;
+
+	n = snprintf(line, sizeof(line),
+	             "smimegate[%ld]: spool: ", (long)getpid());
+	va_start(ap, fmt);
+	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "%s\n", line);
+}
+
+static enum sg_status
+errno_status(int e)
+{
+	switch (e) {
+	case ENOSPC:
+	case EDQUOT:
+	case EMFILE:
+	case ENFILE:
+		return SG_ERR_TEMP;
+	case ENOMEM:
+		return SG_ERR_NOMEM;
+	default:
+		return SG_ERR_IO;
+	}
+}
+
+static int
+write_all(int fd, const void *p, size_t len)
+{
+	const unsigned char *b = p;
+
+	while (len > 0) {
+		ssize_t n = write(fd, b, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		b += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int
+close_fd(int *fd)
+{
+	int rc = close(*fd);
+
+	*fd = -1;
+	return rc;
+}
+
+/* Logs the failed OP on message ID (errno says why); its status. */
+static enum sg_status
+io_fail(const char *op, const char *id)
+{
+	int e = errno;
+
+	spool_log("event=error op=%s id=%s error=\"%s\"", op, id, strerror(e));
+	return errno_status(e);
+}
+
+static int
+b32_value(char c)
+{
+	const char *p = c ? strchr(b32, c) : NULL;
+	return p ? (int)(p - b32) : -1;
+}
+
+static int
+id_valid(const char *id)
+{
+	size_t i;
+
+	for (i = 0; i < SPOOL_ID_LEN; i++)
+		if (b32_value(id[i]) < 0)
+			return 0;
+	return id[i] == '\0';
+}
+
+/* Whether NAME is "ID" followed by exactly SUFFIX; copies the ID. */
+static int
+name_is(const char *name, const char *suffix, char id[SPOOL_ID_LEN + 1])
+{
+	size_t len = strlen(name);
+
+	if (len != SPOOL_ID_LEN + strlen(suffix) ||
+	    strcmp(name + SPOOL_ID_LEN, suffix) != 0)
+		return 0;
+	memcpy(id, name, SPOOL_ID_LEN);
+	id[SPOOL_ID_LEN] = '\0';
+	return id_valid(id);
+}
+
+static uint64_t
+id_usec(const char *id)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 11; i++)
+		v = (v << 5) | (uint64_t)b32_value(id[i]);
+	return v;
+}
+
+static enum sg_status
+spool_new_id(struct spool *sp, char id[SPOOL_ID_LEN + 1])
+{
+	unsigned char rnd[13];
+	struct timespec ts;
+	uint64_t usec;
+
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		return SG_ERR_TEMP;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	usec = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+	pthread_mutex_lock(&sp->lock);
+	if (usec <= sp->last_usec)
+		usec = sp->last_usec + 1;
+	sp->last_usec = usec;
+	pthread_mutex_unlock(&sp->lock);
+	for (int i = 10; i >= 0; i--) {
+		id[i] = b32[usec & 31];
+		usec >>= 5;
+	}
+	for (int i = 0; i < 13; i++)
+		id[11 + i] = b32[rnd[i] & 31];
+	id[SPOOL_ID_LEN] = '\0';
+	return SG_OK;
+}
+
+/* ---- the envelope ---- */
+
+void
+spool_env_clear(struct spool_env *env)
+{
+	if (env == NULL)
+		return;
+	free(env->mail_from);
+	for (size_t i = 0; env->rcpts && env->rcpts[i]; i++)
+		free(env->rcpts[i]);
+	free(env->rcpts);
+	if (env->dsn_notify)
+		for (size_t i = 0; i < env->nrcpts; i++)
+			free(env->dsn_notify[i]);
+	free(env->dsn_notify);
+	free(env->listener);
+	free(env->client);
+	free(env->helo);
+	free(env->dsn_ret);
+	free(env->dsn_envid);
+	free(env->last_error);
+	memset(env, 0, sizeof(*env));
+}
+
+/* A growing text buffer; len and cap exclude nothing, no NUL kept. */
+struct sbuf {
+	char *p;
+	size_t len, cap;
+	int oom;
+};
+
+static void
+sbuf_add(struct sbuf *b, const char *s, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->len + n > b->cap) {
+		size_t cap = b->cap ? b->cap : 1024;
+		while (cap < b->len + n)
+			cap *= 2;
+		char *p = realloc(b->p, cap);
+		if (p == NULL) {
+			b->oom = 1;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+}
+
+static void
+sbuf_str(struct sbuf *b, const char *s)
+{
+	sbuf_add(b, s, strlen(s));
+}
+
+/* Appends V percent-encoded, at most MAX bytes of it. */
+static void
+sbuf_enc(struct sbuf *b, const char *v, size_t max)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = strnlen(v, max);
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)v[i];
+		if (c <= 0x20 || c == 0x7f || c == '%') {
+			char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+			sbuf_add(b, e, 3);
+		} else {
+			sbuf_add(b, (const char *)&c, 1);
+		}
+	}
+}
+
+static void
+sbuf_kv(struct sbuf *b, const char *key, const char *v)
+{
+	if (v == NULL)
+		return;
+	sbuf_str(b, key);
+	sbuf_add(b, " ", 1);
+	sbuf_enc(b, v, SPOOL_VALUE_MAX);
+	sbuf_add(b, "\n", 1);
+}
+
+static void
+sbuf_num(struct sbuf *b, const char *key, long long v)
+{
+	char num[32];
+
+	snprintf(num, sizeof(num), "%lld", v);
+	sbuf_kv(b, key, num);
+}
+
+static int
+too_long(const char *v)
+{
+	return v != NULL && strnlen(v, SPOOL_VALUE_MAX + 1) > SPOOL_VALUE_MAX;
+}
+
+/* The envelope's text.  SG_ERR_LIMIT when a value is too long (except
+ * last_error, which is cut) or there are too many recipients. */
+static enum sg_status
+env_format(const struct spool_env *env, struct sbuf *b)
+{
+	if (env->nrcpts > SPOOL_RCPT_MAX || too_long(env->mail_from) ||
+	    too_long(env->listener) || too_long(env->client) ||
+	    too_long(env->helo) || too_long(env->dsn_ret) ||
+	    too_long(env->dsn_envid))
+		return SG_ERR_LIMIT;
+	for (size_t i = 0; i < env->nrcpts; i++)
+		if (env->rcpts == NULL || env->rcpts[i] == NULL ||
+		    too_long(env->rcpts[i]) ||
+		    (env->dsn_notify && too_long(env->dsn_notify[i])))
+			return env->rcpts && env->rcpts[i] ? SG_ERR_LIMIT
+			                                   : SG_ERR_USAGE;
+	sbuf_str(b, "version 1\n");
+	sbuf_kv(b, "id", env->id);
+	sbuf_num(b, "received", (long long)env->received);
+	sbuf_num(b, "attempts", (long long)env->attempts);
+	sbuf_num(b, "next_try", (long long)env->next_try);
+	sbuf_kv(b, "mail_from", env->mail_from ? env->mail_from : "");
+	sbuf_kv(b, "listener", env->listener);
+	sbuf_num(b, "role", (long long)env->role);
+	sbuf_kv(b, "client", env->client);
+	sbuf_kv(b, "helo", env->helo);
+	sbuf_kv(b, "dsn_ret", env->dsn_ret);
+	sbuf_kv(b, "dsn_envid", env->dsn_envid);
+	if (env->last_error) {
+		sbuf_str(b, "last_error ");
+		sbuf_enc(b, env->last_error, SPOOL_ERROR_MAX);
+		sbuf_add(b, "\n", 1);
+	}
+	for (size_t i = 0; i < env->nrcpts; i++) {
+		sbuf_str(b, "rcpt ");
+		sbuf_enc(b, env->rcpts[i], SPOOL_VALUE_MAX);
+		if (env->dsn_notify && env->dsn_notify[i]) {
+			sbuf_add(b, " ", 1);
+			sbuf_enc(b, env->dsn_notify[i], SPOOL_VALUE_MAX);
+		}
+		sbuf_add(b, "\n", 1);
+	}
+	return b->oom ? SG_ERR_NOMEM : SG_OK;
+}
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* Decodes the N bytes at S into a new string (*ST = SG_OK); NULL (with
+ * *ST) on a bad escape, a NUL, too long, or no memory. */
+static char *
+env_decode(const char *s, size_t n, enum sg_status *st)
+{
+	char *out, *o;
+
+	*st = SG_ERR_IO;
+	if (n > 3 * SPOOL_VALUE_MAX)
+		return NULL;
+	if ((o = out = malloc(n + 1)) == NULL) {
+		*st = SG_ERR_NOMEM;
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '%') {
+			int h, l;
+			if (i + 2 >= n)
+				goto fail;
+			h = hexval(s[i + 1]);
+			l = hexval(s[i + 2]);
+			if (h < 0 || l < 0 || (h == 0 && l == 0))
+				goto fail;
+			*o++ = (char)(h << 4 | l);
+			i += 2;
+		} else if (c <= 0x20 || c == 0x7f) {
+			goto fail;
+		} else {
+			*o++ = (char)c;
+		}
+	}
+	*o = '\0';
+	if ((size_t)(o - out) > SPOOL_VALUE_MAX)
+		goto fail;
+	*st = SG_OK;
+	return out;
+fail:
+	free(out);
+	return NULL;
+}
+
+static int
+parse_ll(const char *s, long long lo, long long hi, long long *out)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* "rcpt ADDR" or "rcpt ADDR NOTIFY": one more recipient.  *CAP is the
+ * room of both arrays, kept one ahead for the NULL at the end. */
+static enum sg_status
+env_add_rcpt(struct spool_env *env, const char *val, size_t vlen, size_t *cap)
+{
+	const char *sp = memchr(val, ' ', vlen);
+	size_t alen = sp ? (size_t)(sp - val) : vlen;
+	char *addr, *notify = NULL;
+	enum sg_status st;
+
+	if (env->nrcpts >= SPOOL_RCPT_MAX)
+		return SG_ERR_LIMIT;
+	if (env->nrcpts + 1 >= *cap) {
+		size_t ncap = *cap ? *cap * 2 : 8;
+		char **r = realloc(env->rcpts, ncap * sizeof(*r));
+		if (r == NULL)
+			return SG_ERR_NOMEM;
+		env->rcpts = r;
+		r[env->nrcpts] = NULL; /* spool_env_clear's end */
+		r = realloc(env->dsn_notify, ncap * sizeof(*r));
+		if (r == NULL)
+			return SG_ERR_NOMEM;
+		env->dsn_notify = r;
+		*cap = ncap;
+	}
+	if ((addr = env_decode(val, alen, &st)) == NULL)
+		return st;
+	if (sp && (notify = env_decode(sp + 1, vlen - alen - 1, &st)) == NULL) {
+		free(addr);
+		return st;
+	}
+	env->rcpts[env->nrcpts] = addr;
+	env->dsn_notify[env->nrcpts] = notify;
+	env->nrcpts++;
+	env->rcpts[env->nrcpts] = NULL;
+	return SG_OK;
+}
+
+enum env_kind { ENV_STR, ENV_TIME, ENV_UINT, ENV_INT };
+
+/* The envelope's fields other than version, id and rcpt. */
+static const struct env_field {
+	const char *key;
+	enum env_kind kind;
+	size_t off;
+} env_fields[] = {
+    {"mail_from", ENV_STR, offsetof(struct spool_env, mail_from)},
+    {"listener", ENV_STR, offsetof(struct spool_env, listener)},
+    {"client", ENV_STR, offsetof(struct spool_env, client)},
+    {"helo", ENV_STR, offsetof(struct spool_env, helo)},
+    {"dsn_ret", ENV_STR, offsetof(struct spool_env, dsn_ret)},
+    {"dsn_envid", ENV_STR, offsetof(struct spool_env, dsn_envid)},
+    {"last_error", ENV_STR, offsetof(struct spool_env, last_error)},
+    {"received", ENV_TIME, offsetof(struct spool_env, received)},
+    {"next_try", ENV_TIME, offsetof(struct spool_env, next_try)},
+    {"attempts", ENV_UINT, offsetof(struct spool_env, attempts)},
+    {"role", ENV_INT, offsetof(struct spool_env, role)},
+};
+
+static int
+key_is(const char *key, size_t klen, const char *name)
+{
+	return strlen(name) == klen && memcmp(key, name, klen) == 0;
+}
+
+/* One "key value" line.  Keys of newer writers are ignored. */
+static enum sg_status
+env_set(struct spool_env *env, const char *key, size_t klen, const char *val,
+        size_t vlen, size_t *cap)
+{
+	const struct env_field *f = NULL;
+	enum sg_status st = SG_OK;
+	char *field, *v;
+	long long n = 0;
+
+	if (key_is(key, klen, "rcpt"))
+		return env_add_rcpt(env, val, vlen, cap);
+	for (size_t i = 0; i < sizeof(env_fields) / sizeof(*env_fields); i++)
+		if (key_is(key, klen, env_fields[i].key))
+			f = &env_fields[i];
+	if ((v = env_decode(val, vlen, &st)) == NULL)
+		return st;
+	field = (char *)env + (f ? f->off : 0);
+	if (key_is(key, klen, "version")) {
+		st = strcmp(v, "1") == 0 ? SG_OK : SG_ERR_UNSUPPORTED;
+	} else if (key_is(key, klen, "id")) {
+		if (id_valid(v))
+			memcpy(env->id, v, SPOOL_ID_LEN + 1);
+		else
+			st = SG_ERR_IO;
+	} else if (f == NULL) {
+		/* ignored */
+	} else if (f->kind == ENV_STR) {
+		free(*(char **)field);
+		*(char **)field = v;
+		return SG_OK;
+	} else if (parse_ll(v, 0,
+	                    f->kind == ENV_UINT  ? UINT_MAX
+	                    : f->kind == ENV_INT ? INT_MAX
+	                                         : LLONG_MAX,
+	                    &n) < 0) {
+		st = SG_ERR_IO;
+	} else if (f->kind == ENV_TIME) {
+		*(time_t *)field = (time_t)n;
+	} else if (f->kind == ENV_UINT) {
+		*(unsigned *)field = (unsigned)n;
+	} else {
+		*(int *)field = (int)n;
+	}
+	free(v);
+	return st;
+}
+
+/* Parses the text of an envelope file into ENV (zeroed first). */
+static enum sg_status
+env_parse(const char *text, size_t len, struct spool_env *env)
+{
+	enum sg_status st = SG_OK;
+	size_t cap = 0, pos = 0;
+	int have_version = 0;
+
+	memset(env, 0, sizeof(*env));
+	while (pos < len) {
+		const char *line = text + pos, *nl, *sp;
+		size_t llen;
+
+		nl = memchr(line, '\n', len - pos);
+		if (nl == NULL) { /* a torn last line */
+			st = SG_ERR_IO;
+			goto fail;
+		}
+		llen = (size_t)(nl - line);
+		pos += llen + 1;
+		sp = memchr(line, ' ', llen);
+		if (sp == NULL || sp == line) {
+			st = SG_ERR_IO;
+			goto fail;
+		}
+		if (!have_version) {
+			if (sp - line != 7 || memcmp(line, "version", 7) != 0) {
+				st = SG_ERR_IO;
+				goto fail;
+			}
+			have_version = 1;
+		}
+		st = env_set(env, line, (size_t)(sp - line), sp + 1,
+		             llen - (size_t)(sp - line) - 1, &cap);
+		if (st != SG_OK)
+			goto fail;
+	}
+	if (!have_version || env->mail_from == NULL || env->id[0] == '\0') {
+		st = SG_ERR_IO;
+		goto fail;
+	}
+	/* dsn_notify is kept only when some recipient has one */
+	int any = 0;
+	for (size_t i = 0; i < env->nrcpts; i++)
+		any |= env->dsn_notify[i] != NULL;
+	if (!any) {
+		free(env->dsn_notify);
+		env->dsn_notify = NULL;
+	}
+	if (env->rcpts == NULL &&
+	    (env->rcpts = calloc(1, sizeof(char *))) == NULL) {
+		st = SG_ERR_NOMEM;
+		goto fail;
+	}
+	return SG_OK;
+fail:
+	spool_env_clear(env);
+	return st;
+}
+/* Writes ENV to tmp/NAME (new, 0600) and fsyncs it; on failure nothing
+ * of it is left. */
+static enum sg_status
+env_write_tmp(struct spool *sp, const char *name, const struct spool_env *env)
+{
+	struct sbuf b = {0};
+	enum sg_status st;
+	int fd = -1, created = 0;
+
+	if ((st = env_format(env, &b)) != SG_OK)
+		goto fail;
+	fd = openat(sp->tmpfd, name,
+	            O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	created = fd >= 0;
+	if (fd < 0 || write_all(fd, b.p, b.len) < 0 || fsync(fd) < 0 ||
+	    close_fd(&fd) < 0) {
+		st = io_fail("write-envelope", env->id);
+		goto fail;
+	}
+	free(b.p);
+	return SG_OK;
+fail:
+	if (fd >= 0)
+		close(fd);
+	if (created)
+		unlinkat(sp->tmpfd, name, 0);
+	free(b.p);
+	return st;
+}
+
+/* ---- opening and recovery ---- */
+
+static void __attribute__((format(printf, 3, 4)))
+set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* A file name for a log line: no spaces, quotes or control bytes. */
+static void
+safe_name(char *dst, size_t len, const char *src)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < len && src[i]; i++) {
+		unsigned char c = (unsigned char)src[i];
+		dst[i] = (c <= 0x20 || c >= 0x7f || c == '"' || c == '\\')
+		             ? '?'
+		             : (char)c;
+	}
+	dst[i] = '\0';
+}
+
+static int
+open_subdir(int dirfd, const char *dir, const char *name, char *err,
+            size_t errlen)
+{
+	struct stat st;
+	int fd;
+
+	if (mkdirat(dirfd, name, 0700) < 0 && errno != EEXIST) {
+		set_err(err, errlen, "%s/%s: %s", dir, name, strerror(errno));
+		return -1;
+	}
+	fd = openat(dirfd, name,
+	            O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		set_err(err, errlen, "%s/%s: %s", dir, name, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || (st.st_mode & 077) != 0 ||
+	    st.st_uid != geteuid()) {
+		set_err(err, errlen,
+		        "%s/%s: must be a directory of ours with mode 0700",
+		        dir, name);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void
+free_names(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* The names in directory FD (without . and ..), sorted.  -1 on error. */
+static int
+list_dir(int fd, char ***out, size_t *n)
+{
+	char **v = NULL;
+	size_t cnt = 0, cap = 0;
+	struct dirent *de;
+	DIR *d;
+	int dfd;
+
+	if ((dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return -1;
+	if ((d = fdopendir(dfd)) == NULL) {
+		close(dfd);
+		return -1;
+	}
+	while ((errno = 0, de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		if (cnt == cap) {
+			size_t ncap = cap ? cap * 2 : 64;
+			char **nv = realloc(v, ncap * sizeof(*nv));
+			if (nv == NULL)
+				goto fail;
+			v = nv;
+			cap = ncap;
+		}
+		if ((v[cnt] = strdup(de->d_name)) == NULL)
+			goto fail;
+		cnt++;
+	}
+	if (errno != 0)
+		goto fail;
+	closedir(d);
+	if (cnt > 1)
+		qsort(v, cnt, sizeof(*v), cmp_str);
+	*out = v;
+	*n = cnt;
+	return 0;
+fail:
+	free_names(v, cnt);
+	closedir(d);
+	return -1;
+}
+
+/* Notes the timestamp of an ID found on disk, so that new IDs sort after
+ * it even when the clock went back. */
+static void
+seen_id(struct spool *sp, const char *name)
+{
+	char id[SPOOL_ID_LEN + 1];
+	uint64_t usec;
+
+	if (strlen(name) < SPOOL_ID_LEN)
+		return;
+	memcpy(id, name, SPOOL_ID_LEN);
+	id[SPOOL_ID_LEN] = '\0';
+	if (!id_valid(id))
+		return;
+	usec = id_usec(id);
+	if (usec > sp->last_usec)
+		sp->last_usec = usec;
+}
+
+static int
+exists_at(int dirfd, const char *name)
+{
+	struct stat st;
+
+	return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/* Removes DIRNAME/NAME (in DIRFD) as an incomplete message. */
+static int
+remove_incomplete(int dirfd, const char *dirname, const char *name,
+                  const char *why)
+{
+	char safe[SPOOL_NAME_MAX * 2];
+
+	safe_name(safe, sizeof(safe), name);
+	if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT) {
+		spool_log("event=error op=recover file=%s/%s error=\"%s\"",
+		          dirname, safe, strerror(errno));
+		return -1;
+	}
+	spool_log("event=removed-incomplete id=%.*s file=%s/%s reason=%s",
+	          SPOOL_ID_LEN, safe, dirname, safe, why);
+	return 0;
+}
+
+/* Startup recovery: tmp/ is emptied; in queue/, data without an envelope
+ * and envelopes without data are removed; committed messages are
+ * counted. */
+static enum sg_status
+spool_recover(struct spool *sp, char *err, size_t errlen)
+{
+	char id[SPOOL_ID_LEN + 1], other[SPOOL_NAME_MAX];
+	char **names = NULL;
+	size_t n = 0;
+	int removed = 0, failed = 0;
+
+	if (list_dir(sp->tmpfd, &names, &n) < 0) {
+		set_err(err, errlen, "%s/tmp: %s", sp->dir, strerror(errno));
+		return SG_ERR_IO;
+	}
+	for (size_t i = 0; i < n; i++) {
+		seen_id(sp, names[i]);
+		if (remove_incomplete(sp->tmpfd, "tmp", names[i],
+		                      "incomplete") < 0)
+			failed = 1;
+		else
+			removed = 1;
+	}
+	free_names(names, n);
+	if (removed)
+		fsync(sp->tmpfd);
+	if (failed) {
+		set_err(err, errlen, "%s/tmp: cannot remove old files",
+		        sp->dir);
+		return SG_ERR_IO;
+	}
+
+	removed = 0;
+	if (list_dir(sp->queuefd, &names, &n) < 0) {
+		set_err(err, errlen, "%s/queue: %s", sp->dir, strerror(errno));
+		return SG_ERR_IO;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char safe[SPOOL_NAME_MAX * 2];
+		int r = 0;
+
+		seen_id(sp, names[i]);
+		if (name_is(names[i], ".env", id)) {
+			snprintf(other, sizeof(other), "%s.msg", id);
+			if (exists_at(sp->queuefd, other)) {
+				sp->count++;
+				spool_log("event=recovered id=%s", id);
+				continue;
+			}
+			r = remove_incomplete(sp->queuefd, "queue", names[i],
+			                      "no-data");
+		} else if (name_is(names[i], ".msg", id)) {
+			snprintf(other, sizeof(other), "%s.env", id);
+			if (exists_at(sp->queuefd, other))
+				continue;
+			r = remove_incomplete(sp->queuefd, "queue", names[i],
+			                      "no-envelope");
+		} else {
+			safe_name(safe, sizeof(safe), names[i]);
+			spool_log("event=ignored file=queue/%s", safe);
+			continue;
+		}
+		if (r < 0)
+			failed = 1;
+		else
+			removed = 1;
+	}
+	free_names(names, n);
+	if (removed)
+		fsync(sp->queuefd);
+	if (failed) {
+		set_err(err, errlen, "%s/queue: cannot remove incomplete files",
+		        sp->dir);
+		return SG_ERR_IO;
+	}
+	return SG_OK;
+}
+
+enum sg_status
+spool_open(const char *dir, struct spool **out, char *err, size_t errlen)
+{
+	struct spool *sp;
+	struct stat st;
+	enum sg_status rc = SG_ERR_IO;
+
+	if ((sp = calloc(1, sizeof(*sp))) == NULL) {
+		set_err(err, errlen, "out of memory");
+		return SG_ERR_NOMEM;
+	}
+	sp->dirfd = sp->tmpfd = sp->queuefd = -1;
+	pthread_mutex_init(&sp->lock, NULL);
+	if ((sp->dir = strdup(dir)) == NULL) {
+		set_err(err, errlen, "out of memory");
+		rc = SG_ERR_NOMEM;
+		goto fail;
+	}
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		set_err(err, errlen, "%s: %s", dir, strerror(errno));
+		goto fail;
+	}
+	sp->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (sp->dirfd < 0) {
+		set_err(err, errlen, "%s: %s", dir, strerror(errno));
+		goto fail;
+	}
+	if (fstat(sp->dirfd, &st) < 0 || st.st_uid != geteuid() ||
+	    (st.st_mode & 022) != 0) {
+		set_err(err, errlen,
+		        "%s: must be our directory, not writable by group or "
+		        "others",
+		        dir);
+		goto fail;
+	}
+	if (flock(sp->dirfd, LOCK_EX | LOCK_NB) < 0) {
+		set_err(err, errlen, "%s: %s", dir,
+		        errno == EWOULDBLOCK ? "in use by another process"
+		                             : strerror(errno));
+		goto fail;
+	}
+	sp->tmpfd = open_subdir(sp->dirfd, dir, "tmp", err, errlen);
+	if (sp->tmpfd < 0)
+		goto fail;
+	sp->queuefd = open_subdir(sp->dirfd, dir, "queue", err, errlen);
+	if (sp->queuefd < 0)
+		goto fail;
+	if (fsync(sp->dirfd) < 0) {
+		set_err(err, errlen, "%s: %s", dir, strerror(errno));
+		goto fail;
+	}
+	if ((rc = spool_recover(sp, err, errlen)) != SG_OK)
+		goto fail;
+	*out = sp;
+	return SG_OK;
+fail:
+	spool_close(sp);
+	return rc;
+}
+
+void
+spool_close(struct spool *sp)
+{
+	if (sp == NULL)
+		return;
+	if (sp->queuefd >= 0)
+		close(sp->queuefd);
+	if (sp->tmpfd >= 0)
+		close(sp->tmpfd);
+	if (sp->dirfd >= 0)
+		close(sp->dirfd); /* releases the flock */
+	pthread_mutex_destroy(&sp->lock);
+	free(sp->dir);
+	free(sp);
+}
+
+/* ---- receiving ---- */
+
+enum sg_status
+spool_rx_begin(struct spool *sp, struct spool_rx **out)
+{
+	struct spool_rx *rx;
+	enum sg_status st;
+	int fd = -1;
+
+	if ((rx = malloc(sizeof(*rx))) == NULL)
+		return SG_ERR_NOMEM;
+	for (int tries = 0; tries < 4 && fd < 0; tries++) {
+		if ((st = spool_new_id(sp, rx->id)) != SG_OK)
+			goto fail;
+		fd = openat(
+		    sp->tmpfd, rx->id,
+		    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fd < 0 && errno != EEXIST)
+			break;
+	}
+	if (fd < 0) {
+		st = errno_status(errno);
+		spool_log("event=error op=begin error=\"%s\"", strerror(errno));
+		goto fail;
+	}
+	rx->sp = sp;
+	rx->fd = fd;
+	rx->err = SG_OK;
+	rx->size = rx->used = 0;
+	*out = rx;
+	return SG_OK;
+fail:
+	free(rx);
+	return st;
+}
+
+const char *
+spool_rx_id(const struct spool_rx *rx)
+{
+	return rx->id;
+}
+
+size_t
+spool_rx_size(const struct spool_rx *rx)
+{
+	return rx->size;
+}
+
+static int
+rx_flush(struct spool_rx *rx)
+{
+	if (rx->err != SG_OK)
+		return -1;
+	if (rx->used > 0 && write_all(rx->fd, rx->buf, rx->used) < 0) {
+		rx->err = io_fail("write", rx->id);
+		return -1;
+	}
+	rx->used = 0;
+	return 0;
+}
+
+enum sg_status
+spool_rx_write(struct spool_rx *rx, const void *buf, size_t len)
+{
+	const unsigned char *p = buf;
+
+	if (rx->err != SG_OK)
+		return rx->err;
+	if (len > SIZE_MAX - rx->size)
+		return rx->err = SG_ERR_LIMIT;
+	rx->size += len;
+	while (len > 0) {
+		size_t n;
+
+		if (rx->used == sizeof(rx->buf) && rx_flush(rx) < 0)
+			return rx->err;
+		if (rx->used == 0 && len >= sizeof(rx->buf)) {
+			/* large writes go straight to the file */
+			if (write_all(rx->fd, p, len) < 0)
+				return rx->err = io_fail("write", rx->id);
+			return SG_OK;
+		}
+		n = sizeof(rx->buf) - rx->used;
+		if (n > len)
+			n = len;
+		memcpy(rx->buf + rx->used, p, n);
+		rx->used += n;
+		p += n;
+		len -= n;
+	}
+	return SG_OK;
+}
+
+/*
+ * The one commit path: data, envelope, renames, directory fsync.  Group
+ * commit will replace the final fsync(queuefd) with "wait for the batch
+ * this commit joined"; the steps before it stay per message.
+ */
+static enum sg_status
+spool_commit(struct spool_rx *rx, const struct spool_env *env)
+{
+	struct spool *sp = rx->sp;
+	char envname[SPOOL_NAME_MAX], msgname[SPOOL_NAME_MAX];
+	enum sg_status st;
+	int stage = 0; /* 1: queue/ID.msg exists, 2: queue/ID.env too */
+
+	snprintf(envname, sizeof(envname), "%s.env", rx->id);
+	snprintf(msgname, sizeof(msgname), "%s.msg", rx->id);
+	if (rx_flush(rx) < 0) {
+		st = rx->err;
+		goto fail;
+	}
+	if (fsync(rx->fd) < 0 || close_fd(&rx->fd) < 0) {
+		st = io_fail("fsync-data", rx->id);
+		goto fail;
+	}
+	if ((st = env_write_tmp(sp, envname, env)) != SG_OK)
+		goto fail;
+	if (renameat(sp->tmpfd, rx->id, sp->queuefd, msgname) < 0) {
+		st = io_fail("rename-data", rx->id);
+		goto fail;
+	}
+	stage = 1;
+	if (renameat(sp->tmpfd, envname, sp->queuefd, envname) < 0) {
+		st = io_fail("rename-envelope", rx->id);
+		goto fail;
+	}
+	stage = 2;
+	/* group commit: this fsync becomes "wait for my batch's fsync" */
+	if (fsync(sp->queuefd) < 0) {
+		st = io_fail("fsync-queue", rx->id);
+		goto fail;
+	}
+	pthread_mutex_lock(&sp->lock);
+	sp->count++;
+	pthread_mutex_unlock(&sp->lock);
+	return SG_OK;
+fail:
+	if (rx->fd >= 0)
+		close_fd(&rx->fd);
+	if (stage >= 2)
+		unlinkat(sp->queuefd, envname, 0);
+	if (stage >= 1) {
+		unlinkat(sp->queuefd, msgname, 0);
+		fsync(sp->queuefd);
+	}
+	unlinkat(sp->tmpfd, rx->id, 0);
+	unlinkat(sp->tmpfd, envname, 0);
+	return st;
+}
+
+enum sg_status
+spool_rx_commit(struct spool_rx *rx, struct spool_env *env)
+{
+	enum sg_status st;
+
+	if (env == NULL) {
+		spool_rx_abort(rx);
+		return SG_ERR_USAGE;
+	}
+	memcpy(env->id, rx->id, sizeof(env->id));
+	if (env->received == 0)
+		env->received = time(NULL);
+	st = spool_commit(rx, env);
+	free(rx);
+	return st;
+}
+
+void
+spool_rx_abort(struct spool_rx *rx)
+{
+	if (rx == NULL)
+		return;
+	if (rx->fd >= 0)
+		close(rx->fd);
+	unlinkat(rx->sp->tmpfd, rx->id, 0);
+	free(rx);
+}
+
+/* ---- the queue ---- */
+
+enum sg_status
+spool_load(struct spool *sp, const char *id, struct spool_env *env)
+{
+	char name[SPOOL_NAME_MAX];
+	struct spool_env tmp;
+	enum sg_status st;
+	struct stat sb;
+	char *text = NULL;
+	size_t len = 0;
+	int fd;
+
+	if (id == NULL || !id_valid(id))
+		return SG_ERR_USAGE;
+	snprintf(name, sizeof(name), "%s.env", id);
+	fd = openat(sp->queuefd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return errno == ENOENT ? SG_ERR_NOT_FOUND : errno_status(errno);
+	st = SG_ERR_IO;
+	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) ||
+	    sb.st_size > (off_t)SPOOL_ENV_MAX)
+		goto fail;
+	if ((text = malloc((size_t)sb.st_size + 1)) == NULL) {
+		st = SG_ERR_NOMEM;
+		goto fail;
+	}
+	while (len <= (size_t)sb.st_size) {
+		ssize_t n = read(fd, text + len, (size_t)sb.st_size + 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			st = errno_status(errno);
+			goto fail;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	if (len > (size_t)sb.st_size) /* grew while read: not ours */
+		goto fail;
+	if ((st = env_parse(text, len, &tmp)) != SG_OK)
+		goto fail;
+	if (strcmp(tmp.id, id) != 0) {
+		spool_env_clear(&tmp);
+		st = SG_ERR_IO;
+		goto fail;
+	}
+	close(fd);
+	free(text);
+	*env = tmp;
+	return SG_OK;
+fail:
+	close(fd);
+	free(text);
+	return st;
+}
+
+enum sg_status
+spool_scan(struct spool *sp, struct spool_env **v, size_t *n)
+{
+	struct spool_env *out = NULL;
+	char id[SPOOL_ID_LEN + 1];
+	char **names = NULL;
+	size_t nnames = 0, cnt = 0;
+	enum sg_status st;
+
+	if (list_dir(sp->queuefd, &names, &nnames) < 0)
+		return errno_status(errno);
+	if (nnames > 0 && (out = calloc(nnames, sizeof(*out))) == NULL) {
+		st = SG_ERR_NOMEM;
+		goto fail;
+	}
+	for (size_t i = 0; i < nnames; i++) {
+		if (!name_is(names[i], ".env", id))
+			continue;
+		st = spool_load(sp, id, &out[cnt]);
+		if (st == SG_OK)
+			cnt++;
+		else if (st == SG_ERR_NOMEM)
+			goto fail;
+		else if (st != SG_ERR_NOT_FOUND) /* removed meanwhile */
+			spool_log("event=bad-envelope id=%s status=%s", id,
+			          sg_status_name(st));
+	}
+	free_names(names, nnames);
+	*v = out;
+	*n = cnt;
+	return SG_OK;
+fail:
+	for (size_t i = 0; i < cnt; i++)
+		spool_env_clear(&out[i]);
+	free(out);
+	free_names(names, nnames);
+	return st;
+}
+
+int
+spool_data_fd(struct spool *sp, const char *id)
+{
+	char name[SPOOL_NAME_MAX];
+
+	if (id == NULL || !id_valid(id)) {
+		errno = EINVAL;
+		return -1;
+	}
+	snprintf(name, sizeof(name), "%s.msg", id);
+	return openat(sp->queuefd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+}
+
+enum sg_status
+spool_update(struct spool *sp, const struct spool_env *env)
+{
+	char tmpname[SPOOL_NAME_MAX], envname[SPOOL_NAME_MAX];
+	enum sg_status st;
+	unsigned long seq;
+
+	if (!id_valid(env->id))
+		return SG_ERR_USAGE;
+	snprintf(envname, sizeof(envname), "%s.env", env->id);
+	if (!exists_at(sp->queuefd, envname))
+		return errno == ENOENT ? SG_ERR_NOT_FOUND : errno_status(errno);
+	pthread_mutex_lock(&sp->lock);
+	seq = ++sp->seq;
+	pthread_mutex_unlock(&sp->lock);
+	snprintf(tmpname, sizeof(tmpname), "%s.env.%lu", env->id, seq);
+	if ((st = env_write_tmp(sp, tmpname, env)) != SG_OK)
+		return st;
+	if (renameat(sp->tmpfd, tmpname, sp->queuefd, envname) < 0) {
+		st = io_fail("update", env->id);
+		unlinkat(sp->tmpfd, tmpname, 0);
+		return st;
+	}
+	if (fsync(sp->queuefd) < 0)
+		return io_fail("fsync-queue", env->id);
+	return SG_OK;
+}
+
+enum sg_status
+spool_remove(struct spool *sp, const char *id)
+{
+	char name[SPOOL_NAME_MAX];
+
+	if (id == NULL || !id_valid(id))
+		return SG_ERR_USAGE;
+	snprintf(name, sizeof(name), "%s.env", id);
+	if (unlinkat(sp->queuefd, name, 0) < 0)
+		return errno == ENOENT ? SG_ERR_NOT_FOUND : errno_status(errno);
+	pthread_mutex_lock(&sp->lock);
+	if (sp->count > 0)
+		sp->count--;
+	pthread_mutex_unlock(&sp->lock);
+	if (fsync(sp->queuefd) < 0) /* data stays; recovery removes it */
+		return io_fail("remove", id);
+	snprintf(name, sizeof(name), "%s.msg", id);
+	unlinkat(sp->queuefd, name, 0);
+	return SG_OK;
+}
+
+size_t
+spool_count(struct spool *sp)
+{
+	size_t n;
+
+	pthread_mutex_lock(&sp->lock);
+	n = sp->count;
+	pthread_mutex_unlock(&sp->lock);
+	return n;
+}

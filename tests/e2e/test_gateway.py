@@ -1,0 +1,291 @@
+"""The gateway daemon end to end: the real `smimegate serve` on 127.0.0.1,
+real clients (swaks, smtplib), the maildir outbox as the next hop, and the
+results checked by OpenSSL.  Each test starts its own daemon on free ports
+and stops it by PID."""
+import os
+import signal
+import smtplib
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from smime_util import openssl_sign, mime_entity
+
+T = 60
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Gateway:
+    """A daemon with its own store, spool, outbox and configuration."""
+
+    def __init__(self, smimegate, root: Path, profile="mode = sign\n",
+                 relay_from="127.0.0.0/8, ::1", extra=""):
+        self.bin = smimegate
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        self.out_port, self.in_port = free_port(), free_port()
+        self.store = root / "store.db"
+        self.outbox = root / "outbox"
+        self.conf = root / "smimegate.conf"
+        self.log = root / "daemon.log"
+        self.proc = None
+        self.conf.write_text(
+            f"hostname = gw.test\n"
+            f"store = {self.store}\n"
+            f"spool = {root / 'spool'}\n"
+            f"outbox = {self.outbox}\n"
+            f"{extra}"
+            f"\n[listener out]\nlisten = 127.0.0.1:{self.out_port}\n"
+            f"role = outgoing\nrelay_from = {relay_from}\n"
+            f"profile = org\n"
+            f"\n[listener in]\nlisten = 127.0.0.1:{self.in_port}\n"
+            f"role = incoming\nlocal_domains = example.org\n"
+            f"relay_from = {relay_from}\n"
+            f"\n[profile org]\nsigner = org\n{profile}")
+
+    def cli(self, *args, check=True):
+        argv = [str(self.bin), *map(str, args)]
+        # store-taking commands: insert --store after the command words
+        if args and args[0] in ("cert", "key", "ca"):
+            argv = argv[:3] + ["--store", str(self.store)] + argv[3:]
+        r = subprocess.run(argv, capture_output=True, timeout=T)
+        if check:
+            assert r.returncode == 0, r.stderr.decode()
+        return r
+
+    def start(self):
+        self.logf = open(self.log, "ab")
+        self.proc = subprocess.Popen(
+            [str(self.bin), "serve", "-c", str(self.conf)],
+            stdout=self.logf, stderr=self.logf)
+        deadline = time.time() + T
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError("daemon exited: "
+                                     + self.log.read_text())
+            try:
+                socket.create_connection(("127.0.0.1", self.out_port),
+                                         timeout=1).close()
+                socket.create_connection(("127.0.0.1", self.in_port),
+                                         timeout=1).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("daemon did not listen: "
+                             + self.log.read_text())
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc is None or self.proc.poll() is not None:
+            return None
+        self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout=T)
+        finally:
+            self.logf.close()
+        return rc
+
+    def delivered(self, n=1, timeout=T):
+        new = self.outbox / "new"
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            files = sorted(new.glob("*")) if new.exists() else []
+            if len(files) >= n:
+                return [f.read_bytes() for f in files]
+            time.sleep(0.05)
+        raise AssertionError(f"{n} message(s) not delivered; log:\n"
+                             + self.log.read_text())
+
+
+@pytest.fixture
+def gateway(smimegate, tmp_path, request):
+    gws = []
+
+    def make(**kw):
+        gw = Gateway(smimegate, tmp_path / f"gw{len(gws)}", **kw)
+        gw.cli("cert", "create", "--name", "org", "--cn", "Example Org",
+               "--san-email", "sender@example.com")
+        gws.append(gw)
+        return gw
+
+    yield make
+    for gw in gws:
+        gw.stop(signal.SIGKILL)
+    # The ASan build reports leaks and errors at exit into the log.
+    for gw in gws:
+        if gw.log.exists():
+            text = gw.log.read_text(errors="replace")
+            assert "Sanitizer" not in text and "runtime error" not in text, \
+                text[-4000:]
+
+
+def swaks(port, *args, to="rcpt@example.net", frm="sender@example.com"):
+    return subprocess.run(
+        ["swaks", "--server", "127.0.0.1", "--port", str(port),
+         "--to", to, "--from", frm, "--helo", "client.test",
+         "--header", "Subject: gateway test", *args],
+        capture_output=True, timeout=T)
+
+
+def crlf(data: bytes) -> bytes:
+    """SMTP DATA is CRLF; the server refuses bare LF (no smuggling)."""
+    return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+def org_cert(gw):
+    """The organization's certificate as PEM (self-signed: its own anchor)."""
+    pem = gw.root / "org.pem"
+    pem.write_bytes(gw.cli("cert", "export", "org", "--pem").stdout)
+    return pem
+
+
+def test_outgoing_mail_leaves_signed(gateway):
+    gw = gateway().start()
+    r = swaks(gw.out_port, "--body", "Hello from the gateway test.")
+    assert r.returncode == 0, r.stdout.decode() + r.stderr.decode()
+    assert b"250 2.0.0" in r.stdout  # queued, with an enhanced code
+    (msg,) = gw.delivered()
+    assert b"multipart/signed" in msg and b"Return-Path: <sender@example.com>" in msg
+    v = subprocess.run(["openssl", "cms", "-verify", "-CAfile", org_cert(gw)],
+                       input=msg, capture_output=True, timeout=T)
+    assert v.returncode == 0, v.stderr.decode()
+    assert b"Hello from the gateway test." in v.stdout
+    assert gw.stop() == 0
+    log = gw.log.read_text()
+    assert "event=signed" in log and "event=delivered" in log
+
+
+def test_outgoing_sign_and_encrypt_to_partner(gateway, pki):
+    gw = gateway(profile="mode = sign-encrypt\nmissing_key = bounce\n")
+    gw.cli("key", "add", "bob", pki / "bob.pem")
+    gw.start()
+    r = swaks(gw.out_port, "--body", "For Bob only.", to="bob@example.org")
+    assert r.returncode == 0, r.stdout.decode()
+    (msg,) = gw.delivered()
+    assert b"application/pkcs7-mime" in msg
+    d = subprocess.run(["openssl", "cms", "-decrypt", "-recip",
+                        pki / "bob.pem", "-inkey", pki / "bob.key"],
+                       input=msg, capture_output=True, timeout=T)
+    assert d.returncode == 0, d.stderr.decode()
+    v = subprocess.run(["openssl", "cms", "-verify", "-CAfile",
+                        org_cert(gw)], input=d.stdout, capture_output=True,
+                       timeout=T)
+    assert v.returncode == 0 and b"For Bob only." in v.stdout
+
+
+def test_encrypting_profile_never_sends_in_clear(gateway):
+    gw = gateway(profile="mode = sign-encrypt\nmissing_key = bounce\n")
+    gw.start()
+    r = swaks(gw.out_port, "--body", "secret", to="nokey@example.net")
+    assert r.returncode == 0  # accepted: the 250 is a promise ...
+    deadline = time.time() + T
+    while time.time() < deadline and "bounce" not in gw.log.read_text():
+        time.sleep(0.05)
+    # ... kept by a bounce, not by sending in clear.
+    assert "bounce" in gw.log.read_text()
+    new = gw.outbox / "new"
+    assert not new.exists() or not list(new.glob("*"))
+
+
+def test_incoming_signed_mail_gets_authentication_results(gateway, pki):
+    gw = gateway()
+    gw.cli("ca", "import", pki / "root.pem")
+    gw.start()
+    signed = openssl_sign(pki, mime_entity(
+        b"Content-Type: text/plain\r\n\r\nSigned by a partner.\r\n"),
+        from_="alice@example.com", to="bob@example.org")
+    # A forged result claiming to be us must not survive.
+    signed = b"Authentication-Results: gw.test; smime=pass\r\n" + signed
+    with smtplib.SMTP("127.0.0.1", gw.in_port, timeout=T) as s:
+        s.sendmail("alice@example.com", ["bob@example.org"], crlf(signed))
+    (msg,) = gw.delivered()
+    head = msg.split(b"\r\n\r\n", 1)[0].decode()
+    results = [ln for ln in head.split("\r\n")
+               if ln.startswith("Authentication-Results:")]
+    assert len(results) == 1, head
+    assert "smime=pass" in results[0]
+    assert "alice@example.com" in head  # body.smime-identifier
+
+
+def test_incoming_encrypted_mail_arrives_decrypted(gateway, pki):
+    gw = gateway()
+    gw.cli("cert", "import", pki / "alice.p12", "--pass-file",
+           pki / "pass.txt", "--name", "alice")
+    gw.start()
+    env = subprocess.run(
+        ["openssl", "cms", "-encrypt", "-aes256", pki / "alice.pem"],
+        input=b"To: bob@example.org\r\nSubject: sealed\r\n"
+              b"Content-Type: text/plain\r\n\r\nOpened at the edge.\r\n",
+        capture_output=True, timeout=T, check=True).stdout
+    with smtplib.SMTP("127.0.0.1", gw.in_port, timeout=T) as s:
+        s.sendmail("partner@example.net", ["bob@example.org"], crlf(env))
+    (msg,) = gw.delivered()
+    assert b"Opened at the edge." in msg
+    assert b"pkcs7-mime" not in msg
+    assert b"Authentication-Results: gw.test; smime=none" in msg
+
+
+def test_no_open_relay(gateway):
+    gw = gateway(relay_from="192.0.2.0/24").start()
+    # Outgoing: nobody outside relay_from may relay (no signing oracle).
+    r = swaks(gw.out_port, "--body", "x", to="anyone@example.net")
+    assert r.returncode != 0 and b"554 5.7.1" in r.stdout
+    # Incoming: anyone may send to our local domains, to nothing else.
+    r = swaks(gw.in_port, "--body", "x", to="bob@example.org")
+    assert r.returncode == 0, r.stdout.decode()
+    r = swaks(gw.in_port, "--body", "x", to="bob@elsewhere.example")
+    assert r.returncode != 0 and b"554 5.7.1" in r.stdout
+
+
+def test_accepted_mail_survives_sigkill(gateway):
+    """A 250 is a promise: the message is in the spool before it.  The
+    outbox is unwritable, so nothing is delivered; SIGKILL; the outbox is
+    fixed; the next start delivers."""
+    gw = gateway(extra="retry_min = 1s\nretry_max = 2s\n")
+    gw.outbox.mkdir()
+    (gw.outbox / "new").write_text("not a directory")  # delivery fails
+    gw.start()
+    r = swaks(gw.out_port, "--body", "Survive a crash.")
+    assert r.returncode == 0 and b"250 2.0.0" in r.stdout
+    time.sleep(0.5)
+    gw.stop(signal.SIGKILL)
+    (gw.outbox / "new").unlink()
+    gw.start()
+    (msg,) = gw.delivered()
+    assert b"Survive a crash." in msg
+
+
+def test_reload_keeps_running_on_a_bad_file(gateway):
+    gw = gateway().start()
+    good = gw.conf.read_text()
+    gw.conf.write_text(good + "\nthis is not valid\n")
+    gw.proc.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    assert gw.proc.poll() is None
+    assert "reload-refused" in gw.log.read_text()
+    assert "smimegate.conf:" in gw.log.read_text()  # FILE:LINE
+    r = swaks(gw.out_port, "--body", "still serving")
+    assert r.returncode == 0
+    gw.delivered()
+
+
+def test_check_config(smimegate, tmp_path):
+    conf = tmp_path / "c.conf"
+    conf.write_text("[listener a]\nlisten = 127.0.0.1:2525\nrole = maybe\n")
+    r = subprocess.run([smimegate, "check-config", "-c", conf],
+                       capture_output=True, timeout=T)
+    assert r.returncode == 2
+    assert f"{conf}:3:".encode() in r.stderr
+    conf.write_text("[listener a]\nlisten = 127.0.0.1:2525\nrole = incoming\n")
+    r = subprocess.run([smimegate, "check-config", "-c", conf],
+                       capture_output=True, timeout=T)
+    assert r.returncode == 0, r.stderr

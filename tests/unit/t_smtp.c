@@ -1,0 +1,1361 @@
+/*
+ * t_smtp.c - the ESMTP server, driven over bufferevent pairs (no
+ * sockets) with a real spool in a temporary directory and a hand-built
+ * configuration.  Each case is a script: what the client writes, and the
+ * reply codes it must get back, in order; then how many messages the
+ * spool holds (refused ones: none) and, for accepted ones, their bytes.
+ * Cases that must be refused sit next to the ones that must pass.
+ */
+#include "unit.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "daemon/smtp.h"
+#include "daemon/spool.h"
+#include "policy/config.h"
+
+#define MAXQ 8
+
+/* ---- fixture: a loop, a spool, a configuration, a server ---- */
+
+struct fx {
+	char dir[64];
+	struct event_base *base;
+	struct spool *sp;
+	struct cfg cfg;
+	struct cfg_listener lst[2]; /* 0: outgoing, 1: incoming */
+	struct cfg_net loopback;
+	char *local[2];
+	struct smtp_server *srv;
+	char qid[MAXQ][SPOOL_ID_LEN + 1]; /* from the committed callback */
+	size_t nq;
+	int shutdown_done;
+};
+
+static void
+committed_cb(const struct spool_env *env, void *arg)
+{
+	struct fx *f = arg;
+
+	if (f->nq < MAXQ)
+		snprintf(f->qid[f->nq], sizeof(f->qid[0]), "%s", env->id);
+	f->nq++;
+}
+
+/* The configuration a test starts from; TUNE may change it before the
+ * server is made. */
+static void
+fx_cfg(struct fx *f)
+{
+	static const unsigned char net127[4] = {127, 0, 0, 0};
+
+	memset(&f->cfg, 0, sizeof(f->cfg));
+	f->loopback.family = AF_INET;
+	memcpy(f->loopback.addr, net127, 4);
+	f->loopback.prefix = 8;
+	f->local[0] = "local.test";
+	f->local[1] = NULL;
+	f->lst[0] = (struct cfg_listener){.name = "out",
+	                                  .host = "127.0.0.1",
+	                                  .port = 0,
+	                                  .role = CFG_OUTGOING,
+	                                  .relay_from = &f->loopback,
+	                                  .nrelay_from = 1};
+	f->lst[1] = (struct cfg_listener){.name = "in",
+	                                  .host = "127.0.0.1",
+	                                  .port = 0,
+	                                  .role = CFG_INCOMING,
+	                                  .relay_from = &f->loopback,
+	                                  .nrelay_from = 1,
+	                                  .local_domains = f->local};
+	f->cfg.hostname = "mx.test";
+	f->cfg.max_message = 1000;
+	f->cfg.max_recipients = 3;
+	f->cfg.max_line = 100;
+	f->cfg.max_sessions = 8;
+	f->cfg.command_timeout = 5;
+	f->cfg.data_timeout = 10;
+	f->cfg.listeners = f->lst;
+	f->cfg.nlisteners = 2;
+}
+
+static int
+fx_start(struct fx *f)
+{
+	char err[256];
+
+	snprintf(f->dir, sizeof(f->dir), "/tmp/t_smtp_XXXXXX");
+	if (mkdtemp(f->dir) == NULL)
+		return -1;
+	evthread_use_pthreads(); /* the commit threads wake the loop */
+	f->base = event_base_new();
+	if (f->base == NULL ||
+	    spool_open(f->dir, &f->sp, err, sizeof(err)) != SG_OK)
+		return -1;
+	f->srv = smtp_server_new(f->base, &f->cfg, f->sp, committed_cb, f);
+	return f->srv ? 0 : -1;
+}
+
+static void
+rm_tree(const char *dir)
+{
+	DIR *d;
+	struct dirent *e;
+	char p[512];
+
+	if ((d = opendir(dir)) != NULL) {
+		while ((e = readdir(d)) != NULL) {
+			if (strcmp(e->d_name, ".") == 0 ||
+			    strcmp(e->d_name, "..") == 0)
+				continue;
+			snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+			if (e->d_type == DT_DIR)
+				rm_tree(p);
+			else
+				unlink(p);
+		}
+		closedir(d);
+	}
+	rmdir(dir);
+}
+
+static void fx_spin(struct fx *f, int ms);
+
+/* Freed bufferevents are finalized by the loop: it runs once more
+ * before the base goes. */
+static void
+fx_clear(struct fx *f)
+{
+	if (f->base)
+		fx_spin(f, 10);
+	smtp_server_free(f->srv);
+	if (f->base)
+		fx_spin(f, 10);
+	spool_close(f->sp);
+	if (f->base)
+		event_base_free(f->base);
+	if (f->dir[0])
+		rm_tree(f->dir);
+}
+
+/* ---- a client: one end of a pair ---- */
+
+struct conn {
+	struct fx *f;
+	struct bufferevent *bev;
+	char codes[512]; /* the final reply lines' codes: "220 250 354" */
+	char text[8192]; /* every reply line */
+	int nfinal;
+	int closed;
+};
+
+static void
+conn_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	char *line;
+	size_t n;
+
+	while ((line = evbuffer_readln(bufferevent_get_input(bev), &n,
+	                               EVBUFFER_EOL_CRLF_STRICT)) != NULL) {
+		size_t tl = strlen(c->text);
+		snprintf(c->text + tl, sizeof(c->text) - tl, "%s\n", line);
+		if (n >= 3 && (n == 3 || line[3] == ' ')) {
+			size_t cl = strlen(c->codes);
+			snprintf(c->codes + cl, sizeof(c->codes) - cl, "%s%.3s",
+			         cl ? " " : "", line);
+			c->nfinal++;
+		}
+		free(line);
+	}
+}
+
+static void
+conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		c->closed = 1;
+}
+
+/* A session of listener L from address PEER. */
+static int
+conn_open(struct fx *f, struct conn *c, int l, const char *peer)
+{
+	struct bufferevent *pair[2];
+	struct sockaddr_in sin;
+
+	memset(c, 0, sizeof(*c));
+	c->f = f;
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(40000);
+	if (inet_pton(AF_INET, peer, &sin.sin_addr) != 1)
+		return -1;
+	if (bufferevent_pair_new(
+	        f->base, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS,
+	        pair) < 0)
+		return -1;
+	c->bev = pair[1];
+	bufferevent_setcb(c->bev, conn_read_cb, NULL, conn_event_cb, c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	return smtp_session_start(f->srv, &f->cfg.listeners[l], pair[0],
+	                          (struct sockaddr *)&sin, sizeof(sin));
+}
+
+static void
+conn_close(struct conn *c)
+{
+	if (c->bev) {
+		bufferevent_flush(c->bev, EV_WRITE, BEV_FINISHED);
+		bufferevent_free(c->bev);
+		c->bev = NULL;
+	}
+}
+
+static void
+deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	*(int *)arg = 1;
+}
+
+/* Runs the loop until C has NFINAL final replies (or is closed, when
+ * CLOSED), or MS milliseconds have passed. */
+static void
+conn_wait(struct conn *c, int nfinal, int closed, int ms)
+{
+	int expired = 0;
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	struct event *ev = evtimer_new(c->f->base, deadline_cb, &expired);
+
+	evtimer_add(ev, &tv);
+	while (!expired && !(closed ? c->closed : c->nfinal >= nfinal))
+		event_base_loop(c->f->base, EVLOOP_ONCE);
+	event_free(ev);
+}
+
+/* Lets the loop run for MS milliseconds. */
+static void
+fx_spin(struct fx *f, int ms)
+{
+	struct conn dummy;
+
+	memset(&dummy, 0, sizeof(dummy));
+	dummy.f = f;
+	conn_wait(&dummy, 1, 0, ms);
+}
+
+static void
+conn_send(struct conn *c, const char *s, size_t n)
+{
+	bufferevent_write(c->bev, s, n);
+}
+
+/* ---- scripts ---- */
+
+struct step {
+	const char *send;   /* NULL: send nothing */
+	const char *expect; /* codes of the final replies; "" none */
+};
+
+struct script {
+	int listener; /* 0 outgoing, 1 incoming */
+	const char *peer;
+	const struct step *steps; /* ends with {NULL, NULL} */
+	int closes;               /* the server ends the session */
+	size_t commits;           /* messages in the spool afterwards */
+	const char *body; /* the last message after its Received:, or NULL */
+};
+
+static int
+ncodes(const char *s)
+{
+	int n = 0;
+
+	for (; *s; s++)
+		n += (s[0] != ' ' && (s[1] == ' ' || s[1] == '\0'));
+	return n;
+}
+
+/* Runs one step; on a mismatch, says which. */
+static void
+run_step(struct conn *c, const struct step *st, int i)
+{
+	size_t off = strlen(c->codes);
+	int want = c->nfinal + ncodes(st->expect);
+	const char *got;
+
+	if (st->send)
+		conn_send(c, st->send, strlen(st->send));
+	if (ncodes(st->expect) == 0)
+		conn_wait(c, want + 1, 0, 200); /* nothing may come */
+	else
+		conn_wait(c, want, 0, 5000);
+	got = c->codes + off;
+	if (*got == ' ')
+		got++;
+	if (strcmp(got, st->expect) != 0) {
+		char shown[48] = "(nothing)";
+		size_t k;
+
+		for (k = 0; st->send && st->send[k] && k < sizeof(shown) - 1;
+		     k++)
+			shown[k] = st->send[k] == '\r' || st->send[k] == '\n'
+			               ? '~'
+			               : st->send[k];
+		if (st->send)
+			shown[k] = '\0';
+		fprintf(stderr,
+		        "  step %d: sent \"%s\" expected [%s] got [%s]\n", i,
+		        shown, st->expect, got);
+		CHECK(strcmp(got, st->expect) == 0);
+	}
+}
+
+/* The data of committed message ID. */
+static char *
+spool_data(struct fx *f, const char *id, size_t *len)
+{
+	int fd = spool_data_fd(f->sp, id);
+	char *buf = calloc(1, 65536);
+	ssize_t n;
+
+	*len = 0;
+	if (fd < 0 || buf == NULL) {
+		free(buf);
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	while ((n = read(fd, buf + *len, 65535 - *len)) > 0)
+		*len += (size_t)n;
+	close(fd);
+	return buf;
+}
+
+/* Checks the last committed message: our Received: header (for HELO
+ * and CLIENT), then exactly BODY. */
+static void
+check_message(struct fx *f, const char *helo, const char *client,
+              const char *body)
+{
+	char *data, *p, want[256];
+	size_t len;
+
+	CHECK(f->nq > 0);
+	if (f->nq == 0)
+		return;
+	data = spool_data(f, f->qid[(f->nq - 1) % MAXQ], &len);
+	CHECK(data != NULL);
+	if (data == NULL)
+		return;
+	snprintf(want, sizeof(want),
+	         "Received: from %s (%s)\r\n\tby mx.test "
+	         "(smimegate) with ",
+	         helo, client);
+	CHECK(strncmp(data, want, strlen(want)) == 0);
+	CHECK(strstr(data, f->qid[(f->nq - 1) % MAXQ]) != NULL);
+	/* the header ends at the first CRLF not followed by a tab */
+	for (p = data; (p = strstr(p, "\r\n")) != NULL && p[2] == '\t'; p += 2)
+		;
+	CHECK(p != NULL);
+	if (p) {
+		p += 2;
+		CHECK_EQ(len - (size_t)(p - data), strlen(body));
+		CHECK(memcmp(p, body, strlen(body)) == 0);
+	}
+	free(data);
+}
+
+static void
+run_script_in(struct fx *f, const struct script *sc)
+{
+	struct conn c;
+
+	CHECK_EQ(conn_open(f, &c, sc->listener, sc->peer), 0);
+	for (int i = 0; sc->steps[i].send || sc->steps[i].expect; i++)
+		run_step(&c, &sc->steps[i], i);
+	if (sc->closes) {
+		conn_wait(&c, 0, 1, 3000);
+		CHECK(c.closed);
+	}
+	conn_close(&c);
+	fx_spin(f, 20);
+	CHECK_EQ(smtp_server_sessions(f->srv), 0);
+	CHECK_EQ(spool_count(f->sp), sc->commits);
+	CHECK_EQ(f->nq, sc->commits);
+	if (sc->body)
+		check_message(f, "client.example", sc->peer, sc->body);
+}
+
+static void
+run_script(const struct script *sc)
+{
+	struct fx f;
+
+	memset(&f, 0, sizeof(f));
+	fx_cfg(&f);
+	CHECK_EQ(fx_start(&f), 0);
+	if (f.srv)
+		run_script_in(&f, sc);
+	fx_clear(&f);
+}
+
+#define EHLO "EHLO client.example\r\n"
+#define FROM "MAIL FROM:<alice@example.org>\r\n"
+#define TO   "RCPT TO:<bob@example.net>\r\n"
+#define END                                                                    \
+	{                                                                      \
+		NULL, NULL                                                     \
+	}
+
+/* ---- the cases ---- */
+
+static void
+t_transaction(void)
+{
+	static const struct step steps[] = {
+	    {NULL, "220"},
+	    {EHLO, "250"},
+	    {FROM, "250"},
+	    {TO, "250"},
+	    {"DATA\r\n", "354"},
+	    {"Subject: hi\r\n\r\nline one\r\n..dot line\r\n.\r\n", "250"},
+	    {"QUIT\r\n", "221"},
+	    END};
+	static const struct script sc = {
+	    0, "127.0.0.1", steps,
+	    1, 1,           "Subject: hi\r\n\r\nline one\r\n.dot line\r\n"};
+	run_script(&sc);
+}
+
+static void
+t_pipelining(void)
+{
+	/* everything in one write; what follows the end of data is read
+	 * after its reply, in order */
+	static const struct step steps[] = {
+	    {NULL, "220"},
+	    {EHLO FROM TO "RCPT TO:<carol@example.net>\r\nDATA\r\n",
+	     "250 250 250 250 354"},
+	    {"first\r\n.\r\nMAIL FROM:<>\r\n" TO "DATA\r\n", "250 250 250 354"},
+	    {"second\r\n.\r\nNOOP\r\nQUIT\r\n", "250 250 221"},
+	    END};
+	static const struct script sc = {0, "127.0.0.1", steps,
+	                                 1, 2,           "second\r\n"};
+	run_script(&sc);
+}
+
+static void
+t_size_at_mail(void)
+{
+	static const struct step steps[] = {
+	    {NULL, "220"},
+	    {EHLO, "250"},
+	    {"MAIL FROM:<alice@example.org> SIZE=1001\r\n", "552"},
+	    {"MAIL FROM:<alice@example.org> SIZE=99999999999999999999\r\n",
+	     "552"},
+	    {"MAIL FROM:<alice@example.org> SIZE=12x\r\n", "501"},
+	    {"MAIL FROM:<alice@example.org> SIZE=1000 BODY=8BITMIME\r\n",
+	     "250"},
+	    {"QUIT\r\n", "221"},
+	    END};
+	static const struct script sc = {0, "127.0.0.1", steps, 1, 0, NULL};
+	run_script(&sc);
+}
+
+static void
+t_size_at_data(void)
+{
+	struct fx f;
+	struct conn c;
+	char line[64];
+
+	memset(&f, 0, sizeof(f));
+	fx_cfg(&f);
+	CHECK_EQ(fx_start(&f), 0);
+	CHECK_EQ(conn_open(&f, &c, 0, "127.0.0.1"), 0);
+	conn_send(&c, EHLO FROM TO "DATA\r\n", strlen(EHLO FROM TO "DATA\r\n"));
+	conn_wait(&c, 5, 0, 5000);
+	CHECK_STR(c.codes, "220 250 250 250 354");
+	/* 20 lines of 60: over max_message (1000), each under max_line */
+	memset(line, 'x', 58);
+	memcpy(line + 58, "\r\n", 3);
+	for (int i = 0; i < 20; i++)
+		conn_send(&c, line, 60);
+	conn_send(&c, ".\r\nNOOP\r\n", 9);
+	conn_wait(&c, 7, 0, 5000);
+	CHECK_STR(c.codes, "220 250 250 250 354 552 250");
+	CHECK(strstr(c.text, "552 5.3.4 ") != NULL);
+	conn_close(&c);
+	fx_spin(&f, 20);
+	CHECK_EQ(spool_count(f.sp), 0);
+	CHECK_EQ(smtp_server_sessions(f.srv), 0);
+	fx_clear(&f);
+}
+
+static void
+t_too_many_recipients(void)
+{
+	static const struct step steps[] = {
+	    {NULL, "220"},
+	    {EHLO FROM, "250 250"},
+	    {"RCPT TO:<a@example.net>\r\nRCPT TO:<b@example.net>\r\n"
+	     "RCPT TO:<c@example.net>\r\nRCPT TO:<d@example.net>\r\n",
+	     "250 250 250 452"},
+	    {"DATA\r\nthree\r\n.\r\n", "354 250"},
+	    END};
+	static const struct script sc = {0, "127.0.0.1", steps,
+	                                 0, 1,           "three\r\n"};
+	run_script(&sc);
+}
+
+static void
+t_relay_denied(void)
+{
+	/* an outgoing listener relays for relay_from only: not even a
+	 * "local" domain is open to others there */
+	static const struct step steps[] = {
+	    {NULL, "220"},
+	    {EHLO FROM, "250 250"},
+	    {TO, "554"},
+	    {"RCPT TO:<bob@local.test>\r\n", "554"},
+	    {"DATA\r\n", "554"},
+	    {"QUIT\r\n", "221"},
+	    END};
+	static const struct script sc = {0, "192.0.2.7", steps, 1, 0, NULL};
+	run_script(&sc);
+}
+
+static void
+t_local_domain_incoming(void)
+{
+	static const struct step steps[] = {
+	    {NULL, "220"},
+	    {EHLO FROM, "250 250"},
+	    {"RCPT TO:<bob@LOCAL.test>\r\n", "250"},
+	    {"RCPT TO:<eve@elsewhere.example>\r\n", "554"},
+	    {"RCPT TO:<eve@sub.local.test>\r\n", "554"},
+	    {"DATA\r\nhello\r\n.\r\n", "354 250"},
+	    END};
+	static const struct script sc = {1, "192.0.2.7", steps,
+	                                 0, 1,           "hello\r\n"};
+	run_script(&sc);
+}
+
+static void
+t_bad_sequence(void)
+{
+	static const struct step steps[] = {
+	    {NULL, "220"},       {FROM, "503"},
+	    {EHLO, "250"},       {TO, "503"},
+	    {"DATA\r\n", "503"}, {FROM, "250"},
+	    {FROM, "503"},       {"DATA\r\n", "554"},
+	    {"QUIT\r\n", "221"}, END};
+	static const struct script sc = {0, "127.0.0.1", steps, 1, 0, NULL};
+	run_script(&sc);
+}
+
+static void
+t_syntax_mail(void)
+{
+	static const struct step steps[] = {
+	    {NULL, "220"},
+	    {"EHLO\r\n", "501"},
+	    {"EHLO bad(name)\r\n", "501"},
+	    {"HELO client.example\r\n", "250"},
+	    {"MAIL TO:<a@b.example>\r\n", "501"},
+	    {"MAIL FROM:alice@example.org\r\n", "501"},
+	    {"MAIL FROM:<alice@exa mple.org>\r\n", "501"},
+	    {"MAIL FROM:<alice@example.org> FOO=bar\r\n", "555"},
+	    {"MAIL FROM:<alice@example.org> RET=XYZ\r\n", "501"},
+	    {"MAIL FROM:<alice@example.org> ENVID=a=b\r\n", "501"},
+	    {"MAIL FROM: <\"a b\"@example.org> RET=FULL\r\n", "250"},
+	    END};
+	static const struct script sc = {0, "127.0.0.1", steps, 0, 0, NULL};
+	run_script(&sc);
+}
+
+static void
+t_syntax_rcpt(void)
+{
+	static const struct step steps[] = {
+	    {NULL, "220"},
+	    {EHLO FROM, "250 250"},
+	    {"RCPT TO:<bob>\r\n", "501"},
+	    {"RCPT TO:<>\r\n", "501"},
+	    {"RCPT TO:<b\xc3\xa9@example.net>\r\n", "501"},
+	    {"RCPT TO:<bob@example.net> NOTIFY=NEVER,SUCCESS\r\n", "501"},
+	    {"RCPT TO:<@relay.example:bob@example.net>\r\n", "250"},
+	    {"RSET extra\r\n", "501"},
+	    {"VRFY\r\n", "501"},
+	    END};
+	static const struct script sc = {0, "127.0.0.1", steps, 0, 0, NULL};
+	run_script(&sc);
+}
+
+static void
+t_unknown_command(void)
+{
+	static const struct step steps[] = {
+	    {NULL, "220"},
+	    {"FOO bar\r\n", "500"},
+	    {"GET / HTTP/1.1\r\n", "500"},
+	    {"NOOP\n", "250"}, /* a bare LF ends a command line */
+	    {"NO\rOP\r\n", "500"},
+	    {"VRFY bob\r\nHELP\r\nnoop\r\n", "252 214 250"},
+	    END};
+	static const struct script sc = {0, "127.0.0.1", steps, 0, 0, NULL};
+	run_script(&sc);
+}
+
+static void
+t_too_many_errors(void)
+{
+	static const struct step steps[] = {
+	    {NULL, "220"},
+	    {"A\r\nB\r\nC\r\nD\r\nE\r\nF\r\nG\r\nH\r\nI\r\n",
+	     "500 500 500 500 500 500 500 500 500"},
+	    {"J\r\nNOOP\r\n", "500 421"},
+	    END};
+	static const struct script sc = {0, "127.0.0.1", steps, 1, 0, NULL};
+	run_script(&sc);
+}
+
+static void
+t_nul_in_command(void)
+{
+	struct fx f;
+	struct conn c;
+
+	memset(&f, 0, sizeof(f));
+	fx_cfg(&f);
+	CHECK_EQ(fx_start(&f), 0);
+	CHECK_EQ(conn_open(&f, &c, 0, "127.0.0.1"), 0);
+	conn_send(&c, "NOOP\0x\r\nNOOP\r\n", 14);
+	conn_wait(&c, 3, 0, 5000);
+	CHECK_STR(c.codes, "220 500 250");
+	conn_close(&c);
+	fx_clear(&f);
+}
+
+static void
+t_long_command_line(void)
+{
+	struct fx f;
+	struct conn c;
+	char line[700];
+
+	memset(&f, 0, sizeof(f));
+	fx_cfg(&f);
+	CHECK_EQ(fx_start(&f), 0);
+	CHECK_EQ(conn_open(&f, &c, 0, "127.0.0.1"), 0);
+	/* 510 octets and CRLF: the longest allowed */
+	memcpy(line, "NOOP ", 5);
+	memset(line + 5, 'a', 505);
+	memcpy(line + 510, "\r\n", 2);
+	conn_send(&c, line, 512);
+	/* 600 and CRLF: one 500, the rest of the line dropped */
+	memset(line + 5, 'a', 600);
+	memcpy(line + 605, "\r\n", 2);
+	conn_send(&c, line, 607);
+	conn_send(&c, "NOOP\r\n", 6);
+	conn_wait(&c, 4, 0, 5000);
+	CHECK_STR(c.codes, "220 250 500 250");
+	conn_close(&c);
+	fx_clear(&f);
+}
+
+static void
+t_long_data_line(void)
+{
+	struct fx f;
+	struct conn c;
+	char line[300];
+
+	memset(&f, 0, sizeof(f));
+	fx_cfg(&f);
+	CHECK_EQ(fx_start(&f), 0);
+	CHECK_EQ(conn_open(&f, &c, 0, "127.0.0.1"), 0);
+	conn_send(&c, EHLO FROM TO "DATA\r\n", strlen(EHLO FROM TO "DATA\r\n"));
+	conn_wait(&c, 5, 0, 5000);
+	/* 100 octets: fine; 250: too long (max_line 100), the message is
+	 * refused at its end, and nothing is committed */
+	memset(line, 'y', 100);
+	memcpy(line + 100, "\r\n", 2);
+	conn_send(&c, line, 102);
+	memset(line, 'z', 250);
+	memcpy(line + 250, "\r\n", 2);
+	conn_send(&c, line, 252);
+	conn_send(&c, "after\r\n.\r\nNOOP\r\n", 16);
+	conn_wait(&c, 7, 0, 5000);
+	CHECK_STR(c.codes, "220 250 250 250 354 500 250");
+	conn_close(&c);
+	fx_spin(&f, 20);
+	CHECK_EQ(spool_count(f.sp), 0);
+	fx_clear(&f);
+}
+
+static void
+t_bare_lf_dot(void)
+{
+	/* "\n.\r\n" is not the end of data: the RCPT after it is content,
+	 * never a command; the message is refused at the real end */
+	static const struct step steps[] = {
+	    {NULL, "220"},
+	    {EHLO FROM TO "DATA\r\n", "250 250 250 354"},
+	    {"hello\n.\r\nRCPT TO:<evil@example.net>\r\n", ""},
+	    {"more\r\n.\r\n", "554"},
+	    {"QUIT\r\n", "221"},
+	    END};
+	static const struct script sc = {0, "127.0.0.1", steps, 1, 0, NULL};
+	run_script(&sc);
+}
+
+static void
+t_dot_bare_lf(void)
+{
+	/* "\r\n.\n" is not the end either */
+	static const struct step steps[] = {
+	    {NULL, "220"},
+	    {EHLO FROM TO "DATA\r\n", "250 250 250 354"},
+	    {"hello\r\n.\nMAIL FROM:<evil@example.org>\r\n", ""},
+	    {".\r\n", "554"},
+	    {"NOOP\r\n", "250"},
+	    END};
+	static const struct script sc = {0, "127.0.0.1", steps, 0, 0, NULL};
+	run_script(&sc);
+}
+
+static void
+t_bare_cr(void)
+{
+	static const struct step steps[] = {
+	    {NULL, "220"},
+	    {EHLO FROM TO "DATA\r\n", "250 250 250 354"},
+	    {"hello\r.\r\nstill data\r\n", ""},
+	    {".\r\n", "554"},
+	    {"DATA\r\n", "503"}, /* the transaction is over */
+	    END};
+	static const struct script sc = {0, "127.0.0.1", steps, 0, 0, NULL};
+	run_script(&sc);
+}
+
+static void
+t_rset(void)
+{
+	static const struct step steps[] = {
+	    {NULL, "220"},
+	    {"RSET\r\n", "250"},
+	    {EHLO FROM TO, "250 250 250"},
+	    {"RSET\r\n", "250"},
+	    {"DATA\r\n", "503"},
+	    {TO, "503"},
+	    {FROM TO "DATA\r\nafter rset\r\n.\r\n", "250 250 354 250"},
+	    END};
+	static const struct script sc = {0, "127.0.0.1", steps,
+	                                 0, 1,           "after rset\r\n"};
+	run_script(&sc);
+}
+
+static void
+t_null_sender_dsn(void)
+{
+	struct fx f;
+	struct conn c;
+	struct spool_env env;
+	static const char in[] =
+	    EHLO "MAIL FROM:<> RET=HDRS ENVID=q+2B1\r\n"
+	         "RCPT TO:<bob@example.net> NOTIFY=failure,Delay "
+	         "ORCPT=rfc822;bob@example.net\r\n"
+	         "RCPT TO:<carol@example.net>\r\n"
+	         "DATA\r\nbounce\r\n.\r\n";
+
+	memset(&f, 0, sizeof(f));
+	fx_cfg(&f);
+	CHECK_EQ(fx_start(&f), 0);
+	CHECK_EQ(conn_open(&f, &c, 0, "127.0.0.1"), 0);
+	conn_send(&c, in, strlen(in));
+	conn_wait(&c, 7, 0, 5000);
+	CHECK_STR(c.codes, "220 250 250 250 250 354 250");
+	CHECK_EQ(f.nq, 1);
+	memset(&env, 0, sizeof(env));
+	CHECK_EQ(spool_load(f.sp, f.qid[0], &env), SG_OK);
+	CHECK_STR(env.mail_from, "");
+	CHECK_EQ(env.nrcpts, 2);
+	CHECK_STR(env.rcpts[0], "bob@example.net");
+	CHECK_STR(env.rcpts[1], "carol@example.net");
+	CHECK_STR(env.dsn_ret, "HDRS");
+	CHECK_STR(env.dsn_envid, "q+2B1");
+	CHECK(env.dsn_notify != NULL);
+	if (env.dsn_notify) {
+		CHECK_STR(env.dsn_notify[0], "FAILURE,DELAY");
+		CHECK(env.dsn_notify[1] == NULL);
+	}
+	CHECK_STR(env.listener, "out");
+	CHECK_EQ(env.role, CFG_OUTGOING);
+	CHECK_STR(env.client, "127.0.0.1");
+	CHECK_STR(env.helo, "client.example");
+	spool_env_clear(&env);
+	/* the Received: line names the one recipient only when there is
+	 * one; here there are two */
+	check_message(&f, "client.example", "127.0.0.1", "bounce\r\n");
+	conn_close(&c);
+	fx_clear(&f);
+}
+
+static void
+t_helo_received(void)
+{
+	struct fx f;
+	struct conn c;
+	static const char in[] = "HELO client.example\r\n" FROM TO
+	                         "DATA\r\n.leading dot\r\n\r\n.\r\n";
+	size_t len;
+	char *data;
+
+	memset(&f, 0, sizeof(f));
+	fx_cfg(&f);
+	CHECK_EQ(fx_start(&f), 0);
+	CHECK_EQ(conn_open(&f, &c, 0, "127.0.0.1"), 0);
+	conn_send(&c, in, strlen(in));
+	conn_wait(&c, 6, 0, 5000);
+	CHECK_STR(c.codes, "220 250 250 250 354 250");
+	CHECK(strstr(c.text, "250 2.0.0 Ok: queued as ") != NULL);
+	check_message(&f, "client.example", "127.0.0.1", "leading dot\r\n\r\n");
+	data = f.nq ? spool_data(&f, f.qid[0], &len) : NULL;
+	CHECK(data != NULL);
+	if (data) {
+		CHECK(strstr(data, " with SMTP id ") != NULL);
+		CHECK(strstr(data, "\r\n\tfor <bob@example.net>;\r\n\t") !=
+		      NULL);
+		free(data);
+	}
+	conn_close(&c);
+	fx_clear(&f);
+}
+
+static void
+t_ehlo_keywords(void)
+{
+	struct fx f;
+	struct conn c;
+
+	memset(&f, 0, sizeof(f));
+	fx_cfg(&f);
+	CHECK_EQ(fx_start(&f), 0);
+	CHECK_EQ(conn_open(&f, &c, 0, "127.0.0.1"), 0);
+	conn_send(&c, EHLO, strlen(EHLO));
+	conn_wait(&c, 2, 0, 5000);
+	CHECK(strncmp(c.text, "220 mx.test ESMTP smimegate\n", 28) == 0);
+	CHECK(strstr(c.text, "250-mx.test Hello client.example\n") != NULL);
+	CHECK(strstr(c.text, "250-PIPELINING\n") != NULL);
+	CHECK(strstr(c.text, "250-SIZE 1000\n") != NULL);
+	CHECK(strstr(c.text, "250-8BITMIME\n") != NULL);
+	CHECK(strstr(c.text, "250-ENHANCEDSTATUSCODES\n") != NULL);
+	CHECK(strstr(c.text, "250 DSN\n") != NULL);
+	CHECK(strstr(c.text, "STARTTLS") == NULL);
+	conn_close(&c);
+	fx_clear(&f);
+}
+
+static void
+t_quit(void)
+{
+	static const struct step steps[] = {
+	    {NULL, "220"}, {"QUIT\r\n", "221"}, {"NOOP\r\n", ""}, END};
+	static const struct script sc = {0, "127.0.0.1", steps, 1, 0, NULL};
+	run_script(&sc);
+}
+
+static void
+t_command_timeout(void)
+{
+	struct fx f;
+	struct conn c;
+
+	memset(&f, 0, sizeof(f));
+	fx_cfg(&f);
+	f.cfg.command_timeout = 1;
+	CHECK_EQ(fx_start(&f), 0);
+	CHECK_EQ(conn_open(&f, &c, 0, "127.0.0.1"), 0);
+	conn_send(&c, "EHLO client.exa", 15); /* never finished */
+	conn_wait(&c, 0, 1, 3000);
+	CHECK(c.closed);
+	CHECK_STR(c.codes, "220 421");
+	CHECK(strstr(c.text, "421 4.4.2 mx.test ") != NULL);
+	conn_close(&c);
+	fx_spin(&f, 20);
+	CHECK_EQ(smtp_server_sessions(f.srv), 0);
+	fx_clear(&f);
+}
+
+static void
+t_data_timeout(void)
+{
+	struct fx f;
+	struct conn c;
+
+	memset(&f, 0, sizeof(f));
+	fx_cfg(&f);
+	f.cfg.data_timeout = 1;
+	CHECK_EQ(fx_start(&f), 0);
+	CHECK_EQ(conn_open(&f, &c, 0, "127.0.0.1"), 0);
+	conn_send(&c, EHLO FROM TO "DATA\r\npart\r\n",
+	          strlen(EHLO FROM TO "DATA\r\npart\r\n"));
+	conn_wait(&c, 0, 1, 3000);
+	CHECK(c.closed);
+	CHECK_STR(c.codes, "220 250 250 250 354 421");
+	conn_close(&c);
+	fx_spin(&f, 20);
+	CHECK_EQ(spool_count(f.sp), 0);
+	CHECK_EQ(smtp_server_sessions(f.srv), 0);
+	fx_clear(&f);
+}
+
+static void
+t_too_busy(void)
+{
+	struct fx f;
+	struct conn a, b;
+
+	memset(&f, 0, sizeof(f));
+	fx_cfg(&f);
+	f.cfg.max_sessions = 1;
+	CHECK_EQ(fx_start(&f), 0);
+	CHECK_EQ(conn_open(&f, &a, 0, "127.0.0.1"), 0);
+	conn_wait(&a, 1, 0, 5000);
+	CHECK_EQ(conn_open(&f, &b, 0, "127.0.0.1"), 0);
+	conn_wait(&b, 0, 1, 3000);
+	CHECK_STR(a.codes, "220");
+	CHECK_STR(b.codes, "421");
+	CHECK(strstr(b.text, "421 4.3.2 mx.test ") != NULL);
+	CHECK(b.closed);
+	conn_close(&b);
+	fx_spin(&f, 20);
+	CHECK_EQ(smtp_server_sessions(f.srv), 1);
+	conn_close(&a);
+	fx_spin(&f, 20);
+	CHECK_EQ(smtp_server_sessions(f.srv), 0);
+	fx_clear(&f);
+}
+
+static void
+t_client_gone_in_data(void)
+{
+	struct fx f;
+	struct conn c;
+
+	memset(&f, 0, sizeof(f));
+	fx_cfg(&f);
+	CHECK_EQ(fx_start(&f), 0);
+	CHECK_EQ(conn_open(&f, &c, 0, "127.0.0.1"), 0);
+	conn_send(&c, EHLO FROM TO "DATA\r\nhalf\r\n",
+	          strlen(EHLO FROM TO "DATA\r\nhalf\r\n"));
+	conn_wait(&c, 5, 0, 5000);
+	conn_close(&c);
+	fx_spin(&f, 50);
+	CHECK_EQ(smtp_server_sessions(f.srv), 0);
+	CHECK_EQ(spool_count(f.sp), 0);
+	fx_clear(&f);
+}
+
+static void
+shutdown_done_cb(void *arg)
+{
+	((struct fx *)arg)->shutdown_done++;
+}
+
+static void
+t_shutdown(void)
+{
+	struct fx f;
+	struct conn busy, idle;
+
+	memset(&f, 0, sizeof(f));
+	fx_cfg(&f);
+	CHECK_EQ(fx_start(&f), 0);
+	CHECK_EQ(conn_open(&f, &busy, 0, "127.0.0.1"), 0);
+	CHECK_EQ(conn_open(&f, &idle, 0, "127.0.0.1"), 0);
+	conn_send(&busy, EHLO FROM TO "DATA\r\nhalf\r\n",
+	          strlen(EHLO FROM TO "DATA\r\nhalf\r\n"));
+	conn_wait(&busy, 5, 0, 5000);
+	conn_wait(&idle, 1, 0, 5000);
+	smtp_server_shutdown(f.srv, shutdown_done_cb, &f);
+	conn_wait(&idle, 0, 1, 3000);
+	CHECK_STR(idle.codes, "220 421");
+	CHECK(idle.closed);
+	CHECK_EQ(f.shutdown_done, 0);
+	/* the message in DATA is finished and committed, then 421 */
+	conn_send(&busy, "rest\r\n.\r\n", 9);
+	conn_wait(&busy, 0, 1, 3000);
+	CHECK_STR(busy.codes, "220 250 250 250 354 250 421");
+	fx_spin(&f, 50);
+	CHECK_EQ(f.shutdown_done, 1);
+	CHECK_EQ(spool_count(f.sp), 1);
+	CHECK_EQ(smtp_server_sessions(f.srv), 0);
+	check_message(&f, "client.example", "127.0.0.1", "half\r\nrest\r\n");
+	conn_close(&busy);
+	conn_close(&idle);
+	fx_clear(&f);
+}
+
+static void
+t_shutdown_idle_server(void)
+{
+	struct fx f;
+
+	memset(&f, 0, sizeof(f));
+	fx_cfg(&f);
+	CHECK_EQ(fx_start(&f), 0);
+	smtp_server_shutdown(f.srv, shutdown_done_cb, &f);
+	fx_spin(&f, 20);
+	CHECK_EQ(f.shutdown_done, 1);
+	fx_clear(&f);
+}
+
+static void
+t_reload(void)
+{
+	struct fx f;
+	struct conn old, new;
+	struct cfg cfg2;
+	char err[256];
+	static const char in[] = EHLO FROM "RCPT TO:<a@example.net>\r\n"
+	                                   "RCPT TO:<b@example.net>\r\n";
+
+	memset(&f, 0, sizeof(f));
+	fx_cfg(&f);
+	CHECK_EQ(fx_start(&f), 0);
+	CHECK_EQ(smtp_server_listen(f.srv, err, sizeof(err)), 0);
+	CHECK_EQ(conn_open(&f, &old, 0, "127.0.0.1"), 0);
+	conn_wait(&old, 1, 0, 5000);
+	cfg2 = f.cfg;
+	cfg2.max_recipients = 1;
+	CHECK_EQ(smtp_server_set_cfg(f.srv, &cfg2, err, sizeof(err)), 0);
+	/* a session keeps the limits it started with; a new one has the
+	 * new ones */
+	CHECK_EQ(conn_open(&f, &new, 0, "127.0.0.1"), 0);
+	conn_send(&old, in, strlen(in));
+	conn_send(&new, in, strlen(in));
+	conn_wait(&old, 5, 0, 5000);
+	conn_wait(&new, 5, 0, 5000);
+	CHECK_STR(old.codes, "220 250 250 250 250");
+	CHECK_STR(new.codes, "220 250 250 250 452");
+	conn_close(&old);
+	conn_close(&new);
+	fx_spin(&f, 20);
+	fx_clear(&f);
+}
+
+static void
+t_listen_fails(void)
+{
+	struct fx f;
+	char err[256] = "";
+
+	memset(&f, 0, sizeof(f));
+	fx_cfg(&f);
+	f.lst[1].host = "192.0.2.1"; /* not ours: cannot bind */
+	CHECK_EQ(fx_start(&f), 0);
+	CHECK_EQ(smtp_server_listen(f.srv, err, sizeof(err)), -1);
+	CHECK(strstr(err, "listener in") != NULL);
+	f.lst[1].host = "not an address";
+	CHECK_EQ(smtp_server_listen(f.srv, err, sizeof(err)), -1);
+	f.lst[1].host = "127.0.0.1";
+	CHECK_EQ(smtp_server_listen(f.srv, err, sizeof(err)), 0);
+	fx_clear(&f);
+}
+
+static void
+t_backpressure(void)
+{
+	/* a client that pipelines and does not read: the server stops
+	 * reading commands once its replies pile up, and resumes, in order,
+	 * when they drain */
+	struct fx f;
+	struct conn c;
+	enum { N = 6000 };
+	char *in = malloc(N * 6);
+
+	memset(&f, 0, sizeof(f));
+	fx_cfg(&f);
+	CHECK_EQ(fx_start(&f), 0);
+	CHECK(in != NULL);
+	CHECK_EQ(conn_open(&f, &c, 0, "127.0.0.1"), 0);
+	conn_wait(&c, 1, 0, 5000);
+	bufferevent_setwatermark(c.bev, EV_READ, 0, 1024);
+	bufferevent_disable(c.bev, EV_READ);
+	for (int i = 0; in && i < N; i++)
+		memcpy(in + i * 6, "NOOP\r\n", 6);
+	if (in)
+		conn_send(&c, in, N * 6);
+	fx_spin(&f, 200);
+	CHECK_EQ(c.nfinal, 1); /* the client has read nothing yet */
+	CHECK(smtp_server_sessions(f.srv) == 1);
+	bufferevent_enable(c.bev, EV_READ);
+	conn_wait(&c, 1 + N, 0, 10000);
+	CHECK_EQ(c.nfinal, 1 + N);
+	conn_send(&c, "QUIT\r\n", 6);
+	conn_wait(&c, 0, 1, 3000);
+	CHECK(c.closed);
+	CHECK_EQ(c.nfinal, 2 + N);
+	free(in);
+	conn_close(&c);
+	fx_clear(&f);
+}
+
+static void
+t_spool_failures(void)
+{
+	/* queue/ gone: the commit fails, 451, nothing is promised and the
+	 * session goes on; tmp/ gone: DATA itself gets 451 */
+	struct fx f;
+	struct conn c;
+	char path[128];
+
+	memset(&f, 0, sizeof(f));
+	fx_cfg(&f);
+	CHECK_EQ(fx_start(&f), 0);
+	snprintf(path, sizeof(path), "%s/queue", f.dir);
+	CHECK_EQ(rmdir(path), 0);
+	CHECK_EQ(conn_open(&f, &c, 0, "127.0.0.1"), 0);
+	conn_send(&c, EHLO FROM TO "DATA\r\nx\r\n.\r\nNOOP\r\n",
+	          strlen(EHLO FROM TO "DATA\r\nx\r\n.\r\nNOOP\r\n"));
+	conn_wait(&c, 7, 0, 5000);
+	CHECK_STR(c.codes, "220 250 250 250 354 451 250");
+	CHECK(strstr(c.text, "451 4.3.0 ") != NULL);
+	CHECK_EQ(f.nq, 0);
+	snprintf(path, sizeof(path), "%s/tmp", f.dir);
+	CHECK_EQ(rmdir(path), 0);
+	conn_send(&c, FROM TO "DATA\r\nRSET\r\n",
+	          strlen(FROM TO "DATA\r\nRSET\r\n"));
+	conn_wait(&c, 11, 0, 5000);
+	CHECK_STR(c.codes, "220 250 250 250 354 451 250 250 250 451 250");
+	CHECK_EQ(f.nq, 0);
+	conn_close(&c);
+	fx_clear(&f);
+}
+
+static void
+t_concurrent_sessions(void)
+{
+	/* messages committed at once by the pool, each answered on its own
+	 * session */
+	struct fx f;
+	struct conn c[6];
+	static const char in[] =
+	    EHLO FROM TO "DATA\r\nconcurrent\r\n.\r\nQUIT\r\n";
+
+	memset(&f, 0, sizeof(f));
+	fx_cfg(&f);
+	CHECK_EQ(fx_start(&f), 0);
+	for (int i = 0; i < 6; i++) {
+		CHECK_EQ(conn_open(&f, &c[i], 0, "127.0.0.1"), 0);
+		conn_send(&c[i], in, strlen(in));
+	}
+	for (int i = 0; i < 6; i++) {
+		conn_wait(&c[i], 0, 1, 5000);
+		CHECK_STR(c[i].codes, "220 250 250 250 354 250 221");
+	}
+	fx_spin(&f, 20);
+	CHECK_EQ(spool_count(f.sp), 6);
+	CHECK_EQ(f.nq, 6);
+	CHECK_EQ(smtp_server_sessions(f.srv), 0);
+	for (int i = 0; i < 6; i++)
+		conn_close(&c[i]);
+	fx_clear(&f);
+}
+
+static void
+t_free_while_committing(void)
+{
+	/* the server goes while a commit may be in flight: the message the
+	 * client finished is committed all the same, and nothing leaks */
+	struct fx f;
+	struct conn c;
+	static const char in[] = EHLO FROM TO "DATA\r\n";
+
+	memset(&f, 0, sizeof(f));
+	fx_cfg(&f);
+	CHECK_EQ(fx_start(&f), 0);
+	CHECK_EQ(conn_open(&f, &c, 0, "127.0.0.1"), 0);
+	conn_send(&c, in, strlen(in));
+	conn_wait(&c, 5, 0, 5000);
+	conn_send(&c, "gone\r\n.\r\n", 9);
+	for (int i = 0; i < 3; i++)
+		event_base_loop(f.base, EVLOOP_NONBLOCK);
+	smtp_server_free(f.srv);
+	f.srv = NULL;
+	CHECK_EQ(spool_count(f.sp), 1);
+	conn_close(&c);
+	fx_clear(&f);
+}
+
+/* ---- real sockets through the listeners ---- */
+
+static int
+free_port(void)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&sin, &len) == 0)
+		port = ntohs(sin.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+static int
+tcp_connect(int port)
+{
+	struct sockaddr_in sin;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((unsigned short)port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/* What arrived on FD while the loop ran: up to a final line of WANT. */
+static void
+tcp_read(struct fx *f, int fd, const char *want, char *buf, size_t len)
+{
+	size_t used = 0;
+	ssize_t n = -1;
+
+	buf[0] = '\0';
+	for (int i = 0; i < 100 && used + 1 < len; i++) {
+		fx_spin(f, 20);
+		while ((n = recv(fd, buf + used, len - 1 - used,
+		                 MSG_DONTWAIT)) > 0)
+			used += (size_t)n;
+		buf[used] = '\0';
+		if (n == 0 || strstr(buf, want))
+			break;
+	}
+}
+
+static void
+t_listener_sockets(void)
+{
+	struct fx f;
+	struct cfg cfg2;
+	struct cfg_listener lst2[2];
+	char err[256], buf[1024];
+	int port = free_port(), port2 = free_port(), a, b;
+
+	memset(&f, 0, sizeof(f));
+	fx_cfg(&f);
+	f.cfg.max_sessions = 1;
+	f.lst[0].port = port;
+	f.cfg.nlisteners = 1;
+	CHECK_EQ(fx_start(&f), 0);
+	CHECK_EQ(smtp_server_listen(f.srv, err, sizeof(err)), 0);
+	/* a session over TCP */
+	a = tcp_connect(port);
+	CHECK(a >= 0);
+	tcp_read(&f, a, "\r\n", buf, sizeof(buf));
+	CHECK(strcmp(buf, "220 mx.test ESMTP smimegate\r\n") == 0);
+	/* a second one is over max_sessions: refused at accept */
+	b = tcp_connect(port);
+	CHECK(b >= 0);
+	tcp_read(&f, b, "\r\n", buf, sizeof(buf));
+	CHECK(strncmp(buf, "421 4.3.2 mx.test ", 18) == 0);
+	if (b >= 0)
+		close(b);
+	CHECK(send(a, "QUIT\r\n", 6, 0) == 6);
+	tcp_read(&f, a, "221 ", buf, sizeof(buf));
+	CHECK_STR(buf, "221 2.0.0 Bye\r\n");
+	if (a >= 0)
+		close(a);
+	fx_spin(&f, 20);
+	CHECK_EQ(smtp_server_sessions(f.srv), 0);
+	/* a reload that moves the listener: the new port answers, the old
+	 * one is closed */
+	cfg2 = f.cfg;
+	memcpy(lst2, f.lst, sizeof(lst2));
+	lst2[0].port = port2;
+	cfg2.listeners = lst2;
+	CHECK_EQ(smtp_server_set_cfg(f.srv, &cfg2, err, sizeof(err)), 0);
+	b = tcp_connect(port);
+	CHECK(b < 0);
+	if (b >= 0)
+		close(b);
+	a = tcp_connect(port2);
+	CHECK(a >= 0);
+	tcp_read(&f, a, "\r\n", buf, sizeof(buf));
+	CHECK(strncmp(buf, "220 ", 4) == 0);
+	if (a >= 0)
+		close(a);
+	fx_spin(&f, 20);
+	fx_clear(&f);
+}
+
+static const struct unit_case cases[] = {
+    {"transaction", t_transaction},
+    {"pipelining", t_pipelining},
+    {"size_at_mail", t_size_at_mail},
+    {"size_at_data", t_size_at_data},
+    {"too_many_recipients", t_too_many_recipients},
+    {"relay_denied", t_relay_denied},
+    {"local_domain_incoming", t_local_domain_incoming},
+    {"bad_sequence", t_bad_sequence},
+    {"syntax_mail", t_syntax_mail},
+    {"syntax_rcpt", t_syntax_rcpt},
+    {"unknown_command", t_unknown_command},
+    {"too_many_errors", t_too_many_errors},
+    {"nul_in_command", t_nul_in_command},
+    {"long_command_line", t_long_command_line},
+    {"long_data_line", t_long_data_line},
+    {"bare_lf_dot", t_bare_lf_dot},
+    {"dot_bare_lf", t_dot_bare_lf},
+    {"bare_cr", t_bare_cr},
+    {"rset", t_rset},
+    {"null_sender_dsn", t_null_sender_dsn},
+    {"helo_received", t_helo_received},
+    {"ehlo_keywords", t_ehlo_keywords},
+    {"quit", t_quit},
+    {"command_timeout", t_command_timeout},
+    {"data_timeout", t_data_timeout},
+    {"too_busy", t_too_busy},
+    {"client_gone_in_data", t_client_gone_in_data},
+    {"shutdown", t_shutdown},
+    {"shutdown_idle_server", t_shutdown_idle_server},
+    {"reload", t_reload},
+    {"listen_fails", t_listen_fails},
+    {"backpressure", t_backpressure},
+    {"spool_failures", t_spool_failures},
+    {"concurrent_sessions", t_concurrent_sessions},
+    {"free_while_committing", t_free_while_committing},
+    {"listener_sockets", t_listener_sockets},
+    {NULL, NULL},
+};
+
+const struct unit_suite suite_smtp = {"smtp", cases};
