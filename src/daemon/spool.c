@@ -1058,9 +1058,9 @@ spool_rx_write(struct spool_rx *rx, const void *buf, size_t len)
 }
 
 /*
- * The one commit path: data, envelope, renames, directory fsync.  Group
- * commit will replace the final fsync(queuefd) with "wait for the batch
- * this commit joined"; the steps before it stay per message.
+ * The one commit path: data, envelope, renames with a directory fsync
+ * after each.  Group commit will replace the directory fsyncs with "wait
+ * for the batch this commit joined"; the steps before stay per message.
  */
 static enum sg_status
 spool_commit(struct spool_rx *rx, const struct spool_env *env)
@@ -1087,6 +1087,12 @@ spool_commit(struct spool_rx *rx, const struct spool_env *env)
 		goto fail;
 	}
 	stage = 1;
+	/* The data's name is on disk before the envelope, the mark of a
+	 * committed message, can be: no envelope ever without its data. */
+	if (fsync(sp->queuefd) < 0) {
+		st = io_fail("fsync-queue", rx->id);
+		goto fail;
+	}
 	if (renameat(sp->tmpfd, envname, sp->queuefd, envname) < 0) {
 		st = io_fail("rename-envelope", rx->id);
 		goto fail;

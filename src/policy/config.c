@@ -20,7 +20,7 @@
 #define MAX_LINE  4096
 #define MAX_LINES 100000
 
-enum section { SEC_GLOBAL, SEC_LISTENER, SEC_PROFILE };
+enum section { SEC_GLOBAL, SEC_LISTENER, SEC_PROFILE, SEC_ROUTE };
 
 struct parser {
 	const char *path;
@@ -29,6 +29,7 @@ struct parser {
 	enum section sec;
 	struct cfg_listener *l; /* current section's object */
 	struct cfg_profile *p;
+	struct cfg_route *r;
 	char seen[64][48]; /* keys seen in the current section */
 	unsigned nseen;
 	char *err;
@@ -322,9 +323,27 @@ keyword(struct parser *ps, const char *v, const char *const *names, int base,
 }
 
 static int
+set_tls(struct parser *ps, enum cfg_tls *dst, const char *v)
+{
+	static const char *const modes[] = {"opportunistic", "required", "none",
+	                                    NULL};
+	int x;
+
+	if (keyword(ps, v, modes, CFG_TLS_OPPORTUNISTIC, &x) == -1)
+		return -1;
+	*dst = (enum cfg_tls)x;
+	return 0;
+}
+
+static int
 global_key(struct parser *ps, const char *k, const char *v)
 {
 	struct cfg *c = ps->cfg;
+
+	if (strcmp(k, "smarthost_tls") == 0)
+		return set_tls(ps, &c->smarthost_tls, v);
+	if (strcmp(k, "notify_signer") == 0)
+		return set_str(ps, &c->notify_signer, v);
 
 	if (strcmp(k, "hostname") == 0)
 		return set_str(ps, &c->hostname, v);
@@ -478,6 +497,37 @@ profile_key(struct parser *ps, const char *k, const char *v)
 }
 
 static int
+route_key(struct parser *ps, const char *k, const char *v)
+{
+	struct cfg_route *r = ps->r;
+	int port;
+
+	if (strcmp(k, "domains") == 0) {
+		size_t n;
+		char **d = split(v, &n);
+		if (d == NULL || n == 0) {
+			strv_free(d);
+			return fail(ps, "domains wants one or more domains");
+		}
+		for (size_t i = 0; i < n; i++)
+			for (char *c = d[i]; *c; c++)
+				*c = (char)tolower((unsigned char)*c);
+		strv_free(r->domains);
+		r->domains = d;
+		return 0;
+	}
+	if (strcmp(k, "nexthop") == 0) {
+		if (parse_hostport(v, NULL, &port) == -1)
+			return fail(ps, "nexthop wants host:port, not \"%s\"",
+			            v);
+		return set_str(ps, &r->nexthop, v);
+	}
+	if (strcmp(k, "tls") == 0)
+		return set_tls(ps, &r->tls, v);
+	return fail(ps, "unknown setting \"%s\" in [route %s]", k, r->name);
+}
+
+static int
 name_ok(const char *s)
 {
 	if (*s == '\0' || strlen(s) > 64)
@@ -541,7 +591,26 @@ section(struct parser *ps, char *s)
 		return (ps->p->name = strdup(name)) ? 0
 		                                    : fail(ps, "out of memory");
 	}
-	return fail(ps, "unknown section [%s] (listener, profile)", kind);
+	if (strcmp(kind, "route") == 0) {
+		for (size_t i = 0; i < c->nroutes; i++)
+			if (strcmp(c->routes[i].name, name) == 0)
+				return fail(ps, "[route %s] appears twice",
+				            name);
+		if (c->nroutes >= 1024 ||
+		    (grown = realloc(c->routes,
+		                     (c->nroutes + 1) * sizeof(*c->routes))) ==
+		        NULL)
+			return fail(ps, "too many routes");
+		c->routes = grown;
+		ps->r = &c->routes[c->nroutes++];
+		memset(ps->r, 0, sizeof(*ps->r));
+		ps->r->tls = CFG_TLS_OPPORTUNISTIC;
+		ps->sec = SEC_ROUTE;
+		return (ps->r->name = strdup(name)) ? 0
+		                                    : fail(ps, "out of memory");
+	}
+	return fail(ps, "unknown section [%s] (listener, profile, route)",
+	            kind);
 }
 
 static int
@@ -577,6 +646,8 @@ line(struct parser *ps, char *s)
 		return listener_key(ps, k, v);
 	case SEC_PROFILE:
 		return profile_key(ps, k, v);
+	case SEC_ROUTE:
+		return route_key(ps, k, v);
 	default:
 		return global_key(ps, k, v);
 	}
@@ -593,6 +664,7 @@ defaults(struct cfg *c)
 	c->data_timeout = 600;
 	c->queue_lifetime = 5 * 86400;
 	c->retry_min = 60;
+	c->smarthost_tls = CFG_TLS_OPPORTUNISTIC;
 	c->retry_max = 3600;
 }
 
@@ -626,6 +698,11 @@ finish(struct parser *ps)
 	    dup_default(ps, &c->postmaster, buf) == -1 ||
 	    dup_default(ps, &c->log, "stderr") == -1)
 		return -1;
+	for (size_t i = 0; i < c->nroutes; i++)
+		if (c->routes[i].domains == NULL ||
+		    c->routes[i].nexthop == NULL)
+			return fail(ps, "[route %s] needs domains and nexthop",
+			            c->routes[i].name);
 	if (c->retry_max < c->retry_min)
 		return fail(ps,
 		            "retry_max (%us) is shorter than retry_min (%us)",
@@ -736,6 +813,13 @@ cfg_free(struct cfg *c)
 		free(c->profiles[i].name);
 		free(c->profiles[i].signer);
 	}
+	for (size_t i = 0; i < c->nroutes; i++) {
+		free(c->routes[i].name);
+		strv_free(c->routes[i].domains);
+		free(c->routes[i].nexthop);
+	}
+	free(c->routes);
+	free(c->notify_signer);
 	free(c->listeners);
 	free(c->profiles);
 	free(c->path);
@@ -758,6 +842,16 @@ cfg_listener(const struct cfg *c, const char *name)
 		if (c->listeners[i].name &&
 		    strcmp(c->listeners[i].name, name) == 0)
 			return &c->listeners[i];
+	return NULL;
+}
+
+const struct cfg_route *
+cfg_route_for(const struct cfg *c, const char *domain)
+{
+	for (size_t i = 0; i < c->nroutes; i++)
+		for (char **d = c->routes[i].domains; d && *d; d++)
+			if (strcasecmp(*d, domain) == 0)
+				return &c->routes[i];
 	return NULL;
 }
 

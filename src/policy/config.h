@@ -35,6 +35,16 @@ struct cfg_listener {
 	int remove_signature;       /* incoming: 0 keep, 1 remove */
 };
 
+enum cfg_tls { CFG_TLS_OPPORTUNISTIC = 1, CFG_TLS_REQUIRED, CFG_TLS_NONE };
+
+/* A next hop for some recipient domains: [route NAME]. */
+struct cfg_route {
+	char *name;
+	char **domains; /* NULL-terminated, lowercased */
+	char *nexthop;  /* "host:port" */
+	enum cfg_tls tls;
+};
+
 enum cfg_mode { CFG_SIGN = 1, CFG_ENCRYPT, CFG_SIGN_ENCRYPT, CFG_TRIPLE };
 enum cfg_missing {
 	CFG_MISSING_BOUNCE = 1,
@@ -58,8 +68,11 @@ struct cfg {
 	char *hostname;
 	char *store_path, *keyfile;
 	char *spool_dir;
-	char *outbox;             /* maildir used when no smarthost is set */
-	char *smarthost;          /* "host:port" or NULL */
+	char *outbox;    /* maildir used when no smarthost is set */
+	char *smarthost; /* "host:port" or NULL */
+	enum cfg_tls smarthost_tls;
+	char *notify_signer;      /* certificate that signs notifications, or
+	                           * NULL: unsigned (seed 000) */
 	char *postmaster;         /* DSN From: */
 	char *log;                /* "stderr" or "syslog" */
 	char *metrics;            /* "127.0.0.1:9125" or NULL */
@@ -77,7 +90,13 @@ struct cfg {
 	size_t nlisteners;
 	struct cfg_profile *profiles;
 	size_t nprofiles;
+	struct cfg_route *routes;
+	size_t nroutes;
 };
+
+/* The route for recipient DOMAIN (any case), or NULL: the smarthost. */
+const struct cfg_route *cfg_route_for(const struct cfg *cfg,
+                                      const char *domain);
 
 /* Loads and checks PATH.  On failure *ERR gets "FILE:LINE: reason" (or
  * "FILE: reason") and SG_ERR_USAGE (bad content) or SG_ERR_IO. */

@@ -40,6 +40,11 @@ static const char good[] = "# comment\n"
                            "local_domains = Example.COM, example.net\n"
                            "signature = remove\n"
                            "\n"
+                           "[route partners]\n"
+                           "domains = Partner.example, other.example\n"
+                           "nexthop = [2001:db8::25]:25\n"
+                           "tls = required\n"
+                           "\n"
                            "[profile p1]\n"
                            "mode = sign-encrypt\n"
                            "signer = org\n"
@@ -75,6 +80,11 @@ loads_a_full_file(void)
 	      p->cipher == SG_CIPHER_AES256_GCM);
 	CHECK(p && p->missing_key == CFG_MISSING_BOUNCE);
 	CHECK(p && p->signer && strcmp(p->signer, "org") == 0);
+	const struct cfg_route *r = cfg_route_for(c, "PARTNER.example");
+	CHECK(r != NULL && r->tls == CFG_TLS_REQUIRED);
+	CHECK(r && strcmp(r->nexthop, "[2001:db8::25]:25") == 0);
+	CHECK(cfg_route_for(c, "example.net") == NULL);
+	CHECK_EQ(c->smarthost_tls, CFG_TLS_OPPORTUNISTIC);
 	/* Defaults. */
 	CHECK_STR(c->spool_dir, "var/spool");
 	CHECK_STR(c->postmaster, "postmaster@gw.example.com");
@@ -141,6 +151,8 @@ errors_name_the_line(void)
 	     ":3: \"listen\" is set twice"},
 	    {"[listener a]\nrelay_from = 10.0.0.0/33\n", ":2: "},
 	    {"[zone x]\n", ":1: unknown section"},
+	    {"[route r]\nnexthop = mx.example:25\n", "[route r] needs domains"},
+	    {"[route r]\ntls = maybe\n", ":2: "},
 	    {"just words\n", ":1: expected key = value"},
 	    {"[listener a]\nlisten = 127.0.0.1:1\nrole = outgoing\n",
 	     "profile \"default\""},
