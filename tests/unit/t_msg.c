@@ -211,6 +211,45 @@ sink_follows_line_ends(void)
 	}
 }
 
+static void
+write_headers_prepends_and_drops_forged(void)
+{
+	static const char in[] =
+	    "Authentication-Results: gw.test; smime=pass\r\n"
+	    "Received: from x\r\n"
+	    "Authentication-Results:  GW.TEST;\r\n\tdkim=pass\r\n"
+	    "Authentication-Results: gw.test.evil; smime=pass\r\n"
+	    "Subject: kept\r\n"
+	    "\r\n"
+	    "body\r\n";
+	struct sg_ctx *ctx = ctx_new();
+	struct sg_msg *m = NULL;
+	struct sg_buf out;
+	struct sg_sink sink = {buf_write, &out};
+
+	sg_buf_init(&out);
+	sg_buf_add(&out, "", 0);
+	CHECK_EQ(open_str(ctx, in, &m), SG_OK);
+	CHECK_EQ(sg_msg_write_headers(ctx, m,
+	                              "Authentication-Results: gw.test; "
+	                              "smime=none\r\n",
+	                              "Authentication-Results", "gw.test",
+	                              &sink),
+	         SG_OK);
+	/* Ours first; both forged ones (any case, folded) gone; another
+	 * host's kept; everything else byte for byte. */
+	CHECK_STR(out.data, "Authentication-Results: gw.test; smime=none\r\n"
+	                    "Received: from x\r\n"
+	                    "Authentication-Results: gw.test.evil; "
+	                    "smime=pass\r\n"
+	                    "Subject: kept\r\n"
+	                    "\r\n"
+	                    "body\r\n");
+	sg_msg_free(m);
+	sg_buf_clear(&out);
+	sg_ctx_free(ctx);
+}
+
 static const struct unit_case cases[] = {
     {"splits_headers_lf", splits_headers_lf},
     {"detects_crlf", detects_crlf},
@@ -220,6 +259,8 @@ static const struct unit_case cases[] = {
     {"classifies_headers", classifies_headers},
     {"source_canonicalizes_and_rewinds", source_canonicalizes_and_rewinds},
     {"sink_follows_line_ends", sink_follows_line_ends},
+    {"write_headers_prepends_and_drops_forged",
+     write_headers_prepends_and_drops_forged},
     {NULL, NULL},
 };
 const struct unit_suite suite_msg = {"msg", cases};
