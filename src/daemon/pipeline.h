@@ -2,8 +2,8 @@
  * pipeline.h - what happens to a spooled message before delivery: on an
  * outgoing listener, sign (and encrypt) by the listener's sending profile;
  * on an incoming listener, decrypt with our keys, verify against the trust
- * anchors and add Authentication-Results (RFC 7281).  Then delivery: a
- * maildir when no smarthost is set.
+ * anchors and add Authentication-Results (RFC 7281).  Then delivery: over
+ * SMTP to a route or the smarthost (relay.h), else a maildir.
  *
  * What it trusts: the configuration and the store.  What it can reach:
  * the store (one connection per worker thread), temporary files in the
@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 
+#include "daemon/queue.h"
 #include "daemon/spool.h"
 #include "policy/config.h"
 
@@ -29,15 +30,27 @@ void pipeline_free(struct pipeline *pl);
 /* Turns spooled DATA_FD of ENV into the message to deliver: *OUT_FD is a
  * temporary file positioned at 0 (the caller closes it).  Returns SG_OK,
  * SG_ERR_TEMP (try again later) or a permanent status (bounce) with
- * REASON.  Thread-safe: one call per worker thread at a time. */
+ * REASON.  Our own notifications (dsn_is_notification) are final as
+ * spooled: *OUT_FD is then DATA_FD itself.  Thread-safe: one call per
+ * worker thread at a time. */
 enum sg_status pipeline_process(struct pipeline *pl,
                                 const struct spool_env *env, int data_fd,
                                 int *out_fd, char *reason, size_t reasonlen);
 
-/* Delivers OUT_FD for ENV: into the outbox maildir when no smarthost is
- * configured.  REPLY says what happened. */
-enum sg_status pipeline_deliver(struct pipeline *pl,
-                                const struct spool_env *env, int out_fd,
+/*
+ * Delivers OUT_FD (read from offset 0) for ENV's recipients, as the
+ * queue's deliver callback (queue.h has the contract): each recipient
+ * goes to the route of its domain, else the smarthost (over SMTP,
+ * relay.h: one transaction per next hop), else, with neither, into the
+ * outbox maildir.  Recipients delivered, and those failed for good and
+ * reported through REP, leave ENV.  Returns SG_OK (none left),
+ * SG_ERR_TEMP (some left, to be tried again) or the permanent status of
+ * the first recipient when all failed for good (ENV untouched: a bounce).
+ * REPLY gets the next hop's reply or the reason.  Thread-safe; the lock
+ * on the configuration is not held during network I/O.
+ */
+enum sg_status pipeline_deliver(struct pipeline *pl, struct spool_env *env,
+                                int out_fd, struct queue_report *rep,
                                 char *reply, size_t replylen);
 
 #endif /* SG_PIPELINE_H */

@@ -233,15 +233,33 @@ finish(struct queue *q, struct spool_env *env, const char *event,
 		        (long)getpid(), env->id, sg_status_name(st));
 }
 
-static void
+/* Notifies the sender and removes the message (QUEUE_DONE); when the
+ * notification could not be queued, the message stays and is tried again
+ * later (QUEUE_AGAIN, *NEXT). */
+static enum queue_outcome
 bounce(struct queue *q, struct spool_env *env, enum sg_status st,
-       const char *event, const char *reason)
+       const char *event, const char *reason, time_t *next)
 {
 	int null_sender = env->mail_from == NULL || env->mail_from[0] == '\0';
+	enum sg_status bst = SG_OK;
 
 	if (!null_sender && q->ops.bounce != NULL)
-		q->ops.bounce(q->arg, env, st, reason);
+		bst = q->ops.bounce(q->arg, env, st, reason);
+	if (bst != SG_OK) {
+		env->next_try = time(NULL) + backoff(&q->params, env->attempts);
+		if ((bst = spool_update(q->sp, env)) == SG_ERR_NOT_FOUND)
+			return QUEUE_DONE; /* removed behind our back */
+		if (bst != SG_OK)
+			fprintf(stderr,
+			        "smimegate[%ld]: queue: qid=%s event=error "
+			        "op=update status=%s\n",
+			        (long)getpid(), env->id, sg_status_name(bst));
+		queue_log(env, "bounce-deferred", reason, NULL);
+		*next = env->next_try;
+		return QUEUE_AGAIN;
+	}
 	finish(q, env, event, reason, null_sender ? " dsn=none" : NULL);
+	return QUEUE_DONE;
 }
 
 /* A temporary failure: saved as such, then scheduled again (or expired).
@@ -257,8 +275,7 @@ defer(struct queue *q, struct spool_env *env, enum sg_status st,
 	if (now - env->received >= (time_t)q->params.lifetime) {
 		char reason[QUEUE_REPLY_MAX + 16];
 		snprintf(reason, sizeof(reason), "expired: %s", reply);
-		bounce(q, env, st, "expired", reason);
-		return QUEUE_DONE;
+		return bounce(q, env, st, "expired", reason, next);
 	}
 	if ((err = strdup(reply)) != NULL) {
 		free(env->last_error);
@@ -280,11 +297,55 @@ defer(struct queue *q, struct spool_env *env, enum sg_status st,
 	return QUEUE_AGAIN;
 }
 
+/* ---- partial delivery ---- */
+
+struct queue_report {
+	struct queue *q;
+};
+
+enum sg_status
+queue_report_rcpt_failed(struct queue_report *rep, const struct spool_env *env,
+                         const char *rcpt, enum sg_status st, const char *reply)
+{
+	int null_sender = env->mail_from == NULL || env->mail_from[0] == '\0';
+	char extra[QUEUE_REPLY_MAX + 48], safe[QUEUE_REPLY_MAX];
+	enum sg_status rst = SG_OK;
+
+	if (rep == NULL)
+		return SG_OK;
+	if (!null_sender && rep->q->ops.rcpt_failed != NULL)
+		rst = rep->q->ops.rcpt_failed(rep->q->arg, env, rcpt, st,
+		                              reply ? reply : "");
+	log_value(safe, sizeof(safe), rcpt);
+	snprintf(extra, sizeof(extra), " rcpt=<%s>%s%s", safe,
+	         null_sender ? " dsn=none" : "",
+	         rst != SG_OK ? " dsn=deferred" : "");
+	queue_log(env, "rcpt-failed", reply, extra);
+	return rst;
+}
+
+void
+queue_env_drop_rcpt(struct spool_env *env, size_t i)
+{
+	if (i >= env->nrcpts)
+		return;
+	free(env->rcpts[i]);
+	memmove(&env->rcpts[i], &env->rcpts[i + 1],
+	        (env->nrcpts - i) * sizeof(*env->rcpts)); /* and the NULL */
+	if (env->dsn_notify != NULL) {
+		free(env->dsn_notify[i]);
+		memmove(&env->dsn_notify[i], &env->dsn_notify[i + 1],
+		        (env->nrcpts - i - 1) * sizeof(*env->dsn_notify));
+	}
+	env->nrcpts--;
+}
+
 /* Runs the pipeline and the delivery on ENV.  *REPLY gets the outcome's
  * text. */
 static enum sg_status
 attempt(struct queue *q, struct spool_env *env, char *reply, size_t len)
 {
+	struct queue_report rep = {q};
 	enum sg_status st;
 	int data_fd, out_fd = -1;
 
@@ -316,7 +377,7 @@ attempt(struct queue *q, struct spool_env *env, char *reply, size_t len)
 		out_fd = data_fd;
 	}
 	reply[0] = '\0';
-	st = q->ops.deliver(q->arg, env, out_fd, reply, len);
+	st = q->ops.deliver(q->arg, env, out_fd, &rep, reply, len);
 	close(out_fd);
 	reply[len - 1] = '\0';
 	if (reply[0] == '\0')
@@ -332,6 +393,7 @@ run_one(struct queue *q, const struct queue_item *it, time_t *next)
 	struct spool_env env;
 	enum queue_outcome out;
 	enum sg_status st;
+	size_t nrcpts;
 
 	st = spool_load(q->sp, it->id, &env);
 	if (st == SG_ERR_NOT_FOUND)
@@ -345,15 +407,18 @@ run_one(struct queue *q, const struct queue_item *it, time_t *next)
 		*next = time(NULL) + (time_t)q->params.max_retry;
 		return QUEUE_AGAIN;
 	}
+	nrcpts = env.nrcpts;
+	env.attempts++; /* this one counts (and shows in rcpt-failed lines) */
 	st = attempt(q, &env, reply, sizeof(reply));
-	env.attempts++;
+	if (st != SG_OK && nrcpts > 0 && env.nrcpts == 0)
+		st = SG_OK; /* every recipient done, some reported failed */
 	out = QUEUE_DONE;
 	if (st == SG_OK)
 		finish(q, &env, "delivered", reply, NULL);
 	else if (is_temporary(st))
 		out = defer(q, &env, st, reply, next);
 	else
-		bounce(q, &env, st, "bounced", reply);
+		out = bounce(q, &env, st, "bounced", reply, next);
 	spool_env_clear(&env);
 	return out;
 }

@@ -8,8 +8,11 @@
  * What it can reach: the spool, and whatever the callbacks reach.  A
  * message leaves the spool only after the next hop accepted it (deliver
  * returned SG_OK) or after it was bounced; every change of its queue state
- * (attempts, next try, last error) is written to the spool before the
- * message is scheduled again, so a stop or crash loses nothing.
+ * (attempts, next try, last error, the recipients left) is written to the
+ * spool before the message is scheduled again, so a stop or crash loses
+ * nothing.  A message with several recipients may be delivered in part:
+ * deliver drops the recipients that are done, and only the others are
+ * tried again.
  *
  * Temporary and permanent come from the status table: a status whose SMTP
  * code is 4xx (SG_ERR_TEMP, SG_ERR_IO, SG_ERR_NOMEM, ...) is retried, any
@@ -18,6 +21,8 @@
  * Log lines (stderr), one per event:
  *   smimegate[PID]: queue: qid=ID event=delivered|deferred|bounced|expired
  *     reply="..." attempts=N
+ *   smimegate[PID]: queue: qid=ID event=rcpt-failed reply="..."
+ *     attempts=N rcpt=<ADDRESS>
  * with " dsn=none" added when the sender is the null sender (no bounce is
  * sent for those; the message is dropped).
  */
@@ -44,6 +49,10 @@ struct queue_params {
  * several at once (on different messages), so they must be thread-safe;
  * ARG is the one given to queue_new.
  */
+/* How deliver reports a recipient that failed for good (given to deliver
+ * by the runner; valid during that call only). */
+struct queue_report;
+
 struct queue_ops {
 	/*
 	 * Turns the spooled message (DATA_FD, read-only, positioned at 0;
@@ -60,24 +69,67 @@ struct queue_ops {
 	enum sg_status (*process)(void *arg, struct spool_env *env, int data_fd,
 	                          int *out_fd, char *reason, size_t reasonlen);
 	/*
-	 * Hands OUT_FD (borrowed) to the next hop.  SG_OK: accepted, the
-	 * message is removed from the spool.  A temporary status: retried
-	 * later.  Any other: permanent failure, bounced.  REPLY (REPLYLEN
-	 * bytes, starts empty) gets the next hop's reply or the reason, for
-	 * the log and the bounce; left empty, the status table's text is
-	 * used.  Required.
+	 * Hands OUT_FD (borrowed) to the next hop(s) for ENV's recipients.
+	 * Per recipient: one the next hop took, or one that failed for good
+	 * and was reported with queue_report_rcpt_failed(REP, ...) (which
+	 * returned SG_OK), is removed from ENV with queue_env_drop_rcpt;
+	 * the others stay.  Then it returns: SG_OK when none is left (the
+	 * message is removed from the spool); a temporary status when some
+	 * are left (ENV, with the recipients left, is saved and only they
+	 * are tried again later); any other status when every recipient
+	 * failed for good and none was reported (ENV untouched: the message
+	 * is bounced as a whole).  REPLY (REPLYLEN bytes, starts empty) gets
+	 * the next hop's reply or the reason, for the log and the bounce;
+	 * left empty, the status table's text is used.  Required.
 	 */
-	enum sg_status (*deliver)(void *arg, const struct spool_env *env,
-	                          int out_fd, char *reply, size_t replylen);
+	enum sg_status (*deliver)(void *arg, struct spool_env *env, int out_fd,
+	                          struct queue_report *rep, char *reply,
+	                          size_t replylen);
 	/*
-	 * Called once for a message that failed permanently (ST, REASON) or
+	 * Called for a message that failed permanently (ST, REASON) or
 	 * expired (ST is then the last temporary status, REASON starts with
-	 * "expired: "), never for the null sender.  The message is removed
-	 * from the spool when it returns.  NULL: nothing but the log line.
+	 * "expired: "), never for the null sender: it notifies the sender.
+	 * SG_OK: done (notified, or nothing to notify); the message is
+	 * removed from the spool.  Any other status: the notification could
+	 * not be queued; the message stays, is retried with backoff
+	 * (logged event=bounce-deferred) and, failing again, bounced again,
+	 * so no notification is lost.  NULL: nothing but the log line.
 	 */
-	void (*bounce)(void *arg, const struct spool_env *env,
-	               enum sg_status st, const char *reason);
+	enum sg_status (*bounce)(void *arg, const struct spool_env *env,
+	                         enum sg_status st, const char *reason);
+	/*
+	 * Called (through queue_report_rcpt_failed, from deliver) for one
+	 * recipient RCPT of ENV that failed for good while others of the
+	 * message were delivered or are still to be tried: ST and REPLY
+	 * (the next hop's reply or the reason) say why; never for the null
+	 * sender.  It notifies the sender about RCPT.  SG_OK: done, RCPT
+	 * leaves the envelope.  Any other status: the notification could not
+	 * be queued; RCPT stays and is tried (and reported) again later, so
+	 * no notification is lost.  NULL: nothing but the log line.
+	 */
+	enum sg_status (*rcpt_failed)(void *arg, const struct spool_env *env,
+	                              const char *rcpt, enum sg_status st,
+	                              const char *reply);
 };
+
+/*
+ * Reports recipient RCPT of ENV as failed for good (ST, REPLY): logs
+ *   smimegate[PID]: queue: qid=ID event=rcpt-failed reply="..."
+ *     attempts=N rcpt=<RCPT>
+ * (with " dsn=none" for the null sender, who is not notified) and calls
+ * ops->rcpt_failed.  SG_OK: the caller removes RCPT from ENV
+ * (queue_env_drop_rcpt).  Any other status (the notification could not
+ * be queued): the caller keeps RCPT, to be tried again.  REP NULL: SG_OK,
+ * nothing logged.
+ */
+enum sg_status queue_report_rcpt_failed(struct queue_report *rep,
+                                        const struct spool_env *env,
+                                        const char *rcpt, enum sg_status st,
+                                        const char *reply);
+
+/* Removes recipient I (< ENV->nrcpts) from ENV, with its NOTIFY, keeping
+ * the order of the others. */
+void queue_env_drop_rcpt(struct spool_env *env, size_t i);
 
 struct queue;
 

@@ -21,6 +21,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include "daemon/dsn.h"
 #include "daemon/pipeline.h"
 #include "daemon/queue.h"
 #include "daemon/smtp.h"
@@ -77,23 +78,224 @@ q_process(void *arg, struct spool_env *env, int data_fd, int *out_fd,
 }
 
 static enum sg_status
-q_deliver(void *arg, const struct spool_env *env, int out_fd, char *reply,
-          size_t replylen)
+q_deliver(void *arg, struct spool_env *env, int out_fd,
+          struct queue_report *rep, char *reply, size_t replylen)
 {
 	struct daemon *d = arg;
 
-	return pipeline_deliver(d->pl, env, out_fd, reply, replylen);
+	return pipeline_deliver(d->pl, env, out_fd, rep, reply, replylen);
 }
 
+/*
+ * Puts the notification DATA (LEN octets) to SENDER into the spool as a
+ * new message from the null sender (dsn_env_init: the pipeline passes it
+ * through as it is) and schedules it.  *ID gets its queue ID.  SG_OK once
+ * it is committed (durable); a failed queue_add only delays it to the
+ * next start.  Otherwise the status of the spool.
+ */
+static enum sg_status
+inject(struct daemon *d, const struct cfg *cfg, const char *sender,
+       const char *data, size_t len, char *id, size_t idlen)
+{
+	struct spool_env env;
+	struct spool_rx *rx = NULL;
+	enum sg_status st;
+
+	if ((st = dsn_env_init(&env, sender, cfg->hostname, 0)) != SG_OK)
+		return st;
+	if ((st = spool_rx_begin(d->sp, &rx)) != SG_OK)
+		goto out;
+	if ((st = spool_rx_write(rx, data, len)) != SG_OK) {
+		spool_rx_abort(rx);
+		goto out;
+	}
+	if ((st = spool_rx_commit(rx, &env)) != SG_OK) /* frees RX */
+		goto out;
+	snprintf(id, idlen, "%s", env.id);
+	if (queue_add(d->q, &env) != SG_OK)
+		dlog("qid=%s event=queue-add-failed (delivered at the next "
+		     "start)",
+		     env.id);
+out:
+	spool_env_clear(&env);
+	return st;
+}
+
+/* Seed 000: a notification signed with a certificate nobody trusts does
+ * more harm than an unsigned one.  It is the administrator's choice; the
+ * log says so. */
 static void
+warn_self_signed(const struct sg_key *key, const char *qid, const char *name)
+{
+	struct sg_certs *certs = NULL;
+	struct sg_cert_info ci;
+
+	if (sg_key_get_certs(key, &certs) == SG_OK &&
+	    sg_certs_count(certs) > 0 &&
+	    sg_certs_info(certs, 0, &ci) == SG_OK) {
+		if (ci.self_signed)
+			dlog("qid=%s event=dsn-signer-self-signed signer=%s "
+			     "(recipients cannot trust it: use a CA-issued "
+			     "certificate, or no notify_signer)",
+			     qid, name);
+		sg_cert_info_clear(&ci);
+	}
+	sg_certs_free(certs);
+}
+
+/* Signs the notification with the key of cfg->notify_signer.  On failure
+ * (no such key, expired, not fit to sign, store unavailable) it logs why
+ * and returns the status: the caller sends the notification unsigned. */
+static enum sg_status
+sign_notification(const struct cfg *cfg, const char *qid, const char *dsn,
+                  size_t len, char **out, size_t *outlen)
+{
+	struct sg_ctx *ctx = NULL;
+	struct store *st = NULL;
+	struct sg_key *key = NULL;
+	const char *why = "out of memory";
+	enum sg_status rc;
+
+	if ((rc = sg_ctx_new(&ctx)) != SG_OK)
+		goto out;
+	if ((rc = store_open(ctx, cfg->store_path, cfg->keyfile, &st)) !=
+	    SG_OK) {
+		why = sg_ctx_error(ctx);
+		goto out;
+	}
+	if ((rc = store_get_key(st, cfg->notify_signer, &key)) != SG_OK) {
+		why = rc == SG_ERR_NOT_FOUND ? "no such key in the store"
+		                             : store_errmsg(st);
+		goto out;
+	}
+	warn_self_signed(key, qid, cfg->notify_signer);
+	if ((rc = dsn_sign(ctx, key, dsn, len, out, outlen)) != SG_OK)
+		why = sg_ctx_error(ctx);
+out:
+	if (rc != SG_OK)
+		dlog("qid=%s event=dsn-unsigned signer=%s status=%s "
+		     "reason=\"%s\" (sent unsigned)",
+		     qid, cfg->notify_signer, sg_status_name(rc), why);
+	sg_key_free(key);
+	store_close(st);
+	sg_ctx_free(ctx);
+	return rc;
+}
+
+/*
+ * Notifies the sender of ENV that the N recipients of RCPTS failed for
+ * good (EXPIRED: they stayed queued too long): a delivery status
+ * notification (RFC 3464), signed when notify_signer is set, spooled from
+ * the null sender.  Recipients whose NOTIFY does not ask for failures are
+ * left out; never to the null sender, never about a notification.  A
+ * temporary failure to build or spool it is returned, so that the queue
+ * keeps what it reports and tries again; a permanent one is logged and
+ * SG_OK returned (retrying could not help).
+ */
+static enum sg_status
+notify_sender(struct daemon *d, const struct spool_env *env,
+              const struct dsn_rcpt *rcpts, size_t n, int expired)
+{
+	const struct cfg *cfg = __atomic_load_n(&d->cfg, __ATOMIC_ACQUIRE);
+	struct dsn_info info = {0};
+	struct dsn_rcpt *want = NULL;
+	char *text = NULL, *sig = NULL, id[SPOOL_ID_LEN + 1] = "";
+	size_t len = 0, siglen = 0;
+	enum sg_status rc = SG_OK;
+	int fd;
+
+	if (env->mail_from == NULL || env->mail_from[0] == '\0' ||
+	    dsn_is_notification(env)) {
+		dlog("qid=%s event=dsn-none reason=null-sender", env->id);
+		return SG_OK;
+	}
+	if ((want = calloc(n + 1, sizeof(*want))) == NULL) {
+		rc = SG_ERR_NOMEM;
+		goto out;
+	}
+	/* NOTIFY= is per recipient of the envelope. */
+	for (size_t i = 0; i < n; i++) {
+		const char *notify = NULL;
+		for (size_t j = 0; env->dsn_notify && j < env->nrcpts; j++)
+			if (strcmp(env->rcpts[j], rcpts[i].addr) == 0)
+				notify = env->dsn_notify[j];
+		if (dsn_wants_failure(notify))
+			want[info.nrcpts++] = rcpts[i];
+	}
+	if (info.nrcpts == 0) {
+		dlog("qid=%s event=dsn-none reason=notify", env->id);
+		goto out;
+	}
+	info.hostname = cfg->hostname;
+	info.postmaster = cfg->postmaster;
+	info.queue_id = env->id;
+	info.sender = env->mail_from;
+	info.envid = env->dsn_envid;
+	info.ret = env->dsn_ret;
+	info.arrival = env->received;
+	info.expired = expired;
+	info.rcpts = want;
+	/* Without the data (it vanished), the report goes without it. */
+	fd = spool_data_fd(d->sp, env->id);
+	rc = dsn_build(&info, fd, &text, &len);
+	if (fd >= 0)
+		close(fd);
+	if (rc != SG_OK)
+		goto out;
+	if (cfg->notify_signer != NULL &&
+	    sign_notification(cfg, env->id, text, len, &sig, &siglen) != SG_OK)
+		sig = NULL;
+	rc = inject(d, cfg, env->mail_from, sig ? sig : text,
+	            sig ? siglen : len, id, sizeof(id));
+	if (rc == SG_OK)
+		dlog("qid=%s event=dsn-queued dsn=%s to=<%s> recipients=%zu "
+		     "signed=%s",
+		     env->id, id, env->mail_from, info.nrcpts,
+		     sig ? "yes" : "no");
+out:
+	if (rc != SG_OK) {
+		int temporary = sg_status_smtp_code(rc) / 100 == 4;
+		dlog("qid=%s event=dsn-failed status=%s (%s)", env->id,
+		     sg_status_name(rc),
+		     temporary ? "kept to try again" : "no notification sent");
+		if (!temporary)
+			rc = SG_OK;
+	}
+	free(sig);
+	free(text);
+	free(want);
+	return rc;
+}
+
+/* The whole message failed permanently or expired: every recipient. */
+static enum sg_status
 q_bounce(void *arg, const struct spool_env *env, enum sg_status st,
          const char *reason)
 {
-	/* Delivery status notifications (RFC 3464) come with the next step
-	 * of the daemon; until then the failure is logged with its reason. */
-	dlog("qid=%s event=bounce-not-sent status=%s from=<%s> reason=\"%s\"",
-	     env->id, sg_status_name(st), env->mail_from, reason);
-	(void)arg;
+	static const char expired[] = "expired: ";
+	struct dsn_rcpt *rcpts;
+	enum sg_status rc;
+	int exp = strncmp(reason, expired, strlen(expired)) == 0;
+
+	if (exp)
+		reason += strlen(expired);
+	if ((rcpts = calloc(env->nrcpts + 1, sizeof(*rcpts))) == NULL)
+		return SG_ERR_NOMEM;
+	for (size_t i = 0; i < env->nrcpts; i++)
+		rcpts[i] = (struct dsn_rcpt){env->rcpts[i], st, reason};
+	rc = notify_sender(arg, env, rcpts, env->nrcpts, exp);
+	free(rcpts);
+	return rc;
+}
+
+/* One recipient failed for good while others were delivered or wait. */
+static enum sg_status
+q_rcpt_failed(void *arg, const struct spool_env *env, const char *rcpt,
+              enum sg_status st, const char *reply)
+{
+	const struct dsn_rcpt r = {rcpt, st, reply};
+
+	return notify_sender(arg, env, &r, 1, 0);
 }
 
 static void
@@ -142,7 +344,8 @@ on_reload(evutil_socket_t sig, short what, void *arg)
 		d->old = old;
 		d->old[d->nold++] = d->cfg;
 	} /* else the old one leaks rather than being freed under use */
-	d->cfg = cfg;
+	/* q_bounce reads it from the queue's threads */
+	__atomic_store_n(&d->cfg, cfg, __ATOMIC_RELEASE);
 	dlog("event=reloaded config=%s", d->config_path);
 }
 
@@ -169,7 +372,8 @@ int
 serve_run(const char *config_path, char *err, size_t errlen)
 {
 	struct daemon d = {.config_path = config_path};
-	const struct queue_ops ops = {q_process, q_deliver, q_bounce};
+	const struct queue_ops ops = {q_process, q_deliver, q_bounce,
+	                              q_rcpt_failed};
 	struct queue_params qp = {0, 0, 0};
 	enum sg_status st;
 	int rc = -1;

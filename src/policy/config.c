@@ -560,6 +560,9 @@ section(struct parser *ps, char *s)
 		            name);
 	ps->nseen = 0;
 	if (strcmp(kind, "listener") == 0) {
+		if (name[0] == '_')
+			return fail(ps, "listener names starting with _ are "
+			                "reserved");
 		if (cfg_listener(c, name) != NULL)
 			return fail(ps, "[listener %s] appears twice", name);
 		if (c->nlisteners >= 64 ||

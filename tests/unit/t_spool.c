@@ -754,8 +754,8 @@ fake_process(void *arg, struct spool_env *env, int data_fd, int *out_fd,
 }
 
 static enum sg_status
-fake_deliver(void *arg, const struct spool_env *env, int out_fd, char *reply,
-             size_t replylen)
+fake_deliver(void *arg, struct spool_env *env, int out_fd,
+             struct queue_report *rep, char *reply, size_t replylen)
 {
 	struct fake *fk = arg;
 	enum sg_status st;
@@ -786,7 +786,7 @@ fake_deliver(void *arg, const struct spool_env *env, int out_fd, char *reply,
 	return st;
 }
 
-static void
+static enum sg_status
 fake_bounce(void *arg, const struct spool_env *env, enum sg_status st,
             const char *reason)
 {
@@ -799,11 +799,13 @@ fake_bounce(void *arg, const struct spool_env *env, enum sg_status st,
 	snprintf(fk->bounce_from, sizeof(fk->bounce_from), "%s",
 	         env->mail_from);
 	pthread_mutex_unlock(&fk->lock);
+	return SG_OK;
 }
 
-static const struct queue_ops fake_ops = {NULL, fake_deliver, fake_bounce};
+static const struct queue_ops fake_ops = {NULL, fake_deliver, fake_bounce,
+                                          NULL};
 static const struct queue_ops fake_ops_process = {fake_process, fake_deliver,
-                                                  fake_bounce};
+                                                  fake_bounce, NULL};
 static const struct queue_params fast = {1, 1, 3600};
 
 static struct queue *
@@ -1103,6 +1105,102 @@ never_two_workers_on_one_message(void)
 	fx_clear(&f);
 }
 
+/* Partial delivery: recipients done leave the envelope, the others are
+ * saved and tried again; a failure whose report could not be queued is
+ * kept and reported again. */
+struct partial {
+	pthread_mutex_t lock;
+	int calls, reports, report_fails;
+	size_t seen_n[4];
+	char seen_first[4][32];
+	char reported[4][32];
+};
+
+static enum sg_status
+partial_deliver(void *arg, struct spool_env *env, int out_fd,
+                struct queue_report *rep, char *reply, size_t replylen)
+{
+	struct partial *pt = arg;
+	int call;
+
+	pthread_mutex_lock(&pt->lock);
+	call = pt->calls++;
+	if (call < 4) {
+		pt->seen_n[call] = env->nrcpts;
+		snprintf(pt->seen_first[call], sizeof(pt->seen_first[0]), "%s",
+		         env->nrcpts ? env->rcpts[0] : "");
+	}
+	pthread_mutex_unlock(&pt->lock);
+	/* from the end, so the indexes stay valid */
+	for (size_t i = env->nrcpts; i-- > 0;) {
+		if (strncmp(env->rcpts[i], "b@", 2) == 0) {
+			if (queue_report_rcpt_failed(
+			        rep, env, env->rcpts[i], SG_ERR_NOT_FOUND,
+			        "550 5.1.1 no such user") == SG_OK)
+				queue_env_drop_rcpt(env, i);
+		} else if (strncmp(env->rcpts[i], "a@", 2) == 0 || call > 0) {
+			queue_env_drop_rcpt(env, i); /* delivered */
+		}
+	}
+	if (env->nrcpts == 0)
+		return SG_OK;
+	snprintf(reply, replylen, "451 4.4.1 later");
+	return SG_ERR_TEMP;
+}
+
+static enum sg_status
+partial_failed(void *arg, const struct spool_env *env, const char *rcpt,
+               enum sg_status st, const char *reply)
+{
+	struct partial *pt = arg;
+	enum sg_status ret;
+
+	pthread_mutex_lock(&pt->lock);
+	if (pt->reports < 4)
+		snprintf(pt->reported[pt->reports], sizeof(pt->reported[0]),
+		         "%s", rcpt);
+	pt->reports++;
+	/* the first report cannot be queued */
+	ret = pt->report_fails++ == 0 ? SG_ERR_TEMP : SG_OK;
+	pthread_mutex_unlock(&pt->lock);
+	return st == SG_ERR_NOT_FOUND && strstr(reply, "550") ? ret
+	                                                      : SG_ERR_USAGE;
+}
+
+static void
+partial_delivery_keeps_the_rest(void)
+{
+	static const struct queue_ops ops = {NULL, partial_deliver, fake_bounce,
+	                                     partial_failed};
+	char *r3[] = {"a@example.org", "b@example.org", "c@example.org", NULL};
+	struct spool_env env = simple_env("s@example.org");
+	struct partial pt = {0};
+	struct queue *q;
+	struct fx f;
+
+	fx_init(&f);
+	pthread_mutex_init(&pt.lock, NULL);
+	env.rcpts = r3;
+	env.nrcpts = 3;
+	CHECK_EQ(commit(f.sp, "x\r\n", 3, &env), SG_OK);
+	q = queue_new(f.sp, 1, &ops, &pt);
+	CHECK(q != NULL);
+	queue_set_params(q, &fast);
+	CHECK_EQ(queue_start(q), SG_OK);
+	WAIT_UNTIL(spool_count(f.sp) == 0 && queue_size(q) == 0, 10);
+	queue_free(q);
+	CHECK_EQ(spool_count(f.sp), 0u);
+	CHECK_EQ(pt.calls, 2);
+	CHECK_EQ(pt.seen_n[0], 3u);
+	CHECK_EQ(pt.seen_n[1], 2u); /* a@ was done, saved without it */
+	CHECK_STR(pt.seen_first[1], "b@example.org");
+	CHECK_EQ(pt.reports, 2); /* b@ kept once, reported again */
+	CHECK_STR(pt.reported[0], "b@example.org");
+	CHECK_STR(pt.reported[1], "b@example.org");
+	pthread_mutex_destroy(&pt.lock);
+	fx_clear(&f);
+}
+
 /* ---- maildir delivery ---- */
 
 static int
@@ -1228,6 +1326,7 @@ static const struct unit_case cases[] = {
     {"stop_keeps_undelivered_for_next_start",
      stop_keeps_undelivered_for_next_start},
     {"never_two_workers_on_one_message", never_two_workers_on_one_message},
+    {"partial_delivery_keeps_the_rest", partial_delivery_keeps_the_rest},
     {"maildir_gets_exact_bytes", maildir_gets_exact_bytes},
     {"maildir_names_are_unique", maildir_names_are_unique},
     {NULL, NULL},

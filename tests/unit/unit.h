@@ -33,5 +33,7 @@ extern const struct unit_suite suite_status, suite_msg, suite_mime, suite_smime,
     suite_keys, suite_store, suite_config;
 extern const struct unit_suite suite_spool;
 extern const struct unit_suite suite_smtp;
+extern const struct unit_suite suite_dsn;
+extern const struct unit_suite suite_relay;
 
 #endif

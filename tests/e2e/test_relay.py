@@ -1,0 +1,307 @@
+"""The gateway's SMTP client end to end: the real `smimegate serve` relays
+to aiosmtpd sinks on 127.0.0.1 (run by the test in threads, stopped at the
+end): a smarthost, a per-domain route, a temporary failure and the retry,
+a recipient refused next to one accepted, TLS required from a sink that
+cannot do it, opportunistic STARTTLS with a throw-away certificate, and one
+connection reused for two messages."""
+import signal
+import ssl
+import subprocess
+import threading
+import time
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from test_gateway import T, Gateway, free_port, org_cert, swaks
+
+
+class SinkHandler:
+    """Records what arrives; refuses some recipients (550) and the first
+    TEMP_DATA messages (451)."""
+
+    def __init__(self, refuse=(), temp_data=0):
+        self.lock = threading.Lock()
+        self.messages = []
+        self.servers = []  # one per connection that started a transaction
+        self.refuse = set(refuse)
+        self.temp_data = temp_data
+        self.data_calls = 0
+
+    async def handle_MAIL(self, server, session, envelope, address,
+                          mail_options):
+        with self.lock:
+            if not any(s is server for s in self.servers):
+                self.servers.append(server)
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 Ok"
+
+    async def handle_RCPT(self, server, session, envelope, address,
+                          rcpt_options):
+        if address in self.refuse:
+            return f"550 5.1.1 <{address}>: Recipient address rejected"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 Ok"
+
+    async def handle_DATA(self, server, session, envelope):
+        with self.lock:
+            self.data_calls += 1
+            if self.data_calls <= self.temp_data:
+                return "451 4.3.0 Try again later"
+            self.messages.append({
+                "from": envelope.mail_from,
+                "rcpts": list(envelope.rcpt_tos),
+                "options": list(envelope.mail_options),
+                "data": envelope.original_content,
+                "tls": session.ssl is not None,
+            })
+        return "250 2.0.0 Ok: queued as SINK"
+
+
+def throwaway_cert(d):
+    cert, key = d / "sink.pem", d / "sink.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+         "-keyout", key, "-out", cert, "-days", "1", "-subj",
+         "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        capture_output=True, timeout=T, check=True)
+    return cert, key
+
+
+class Sink:
+    """An aiosmtpd next hop on 127.0.0.1, optionally with STARTTLS."""
+
+    def __init__(self, tmp, tls=False, **kw):
+        self.handler = SinkHandler(**kw)
+        self.port = free_port()
+        extra = {}
+        if tls:
+            cert, key = throwaway_cert(tmp)
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ctx.load_cert_chain(cert, key)
+            extra = {"tls_context": ctx, "require_starttls": False}
+        self.ctl = Controller(self.handler, hostname="127.0.0.1",
+                              port=self.port, **extra)
+        self.ctl.start()
+
+    @property
+    def address(self):
+        return f"127.0.0.1:{self.port}"
+
+    def messages(self, n=1, timeout=T, log=None):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            with self.handler.lock:
+                if len(self.handler.messages) >= n:
+                    return list(self.handler.messages)
+            time.sleep(0.05)
+        raise AssertionError(f"{n} message(s) not at the sink; log:\n"
+                             + (log.read_text() if log else ""))
+
+    def stop(self):
+        self.ctl.stop()
+
+
+@pytest.fixture
+def sinks(tmp_path):
+    made = []
+
+    def make(**kw):
+        d = tmp_path / f"sink{len(made)}"
+        d.mkdir()
+        s = Sink(d, **kw)
+        made.append(s)
+        return s
+
+    yield make
+    for s in made:
+        s.stop()
+
+
+@pytest.fixture
+def relay_gw(smimegate, tmp_path):
+    gws = []
+
+    def make(extra):
+        gw = Gateway(smimegate, tmp_path / f"gw{len(gws)}",
+                     extra="retry_min = 1s\nretry_max = 2s\n" + extra)
+        gw.cli("cert", "create", "--name", "org", "--cn", "Example Org",
+               "--san-email", "sender@example.com")
+        gws.append(gw)
+        return gw.start()
+
+    yield make
+    for gw in gws:
+        gw.stop(signal.SIGKILL)
+    for gw in gws:
+        if gw.log.exists():
+            text = gw.log.read_text(errors="replace")
+            assert "Sanitizer" not in text and "runtime error" not in text, \
+                text[-4000:]
+
+
+def wait_log(gw, needle, timeout=T):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        text = gw.log.read_text()
+        if needle in text:
+            return text
+        time.sleep(0.05)
+    raise AssertionError(f"{needle!r} not in the log:\n"
+                         + gw.log.read_text())
+
+
+def relay_lines(gw):
+    return [ln for ln in gw.log.read_text().splitlines()
+            if ": relay: " in ln]
+
+
+def spooled(gw):
+    q = gw.root / "spool" / "queue"
+    return sorted(q.glob("*.env")) if q.exists() else []
+
+
+def send(gw, body, to="rcpt@example.net"):
+    r = swaks(gw.out_port, "--body", body, to=to)
+    assert r.returncode == 0, r.stdout.decode() + r.stderr.decode()
+    assert b"250 2.0.0" in r.stdout
+
+
+def verify(gw, data, text):
+    v = subprocess.run(["openssl", "cms", "-verify", "-CAfile",
+                        org_cert(gw)], input=data, capture_output=True,
+                       timeout=T)
+    assert v.returncode == 0, v.stderr.decode()
+    assert text.encode() in v.stdout
+
+
+def test_signed_message_reaches_the_smarthost(relay_gw, sinks):
+    sink = sinks()
+    gw = relay_gw(f"smarthost = {sink.address}\n")
+    send(gw, "Through the smarthost.")
+    (m,) = sink.messages(log=gw.log)
+    assert m["from"] == "sender@example.com"
+    assert m["rcpts"] == ["rcpt@example.net"]
+    assert b"multipart/signed" in m["data"]
+    assert b"Return-Path:" not in m["data"]  # that is the final MTA's
+    assert any(o.startswith("SIZE=") for o in m["options"])
+    verify(gw, m["data"], "Through the smarthost.")
+    wait_log(gw, "event=delivered reply=\"250 2.0.0 Ok: queued as SINK\"")
+    assert gw.stop() == 0
+    (line,) = relay_lines(gw)
+    assert f"nexthop={sink.address} tls=no verified=no rcpts=1 " \
+           "reply=\"250 2.0.0 Ok: queued as SINK\" event=delivered" in line
+    assert not spooled(gw)
+    assert not (gw.outbox / "new").exists() or \
+        not list((gw.outbox / "new").iterdir())
+
+
+def test_route_sends_its_domain_to_its_next_hop(relay_gw, sinks):
+    smart, routed = sinks(), sinks()
+    gw = relay_gw(f"smarthost = {smart.address}\n"
+                  f"\n[route partner]\ndomains = example.org, example.info\n"
+                  f"nexthop = {routed.address}\ntls = none\n")
+    send(gw, "One message, two next hops.",
+         to="a@example.net,b@EXAMPLE.org,c@example.info")
+    (m1,) = smart.messages(log=gw.log)
+    (m2,) = routed.messages(log=gw.log)
+    assert m1["rcpts"] == ["a@example.net"]
+    assert m2["rcpts"] == ["b@EXAMPLE.org", "c@example.info"]
+    verify(gw, m1["data"], "One message, two next hops.")
+    verify(gw, m2["data"], "One message, two next hops.")
+    wait_log(gw, "queue: qid=")
+    assert gw.stop() == 0
+    lines = relay_lines(gw)
+    assert len(lines) == 2
+    assert any(f"nexthop={routed.address}" in ln and "rcpts=2" in ln
+               for ln in lines)
+    assert not spooled(gw)
+
+
+def test_temporary_failure_is_retried(relay_gw, sinks):
+    sink = sinks(temp_data=1)
+    gw = relay_gw(f"smarthost = {sink.address}\n")
+    send(gw, "Second time lucky.")
+    (m,) = sink.messages(log=gw.log)
+    verify(gw, m["data"], "Second time lucky.")
+    text = wait_log(gw, "event=delivered reply=")
+    assert "reply=\"451 4.3.0 Try again later\" event=deferred" in text
+    assert "event=deferred reply=\"451 4.3.0 Try again later\"" in text
+    assert sink.handler.data_calls == 2
+    assert gw.stop() == 0
+    assert not spooled(gw)
+
+
+def test_refused_recipient_is_reported_the_other_delivered(relay_gw, sinks):
+    sink = sinks(refuse={"bad@example.net"})
+    gw = relay_gw(f"smarthost = {sink.address}\n")
+    send(gw, "One of two.", to="good@example.net,bad@example.net")
+    # the message for the good one, and the notification of the bad one
+    # (from the null sender, through the same smarthost)
+    msgs = sink.messages(2, log=gw.log)
+    (m,) = [x for x in msgs if x["from"] == "sender@example.com"]
+    assert m["rcpts"] == ["good@example.net"]
+    verify(gw, m["data"], "One of two.")
+    (dsn,) = [x for x in msgs if x["from"] in ("", "<>")]
+    assert dsn["rcpts"] == ["sender@example.com"]
+    assert b"bad@example.net" in dsn["data"]
+    assert b"good@example.net" not in dsn["data"].split(b"\r\n\r\n")[1]
+    text = wait_log(gw, "event=delivered reply=")
+    assert "event=rcpt-failed reply=\"550 5.1.1 <bad@example.net>: " \
+           "Recipient address rejected\"" in text
+    assert "rcpt=<bad@example.net>" in text
+    assert gw.stop() == 0
+    assert not spooled(gw)
+
+
+@pytest.mark.parametrize("sink_tls,why", [
+    (False, "does not offer STARTTLS (TLS is required)"),
+    (True, "not verified"),  # a self-signed next hop: see docs/daemon.md
+])
+def test_required_tls_defers(relay_gw, sinks, sink_tls, why):
+    sink = sinks(tls=sink_tls)
+    gw = relay_gw(f"smarthost = {sink.address}\nsmarthost_tls = required\n")
+    send(gw, "Only over verified TLS.")
+    text = wait_log(gw, "queue: qid=")
+    wait_log(gw, "event=deferred")
+    text = gw.log.read_text()
+    assert why in text
+    assert "event=deferred" in text and "event=delivered" not in text
+    assert gw.stop() == 0
+    assert not sink.handler.messages
+    assert len(spooled(gw)) == 1  # kept for later, not bounced
+
+
+def test_opportunistic_tls_is_used_when_offered(relay_gw, sinks):
+    sink = sinks(tls=True)
+    gw = relay_gw(f"smarthost = {sink.address}\nworkers = 1\n")
+    send(gw, "Over STARTTLS.")
+    (m,) = sink.messages(log=gw.log)
+    assert m["tls"] is True
+    verify(gw, m["data"], "Over STARTTLS.")
+    send(gw, "Again, on the same TLS session.")
+    msgs = sink.messages(2, log=gw.log)
+    assert msgs[1]["tls"] is True
+    assert len(sink.handler.servers) == 1  # the TLS connection was kept
+    wait_log(gw, "event=delivered reply=")
+    assert gw.stop() == 0
+    lines = relay_lines(gw)
+    assert len(lines) == 2
+    # self-signed: used, and reported as not verified
+    assert all("tls=yes verified=no" in ln and "event=delivered" in ln
+               for ln in lines)
+
+
+def test_connection_is_reused(relay_gw, sinks):
+    sink = sinks()
+    gw = relay_gw(f"smarthost = {sink.address}\nworkers = 1\n")
+    send(gw, "First.")
+    sink.messages(1, log=gw.log)
+    send(gw, "Second.")
+    msgs = sink.messages(2, log=gw.log)
+    assert len(msgs) == 2
+    assert len(sink.handler.servers) == 1  # one connection for both
+    wait_log(gw, "event=delivered reply=")
+    assert gw.stop() == 0  # QUIT on the kept connection at exit
+    assert len(relay_lines(gw)) == 2
