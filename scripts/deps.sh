@@ -4,7 +4,7 @@
 set -eu
 
 build="make gcc pkg-config libssl-dev libgmime-3.0-dev libglib2.0-dev libsqlite3-dev libevent-dev"
-test="openssl python3 python3-pytest python3-aiosmtpd swaks libnss3-tools gpgsm gnupg clang-format time"
+test="openssl python3 python3-pytest python3-aiosmtpd swaks libnss3-tools gpgsm gnupg clang-format time postfix"
 want="$build $test"
 
 missing=""

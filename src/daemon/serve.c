@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -368,6 +369,28 @@ check_store(const struct cfg *cfg, char *err, size_t errlen)
 	return rc == SG_OK ? 0 : -1;
 }
 
+/* Each session holds a socket, and a commit or a delivery a few files:
+ * raise the soft descriptor limit to the hard one, and say when even that
+ * cannot carry max_sessions. */
+static void
+raise_fd_limit(const struct cfg *cfg)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+		(void)getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur < (rlim_t)cfg->max_sessions + 64)
+		dlog("event=warning reason=\"descriptor limit %llu is below "
+		     "max_sessions %u + 64: sessions beyond it wait\"",
+		     (unsigned long long)rl.rlim_cur, cfg->max_sessions);
+}
+
 int
 serve_run(const char *config_path, char *err, size_t errlen)
 {
@@ -382,6 +405,7 @@ serve_run(const char *config_path, char *err, size_t errlen)
 		return -1;
 	if (check_store(d.cfg, err, errlen) == -1)
 		goto out;
+	raise_fd_limit(d.cfg);
 	if (evthread_use_pthreads() != 0 ||
 	    (d.base = event_base_new()) == NULL) {
 		snprintf(err, errlen, "cannot set up the event loop");
