@@ -6,7 +6,8 @@
 #   make format     clang-format the C sources
 
 CC      ?= cc
-PKGS     = gmime-3.0 openssl sqlite3 libevent libevent_pthreads libevent_openssl
+PKGS     = gmime-3.0 openssl sqlite3 libevent libevent_pthreads libevent_openssl \
+           libxcrypt
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 

@@ -20,6 +20,8 @@
 
 #include "daemon/deliver.h"
 #include "daemon/dsn.h"
+#include "daemon/log.h"
+#include "daemon/metrics.h"
 #include "daemon/relay.h"
 #include "store/store.h"
 
@@ -28,8 +30,9 @@
 struct pipeline {
 	pthread_rwlock_t lock; /* guards cfg */
 	const struct cfg *cfg;
-	pthread_key_t key;   /* per-thread struct worker */
-	struct relay *relay; /* the SMTP client to next hops */
+	pthread_key_t key;       /* per-thread struct worker */
+	struct relay *relay;     /* the SMTP client to next hops */
+	struct metrics *metrics; /* borrowed, may be NULL; set before use */
 };
 
 /* What one worker thread keeps: its own library handle and store
@@ -38,6 +41,7 @@ struct worker {
 	struct sg_ctx *ctx;
 	struct store *st;
 	char *store_path;
+	struct metrics *metrics; /* the pipeline's */
 };
 
 static void
@@ -59,12 +63,10 @@ static void
 logf_(const char *fmt, ...)
 {
 	va_list ap;
-	char line[1024];
 
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	log_vwrite(LOG_LEVEL_INFO, "pipeline", fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "smimegate[%d]: pipeline: %s\n", (int)getpid(), line);
 }
 
 struct pipeline *
@@ -94,6 +96,12 @@ pipeline_set_cfg(struct pipeline *pl, const struct cfg *cfg)
 	pthread_rwlock_wrlock(&pl->lock);
 	pl->cfg = cfg;
 	pthread_rwlock_unlock(&pl->lock);
+}
+
+void
+pipeline_set_metrics(struct pipeline *pl, struct metrics *m)
+{
+	pl->metrics = m;
 }
 
 void
@@ -144,6 +152,7 @@ worker_get(struct pipeline *pl, const struct cfg *cfg, struct worker **out,
 			return SG_ERR_TEMP;
 		}
 	}
+	w->metrics = pl->metrics;
 	*out = w;
 	return SG_OK;
 }
@@ -313,13 +322,18 @@ outgoing(struct worker *w, const struct cfg *cfg, const struct cfg_listener *l,
 			st = run_step(w, cfg, &sign, msg, fd, reason, rlen);
 		break;
 	}
-	if (st == SG_OK)
+	if (st == SG_OK) {
 		logf_("qid=%s event=%s profile=%s recipients=%zu", env->id,
 		      p->mode == CFG_SIGN           ? "signed"
 		      : p->mode == CFG_ENCRYPT      ? "encrypted"
 		      : p->mode == CFG_SIGN_ENCRYPT ? "signed+encrypted"
 		                                    : "triple-wrapped",
 		      p->name, env->nrcpts);
+		if (p->mode != CFG_ENCRYPT)
+			metrics_inc(w->metrics, METRICS_SIGNED);
+		if (p->mode != CFG_SIGN)
+			metrics_inc(w->metrics, METRICS_ENCRYPTED);
+	}
 out:
 	sg_key_free(key);
 	sg_certs_free(rcpts);
@@ -439,6 +453,7 @@ incoming(struct worker *w, const struct cfg *cfg, const struct cfg_listener *l,
 			}
 			decrypted = 1;
 			logf_("qid=%s event=decrypted", env->id);
+			metrics_inc(w->metrics, METRICS_DECRYPTED);
 			continue;
 		}
 		if (kind != SG_KIND_SIGNED_DETACHED &&
@@ -529,6 +544,8 @@ incoming(struct worker *w, const struct cfg *cfg, const struct cfg_listener *l,
 	}
 	(void)decrypted;
 	snprintf(ar + strlen(ar), arlen - strlen(ar), "\r\n");
+	/* RESULT is what Authentication-Results says now */
+	metrics_inc(w->metrics, metrics_verified_by_result(result));
 out:
 	sg_certs_free(trust);
 	return st;

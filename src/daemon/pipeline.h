@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 
+#include "daemon/metrics.h"
 #include "daemon/queue.h"
 #include "daemon/spool.h"
 #include "policy/config.h"
@@ -25,6 +26,10 @@ struct pipeline;
 struct pipeline *pipeline_new(const struct cfg *cfg);
 /* A reloaded configuration, swapped in between messages. */
 void pipeline_set_cfg(struct pipeline *pl, const struct cfg *cfg);
+/* Counts into M (borrowed; it must outlive the pipeline): signed,
+ * encrypted, decrypted and verified by result (metrics.h), once per
+ * processing run.  Before the queue starts calling the pipeline. */
+void pipeline_set_metrics(struct pipeline *pl, struct metrics *m);
 void pipeline_free(struct pipeline *pl);
 
 /* Turns spooled DATA_FD of ENV into the message to deliver: *OUT_FD is a

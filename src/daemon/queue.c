@@ -30,6 +30,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/log.h"
+#include "daemon/metrics.h"
 #include "daemon/spool.h"
 #include "smimegate.h"
 
@@ -50,6 +52,7 @@ struct queue {
 	struct queue_ops ops;
 	void *arg;
 	struct queue_params params;
+	struct metrics *metrics; /* borrowed, may be NULL */
 	unsigned nworkers;
 	pthread_t *threads;
 	unsigned nthreads; /* started */
@@ -90,11 +93,16 @@ queue_log(const struct spool_env *env, const char *event, const char *reply,
 	char safe[QUEUE_REPLY_MAX];
 
 	log_value(safe, sizeof(safe), reply ? reply : "");
-	fprintf(stderr,
-	        "smimegate[%ld]: queue: qid=%s event=%s reply=\"%s\" "
-	        "attempts=%u%s\n",
-	        (long)getpid(), env->id, event, safe, env->attempts,
-	        extra ? extra : "");
+	log_event("queue", "qid=%s event=%s reply=\"%s\" attempts=%u%s",
+	          env->id, event, safe, env->attempts, extra ? extra : "");
+}
+
+/* An operation on the spool failed for the message ID. */
+static void
+queue_log_error(const char *id, const char *op, enum sg_status st)
+{
+	log_err("queue", "qid=%s event=error op=%s status=%s", id, op,
+	        sg_status_name(st));
 }
 
 /* ---- the heap ---- */
@@ -227,10 +235,7 @@ finish(struct queue *q, struct spool_env *env, const char *event,
 	queue_log(env, event, reply, extra);
 	if (st != SG_OK && st != SG_ERR_NOT_FOUND)
 		/* it stays on disk: a later start tries it again */
-		fprintf(stderr,
-		        "smimegate[%ld]: queue: qid=%s event=error "
-		        "op=remove status=%s\n",
-		        (long)getpid(), env->id, sg_status_name(st));
+		queue_log_error(env->id, "remove", st);
 }
 
 /* Notifies the sender and removes the message (QUEUE_DONE); when the
@@ -250,15 +255,13 @@ bounce(struct queue *q, struct spool_env *env, enum sg_status st,
 		if ((bst = spool_update(q->sp, env)) == SG_ERR_NOT_FOUND)
 			return QUEUE_DONE; /* removed behind our back */
 		if (bst != SG_OK)
-			fprintf(stderr,
-			        "smimegate[%ld]: queue: qid=%s event=error "
-			        "op=update status=%s\n",
-			        (long)getpid(), env->id, sg_status_name(bst));
+			queue_log_error(env->id, "update", bst);
 		queue_log(env, "bounce-deferred", reason, NULL);
 		*next = env->next_try;
 		return QUEUE_AGAIN;
 	}
 	finish(q, env, event, reason, null_sender ? " dsn=none" : NULL);
+	metrics_inc(q->metrics, METRICS_BOUNCED);
 	return QUEUE_DONE;
 }
 
@@ -288,11 +291,9 @@ defer(struct queue *q, struct spool_env *env, enum sg_status st,
 	if ((ust = spool_update(q->sp, env)) == SG_ERR_NOT_FOUND)
 		return QUEUE_DONE; /* removed behind our back */
 	if (ust != SG_OK)
-		fprintf(stderr,
-		        "smimegate[%ld]: queue: qid=%s event=error "
-		        "op=update status=%s\n",
-		        (long)getpid(), env->id, sg_status_name(ust));
+		queue_log_error(env->id, "update", ust);
 	queue_log(env, "deferred", reply, NULL);
+	metrics_inc(q->metrics, METRICS_DEFERRED);
 	*next = env->next_try;
 	return QUEUE_AGAIN;
 }
@@ -321,6 +322,7 @@ queue_report_rcpt_failed(struct queue_report *rep, const struct spool_env *env,
 	         null_sender ? " dsn=none" : "",
 	         rst != SG_OK ? " dsn=deferred" : "");
 	queue_log(env, "rcpt-failed", reply, extra);
+	metrics_inc(rep->q->metrics, METRICS_RCPT_FAILED);
 	return rst;
 }
 
@@ -385,6 +387,22 @@ attempt(struct queue *q, struct spool_env *env, char *reply, size_t len)
 	return st;
 }
 
+/* Counts a delivery and its latency, from reception (env->received, in
+ * whole seconds) to now. */
+static void
+delivered(struct queue *q, const struct spool_env *env)
+{
+	struct timespec now;
+
+	if (q->metrics == NULL)
+		return;
+	metrics_inc(q->metrics, METRICS_DELIVERED);
+	clock_gettime(CLOCK_REALTIME, &now);
+	metrics_observe_latency(q->metrics,
+	                        (double)(now.tv_sec - env->received) +
+	                            (double)now.tv_nsec / 1e9);
+}
+
 /* One run of the message IT.  *NEXT gets its next try on QUEUE_AGAIN. */
 static enum queue_outcome
 run_one(struct queue *q, const struct queue_item *it, time_t *next)
@@ -400,10 +418,7 @@ run_one(struct queue *q, const struct queue_item *it, time_t *next)
 		return QUEUE_DONE; /* removed meanwhile */
 	if (st != SG_OK) {
 		/* unreadable envelope: nothing can be saved; wait long */
-		fprintf(stderr,
-		        "smimegate[%ld]: queue: qid=%s event=error op=load "
-		        "status=%s\n",
-		        (long)getpid(), it->id, sg_status_name(st));
+		queue_log_error(it->id, "load", st);
 		*next = time(NULL) + (time_t)q->params.max_retry;
 		return QUEUE_AGAIN;
 	}
@@ -413,9 +428,10 @@ run_one(struct queue *q, const struct queue_item *it, time_t *next)
 	if (st != SG_OK && nrcpts > 0 && env.nrcpts == 0)
 		st = SG_OK; /* every recipient done, some reported failed */
 	out = QUEUE_DONE;
-	if (st == SG_OK)
+	if (st == SG_OK) {
 		finish(q, &env, "delivered", reply, NULL);
-	else if (is_temporary(st))
+		delivered(q, &env);
+	} else if (is_temporary(st))
 		out = defer(q, &env, st, reply, next);
 	else
 		out = bounce(q, &env, st, "bounced", reply, next);
@@ -527,6 +543,15 @@ queue_set_params(struct queue *q, const struct queue_params *p)
 		if (q->params.max_retry < q->params.first_retry)
 			q->params.max_retry = q->params.first_retry;
 	}
+	pthread_mutex_unlock(&q->lock);
+}
+
+void
+queue_set_metrics(struct queue *q, struct metrics *m)
+{
+	pthread_mutex_lock(&q->lock);
+	if (!q->started)
+		q->metrics = m;
 	pthread_mutex_unlock(&q->lock);
 }
 

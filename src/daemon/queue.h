@@ -18,7 +18,7 @@
  * code is 4xx (SG_ERR_TEMP, SG_ERR_IO, SG_ERR_NOMEM, ...) is retried, any
  * other failure is permanent.
  *
- * Log lines (stderr), one per event:
+ * Log lines (log.h: stderr or syslog), one per event:
  *   smimegate[PID]: queue: qid=ID event=delivered|deferred|bounced|expired
  *     reply="..." attempts=N
  *   smimegate[PID]: queue: qid=ID event=rcpt-failed reply="..."
@@ -31,6 +31,7 @@
 
 #include <stddef.h>
 
+#include "daemon/metrics.h"
 #include "daemon/spool.h"
 #include "smimegate.h"
 
@@ -144,6 +145,10 @@ struct queue *queue_new(struct spool *sp, unsigned workers,
 /* Sets the retry and expiry times (before queue_start).  A zero field
  * keeps the default; max_retry is raised to first_retry when below it. */
 void queue_set_params(struct queue *q, const struct queue_params *p);
+/* Counts into M (borrowed; it must outlive the queue) from now on:
+ * delivered (and the latency histogram), deferred, bounced, rcpt_failed
+ * (metrics.h).  Before queue_start only; ignored after. */
+void queue_set_metrics(struct queue *q, struct metrics *m);
 /*
  * Schedules every committed message of the spool (recovery: each at its
  * saved next_try) and starts the workers.  Once per queue.  SG_OK;

@@ -41,6 +41,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "daemon/log.h"
+
 #define RELAY_CACHE_MAX    16    /* idle connections kept per thread */
 #define RELAY_QUIT_TIMEOUT 5     /* seconds for QUIT when closing */
 #define RELAY_BUF          65536 /* octets read from the message at once */
@@ -1237,11 +1239,11 @@ relay_log(const struct txn *t, int tls, int verified, const char *event)
 
 	log_value(reply, sizeof(reply), t->last);
 	log_value(hop, sizeof(hop), t->hop->nexthop);
-	fprintf(stderr,
-	        "smimegate[%ld]: relay: qid=%s nexthop=%s tls=%s "
-	        "verified=%s rcpts=%zu reply=\"%s\" event=%s\n",
-	        (long)getpid(), t->env->id, hop, tls ? "yes" : "no",
-	        verified ? "yes" : "no", t->hop->nrcpts, reply, event);
+	log_event("relay",
+	          "qid=%s nexthop=%s tls=%s verified=%s rcpts=%zu "
+	          "reply=\"%s\" event=%s",
+	          t->env->id, hop, tls ? "yes" : "no", verified ? "yes" : "no",
+	          t->hop->nrcpts, reply, event);
 }
 
 /* A session to HOP: a kept one, else a new one (on opportunistic TLS
@@ -1260,11 +1262,10 @@ session_get(struct relay *r, struct relay_cache *cache, const char *helo,
 		char safe[RELAY_WHY_MAX], hop[RELAY_HOST_MAX + 16];
 		log_value(safe, sizeof(safe), whybuf);
 		log_value(hop, sizeof(hop), t->hop->nexthop);
-		fprintf(stderr,
-		        "smimegate[%ld]: relay: qid=%s nexthop=%s "
-		        "event=tls-failed reason=\"%s\" (again without "
-		        "TLS)\n",
-		        (long)getpid(), t->env->id, hop, safe);
+		log_warn("relay",
+		         "qid=%s nexthop=%s event=tls-failed reason=\"%s\" "
+		         "(again without TLS)",
+		         t->env->id, hop, safe);
 		c = conn_open(r, helo, t->hop, 0, &retry, whybuf, whylen);
 	}
 	return c;

@@ -7,6 +7,13 @@
  * finish), exit; whatever was not delivered stays in the spool for the
  * next start.  SIGHUP: reload the configuration atomically; a bad file
  * keeps the old one and says why.
+ *
+ * Observability: the daemon owns the counters (metrics.h) and hands them
+ * to the SMTP server, the queue and the pipeline; with `metrics =
+ * host:port` it serves them at GET /metrics on the same event loop
+ * (evhttp).  That endpoint trusts nothing a client sends (bounded
+ * headers and body, a timeout, GET and HEAD only) and reaches only the
+ * counters and two gauges.
  */
 #include "daemon/serve.h"
 
@@ -19,10 +26,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
+#include <event2/http.h>
 #include <event2/thread.h>
 
 #include "daemon/dsn.h"
+#include "daemon/log.h"
+#include "daemon/metrics.h"
 #include "daemon/pipeline.h"
 #include "daemon/queue.h"
 #include "daemon/smtp.h"
@@ -40,6 +51,8 @@ struct daemon {
 	struct queue *q;
 	struct pipeline *pl;
 	struct smtp_server *srv;
+	struct metrics *metrics; /* counted by srv, q and pl */
+	struct evhttp *http;     /* GET /metrics, when cfg->metrics is set */
 	struct event *ev_term, *ev_int, *ev_hup;
 	int stopping;
 };
@@ -50,12 +63,10 @@ static void
 dlog(const char *fmt, ...)
 {
 	va_list ap;
-	char line[1024];
 
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	log_vwrite(LOG_LEVEL_INFO, "daemon", fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "smimegate[%d]: daemon: %s\n", (int)getpid(), line);
 }
 
 static void
@@ -64,9 +75,10 @@ committed(const struct spool_env *env, void *arg)
 	struct daemon *d = arg;
 
 	if (queue_add(d->q, env) != SG_OK)
-		dlog("qid=%s event=queue-add-failed (delivered at the next "
-		     "start)",
-		     env->id);
+		log_err("daemon",
+		        "qid=%s event=queue-add-failed (delivered at the next "
+		        "start)",
+		        env->id);
 }
 
 static enum sg_status
@@ -114,9 +126,10 @@ inject(struct daemon *d, const struct cfg *cfg, const char *sender,
 		goto out;
 	snprintf(id, idlen, "%s", env.id);
 	if (queue_add(d->q, &env) != SG_OK)
-		dlog("qid=%s event=queue-add-failed (delivered at the next "
-		     "start)",
-		     env.id);
+		log_err("daemon",
+		        "qid=%s event=queue-add-failed (delivered at the next "
+		        "start)",
+		        env.id);
 out:
 	spool_env_clear(&env);
 	return st;
@@ -135,10 +148,12 @@ warn_self_signed(const struct sg_key *key, const char *qid, const char *name)
 	    sg_certs_count(certs) > 0 &&
 	    sg_certs_info(certs, 0, &ci) == SG_OK) {
 		if (ci.self_signed)
-			dlog("qid=%s event=dsn-signer-self-signed signer=%s "
-			     "(recipients cannot trust it: use a CA-issued "
-			     "certificate, or no notify_signer)",
-			     qid, name);
+			log_warn(
+			    "daemon",
+			    "qid=%s event=dsn-signer-self-signed signer=%s "
+			    "(recipients cannot trust it: use a CA-issued "
+			    "certificate, or no notify_signer)",
+			    qid, name);
 		sg_cert_info_clear(&ci);
 	}
 	sg_certs_free(certs);
@@ -174,9 +189,10 @@ sign_notification(const struct cfg *cfg, const char *qid, const char *dsn,
 		why = sg_ctx_error(ctx);
 out:
 	if (rc != SG_OK)
-		dlog("qid=%s event=dsn-unsigned signer=%s status=%s "
-		     "reason=\"%s\" (sent unsigned)",
-		     qid, cfg->notify_signer, sg_status_name(rc), why);
+		log_warn("daemon",
+		         "qid=%s event=dsn-unsigned signer=%s status=%s "
+		         "reason=\"%s\" (sent unsigned)",
+		         qid, cfg->notify_signer, sg_status_name(rc), why);
 	sg_key_free(key);
 	store_close(st);
 	sg_ctx_free(ctx);
@@ -256,9 +272,10 @@ notify_sender(struct daemon *d, const struct spool_env *env,
 out:
 	if (rc != SG_OK) {
 		int temporary = sg_status_smtp_code(rc) / 100 == 4;
-		dlog("qid=%s event=dsn-failed status=%s (%s)", env->id,
-		     sg_status_name(rc),
-		     temporary ? "kept to try again" : "no notification sent");
+		log_warn("daemon", "qid=%s event=dsn-failed status=%s (%s)",
+		         env->id, sg_status_name(rc),
+		         temporary ? "kept to try again"
+		                   : "no notification sent");
 		if (!temporary)
 			rc = SG_OK;
 	}
@@ -299,6 +316,106 @@ q_rcpt_failed(void *arg, const struct spool_env *env, const char *rcpt,
 	return notify_sender(arg, env, &r, 1, 0);
 }
 
+/* ---- the metrics endpoint ---- */
+
+#define HTTP_TIMEOUT     10   /* seconds for a whole request */
+#define HTTP_MAX_HEADERS 8192 /* octets of a request's headers */
+#define HTTP_MAX_BODY    1024 /* a GET has none */
+
+/* GET /metrics: the text exposition; any other path 404. */
+static void
+http_request(struct evhttp_request *req, void *arg)
+{
+	struct daemon *d = arg;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	struct metrics_gauges g;
+	struct evbuffer *body = NULL;
+	char *text = NULL;
+	size_t len = 0;
+
+	if (path == NULL || strcmp(path, "/metrics") != 0) {
+		evhttp_send_error(req, HTTP_NOTFOUND, NULL);
+		return;
+	}
+	g.queue_size = queue_size(d->q);
+	g.sessions_active = smtp_server_sessions(d->srv);
+	if (metrics_render(d->metrics, &g, &text, &len) != SG_OK ||
+	    (body = evbuffer_new()) == NULL ||
+	    evbuffer_add(body, text, len) != 0 ||
+	    evhttp_add_header(evhttp_request_get_output_headers(req),
+	                      "Content-Type",
+	                      "text/plain; version=0.0.4; charset=utf-8") != 0)
+		evhttp_send_error(req, HTTP_INTERNAL, NULL);
+	else
+		evhttp_send_reply(req, HTTP_OK, "OK", body);
+	if (body != NULL)
+		evbuffer_free(body);
+	free(text);
+}
+
+/* "host:port" or "[v6]:port" (checked by the configuration) into HOST of
+ * HOSTLEN and *PORT.  0 or -1. */
+static int
+split_hostport(const char *v, char *host, size_t hostlen, int *port)
+{
+	const char *colon = strrchr(v, ':'), *h = v;
+	size_t hlen;
+
+	if (colon == NULL)
+		return -1;
+	hlen = (size_t)(colon - v);
+	if (hlen >= 2 && v[0] == '[' && v[hlen - 1] == ']') {
+		h = v + 1;
+		hlen -= 2;
+	}
+	if (hlen == 0 || hlen >= hostlen)
+		return -1;
+	memcpy(host, h, hlen);
+	host[hlen] = '\0';
+	*port = atoi(colon + 1);
+	return *port > 0 && *port < 65536 ? 0 : -1;
+}
+
+/* An HTTP server on D's loop bound to ADDR, serving http_request; NULL
+ * with ERR when it cannot bind. */
+static struct evhttp *
+http_open(struct daemon *d, const char *addr, char *err, size_t errlen)
+{
+	struct evhttp *http;
+	char host[256];
+	int port;
+
+	if (split_hostport(addr, host, sizeof(host), &port) == -1) {
+		snprintf(err, errlen, "metrics %s: not host:port", addr);
+		return NULL;
+	}
+	if ((http = evhttp_new(d->base)) == NULL) {
+		snprintf(err, errlen, "metrics %s: out of memory", addr);
+		return NULL;
+	}
+	evhttp_set_timeout(http, HTTP_TIMEOUT);
+	evhttp_set_max_headers_size(http, HTTP_MAX_HEADERS);
+	evhttp_set_max_body_size(http, HTTP_MAX_BODY);
+	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+	evhttp_set_gencb(http, http_request, d);
+	errno = 0;
+	if (evhttp_bind_socket_with_handle(http, host, (ev_uint16_t)port) ==
+	    NULL) {
+		snprintf(err, errlen, "metrics %s: cannot listen: %s", addr,
+		         errno ? strerror(errno) : "bad address");
+		evhttp_free(http);
+		return NULL;
+	}
+	return http;
+}
+
+static int
+same_str(const char *a, const char *b)
+{
+	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
 static void
 stopped(void *arg)
 {
@@ -327,18 +444,40 @@ on_reload(evutil_socket_t sig, short what, void *arg)
 {
 	struct daemon *d = arg;
 	struct cfg *cfg = NULL, **old;
+	struct evhttp *http = d->http;
 	char err[512];
+	int new_log, new_http;
 
 	if (cfg_load(d->config_path, &cfg, err, sizeof(err)) != SG_OK) {
-		dlog("event=reload-refused reason=\"%s\" (the running "
-		     "configuration stays)",
-		     err);
+		log_warn("daemon",
+		         "event=reload-refused reason=\"%s\" (the running "
+		         "configuration stays)",
+		         err);
 		return;
 	}
-	if (smtp_server_set_cfg(d->srv, cfg, err, sizeof(err)) == -1) {
-		dlog("event=reload-refused reason=\"%s\"", err);
-		cfg_free(cfg);
-		return;
+	/* Each step can be undone until the SMTP server took the new one. */
+	new_log = !same_str(d->cfg->log, cfg->log);
+	new_http = !same_str(d->cfg->metrics, cfg->metrics);
+	if (new_log && log_open(cfg->log, "smimegate", err, sizeof(err)) == -1)
+		goto refused;
+	if (new_http)
+		http = cfg->metrics
+		           ? http_open(d, cfg->metrics, err, sizeof(err))
+		           : NULL;
+	if ((new_http && cfg->metrics && http == NULL) ||
+	    smtp_server_set_cfg(d->srv, cfg, err, sizeof(err)) == -1) {
+		if (new_http && http != NULL)
+			evhttp_free(http);
+		if (new_log)
+			(void)log_open(d->cfg->log, "smimegate", NULL, 0);
+		goto refused;
+	}
+	if (new_http) {
+		if (d->http != NULL)
+			evhttp_free(d->http);
+		d->http = http;
+		dlog("event=metrics address=%s",
+		     cfg->metrics ? cfg->metrics : "none");
 	}
 	pipeline_set_cfg(d->pl, cfg);
 	if ((old = realloc(d->old, (d->nold + 1) * sizeof(*old))) != NULL) {
@@ -348,6 +487,10 @@ on_reload(evutil_socket_t sig, short what, void *arg)
 	/* q_bounce reads it from the queue's threads */
 	__atomic_store_n(&d->cfg, cfg, __ATOMIC_RELEASE);
 	dlog("event=reloaded config=%s", d->config_path);
+	return;
+refused:
+	log_warn("daemon", "event=reload-refused reason=\"%s\"", err);
+	cfg_free(cfg);
 }
 
 /* Fails early, with a clear reason, on a store that cannot open. */
@@ -403,6 +546,8 @@ serve_run(const char *config_path, char *err, size_t errlen)
 
 	if ((st = cfg_load(config_path, &d.cfg, err, errlen)) != SG_OK)
 		return -1;
+	if (log_open(d.cfg->log, "smimegate", err, errlen) == -1)
+		goto out;
 	if (check_store(d.cfg, err, errlen) == -1)
 		goto out;
 	raise_fd_limit(d.cfg);
@@ -413,18 +558,25 @@ serve_run(const char *config_path, char *err, size_t errlen)
 	}
 	if ((st = spool_open(d.cfg->spool_dir, &d.sp, err, errlen)) != SG_OK)
 		goto out;
-	if ((d.pl = pipeline_new(d.cfg)) == NULL ||
+	if ((d.metrics = metrics_new()) == NULL ||
+	    (d.pl = pipeline_new(d.cfg)) == NULL ||
 	    (d.q = queue_new(d.sp, d.cfg->workers, &ops, &d)) == NULL ||
 	    (d.srv = smtp_server_new(d.base, d.cfg, d.sp, committed, &d)) ==
 	        NULL) {
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
+	pipeline_set_metrics(d.pl, d.metrics);
+	queue_set_metrics(d.q, d.metrics);
+	smtp_server_set_metrics(d.srv, d.metrics);
 	qp.first_retry = d.cfg->retry_min;
 	qp.max_retry = d.cfg->retry_max;
 	qp.lifetime = d.cfg->queue_lifetime;
 	queue_set_params(d.q, &qp);
 	if (smtp_server_listen(d.srv, err, errlen) == -1)
+		goto out;
+	if (d.cfg->metrics != NULL &&
+	    (d.http = http_open(&d, d.cfg->metrics, err, errlen)) == NULL)
 		goto out;
 	/* Recovery: everything committed before a crash is delivered. */
 	if (queue_start(d.q) != SG_OK) {
@@ -447,11 +599,15 @@ serve_run(const char *config_path, char *err, size_t errlen)
 		     d.cfg->listeners[i].port,
 		     d.cfg->listeners[i].role == CFG_OUTGOING ? "outgoing"
 		                                              : "incoming");
+	if (d.cfg->metrics != NULL)
+		dlog("event=metrics address=%s", d.cfg->metrics);
 	dlog("event=started queued=%zu delivery=%s", spool_count(d.sp),
 	     d.cfg->smarthost ? d.cfg->smarthost : d.cfg->outbox);
 	event_base_dispatch(d.base);
 	rc = 0;
 out:
+	if (d.http != NULL)
+		evhttp_free(d.http);
 	if (d.ev_term)
 		event_free(d.ev_term);
 	if (d.ev_int)
@@ -475,5 +631,7 @@ out:
 		cfg_free(d.old[i]);
 	free(d.old);
 	cfg_free(d.cfg);
+	metrics_free(d.metrics);
+	log_close();
 	return rc;
 }

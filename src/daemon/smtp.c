@@ -35,6 +35,7 @@
 #include <event2/listener.h>
 #include <event2/util.h>
 
+#include "daemon/log.h"
 #include "daemon/smtp_int.h"
 
 #define SMTP_ACCEPT_PAUSE 1 /* seconds without accepting after EMFILE */
@@ -52,16 +53,11 @@ struct smtp_listener {
 void
 smtp_log(const char *fmt, ...)
 {
-	char line[1024];
 	va_list ap;
-	int n;
 
-	n = snprintf(line, sizeof(line),
-	             "smimegate[%ld]: smtp: ", (long)getpid());
 	va_start(ap, fmt);
-	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	log_vwrite(LOG_LEVEL_INFO, "smtp", fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "%s\n", line);
 }
 
 void
@@ -102,8 +98,12 @@ pool_main(void *arg)
 		TAILQ_REMOVE(&srv->todo, job, entry);
 		pthread_mutex_unlock(&srv->pool_lock);
 
-		job->status = spool_rx_commit(job->rx, &job->env);
-		job->rx = NULL;
+		if (job->work != NULL) {
+			job->work(job->work_arg);
+		} else {
+			job->status = spool_rx_commit(job->rx, &job->env);
+			job->rx = NULL;
+		}
 
 		pthread_mutex_lock(&srv->pool_lock);
 		TAILQ_INSERT_TAIL(&srv->done, job, entry);
@@ -183,6 +183,62 @@ pool_start(struct smtp_server *srv)
 	return rc;
 }
 
+/* ---- TLS and AUTH of the listeners ---- */
+
+static void
+lsec_free_all(struct smtp_lsec *v, size_t n)
+{
+	for (size_t i = 0; v != NULL && i < n; i++) {
+		smtp_tls_free(v[i].tls);
+		smtp_auth_db_free(v[i].auth);
+	}
+	free(v);
+}
+
+/* Reads the certificate, key and users file of every listener of CFG:
+ * all or nothing, ERR naming the listener and the file. */
+static int
+lsec_load_all(const struct cfg *cfg, struct smtp_lsec **out, char *err,
+              size_t errlen)
+{
+	struct smtp_lsec *v;
+	char why[400];
+
+	if ((v = calloc(cfg->nlisteners + 1, sizeof(*v))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < cfg->nlisteners; i++) {
+		const struct cfg_listener *l = &cfg->listeners[i];
+
+		if (cfg_listener_starttls(l) != CFG_STARTTLS_NONE &&
+		    l->tls_cert != NULL && l->tls_key != NULL &&
+		    (v[i].tls = smtp_tls_new(l->tls_cert, l->tls_key, why,
+		                             sizeof(why))) == NULL)
+			goto fail;
+		if (l->auth == CFG_AUTH_PLAIN && l->auth_users != NULL &&
+		    (v[i].auth = smtp_auth_db_load(l->auth_users, why,
+		                                   sizeof(why))) == NULL)
+			goto fail;
+		continue;
+	fail:
+		snprintf(err, errlen, "listener %s: %s", l->name, why);
+		lsec_free_all(v, cfg->nlisteners);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+const struct smtp_lsec *
+smtp_server_lsec(const struct smtp_server *srv, const struct cfg_listener *l)
+{
+	for (size_t i = 0; srv->cfg && i < srv->nlsec; i++)
+		if (&srv->cfg->listeners[i] == l)
+			return &srv->lsec[i];
+	return NULL;
+}
+
 /* ---- the server ---- */
 
 static void
@@ -251,6 +307,12 @@ smtp_server_sessions(const struct smtp_server *srv)
 }
 
 void
+smtp_server_set_metrics(struct smtp_server *srv, struct metrics *m)
+{
+	srv->metrics = m;
+}
+
+void
 smtp_server_session_closed(struct smtp_server *srv)
 {
 	srv->nsessions--;
@@ -301,6 +363,7 @@ accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
 		evutil_closesocket(fd);
 		smtp_log("event=busy listener=%s sessions=%zu", lsn->l->name,
 		         srv->nsessions);
+		metrics_inc(srv->metrics, METRICS_REJECTED_BUSY);
 		return;
 	}
 	bev = bufferevent_socket_new(
@@ -447,12 +510,21 @@ smtp_server_listen(struct smtp_server *srv, char *err, size_t errlen)
 {
 	struct smtp_listener **v;
 
+	struct smtp_lsec *sec;
+
 	if (srv->listening || srv->shutting) {
 		snprintf(err, errlen, "already listening or shut down");
 		return -1;
 	}
-	if (lsn_open_all(srv, srv->cfg, NULL, 0, &v, err, errlen) < 0)
+	if (lsec_load_all(srv->cfg, &sec, err, errlen) < 0)
 		return -1;
+	if (lsn_open_all(srv, srv->cfg, NULL, 0, &v, err, errlen) < 0) {
+		lsec_free_all(sec, srv->cfg->nlisteners);
+		return -1;
+	}
+	lsec_free_all(srv->lsec, srv->nlsec);
+	srv->lsec = sec;
+	srv->nlsec = srv->cfg->nlisteners;
 	srv->lsn = v;
 	srv->nlsn = srv->cfg->nlisteners;
 	srv->listening = 1;
@@ -464,12 +536,19 @@ smtp_server_set_cfg(struct smtp_server *srv, const struct cfg *cfg, char *err,
                     size_t errlen)
 {
 	struct smtp_listener **v = NULL;
+	struct smtp_lsec *sec;
 	size_t i;
 
+	/* the new certificates and users first: a bad file changes
+	 * nothing */
+	if (lsec_load_all(cfg, &sec, err, errlen) < 0)
+		return -1;
 	if (srv->listening) {
 		if (lsn_open_all(srv, cfg, srv->lsn, srv->nlsn, &v, err,
-		                 errlen) < 0)
+		                 errlen) < 0) {
+			lsec_free_all(sec, cfg->nlisteners);
 			return -1;
+		}
 		for (i = 0; i < srv->nlsn; i++)
 			if (!srv->lsn[i]->keep)
 				lsn_free(srv->lsn[i]);
@@ -481,6 +560,10 @@ smtp_server_set_cfg(struct smtp_server *srv, const struct cfg *cfg, char *err,
 		srv->lsn = v;
 		srv->nlsn = cfg->nlisteners;
 	}
+	/* sessions keep the references they took at their start */
+	lsec_free_all(srv->lsec, srv->nlsec);
+	srv->lsec = sec;
+	srv->nlsec = cfg->nlisteners;
 	srv->cfg = cfg;
 	smtp_session_reload_all(srv);
 	smtp_log("event=reload listeners=%zu sessions=%zu", cfg->nlisteners,
@@ -515,6 +598,7 @@ smtp_server_free(struct smtp_server *srv)
 	lsn_free_all(srv->lsn, srv->nlsn);
 	pool_stop(srv);
 	smtp_session_free_all(srv);
+	lsec_free_all(srv->lsec, srv->nlsec);
 	event_free(srv->done_ev);
 	event_free(srv->shutdown_ev);
 	pthread_cond_destroy(&srv->pool_cond);

@@ -4,9 +4,11 @@
  *
  * What it trusts: nothing a client says.  Every size and count is bounded
  * by the configuration; end of data is only CRLF.CRLF (no SMTP smuggling);
- * relaying is allowed only to clients in the listener's relay_from, and on
- * an incoming listener to anyone for its local domains.  What it can
- * reach: its sockets and the spool.
+ * relaying is allowed only to clients in the listener's relay_from or
+ * authenticated with SMTP AUTH (inside TLS only), and on an incoming
+ * listener to anyone for its local domains.  What it can reach: its
+ * sockets, the spool, and the listeners' certificate, key and users files
+ * (read at start and reload).
  *
  * Replies come from one place, the status table, where a status applies;
  * protocol replies (syntax, sequence) are in smtp_session.c's table.
@@ -24,6 +26,7 @@
 #include "policy/config.h"
 
 struct smtp_server;
+struct metrics;
 
 /* Called on the event loop's thread after a message was committed to the
  * spool and before its 250 is sent: the queue runner's wake-up. */
@@ -35,13 +38,17 @@ typedef void (*smtp_committed_fn)(const struct spool_env *env, void *arg);
 struct smtp_server *smtp_server_new(struct event_base *base,
                                     const struct cfg *cfg, struct spool *sp,
                                     smtp_committed_fn committed, void *arg);
-/* Binds every listener of the configuration.  On failure ERR says which
- * and why; nothing stays bound.  0 or -1. */
+/* Loads the listeners' TLS certificates and keys (the key must match)
+ * and AUTH users files, then binds every listener of the configuration.
+ * On failure ERR says which listener, which file and why; nothing stays
+ * bound.  0 or -1. */
 int smtp_server_listen(struct smtp_server *srv, char *err, size_t errlen);
 /* A reloaded configuration: sessions started from now on use it (limits,
- * access lists, profiles).  Listeners whose address changed are re-bound;
- * -1 with ERR when that fails, and then nothing changed: the old
- * configuration and listeners keep serving. */
+ * access lists, profiles, TLS certificates and AUTH users, read again
+ * here; sessions in flight keep theirs).  Listeners whose address changed
+ * are re-bound; -1 with ERR when a file is bad or binding fails, and then
+ * nothing changed: the old configuration and listeners keep serving.  A
+ * server that is not listening only loads the files (tests). */
 int smtp_server_set_cfg(struct smtp_server *srv, const struct cfg *cfg,
                         char *err, size_t errlen);
 /* Stops accepting; sessions in flight finish (a message in DATA is
@@ -54,6 +61,10 @@ void smtp_server_shutdown(struct smtp_server *srv, void (*done)(void *),
  * freed bufferevents' deferred callbacks are released. */
 void smtp_server_free(struct smtp_server *srv);
 size_t smtp_server_sessions(const struct smtp_server *srv);
+/* Counts into M (borrowed; it must outlive the server; NULL: no
+ * counting) from now on: sessions, messages received, refusals by reason
+ * (metrics.h). */
+void smtp_server_set_metrics(struct smtp_server *srv, struct metrics *m);
 
 /* Serves one session of listener L on BEV (taken over; freed at the end).
  * BEV must not run its callbacks inside a write: a socket bufferevent, or

@@ -1,8 +1,9 @@
 /*
- * smtp_int.h - private to the SMTP server, the two files of one component:
+ * smtp_int.h - private to the SMTP server, the files of one component:
  * smtp.c (listeners, the session count, the commit pool, reload and
- * shutdown, the log line) and smtp_session.c (the protocol).  Nothing
- * else includes it.
+ * shutdown, the log line), smtp_session.c (the protocol), smtp_parse.c
+ * (command syntax), smtp_tls.c (STARTTLS) and smtp_auth.c (SMTP AUTH).
+ * Nothing else includes it.
  *
  * Threads: everything here belongs to the event loop's thread, except
  * the commit pool's queues (under pool_lock) and a job while a commit
@@ -18,6 +19,7 @@
 
 #include <event2/event.h>
 
+#include "daemon/metrics.h"
 #include "daemon/smtp.h"
 #include "daemon/spool.h"
 #include "policy/config.h"
@@ -59,6 +61,10 @@ struct smtp_job {
 	enum sg_status status;
 	void (*done)(struct smtp_job *job, int cancelled);
 	void *arg;
+	/* Other slow work for the pool (an AUTH password check): when set,
+	 * the thread calls WORK(WORK_ARG) instead of committing RX. */
+	void (*work)(void *work_arg);
+	void *work_arg;
 };
 TAILQ_HEAD(smtp_job_list, smtp_job);
 
@@ -66,6 +72,16 @@ struct smtp_session; /* smtp_session.c */
 TAILQ_HEAD(smtp_session_list, smtp_session);
 
 struct smtp_listener; /* smtp.c */
+struct smtp_tls;      /* smtp_tls.c */
+struct smtp_auth_db;  /* smtp_auth.c */
+
+/* What STARTTLS and AUTH need of one configured listener, loaded from its
+ * files at start and at each reload (smtp.c); NULL where not configured.
+ * Each session takes its own references at its start. */
+struct smtp_lsec {
+	struct smtp_tls *tls;
+	struct smtp_auth_db *auth;
+};
 
 struct smtp_server {
 	struct event_base *base;
@@ -73,9 +89,14 @@ struct smtp_server {
 	struct spool *sp;      /* borrowed */
 	smtp_committed_fn committed;
 	void *committed_arg;
+	struct metrics *metrics; /* borrowed, may be NULL */
 
 	struct smtp_listener **lsn; /* bound listeners (smtp.c) */
 	size_t nlsn;
+	/* TLS and AUTH of cfg->listeners[i] (same index), or NULL before
+	 * smtp_server_listen or smtp_server_set_cfg loaded them */
+	struct smtp_lsec *lsec;
+	size_t nlsec;
 	int listening; /* smtp_server_listen succeeded, not shut down */
 
 	struct smtp_session_list sessions; /* linked by smtp_session.c */
@@ -132,7 +153,7 @@ int smtp_parse_helo(const char *p);
 
 /* ---- smtp.c, for the sessions ---- */
 
-/* One log line on stderr: "smimegate[PID]: smtp: " and FMT.  Never a
+/* One log line (log.h): "smimegate[PID]: smtp: " and FMT.  Never a
  * message body. */
 void smtp_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Hands JOB to a commit thread; its DONE is called on the loop thread. */
@@ -140,6 +161,87 @@ void smtp_pool_submit(struct smtp_server *srv, struct smtp_job *job);
 /* A session has unlinked itself: the count drops, and the shutdown's DONE
  * is scheduled when it was the last. */
 void smtp_server_session_closed(struct smtp_server *srv);
+
+/* The TLS and AUTH of listener L of the server's configuration (NULL
+ * when none is loaded for it). */
+const struct smtp_lsec *smtp_server_lsec(const struct smtp_server *srv,
+                                         const struct cfg_listener *l);
+
+/* ---- smtp_tls.c: STARTTLS (loop thread only) ---- */
+
+/* A server TLS context from CERT (a PEM certificate, or a chain with the
+ * leaf first) and KEY (a PEM private key without passphrase): TLS 1.2 at
+ * least, OpenSSL's default ciphers, no renegotiation.  Both files must be
+ * readable and the key must match the certificate.  NULL with ERR naming
+ * the file and the reason.  One reference, dropped by smtp_tls_free. */
+struct smtp_tls *smtp_tls_new(const char *cert, const char *key, char *err,
+                              size_t errlen);
+/* Another reference to T (NULL stays NULL). */
+struct smtp_tls *smtp_tls_ref(struct smtp_tls *t);
+/* Drops a reference; the last frees.  NULL does nothing. */
+void smtp_tls_free(struct smtp_tls *t);
+/* A TLS server filter over UNDER, its handshake waiting for the client,
+ * made with BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS: freeing it
+ * frees UNDER.  Whatever UNDER's input holds is read as TLS: drain it
+ * first.  NULL on failure; then UNDER is still the caller's, but its
+ * callbacks must be set again. */
+struct bufferevent *smtp_tls_wrap(struct smtp_tls *t, struct event_base *base,
+                                  struct bufferevent *under);
+/* The protocol ("TLSv1.3") and cipher of BEV's TLS connection: static
+ * strings, "none" when there is none (yet). */
+void smtp_tls_info(struct bufferevent *bev, const char **version,
+                   const char **cipher);
+/* Why BEV's TLS failed (OpenSSL's last error) into BUF. */
+void smtp_tls_error(struct bufferevent *bev, char *buf, size_t len);
+/* Sends close_notify once (after the last reply is encrypted). */
+void smtp_tls_shutdown(struct bufferevent *bev);
+/* Encrypted octets still waiting under BEV (0 for a plain one). */
+size_t smtp_tls_pending(struct bufferevent *bev);
+
+/* ---- smtp_auth.c: SMTP AUTH PLAIN ---- */
+
+#define SMTP_AUTH_USER_MAX 255
+#define SMTP_AUTH_PASS_MAX 255
+#define SMTP_AUTH_RESP_MAX 512 /* decoded PLAIN response */
+
+/* Loads the users file PATH (lines "user:hash", a hash crypt(3) knows
+ * and does not call legacy: yescrypt "$y$", "$6$", "$5$", bcrypt ...;
+ * '#' comments; at least one user, none twice).  NULL with ERR
+ * "auth_users FILE:LINE: reason".  One reference. */
+struct smtp_auth_db *smtp_auth_db_load(const char *path, char *err,
+                                       size_t errlen);
+struct smtp_auth_db *smtp_auth_db_ref(struct smtp_auth_db *db);
+/* Drops a reference; the last frees (hashes wiped).  NULL does nothing. */
+void smtp_auth_db_free(struct smtp_auth_db *db);
+
+enum smtp_auth_plain {
+	SMTP_AUTH_PLAIN_OK,
+	SMTP_AUTH_PLAIN_BASE64,    /* not base64, or too long */
+	SMTP_AUTH_PLAIN_MALFORMED, /* not authzid NUL user NUL password */
+	SMTP_AUTH_PLAIN_AUTHZID    /* asks to act as another user */
+};
+/* Decodes a PLAIN response (RFC 4616; "=" is an empty one) into USER of
+ * ULEN and PASS of PLEN octets (NUL-terminated, non-empty).  The outputs
+ * are set only with SMTP_AUTH_PLAIN_OK; the caller wipes PASS. */
+enum smtp_auth_plain smtp_auth_plain_decode(const char *b64, char *user,
+                                            size_t ulen, char *pass,
+                                            size_t plen);
+/* IN made safe for a log field into OUT of LEN: at most 64 octets,
+ * anything but printable ASCII (and '"', '\\', '=') as '?'. */
+void smtp_auth_printable(const char *in, char *out, size_t len);
+
+/* One password check, with its own copies of USER, PASS and the hash
+ * (an unknown user is checked against a stand-in hash, and fails).  NULL
+ * when out of memory or a field is too long. */
+struct smtp_auth_check *smtp_auth_check_new(const struct smtp_auth_db *db,
+                                            const char *user, const char *pass);
+/* Runs crypt(3): on any thread (a smtp_job's WORK); wipes the password. */
+void smtp_auth_check_run(void *check);
+/* After the run: 1 accepted, 0 refused, -1 could not check. */
+int smtp_auth_check_result(const struct smtp_auth_check *c);
+const char *smtp_auth_check_user(const struct smtp_auth_check *c);
+/* Wipes and frees; NULL does nothing. */
+void smtp_auth_check_free(struct smtp_auth_check *c);
 
 /* ---- smtp_session.c, for the server ---- */
 

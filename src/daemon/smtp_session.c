@@ -41,11 +41,26 @@
  * listeners and the tests' pairs are): a session is freed only from its
  * own top-level callbacks.
  *
- * TLS (a later step): all I/O goes through s->bev, whose callbacks and
- * watermarks session_set_bev() installs; STARTTLS will wrap the socket's
- * bufferevent in bufferevent_openssl_filter_new() (with
- * BEV_OPT_DEFER_CALLBACKS), hand the filter to session_set_bev() and go
- * back to S_CONNECTED with the transaction and EHLO forgotten (RFC 3207).
+ * STARTTLS (RFC 3207): offered in EHLO when the listener has a
+ * certificate (tls = offer or required) and TLS is not up yet.  All I/O
+ * goes through s->bev, whose callbacks and watermarks session_set_bev()
+ * installs: after "220 2.0.0" (in clear) the socket's bufferevent is
+ * wrapped in a TLS filter (smtp_tls.c) and the session goes back to
+ * S_CONNECTED with EHLO and the transaction forgotten.  Whatever the
+ * client sent after STARTTLS in the same flight is dropped unread
+ * (CVE-2011-0411: no command injected in clear may run inside TLS).
+ * With tls = required, MAIL before STARTTLS gets 530 5.7.0.  The
+ * Received: header says ESMTPS (RFC 3848), the queued line the protocol
+ * and cipher.
+ *
+ * AUTH (RFC 4954, PLAIN of RFC 4616 only) exists on a listener with
+ * auth = plain, and only inside TLS: in clear it is not advertised and
+ * gets 538 5.7.11.  The response is one command line (SMTP_CMD_MAX), as
+ * the initial response or after "334 ".  The password check (crypt(3),
+ * slow on purpose) runs on a commit thread; a wrong password is answered
+ * 535 5.7.8 after SMTP_AUTH_DELAY seconds, and counts as a protocol
+ * error.  An authenticated client may relay, as one in relay_from: on an
+ * outgoing listener that is what lets it have mail signed.
  */
 #include "daemon/smtp.h"
 
@@ -74,6 +89,8 @@
 #define SMTP_INBUF_MIN   (64u << 10)
 #define SMTP_MAX_ERRORS  10
 #define SMTP_CLOSE_GRACE 10 /* seconds to flush the last reply */
+#define SMTP_CLOSE_POLL  50 /* ms: checking that TLS output left */
+#define SMTP_AUTH_DELAY  2  /* seconds before a 535 */
 
 enum smtp_state {
 	S_CONNECTED, /* banner sent, no EHLO/HELO yet */
@@ -82,10 +99,14 @@ enum smtp_state {
 	S_RCPT,      /* and at least one RCPT */
 	S_DATA,      /* reading the message */
 	S_COMMIT,    /* the message is with a commit thread */
-	S_CLOSING    /* the last reply is being flushed */
+	S_CLOSING,   /* the last reply is being flushed */
+	S_AUTH_LINE, /* "334 " sent: the next line is the AUTH response */
+	S_AUTH,      /* a password is being checked on a commit thread */
+	S_PAUSE      /* a failed AUTH waits before its 535 */
 };
 static const char *const state_names[] = {
-    "connected", "helo", "mail", "rcpt", "data", "commit", "closing"};
+    "connected", "helo",    "mail",      "rcpt", "data",
+    "commit",    "closing", "auth-line", "auth", "pause"};
 #define ST(s)  (1u << (s))
 #define ST_CMD (ST(S_CONNECTED) | ST(S_HELO) | ST(S_MAIL) | ST(S_RCPT))
 
@@ -125,6 +146,19 @@ enum smtp_reply {
 	R_SHUTDOWN,
 	R_TOO_MANY_ERRORS,
 	R_INTERNAL,
+	R_STARTTLS,
+	R_TLS_FIRST,
+	R_TLS_UNAVAIL,
+	R_NOT_IMPL,
+	R_AUTH_OK,
+	R_AUTH_CONT,
+	R_AUTH_ENCRYPT,
+	R_AUTH_MECH,
+	R_AUTH_FAILED,
+	R_AUTH_CANCEL,
+	R_AUTH_BASE64,
+	R_AUTH_TWICE,
+	R_AUTH_TEMP,
 	R__COUNT
 };
 
@@ -197,9 +231,34 @@ static const struct smtp_reply_row replies[R__COUNT] = {
                            SG_OK, RF_HOST | RF_CLOSE},
     [R_INTERNAL] = {421, "4.3.0", "Internal error, closing connection", SG_OK,
                     RF_HOST | RF_CLOSE},
+    [R_STARTTLS] = {220, "2.0.0", "Ready to start TLS", SG_OK, 0},
+    [R_TLS_FIRST] = {530, "5.7.0", "Must issue a STARTTLS command first", SG_OK,
+                     RF_COUNT},
+    [R_TLS_UNAVAIL] = {454, "4.7.0",
+                       "TLS not available due to temporary "
+                       "reason",
+                       SG_OK, 0},
+    [R_NOT_IMPL] = {502, "5.5.1", "Command not implemented", SG_OK, RF_COUNT},
+    [R_AUTH_OK] = {235, "2.7.0", "Authentication successful", SG_OK, 0},
+    [R_AUTH_CONT] = {334, NULL, "", SG_OK, 0},
+    [R_AUTH_ENCRYPT] = {538, "5.7.11",
+                        "Encryption required for requested authentication "
+                        "mechanism",
+                        SG_OK, RF_COUNT},
+    [R_AUTH_MECH] = {504, "5.5.4", "Unrecognized authentication type", SG_OK,
+                     RF_COUNT},
+    [R_AUTH_FAILED] = {535, "5.7.8", "Authentication credentials invalid",
+                       SG_OK, RF_COUNT},
+    [R_AUTH_CANCEL] = {501, "5.0.0", "Authentication cancelled", SG_OK,
+                       RF_COUNT},
+    [R_AUTH_BASE64] = {501, "5.5.2", "Cannot decode response", SG_OK, RF_COUNT},
+    [R_AUTH_TWICE] = {503, "5.5.1", "Already authenticated", SG_OK, RF_COUNT},
+    [R_AUTH_TEMP] = {454, "4.7.0", "Temporary authentication failure", SG_OK,
+                     0},
 };
 
-/* The EHLO keywords (RFC 5321 4.1.1.1); STARTTLS will be a row here. */
+/* The EHLO keywords (RFC 5321 4.1.1.1); proceed_ehlo adds STARTTLS and
+ * AUTH where they apply. */
 static const char *const ehlo_ext[] = {
     "PIPELINING", "SIZE", "8BITMIME", "ENHANCEDSTATUSCODES", "DSN",
 };
@@ -244,6 +303,16 @@ struct smtp_session {
 	char client[NI_MAXHOST];
 	/* the listener in the server's current configuration, or NULL */
 	const struct cfg_listener *listener;
+	/* STARTTLS and AUTH, fixed at the start too */
+	enum cfg_starttls starttls;
+	struct smtp_tls *tls;         /* a reference, or NULL: no STARTTLS */
+	int auth_on;                  /* the listener has auth = plain */
+	struct smtp_auth_db *auth_db; /* a reference, or NULL */
+	int in_tls;                   /* after STARTTLS: s->bev is TLS */
+	const char *tls_version;      /* after the handshake (static) */
+	const char *tls_cipher;
+	char *user;      /* authenticated as, or NULL */
+	time_t close_by; /* S_CLOSING under TLS: free by then at the latest */
 
 	char *helo;
 	int esmtp;
@@ -273,6 +342,8 @@ struct smtp_args {
 
 static void session_process(struct smtp_session *s);
 static void session_close(struct smtp_session *s);
+static void session_set_bev(struct smtp_session *s, struct bufferevent *bev);
+static void session_free(struct smtp_session *s);
 
 static void session_log(struct smtp_session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -335,6 +406,7 @@ reply(struct smtp_session *s, enum smtp_reply r, const char *arg)
 	} else if ((replies[r].flags & RF_COUNT) &&
 	           ++s->errors >= SMTP_MAX_ERRORS) {
 		session_log(s, "event=too-many-errors errors=%d", s->errors);
+		metrics_inc(s->srv->metrics, METRICS_REJECTED_TOO_MANY_ERRORS);
 		reply(s, R_TOO_MANY_ERRORS, NULL);
 	}
 }
@@ -394,15 +466,19 @@ write_received(struct smtp_session *s, struct spool_rx *rx)
 {
 	char date[64], *hdr;
 	enum sg_status st;
+	const char *with;
 	int n;
 
+	/* RFC 3848: ESMTPS with TLS, ESMTPSA when authenticated too */
+	with = !s->esmtp   ? "SMTP"
+	       : s->in_tls ? (s->user ? "ESMTPSA" : "ESMTPS")
+	                   : (s->user ? "ESMTPA" : "ESMTP");
 	rfc5322_date(time(NULL), date, sizeof(date));
 	n = asprintf(&hdr,
 	             "Received: from %s (%s)\r\n"
 	             "\tby %s (smimegate) with %s id %s%s%s%s;\r\n"
 	             "\t%s\r\n",
-	             s->helo, s->client, s->hostname,
-	             s->esmtp ? "ESMTP" : "SMTP", spool_rx_id(rx),
+	             s->helo, s->client, s->hostname, with, spool_rx_id(rx),
 	             s->tx.nrcpts == 1 ? "\r\n\tfor <" : "",
 	             s->tx.nrcpts == 1 ? s->tx.rcpts[0] : "",
 	             s->tx.nrcpts == 1 ? ">" : "", date);
@@ -462,19 +538,26 @@ proceed_helo(struct smtp_session *s, struct smtp_args *a)
 static void
 proceed_ehlo(struct smtp_session *s, struct smtp_args *a)
 {
-	size_t n = sizeof(ehlo_ext) / sizeof(*ehlo_ext);
+	const char *v[sizeof(ehlo_ext) / sizeof(*ehlo_ext) + 2];
+	size_t n = 0;
 	char kw[64];
 
 	greet(s, a, 1);
 	if (s->state != S_HELO)
 		return;
+	for (size_t i = 0; i < sizeof(ehlo_ext) / sizeof(*ehlo_ext); i++)
+		v[n++] = ehlo_ext[i];
+	if (s->tls != NULL && !s->in_tls)
+		v[n++] = "STARTTLS";
+	if (s->auth_on && s->auth_db != NULL && s->in_tls)
+		v[n++] = "AUTH PLAIN"; /* never in clear */
 	reply_sep(s, R_HELO, '-', s->helo);
 	for (size_t i = 0; i < n; i++) {
-		if (strcmp(ehlo_ext[i], "SIZE") == 0)
+		if (strcmp(v[i], "SIZE") == 0)
 			snprintf(kw, sizeof(kw), "SIZE %zu",
 			         s->lim.max_message);
 		else
-			snprintf(kw, sizeof(kw), "%s", ehlo_ext[i]);
+			snprintf(kw, sizeof(kw), "%s", v[i]);
 		reply_sep(s, R_EHLO_EXT, i + 1 < n ? '-' : ' ', kw);
 	}
 }
@@ -487,6 +570,11 @@ check_mail(struct smtp_session *s, struct smtp_args *a)
 	unsigned seen = 0;
 	int r;
 
+	if (s->starttls == CFG_STARTTLS_REQUIRED && !s->in_tls) {
+		session_log(s, "event=refused reason=no-starttls");
+		reply(s, R_TLS_FIRST, NULL);
+		return -1;
+	}
 	if (strncasecmp(a->arg, "FROM:", 5) != 0) {
 		reply(s, R_MAIL_SYNTAX, NULL);
 		return -1;
@@ -540,6 +628,7 @@ check_mail(struct smtp_session *s, struct smtp_args *a)
 	if (a->has_size && a->size > s->lim.max_message) {
 		session_log(s, "event=refused reason=size declared=%ju max=%zu",
 		            a->size, s->lim.max_message);
+		metrics_inc(s->srv->metrics, METRICS_REJECTED_TOO_BIG);
 		reply(s, R_SIZE, NULL);
 		return -1;
 	}
@@ -617,6 +706,7 @@ check_rcpt(struct smtp_session *s, struct smtp_args *a)
 	if (!s->may_relay && !(s->role == CFG_INCOMING && s->listener != NULL &&
 	                       cfg_is_local_domain(s->listener, a->domain))) {
 		session_log(s, "event=relay-denied rcpt=<%s>", a->addr);
+		metrics_inc(s->srv->metrics, METRICS_REJECTED_RELAY_DENIED);
 		reply(s, R_RELAY_DENIED, NULL);
 		return -1;
 	}
@@ -694,12 +784,14 @@ proceed_data(struct smtp_session *s, struct smtp_args *a)
 	if ((st = spool_rx_begin(s->srv->sp, &rx)) != SG_OK) {
 		session_log(s, "event=spool-error status=%s",
 		            sg_status_name(st));
+		metrics_inc(s->srv->metrics, METRICS_REJECTED_SPOOL_ERROR);
 		reply_status(s, st);
 		return;
 	}
 	if ((st = write_received(s, rx)) != SG_OK) {
 		session_log(s, "event=spool-error qid=%s status=%s",
 		            spool_rx_id(rx), sg_status_name(st));
+		metrics_inc(s->srv->metrics, METRICS_REJECTED_SPOOL_ERROR);
 		spool_rx_abort(rx);
 		reply_status(s, st);
 		return;
@@ -756,6 +848,205 @@ proceed_help(struct smtp_session *s, struct smtp_args *a)
 	reply(s, R_HELP, NULL);
 }
 
+/* ---- STARTTLS ---- */
+
+static int
+check_starttls(struct smtp_session *s, struct smtp_args *a)
+{
+	if (s->starttls == CFG_STARTTLS_NONE) {
+		reply(s, R_NOT_IMPL, NULL);
+		return -1;
+	}
+	if (s->in_tls) {
+		reply(s, R_BAD_SEQ, NULL);
+		return -1;
+	}
+	if (check_noargs(s, a) < 0)
+		return -1;
+	if (s->tls == NULL) { /* configured, but not loaded (tests) */
+		reply(s, R_TLS_UNAVAIL, NULL);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+proceed_starttls(struct smtp_session *s, struct smtp_args *a)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	size_t junk = evbuffer_get_length(in);
+	struct bufferevent *tbev;
+
+	/* Anything after STARTTLS came in clear before the handshake: it
+	 * is dropped, never read as a command under TLS (RFC 3207 4.2,
+	 * CVE-2011-0411).  The TLS filter would take it as TLS records. */
+	if (junk > 0) {
+		evbuffer_drain(in, junk);
+		session_log(s, "event=starttls-pipelined discarded=%zu", junk);
+	}
+	s->scanned = 0;
+	s->skip = 0;
+	if ((tbev = smtp_tls_wrap(s->tls, s->srv->base, s->bev)) == NULL) {
+		session_set_bev(s, s->bev); /* its callbacks again */
+		session_log(s, "event=error op=starttls error=\"out of "
+		               "memory\"");
+		reply(s, R_TLS_UNAVAIL, NULL);
+		return;
+	}
+	reply(s, R_STARTTLS, NULL); /* in clear: s->bev is the socket's */
+	/* RFC 3207 4.2: as after the banner, the client must EHLO again */
+	tx_reset(s);
+	free(s->helo);
+	s->helo = NULL;
+	s->esmtp = 0;
+	s->in_tls = 1;
+	s->state = S_CONNECTED;
+	session_set_bev(s, tbev);
+}
+
+/* ---- AUTH ---- */
+
+static int
+check_auth(struct smtp_session *s, struct smtp_args *a)
+{
+	char *mech = a->arg, *resp;
+
+	if (!s->auth_on) {
+		reply(s, R_NOT_IMPL, NULL);
+		return -1;
+	}
+	if (!s->in_tls) {
+		session_log(s, "event=auth-refused reason=cleartext");
+		reply(s, R_AUTH_ENCRYPT, NULL);
+		return -1;
+	}
+	if (s->user != NULL) {
+		reply(s, R_AUTH_TWICE, NULL);
+		return -1;
+	}
+	if ((resp = strchr(mech, ' ')) != NULL) {
+		*resp++ = '\0';
+		while (*resp == ' ')
+			resp++;
+	}
+	if (*mech == '\0' || (resp && strchr(resp, ' ') != NULL)) {
+		reply(s, R_SYNTAX, NULL);
+		return -1;
+	}
+	if (strcasecmp(mech, "PLAIN") != 0) {
+		reply(s, R_AUTH_MECH, NULL);
+		return -1;
+	}
+	if (s->auth_db == NULL) { /* configured, but not loaded (tests) */
+		reply(s, R_AUTH_TEMP, NULL);
+		return -1;
+	}
+	a->arg = resp ? resp : mech + strlen(mech); /* "": no response yet */
+	return 0;
+}
+
+/* A failed AUTH: the 535 comes after a pause (session_timer_cb). */
+static void
+auth_fail(struct smtp_session *s, const char *shown, const char *why)
+{
+	struct timeval tv = {SMTP_AUTH_DELAY, 0};
+
+	session_log(s, "event=auth-failed user=%s reason=%s", shown, why);
+	s->state = S_PAUSE;
+	evtimer_add(s->timer, &tv);
+}
+
+/* On the loop thread, after the password check. */
+static void
+auth_job_done(struct smtp_job *job, int cancelled)
+{
+	struct smtp_session *s = job->arg;
+	struct smtp_auth_check *chk = job->work_arg;
+	int r = smtp_auth_check_result(chk);
+	char shown[72];
+
+	s->job = NULL;
+	free(job);
+	if (cancelled || s->dead) {
+		smtp_auth_check_free(chk);
+		if (!cancelled)
+			session_free(s);
+		return;
+	}
+	smtp_auth_printable(smtp_auth_check_user(chk), shown, sizeof(shown));
+	s->state = S_HELO;
+	if (r == 0) {
+		auth_fail(s, shown, "credentials");
+	} else if (r == 1 &&
+	           (s->user = strdup(smtp_auth_check_user(chk))) != NULL) {
+		s->may_relay = 1;
+		session_log(s, "event=auth user=%s mechanism=PLAIN relay=yes",
+		            shown);
+		reply(s, R_AUTH_OK, NULL);
+	} else {
+		session_log(s, "event=auth-error user=%s", shown);
+		reply(s, R_AUTH_TEMP, NULL);
+	}
+	smtp_auth_check_free(chk);
+	if (s->state == S_HELO) {
+		arm_timer(s, s->lim.command_timeout);
+		session_process(s);
+	}
+}
+
+/* The PLAIN response (the initial one, or the line after "334 "): off
+ * to a commit thread for the password check. */
+static void
+auth_response(struct smtp_session *s, const char *resp)
+{
+	char user[SMTP_AUTH_USER_MAX + 1], pass[SMTP_AUTH_PASS_MAX + 1];
+	struct smtp_auth_check *chk = NULL;
+	struct smtp_job *job = NULL;
+	enum smtp_auth_plain rc;
+
+	s->state = S_HELO;
+	if (strcmp(resp, "*") == 0) {
+		reply(s, R_AUTH_CANCEL, NULL);
+		return;
+	}
+	rc = smtp_auth_plain_decode(resp, user, sizeof(user), pass,
+	                            sizeof(pass));
+	if (rc == SMTP_AUTH_PLAIN_AUTHZID) {
+		auth_fail(s, "", "authzid");
+		return;
+	}
+	if (rc != SMTP_AUTH_PLAIN_OK) {
+		reply(s, R_AUTH_BASE64, NULL);
+		return;
+	}
+	chk = smtp_auth_check_new(s->auth_db, user, pass);
+	explicit_bzero(pass, sizeof(pass));
+	if (chk == NULL || (job = calloc(1, sizeof(*job))) == NULL) {
+		smtp_auth_check_free(chk);
+		reply(s, R_AUTH_TEMP, NULL);
+		return;
+	}
+	job->work = smtp_auth_check_run;
+	job->work_arg = chk;
+	job->done = auth_job_done;
+	job->arg = s;
+	s->job = job;
+	s->state = S_AUTH;
+	evtimer_del(s->timer);
+	smtp_pool_submit(s->srv, job);
+}
+
+static void
+proceed_auth(struct smtp_session *s, struct smtp_args *a)
+{
+	if (a->arg[0] == '\0') {
+		s->state = S_AUTH_LINE;
+		reply(s, R_AUTH_CONT, NULL);
+		return;
+	}
+	auth_response(s, a->arg);
+}
+
 /* The state machine: a command outside its STATES gets 503 5.5.1. */
 static const struct smtp_cmd {
 	const char *verb;
@@ -773,6 +1064,9 @@ static const struct smtp_cmd {
     {"QUIT", ST_CMD, check_noargs, proceed_quit},
     {"VRFY", ST_CMD, check_vrfy, proceed_vrfy},
     {"HELP", ST_CMD, NULL, proceed_help},
+    {"STARTTLS", ST(S_CONNECTED) | ST(S_HELO), check_starttls,
+     proceed_starttls},
+    {"AUTH", ST(S_HELO), check_auth, proceed_auth},
 };
 
 static void
@@ -856,6 +1150,8 @@ read_command(struct smtp_session *s, char *line)
 		if (!s->skip) {
 			s->skip = 1;
 			session_log(s, "event=line-too-long phase=command");
+			metrics_inc(s->srv->metrics,
+			            METRICS_REJECTED_LINE_TOO_LONG);
 			reply(s, R_CMD_TOO_LONG, NULL);
 		}
 		return -1;
@@ -961,14 +1257,22 @@ session_free(struct smtp_session *s)
 	if (s->timer)
 		event_free(s->timer);
 	if (s->bev) {
-		/* a pair tells its partner (a socket has nothing to do) */
+		struct bufferevent *u = bufferevent_get_underlying(s->bev);
+
+		/* a pair tells its partner (a socket has nothing to do),
+		 * under a TLS filter too */
 		bufferevent_flush(s->bev, EV_WRITE, BEV_FINISHED);
-		bufferevent_free(s->bev);
+		if (u != NULL)
+			bufferevent_flush(u, EV_WRITE, BEV_FINISHED);
+		bufferevent_free(s->bev); /* and the socket's under it */
 	}
 	session_log(s, "event=close messages=%u", s->nmsgs);
 	free(s->helo);
 	free(s->hostname);
 	free(s->lname);
+	free(s->user);
+	smtp_tls_free(s->tls);
+	smtp_auth_db_free(s->auth_db);
 	free(s);
 	smtp_server_session_closed(srv);
 }
@@ -985,9 +1289,15 @@ session_job_done(struct smtp_job *job, int cancelled)
 	if (job->status == SG_OK) {
 		s->nmsgs++;
 		session_log(s,
-		            "event=queued qid=%s from=<%s> nrcpt=%zu size=%zu",
+		            "event=queued qid=%s from=<%s> nrcpt=%zu size=%zu "
+		            "tls=%s%s%s%s%s",
 		            job->env.id, job->env.mail_from, job->env.nrcpts,
-		            s->commit_size);
+		            s->commit_size,
+		            s->tls_version ? s->tls_version : "no",
+		            s->tls_version ? "/" : "",
+		            s->tls_version ? s->tls_cipher : "",
+		            s->user ? " user=" : "", s->user ? s->user : "");
+		metrics_inc(srv->metrics, METRICS_MESSAGES_RECEIVED);
 		if (!cancelled && srv->committed)
 			srv->committed(&job->env, srv->committed_arg);
 		if (!cancelled)
@@ -995,6 +1305,7 @@ session_job_done(struct smtp_job *job, int cancelled)
 	} else {
 		session_log(s, "event=commit-failed qid=%s status=%s",
 		            job->env.id, sg_status_name(job->status));
+		metrics_inc(srv->metrics, METRICS_REJECTED_SPOOL_ERROR);
 		if (!cancelled)
 			reply_status(s, job->status);
 	}
@@ -1095,6 +1406,8 @@ data_end(struct smtp_session *s)
 			continue;
 		session_log(s, "event=refused qid=%s reason=%s from=<%s>",
 		            spool_rx_id(tx->rx), refusals[i].why, tx->from);
+		metrics_inc(s->srv->metrics,
+		            metrics_rejected_by_reason(refusals[i].why));
 		if (refusals[i].r == R__COUNT)
 			reply_status(s, tx->io_st);
 		else
@@ -1122,8 +1435,9 @@ session_process(struct smtp_session *s)
 	if (s->in_process || s->dead)
 		return;
 	s->in_process = 1;
-	out = bufferevent_get_output(s->bev);
-	while (s->state != S_CLOSING && s->state != S_COMMIT) {
+	while (s->state != S_CLOSING && s->state != S_COMMIT &&
+	       s->state != S_AUTH && s->state != S_PAUSE) {
+		out = bufferevent_get_output(s->bev); /* STARTTLS swaps it */
 		if (evbuffer_get_length(out) >= SMTP_OUTBUF_MAX) {
 			s->out_blocked = 1;
 			break;
@@ -1144,12 +1458,32 @@ session_process(struct smtp_session *s)
 				reply(s, R_SHUTDOWN, NULL);
 			break;
 		}
-		if (r > 0)
+		if (r > 0 && s->state == S_AUTH_LINE)
+			auth_response(s, line);
+		else if (r > 0)
 			session_command(s, line);
-		if ((r > 0 || !s->skip) && (ST(s->state) & ST_CMD))
+		else if (s->state == S_AUTH_LINE)
+			s->state = S_HELO; /* too long or bad: answered */
+		if ((r > 0 || !s->skip) &&
+		    (ST(s->state) & (ST_CMD | ST(S_AUTH_LINE))))
 			arm_timer(s, s->lim.command_timeout);
 	}
+	explicit_bzero(line, sizeof(line)); /* it may have held a password */
 	s->in_process = 0;
+}
+
+/* Whether the last replies have left: the output is empty and, under
+ * TLS, encrypted, followed by close_notify, and written to the socket
+ * (whose drain sends no callback here: session_close polls). */
+static int
+session_drained(struct smtp_session *s)
+{
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) > 0)
+		return 0;
+	if (!s->in_tls)
+		return 1;
+	smtp_tls_shutdown(s->bev);
+	return smtp_tls_pending(s->bev) == 0;
 }
 
 /* The last reply is written: the session ends when it has drained (or
@@ -1158,14 +1492,16 @@ static void
 session_close(struct smtp_session *s)
 {
 	struct timeval tv = {SMTP_CLOSE_GRACE, 0};
+	struct timeval poll = {0, SMTP_CLOSE_POLL * 1000};
 
 	if (s->state == S_CLOSING)
 		return;
 	s->state = S_CLOSING;
+	s->close_by = time(NULL) + SMTP_CLOSE_GRACE;
 	tx_reset(s);
 	bufferevent_disable(s->bev, EV_READ);
-	evtimer_add(s->timer, &tv);
-	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+	evtimer_add(s->timer, s->in_tls ? &poll : &tv);
+	if (session_drained(s))
 		event_active(s->timer, EV_TIMEOUT, 1);
 }
 
@@ -1181,7 +1517,7 @@ session_write_cb(struct bufferevent *bev, void *arg)
 	struct smtp_session *s = arg;
 
 	if (s->state == S_CLOSING) {
-		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		if (session_drained(s))
 			session_free(s);
 		return;
 	}
@@ -1195,9 +1531,22 @@ static void
 session_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct smtp_session *s = arg;
+	char why[256];
 
-	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)))
+	if ((what & BEV_EVENT_CONNECTED) && s->in_tls) {
+		smtp_tls_info(bev, &s->tls_version, &s->tls_cipher);
+		session_log(s, "event=starttls version=%s cipher=%s",
+		            s->tls_version, s->tls_cipher);
 		return;
+	}
+	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) ||
+	    s->dead) /* told once; a job in flight frees it */
+		return;
+	if (s->in_tls && (what & BEV_EVENT_ERROR)) {
+		smtp_tls_error(bev, why, sizeof(why));
+		session_log(s, "event=tls-error phase=%s error=\"%s\"",
+		            s->tls_version ? "session" : "handshake", why);
+	}
 	if (s->state != S_CLOSING)
 		session_log(s, "event=lost state=%s", state_names[s->state]);
 	s->dead = 1;
@@ -1211,12 +1560,27 @@ static void
 session_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct smtp_session *s = arg;
+	struct timeval poll = {0, SMTP_CLOSE_POLL * 1000};
 
 	switch (s->state) {
 	case S_CLOSING:
+		if (s->in_tls && !session_drained(s) &&
+		    time(NULL) < s->close_by) {
+			evtimer_add(s->timer, &poll);
+			return;
+		}
 		session_free(s);
 		return;
 	case S_COMMIT:
+	case S_AUTH:
+		return;
+	case S_PAUSE:
+		s->state = S_HELO;
+		reply(s, R_AUTH_FAILED, NULL);
+		if (s->state == S_HELO) {
+			arm_timer(s, s->lim.command_timeout);
+			session_process(s);
+		}
 		return;
 	case S_DATA:
 		session_log(s, "event=timeout phase=data qid=%s",
@@ -1226,6 +1590,7 @@ session_timer_cb(evutil_socket_t fd, short what, void *arg)
 		session_log(s, "event=timeout phase=command");
 		break;
 	}
+	metrics_inc(s->srv->metrics, METRICS_REJECTED_TIMEOUT);
 	reply(s, R_TIMEOUT, NULL);
 }
 
@@ -1263,6 +1628,7 @@ smtp_session_start(struct smtp_server *srv, const struct cfg_listener *l,
 	struct smtp_session *s;
 	const char *host =
 	    srv->cfg && srv->cfg->hostname ? srv->cfg->hostname : "localhost";
+	const struct smtp_lsec *sec;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		goto fail;
@@ -1277,6 +1643,12 @@ smtp_session_start(struct smtp_server *srv, const struct cfg_listener *l,
 	s->listener = l;
 	s->role = l->role;
 	s->may_relay = cfg_may_relay(l, peer);
+	s->starttls = cfg_listener_starttls(l);
+	s->auth_on = l->auth == CFG_AUTH_PLAIN;
+	if ((sec = smtp_server_lsec(srv, l)) != NULL) {
+		s->tls = smtp_tls_ref(sec->tls);
+		s->auth_db = smtp_auth_db_ref(sec->auth);
+	}
 	if (peer == NULL ||
 	    getnameinfo(peer, peerlen, s->client, sizeof(s->client), NULL, 0,
 	                NI_NUMERICHOST) != 0)
@@ -1286,10 +1658,12 @@ smtp_session_start(struct smtp_server *srv, const struct cfg_listener *l,
 	session_set_bev(s, bev);
 	session_log(s, "event=connect listener=%s relay=%s", s->lname,
 	            s->may_relay ? "yes" : "no");
+	metrics_inc(srv->metrics, METRICS_SESSIONS_ACCEPTED);
 	if (srv->shutting) {
 		reply(s, R_SHUTDOWN, NULL);
 	} else if (srv->nsessions > s->lim.max_sessions) {
 		session_log(s, "event=busy sessions=%zu", srv->nsessions);
+		metrics_inc(srv->metrics, METRICS_REJECTED_BUSY);
 		reply(s, R_BUSY, NULL);
 	} else {
 		s->state = S_CONNECTED;

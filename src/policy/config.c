@@ -406,7 +406,7 @@ listener_key(struct parser *ps, const char *k, const char *v)
 {
 	static const char *const roles[] = {"outgoing", "incoming", NULL};
 	struct cfg_listener *l = ps->l;
-	int role;
+	int role, x;
 
 	if (strcmp(k, "listen") == 0) {
 		free(l->host);
@@ -446,6 +446,27 @@ listener_key(struct parser *ps, const char *k, const char *v)
 		return set_str(ps, &l->profile, v);
 	if (strcmp(k, "signature") == 0)
 		return set_bool(ps, &l->remove_signature, v, "remove", "keep");
+	if (strcmp(k, "tls_cert") == 0)
+		return set_str(ps, &l->tls_cert, v);
+	if (strcmp(k, "tls_key") == 0)
+		return set_str(ps, &l->tls_key, v);
+	if (strcmp(k, "tls") == 0) {
+		static const char *const modes[] = {"none", "offer", "required",
+		                                    NULL};
+		if (keyword(ps, v, modes, CFG_STARTTLS_NONE, &x) == -1)
+			return -1;
+		l->starttls = (enum cfg_starttls)x;
+		return 0;
+	}
+	if (strcmp(k, "auth") == 0) {
+		static const char *const auths[] = {"none", "plain", NULL};
+		if (keyword(ps, v, auths, CFG_AUTH_NONE, &x) == -1)
+			return -1;
+		l->auth = (enum cfg_auth)x;
+		return 0;
+	}
+	if (strcmp(k, "auth_users") == 0)
+		return set_str(ps, &l->auth_users, v);
 	return fail(ps, "unknown setting \"%s\" in [listener %s]", k, l->name);
 }
 
@@ -679,6 +700,41 @@ dup_default(struct parser *ps, char **dst, const char *v)
 	return (*dst = strdup(v)) ? 0 : fail(ps, "out of memory");
 }
 
+/* STARTTLS and AUTH of one listener: the files come in pairs, and AUTH
+ * needs TLS (it is never offered in clear).  The files themselves are
+ * read by the daemon's TLS setup, at start and reload. */
+static int
+check_listener_tls(struct parser *ps, const struct cfg_listener *l)
+{
+	if ((l->tls_cert == NULL) != (l->tls_key == NULL))
+		return fail(ps,
+		            "[listener %s] needs both tls_cert and tls_key, "
+		            "or neither",
+		            l->name);
+	if (l->tls_cert == NULL && (l->starttls == CFG_STARTTLS_OFFER ||
+	                            l->starttls == CFG_STARTTLS_REQUIRED))
+		return fail(ps,
+		            "[listener %s]: tls = %s needs tls_cert and "
+		            "tls_key",
+		            l->name,
+		            l->starttls == CFG_STARTTLS_OFFER ? "offer"
+		                                              : "required");
+	if (l->auth == CFG_AUTH_PLAIN && l->auth_users == NULL)
+		return fail(ps, "[listener %s]: auth = plain needs auth_users",
+		            l->name);
+	if (l->auth != CFG_AUTH_PLAIN && l->auth_users != NULL)
+		return fail(ps,
+		            "[listener %s]: auth_users without auth = plain",
+		            l->name);
+	if (l->auth == CFG_AUTH_PLAIN &&
+	    cfg_listener_starttls(l) == CFG_STARTTLS_NONE)
+		return fail(ps,
+		            "[listener %s]: auth = plain needs TLS (tls_cert, "
+		            "tls_key): AUTH is never offered in clear",
+		            l->name);
+	return 0;
+}
+
 /* Whole-file checks and the remaining defaults. */
 static int
 finish(struct parser *ps)
@@ -734,6 +790,8 @@ finish(struct parser *ps)
 				            l->host, l->port);
 		if (l->relay_from == NULL &&
 		    (set_relay_from(ps, l, "127.0.0.0/8, ::1") == -1))
+			return -1;
+		if (check_listener_tls(ps, l) == -1)
 			return -1;
 		if (l->role == CFG_OUTGOING) {
 			if (l->profile == NULL &&
@@ -811,6 +869,9 @@ cfg_free(struct cfg *c)
 		free(c->listeners[i].relay_from);
 		strv_free(c->listeners[i].local_domains);
 		free(c->listeners[i].profile);
+		free(c->listeners[i].tls_cert);
+		free(c->listeners[i].tls_key);
+		free(c->listeners[i].auth_users);
 	}
 	for (size_t i = 0; i < c->nprofiles; i++) {
 		free(c->profiles[i].name);
@@ -910,6 +971,14 @@ cfg_may_relay(const struct cfg_listener *l, const struct sockaddr *sa)
 		}
 	}
 	return 0;
+}
+
+enum cfg_starttls
+cfg_listener_starttls(const struct cfg_listener *l)
+{
+	if (l->starttls != CFG_STARTTLS_AUTO)
+		return l->starttls;
+	return l->tls_cert != NULL ? CFG_STARTTLS_OFFER : CFG_STARTTLS_NONE;
 }
 
 int

@@ -22,6 +22,18 @@ struct cfg_net {
 
 enum cfg_role { CFG_OUTGOING = 1, CFG_INCOMING };
 
+/* STARTTLS on a listener (key "tls").  AUTO (0, "not set") means offer
+ * when tls_cert is given, none otherwise; REQUIRED refuses MAIL before
+ * STARTTLS. */
+enum cfg_starttls {
+	CFG_STARTTLS_AUTO = 0,
+	CFG_STARTTLS_NONE,
+	CFG_STARTTLS_OFFER,
+	CFG_STARTTLS_REQUIRED
+};
+/* SMTP AUTH on a listener (key "auth"): PLAIN, and only over TLS. */
+enum cfg_auth { CFG_AUTH_NONE = 0, CFG_AUTH_PLAIN };
+
 struct cfg_listener {
 	char *name; /* [listener NAME] */
 	char *host; /* "127.0.0.1", "::1", "0.0.0.0" */
@@ -33,7 +45,19 @@ struct cfg_listener {
 	                             * from anyone (NULL-terminated) */
 	char *profile;              /* outgoing: sending profile name */
 	int remove_signature;       /* incoming: 0 keep, 1 remove */
+	/* STARTTLS and SMTP AUTH (docs/config.md).  cfg_load checks that
+	 * the pair of files is complete and that AUTH has TLS under it;
+	 * only the daemon's TLS setup reads the files. */
+	char *tls_cert;             /* PEM certificate (chain), or NULL */
+	char *tls_key;              /* PEM private key, or NULL */
+	enum cfg_starttls starttls; /* see cfg_listener_starttls */
+	enum cfg_auth auth;         /* CFG_AUTH_NONE unless set */
+	char *auth_users;           /* auth = plain: "user:crypt-hash" */
 };
+
+/* The listener's STARTTLS mode, with AUTO resolved: OFFER when it has a
+ * certificate, else NONE. */
+enum cfg_starttls cfg_listener_starttls(const struct cfg_listener *l);
 
 enum cfg_tls { CFG_TLS_OPPORTUNISTIC = 1, CFG_TLS_REQUIRED, CFG_TLS_NONE };
 

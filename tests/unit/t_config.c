@@ -160,6 +160,26 @@ errors_name_the_line(void)
 	    {"[listener a]\nlisten=127.0.0.1:1\nrole=incoming\n[listener b]\n"
 	     "listen=127.0.0.1:1\nrole=incoming\n",
 	     "both listen"},
+	    /* STARTTLS and AUTH on a listener */
+	    {"[listener a]\nlisten=127.0.0.1:1\nrole=incoming\ntls=maybe\n",
+	     ":4: \"maybe\": one of none, offer, required"},
+	    {"[listener a]\nlisten=127.0.0.1:1\nrole=incoming\nauth=login\n",
+	     ":4: "},
+	    {"[listener a]\nlisten=127.0.0.1:1\nrole=incoming\ntls_cert=c\n",
+	     "needs both tls_cert and tls_key"},
+	    {"[listener a]\nlisten=127.0.0.1:1\nrole=incoming\ntls=offer\n",
+	     "tls = offer needs tls_cert"},
+	    {"[listener a]\nlisten=127.0.0.1:1\nrole=incoming\nauth=plain\n"
+	     "tls_cert=c\ntls_key=k\n",
+	     "auth = plain needs auth_users"},
+	    {"[listener a]\nlisten=127.0.0.1:1\nrole=incoming\nauth_users=u\n",
+	     "auth_users without auth = plain"},
+	    {"[listener a]\nlisten=127.0.0.1:1\nrole=incoming\nauth=plain\n"
+	     "auth_users=u\n",
+	     "AUTH is never offered in clear"},
+	    {"[listener a]\nlisten=127.0.0.1:1\nrole=incoming\nauth=plain\n"
+	     "auth_users=u\ntls_cert=c\ntls_key=k\ntls=none\n",
+	     "AUTH is never offered in clear"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
 		char *path = write_tmp(cases[i].text), err[256] = "";
@@ -202,8 +222,40 @@ demo_text_is_valid(void)
 	free(text);
 }
 
+/* tls: offer by default with a certificate, none without; the files are
+ * only named here (the daemon reads them). */
+static void
+listener_tls_keys(void)
+{
+	static const char text[] =
+	    "[listener a]\nlisten = 127.0.0.1:1\nrole = incoming\n"
+	    "[listener b]\nlisten = 127.0.0.1:2\nrole = incoming\n"
+	    "tls_cert = /nonexistent/c.pem\ntls_key = /nonexistent/k.pem\n"
+	    "[listener c]\nlisten = 127.0.0.1:3\nrole = incoming\n"
+	    "tls_cert = c.pem\ntls_key = k.pem\ntls = required\n"
+	    "auth = plain\nauth_users = users\n";
+	char *path = write_tmp(text), err[256] = "";
+	struct cfg *c = NULL;
+
+	CHECK_EQ(cfg_load(path, &c, err, sizeof(err)), SG_OK);
+	const struct cfg_listener *a = c ? cfg_listener(c, "a") : NULL;
+	const struct cfg_listener *b = c ? cfg_listener(c, "b") : NULL;
+	const struct cfg_listener *l = c ? cfg_listener(c, "c") : NULL;
+	CHECK(a && cfg_listener_starttls(a) == CFG_STARTTLS_NONE);
+	CHECK(a && a->auth == CFG_AUTH_NONE && a->tls_cert == NULL);
+	CHECK(b && cfg_listener_starttls(b) == CFG_STARTTLS_OFFER);
+	CHECK(b && strcmp(b->tls_key, "/nonexistent/k.pem") == 0);
+	CHECK(l && cfg_listener_starttls(l) == CFG_STARTTLS_REQUIRED);
+	CHECK(l && l->auth == CFG_AUTH_PLAIN &&
+	      strcmp(l->auth_users, "users") == 0);
+	cfg_free(c);
+	unlink(path);
+	free(path);
+}
+
 static const struct unit_case cases[] = {
     {"loads_a_full_file", loads_a_full_file},
+    {"listener_tls_keys", listener_tls_keys},
     {"relay_networks", relay_networks},
     {"errors_name_the_line", errors_name_the_line},
     {"missing_file_is_io", missing_file_is_io},

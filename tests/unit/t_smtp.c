@@ -18,12 +18,22 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <crypt.h>
+#include <time.h>
+
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
 #include "daemon/smtp.h"
+#include "daemon/smtp_int.h" /* smtp_auth_*: the component's own parts */
 #include "daemon/spool.h"
 #include "policy/config.h"
 
@@ -160,6 +170,7 @@ struct conn {
 	char text[8192]; /* every reply line */
 	int nfinal;
 	int closed;
+	int tls_up; /* the client's TLS handshake is done */
 };
 
 static void
@@ -221,7 +232,11 @@ static void
 conn_close(struct conn *c)
 {
 	if (c->bev) {
+		struct bufferevent *u = bufferevent_get_underlying(c->bev);
+
 		bufferevent_flush(c->bev, EV_WRITE, BEV_FINISHED);
+		if (u != NULL) /* under a TLS filter */
+			bufferevent_flush(u, EV_WRITE, BEV_FINISHED);
 		bufferevent_free(c->bev);
 		c->bev = NULL;
 	}
@@ -1318,6 +1333,580 @@ t_listener_sockets(void)
 	fx_clear(&f);
 }
 
+/* ---- STARTTLS and AUTH ---- */
+
+#define B64_ALICE   "AGFsaWNlAHNlY3JldA=="     /* "\0alice\0secret" */
+#define B64_WRONG   "AGFsaWNlAHdyb25n"         /* "\0alice\0wrong" */
+#define B64_MALLORY "AG1hbGxvcnkAc2VjcmV0"     /* "\0mallory\0secret" */
+#define B64_AUTHZID "Ym9iAGFsaWNlAHNlY3JldA==" /* "bob\0alice\0secret" */
+
+/* Throw-away TLS and AUTH files in a directory of their own: a P-256 key
+ * and a self-signed certificate for it, a second key, a users file with
+ * alice:secret, and a client context that trusts anything. */
+struct tlsfx {
+	char dir[64];
+	char cert[128], key[128], other[128], users[128];
+	SSL_CTX *client;
+};
+
+static EVP_PKEY *
+tls_key_new(const char *path)
+{
+	EVP_PKEY *pk = EVP_EC_gen("P-256");
+	FILE *fp;
+
+	if (pk == NULL || (fp = fopen(path, "w")) == NULL)
+		return pk;
+	PEM_write_PrivateKey(fp, pk, NULL, NULL, 0, NULL, NULL);
+	fclose(fp);
+	return pk;
+}
+
+static int
+tls_cert_write(EVP_PKEY *pk, const char *path)
+{
+	X509 *x = X509_new();
+	X509_NAME *n;
+	FILE *fp;
+	int ok = 0;
+
+	if (x == NULL || pk == NULL)
+		goto out;
+	n = X509_get_subject_name(x);
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+	X509_gmtime_adj(X509_getm_notBefore(x), -60);
+	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC,
+	                           (const unsigned char *)"mx.test", -1, -1, 0);
+	X509_set_issuer_name(x, n);
+	X509_set_pubkey(x, pk);
+	if (X509_sign(x, pk, EVP_sha256()) <= 0 ||
+	    (fp = fopen(path, "w")) == NULL)
+		goto out;
+	ok = PEM_write_X509(fp, x) == 1;
+	fclose(fp);
+out:
+	X509_free(x);
+	return ok ? 0 : -1;
+}
+
+static int
+write_text(const char *path, const char *text)
+{
+	FILE *fp = fopen(path, "w");
+
+	if (fp == NULL)
+		return -1;
+	fputs(text, fp);
+	return fclose(fp);
+}
+
+static int
+tlsfx_init(struct tlsfx *t)
+{
+	struct crypt_data cd;
+	char salt[CRYPT_GENSALT_OUTPUT_SIZE], line[512];
+	const char *hash;
+	EVP_PKEY *pk, *pk2;
+	int rc;
+
+	memset(t, 0, sizeof(*t));
+	snprintf(t->dir, sizeof(t->dir), "/tmp/t_smtp_tls_XXXXXX");
+	if (mkdtemp(t->dir) == NULL)
+		return -1;
+	snprintf(t->cert, sizeof(t->cert), "%s/cert.pem", t->dir);
+	snprintf(t->key, sizeof(t->key), "%s/key.pem", t->dir);
+	snprintf(t->other, sizeof(t->other), "%s/other.pem", t->dir);
+	snprintf(t->users, sizeof(t->users), "%s/users", t->dir);
+	pk = tls_key_new(t->key);
+	pk2 = tls_key_new(t->other);
+	rc = tls_cert_write(pk, t->cert);
+	EVP_PKEY_free(pk);
+	EVP_PKEY_free(pk2);
+	/* a cheap SHA-512 crypt: the test is about the protocol */
+	memset(&cd, 0, sizeof(cd));
+	if (rc < 0 ||
+	    crypt_gensalt_rn("$6$", 1000, NULL, 0, salt, sizeof(salt)) ==
+	        NULL ||
+	    (hash = crypt_rn("secret", salt, &cd, sizeof(cd))) == NULL)
+		return -1;
+	snprintf(line, sizeof(line), "# test users\nalice:%s\n", hash);
+	/* and carol:pw2 with yescrypt, as mkpasswd makes by default */
+	memset(&cd, 0, sizeof(cd));
+	if (crypt_gensalt_rn("$y$", 0, NULL, 0, salt, sizeof(salt)) == NULL ||
+	    (hash = crypt_rn("pw2", salt, &cd, sizeof(cd))) == NULL)
+		return -1;
+	snprintf(line + strlen(line), sizeof(line) - strlen(line),
+	         "  carol:%s  \n", hash);
+	if (write_text(t->users, line) < 0)
+		return -1;
+	t->client = SSL_CTX_new(TLS_client_method());
+	if (t->client == NULL)
+		return -1;
+	SSL_CTX_set_verify(t->client, SSL_VERIFY_NONE, NULL);
+	return 0;
+}
+
+static void
+tlsfx_clear(struct tlsfx *t)
+{
+	SSL_CTX_free(t->client);
+	if (t->dir[0])
+		rm_tree(t->dir);
+}
+
+/* Listener 0 (outgoing) with STARTTLS MODE and AUTH PLAIN, loaded into
+ * a started fixture as a reload would. */
+static int
+fx_start_tls(struct fx *f, struct tlsfx *t, enum cfg_starttls mode)
+{
+	char err[512];
+
+	memset(f, 0, sizeof(*f));
+	fx_cfg(f);
+	f->lst[0].tls_cert = t->cert;
+	f->lst[0].tls_key = t->key;
+	f->lst[0].starttls = mode;
+	f->lst[0].auth = CFG_AUTH_PLAIN;
+	f->lst[0].auth_users = t->users;
+	if (fx_start(f) < 0)
+		return -1;
+	if (smtp_server_set_cfg(f->srv, &f->cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "  set_cfg: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+conn_tls_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	if (what & BEV_EVENT_CONNECTED)
+		c->tls_up = 1;
+	conn_event_cb(bev, what, arg);
+}
+
+/* The client's side of STARTTLS: its end of the pair in a TLS filter,
+ * then the handshake. */
+static void
+conn_starttls(struct conn *c, SSL_CTX *ctx)
+{
+	struct bufferevent *t;
+	SSL *ssl = SSL_new(ctx);
+
+	CHECK(ssl != NULL);
+	if (ssl == NULL)
+		return;
+	t = bufferevent_openssl_filter_new(
+	    c->f->base, c->bev, ssl, BUFFEREVENT_SSL_CONNECTING,
+	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	CHECK(t != NULL);
+	if (t == NULL)
+		return;
+	c->bev = t;
+	bufferevent_setcb(t, conn_read_cb, NULL, conn_tls_event_cb, c);
+	bufferevent_enable(t, EV_READ | EV_WRITE);
+	for (int i = 0; i < 250 && !c->tls_up && !c->closed; i++)
+		fx_spin(c->f, 20);
+	CHECK(c->tls_up);
+}
+
+/* Without a certificate: neither STARTTLS nor AUTH exists. */
+static void
+t_starttls_not_offered(void)
+{
+	static const struct step steps[] = {
+	    {NULL, "220"},
+	    {EHLO, "250"},
+	    {"STARTTLS\r\n", "502"},
+	    {"AUTH PLAIN " B64_ALICE "\r\n", "502"},
+	    {FROM TO, "250 250"},
+	    {"QUIT\r\n", "221"},
+	    END};
+	static const struct script sc = {0, "127.0.0.1", steps, 1, 0, NULL};
+	run_script(&sc);
+}
+
+/* tls = required: STARTTLS and no AUTH in EHLO, MAIL refused in clear,
+ * AUTH refused in clear (538), STARTTLS takes no argument. */
+static void
+t_starttls_required(void)
+{
+	static const struct step steps[] = {
+	    {NULL, "220"},
+	    {EHLO, "250"},
+	    {FROM, "530"},
+	    {"AUTH PLAIN " B64_ALICE "\r\n", "538"},
+	    {"AUTH PLAIN\r\n", "538"},
+	    {"STARTTLS now\r\n", "501"},
+	    {"QUIT\r\n", "221"},
+	    END};
+	struct tlsfx t;
+	struct fx f;
+	struct conn c;
+
+	CHECK_EQ(tlsfx_init(&t), 0);
+	CHECK_EQ(fx_start_tls(&f, &t, CFG_STARTTLS_REQUIRED), 0);
+	CHECK_EQ(conn_open(&f, &c, 0, "127.0.0.1"), 0);
+	for (int i = 0; steps[i].send || steps[i].expect; i++)
+		run_step(&c, &steps[i], i);
+	CHECK(strstr(c.text, "250 STARTTLS\n") != NULL); /* the last */
+	CHECK(strstr(c.text, "AUTH") == NULL);
+	CHECK(strstr(c.text, "530 5.7.0 Must issue a STARTTLS command "
+	                     "first\n") != NULL);
+	CHECK(strstr(c.text, "538 5.7.11 ") != NULL);
+	conn_wait(&c, 0, 1, 3000);
+	CHECK(c.closed);
+	conn_close(&c);
+	fx_spin(&f, 20);
+	CHECK_EQ(smtp_server_sessions(f.srv), 0);
+	fx_clear(&f);
+	tlsfx_clear(&t);
+}
+
+/* AUTH in clear counts toward the error limit like any protocol error. */
+static void
+t_auth_cleartext_counts(void)
+{
+	struct tlsfx t;
+	struct fx f;
+	struct conn c;
+	char want[128] = "220 250";
+
+	CHECK_EQ(tlsfx_init(&t), 0);
+	CHECK_EQ(fx_start_tls(&f, &t, CFG_STARTTLS_OFFER), 0);
+	CHECK_EQ(conn_open(&f, &c, 0, "127.0.0.1"), 0);
+	conn_send(&c, EHLO, strlen(EHLO));
+	for (int i = 0; i < 10; i++) {
+		conn_send(&c, "AUTH PLAIN " B64_ALICE "\r\n",
+		          strlen("AUTH PLAIN " B64_ALICE "\r\n"));
+		strcat(want, " 538");
+	}
+	strcat(want, " 421");
+	conn_wait(&c, 0, 1, 5000);
+	CHECK(c.closed);
+	CHECK_STR(c.codes, want);
+	conn_close(&c);
+	fx_spin(&f, 20);
+	CHECK_EQ(smtp_server_sessions(f.srv), 0);
+	fx_clear(&f);
+	tlsfx_clear(&t);
+}
+
+/* A command pipelined after STARTTLS (in clear, before the handshake)
+ * must not run inside TLS: the MAIL is dropped, so RCPT is out of
+ * sequence.  Then the session is as after the banner: EHLO again, which
+ * now offers AUTH and no STARTTLS, and a message says ESMTPS. */
+static void
+t_starttls_injection(void)
+{
+	static const char inject[] = "STARTTLS\r\nMAIL FROM:<evil@x>\r\n";
+	struct tlsfx t;
+	struct fx f;
+	struct conn c;
+	size_t off;
+	char *data;
+	size_t len;
+
+	CHECK_EQ(tlsfx_init(&t), 0);
+	CHECK_EQ(fx_start_tls(&f, &t, CFG_STARTTLS_OFFER), 0);
+	CHECK_EQ(conn_open(&f, &c, 0, "127.0.0.1"), 0);
+	conn_send(&c, EHLO, strlen(EHLO));
+	conn_wait(&c, 2, 0, 5000);
+	conn_send(&c, inject, strlen(inject));
+	conn_wait(&c, 4, 0, 300); /* a fourth reply must not come */
+	CHECK_STR(c.codes, "220 250 220");
+	CHECK(strstr(c.text, "220 2.0.0 Ready to start TLS\n") != NULL);
+	conn_starttls(&c, t.client);
+	off = strlen(c.text);
+	conn_send(&c, EHLO, strlen(EHLO));
+	conn_send(&c, TO, strlen(TO));
+	conn_wait(&c, 5, 0, 5000);
+	CHECK_STR(c.codes, "220 250 220 250 503");
+	CHECK(strstr(c.text + off, "STARTTLS") == NULL);
+	CHECK(strstr(c.text + off, "250-AUTH PLAIN\n") != NULL ||
+	      strstr(c.text + off, "250 AUTH PLAIN\n") != NULL);
+	/* the session goes on under TLS */
+	conn_send(&c, FROM TO "DATA\r\nsecure\r\n.\r\nQUIT\r\n",
+	          strlen(FROM TO "DATA\r\nsecure\r\n.\r\nQUIT\r\n"));
+	conn_wait(&c, 0, 1, 5000);
+	CHECK_STR(c.codes, "220 250 220 250 503 250 250 354 250 221");
+	CHECK(c.closed);
+	conn_close(&c);
+	fx_spin(&f, 20);
+	CHECK_EQ(smtp_server_sessions(f.srv), 0);
+	CHECK_EQ(spool_count(f.sp), 1);
+	data = f.nq ? spool_data(&f, f.qid[0], &len) : NULL;
+	CHECK(data != NULL && strstr(data, ") with ESMTPS id ") != NULL);
+	CHECK(data != NULL && strstr(data, "evil") == NULL);
+	free(data);
+	fx_clear(&f);
+	tlsfx_clear(&t);
+}
+
+/* AUTH PLAIN inside TLS from a client that may not relay: refused
+ * until it authenticates; wrong passwords, unknown users and another
+ * authorization identity get 535 after a pause; cancel, bad base64 and
+ * other mechanisms their own replies; then 235, and it may relay. */
+static void
+t_auth_plain(void)
+{
+	static const struct step steps[] = {
+	    {EHLO, "250"},
+	    {FROM, "250"},
+	    {TO, "554"},
+	    {"RSET\r\n", "250"},
+	    {"AUTH PLAIN " B64_WRONG "\r\n", "535"},
+	    {"AUTH PLAIN " B64_MALLORY "\r\n", "535"},
+	    {"AUTH PLAIN " B64_AUTHZID "\r\n", "535"},
+	    {"AUTH LOGIN\r\n", "504"},
+	    {"AUTH PLAIN\r\n", "334"},
+	    {"not base64!\r\n", "501"},
+	    {"AUTH PLAIN\r\n", "334"},
+	    {"*\r\n", "501"},
+	    {"AUTH PLAIN\r\n", "334"},
+	    {B64_ALICE "\r\n", "235"},
+	    {"AUTH PLAIN " B64_ALICE "\r\n", "503"},
+	    {FROM TO "DATA\r\n", "250 250 354"},
+	    {"relayed\r\n.\r\n", "250"},
+	    {"QUIT\r\n", "221"},
+	    END};
+	struct tlsfx t;
+	struct fx f;
+	struct conn c;
+	struct timespec t0, t1;
+	char *data;
+	size_t len;
+
+	CHECK_EQ(tlsfx_init(&t), 0);
+	CHECK_EQ(fx_start_tls(&f, &t, CFG_STARTTLS_OFFER), 0);
+	CHECK_EQ(conn_open(&f, &c, 0, "192.0.2.7"), 0);
+	conn_send(&c, EHLO "STARTTLS\r\n", strlen(EHLO "STARTTLS\r\n"));
+	conn_wait(&c, 3, 0, 5000);
+	CHECK_STR(c.codes, "220 250 220");
+	conn_starttls(&c, t.client);
+	c.codes[0] = '\0';
+	c.nfinal = 0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int i = 0; steps[i].send || steps[i].expect; i++) {
+		run_step(&c, &steps[i], i);
+		if (i == 4) { /* the first 535 came after a pause */
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+			CHECK(t1.tv_sec - t0.tv_sec >= 1);
+		}
+	}
+	CHECK(strstr(c.text, "535 5.7.8 ") != NULL);
+	CHECK(strstr(c.text, "235 2.7.0 ") != NULL);
+	CHECK(strstr(c.text, "334 \n") != NULL);
+	conn_wait(&c, 0, 1, 3000);
+	CHECK(c.closed);
+	conn_close(&c);
+	fx_spin(&f, 20);
+	CHECK_EQ(smtp_server_sessions(f.srv), 0);
+	CHECK_EQ(spool_count(f.sp), 1);
+	data = f.nq ? spool_data(&f, f.qid[0], &len) : NULL;
+	CHECK(data != NULL && strstr(data, ") with ESMTPSA id ") != NULL);
+	free(data);
+	fx_clear(&f);
+	tlsfx_clear(&t);
+}
+
+/* The client goes away while its password is being checked, and while
+ * its 535 waits: nothing leaks, nothing is used after free. */
+static void
+t_auth_client_gone(void)
+{
+	struct tlsfx t;
+	struct fx f;
+	struct conn c;
+
+	CHECK_EQ(tlsfx_init(&t), 0);
+	CHECK_EQ(fx_start_tls(&f, &t, CFG_STARTTLS_OFFER), 0);
+	for (int k = 0; k < 2; k++) {
+		CHECK_EQ(conn_open(&f, &c, 0, "192.0.2.7"), 0);
+		conn_send(&c, EHLO "STARTTLS\r\n", strlen(EHLO "STARTTLS\r\n"));
+		conn_wait(&c, 3, 0, 5000);
+		conn_starttls(&c, t.client);
+		conn_send(&c, EHLO "AUTH PLAIN " B64_WRONG "\r\n",
+		          strlen(EHLO "AUTH PLAIN " B64_WRONG "\r\n"));
+		if (k == 1)
+			conn_wait(&c, 4, 0, 5000); /* EHLO answered */
+		fx_spin(&f, k == 1 ? 300 : 0);
+		conn_close(&c);
+		fx_spin(&f, 100);
+	}
+	for (int i = 0; i < 100 && smtp_server_sessions(f.srv) > 0; i++)
+		fx_spin(&f, 50);
+	CHECK_EQ(smtp_server_sessions(f.srv), 0);
+	fx_clear(&f);
+	tlsfx_clear(&t);
+}
+
+/* The files are checked when they are loaded (start, reload): a bad one
+ * refuses the whole configuration, with the file and the reason. */
+static void
+t_tls_files(void)
+{
+	struct tlsfx t;
+	char path[160], err[512];
+	static const struct {
+		const char *name; /* what is wrong */
+		int which;        /* 0 cert, 1 key, 2 users */
+		const char *text; /* the file's content, or NULL: missing */
+		const char *want; /* in the message */
+	} cases[] = {
+	    {"missing certificate", 0, NULL, "No such file"},
+	    {"garbage certificate", 0, "not PEM\n", "not a PEM certificate"},
+	    {"missing key", 1, NULL, "No such file"},
+	    {"other key", 1, "", "does not match the certificate"},
+	    {"missing users", 2, NULL, "No such file"},
+	    {"no users", 2, "# nobody\n\n", "no users"},
+	    {"DES hash", 2, "bob:ab01FAX.bQRSU\n", "weak hash method"},
+	    {"MD5 hash", 2, "bob:$1$abcdefgh$G//4keteveJdpSjEJzpSz/\n",
+	     "weak hash method"},
+	    {"plain password", 2, "bob:secret\n", "not a crypt(3) hash"},
+	    {"shadow line", 2, "bob:$6$aa$bb:19000:0:99999:7:::\n",
+	     "not a crypt(3) hash"},
+	    {"no colon", 2, "bob\n", ":1: expected user:hash"},
+	    {"space in name", 2, "b b:$6$aa$bb\n", "expected user:hash"},
+	    {"twice", 2, "bob:$6$rounds=1000$aa$bb\nbob:$6$rounds=1000$aa$cc\n",
+	     "appears twice"},
+	};
+
+	CHECK_EQ(tlsfx_init(&t), 0);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		struct fx f;
+		const char *cert = t.cert, *key = t.key, *users = t.users;
+
+		snprintf(path, sizeof(path), "%s/case%zu", t.dir, i);
+		if (cases[i].text != NULL && cases[i].which == 1)
+			snprintf(path, sizeof(path), "%s", t.other);
+		else if (cases[i].text != NULL)
+			CHECK_EQ(write_text(path, cases[i].text), 0);
+		if (cases[i].which == 0)
+			cert = path;
+		else if (cases[i].which == 1)
+			key = path;
+		else
+			users = path;
+		memset(&f, 0, sizeof(f));
+		fx_cfg(&f);
+		f.lst[0].tls_cert = (char *)cert;
+		f.lst[0].tls_key = (char *)key;
+		f.lst[0].auth = CFG_AUTH_PLAIN;
+		f.lst[0].auth_users = (char *)users;
+		CHECK_EQ(fx_start(&f), 0);
+		err[0] = '\0';
+		if (f.srv == NULL ||
+		    smtp_server_set_cfg(f.srv, &f.cfg, err, sizeof(err)) !=
+		        -1 ||
+		    strstr(err, cases[i].want) == NULL ||
+		    strstr(err, "listener out: ") == NULL) {
+			fprintf(stderr, "  %s: got \"%s\"\n", cases[i].name,
+			        err);
+			CHECK(0);
+		}
+		fx_clear(&f);
+	}
+	tlsfx_clear(&t);
+}
+
+static void
+t_auth_plain_decode(void)
+{
+	static const struct {
+		const char *b64;
+		enum smtp_auth_plain rc;
+		const char *user, *pass;
+	} cases[] = {
+	    {B64_ALICE, SMTP_AUTH_PLAIN_OK, "alice", "secret"},
+	    {"YWxpY2UAYWxpY2UAc2VjcmV0", SMTP_AUTH_PLAIN_OK, "alice",
+	     "secret"}, /* authzid = authcid */
+	    {B64_AUTHZID, SMTP_AUTH_PLAIN_AUTHZID, NULL, NULL},
+	    {"YWxpY2VzZWNyZXQ=", SMTP_AUTH_PLAIN_MALFORMED, NULL, NULL},
+	    {"AGFsaWNlAA==", SMTP_AUTH_PLAIN_MALFORMED, NULL, NULL},
+	    {"AABzZWNyZXQ=", SMTP_AUTH_PLAIN_MALFORMED, NULL, NULL},
+	    {"AGFsaWNlAHNlYwByZXQ=", SMTP_AUTH_PLAIN_MALFORMED, NULL, NULL},
+	    {"=", SMTP_AUTH_PLAIN_MALFORMED, NULL, NULL},
+	    {"", SMTP_AUTH_PLAIN_MALFORMED, NULL, NULL},
+	    {"AGFsaWNlAHNlY3JldA=", SMTP_AUTH_PLAIN_BASE64, NULL, NULL},
+	    {"AGFsaWNlAHNlY3JldA=A", SMTP_AUTH_PLAIN_BASE64, NULL, NULL},
+	    {"AGFs aWNl", SMTP_AUTH_PLAIN_BASE64, NULL, NULL},
+	    {"AGFs=WNl", SMTP_AUTH_PLAIN_BASE64, NULL, NULL},
+	    {"AGFsaWNl\nAHNl", SMTP_AUTH_PLAIN_BASE64, NULL, NULL},
+	};
+	char user[SMTP_AUTH_USER_MAX + 1], pass[SMTP_AUTH_PASS_MAX + 1];
+	char big[1024];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		enum smtp_auth_plain rc;
+
+		strcpy(user, "-");
+		strcpy(pass, "-");
+		rc = smtp_auth_plain_decode(cases[i].b64, user, sizeof(user),
+		                            pass, sizeof(pass));
+		if (rc != cases[i].rc ||
+		    strcmp(user, cases[i].user ? cases[i].user : "-") != 0 ||
+		    strcmp(pass, cases[i].pass ? cases[i].pass : "-") != 0) {
+			fprintf(stderr, "  \"%s\": rc %d user %s\n",
+			        cases[i].b64, (int)rc, user);
+			CHECK(0);
+		}
+	}
+	/* longer than a response can be: refused, never overflowing */
+	for (size_t i = 0; i + 4 < sizeof(big); i += 4)
+		memcpy(big + i, "QUFB", 4);
+	big[sizeof(big) - 4] = '\0';
+	CHECK_EQ(
+	    smtp_auth_plain_decode(big, user, sizeof(user), pass, sizeof(pass)),
+	    SMTP_AUTH_PLAIN_BASE64);
+}
+
+static void
+t_auth_check(void)
+{
+	static const struct {
+		const char *user, *pass;
+		int result;
+	} cases[] = {
+	    {"alice", "secret", 1},
+	    {"alice", "Secret", 0},
+	    {"alice", "secret ", 0},
+	    {"bob", "secret", 0}, /* unknown: checked, and refused */
+	    {"Alice", "secret", 0},
+	    {"carol", "pw2", 1},
+	    {"carol", "secret", 0},
+	};
+	struct tlsfx t;
+	struct smtp_auth_db *db;
+	char err[256];
+
+	CHECK_EQ(tlsfx_init(&t), 0);
+	db = smtp_auth_db_load(t.users, err, sizeof(err));
+	CHECK(db != NULL);
+	for (size_t i = 0; db && i < sizeof(cases) / sizeof(*cases); i++) {
+		struct smtp_auth_check *c =
+		    smtp_auth_check_new(db, cases[i].user, cases[i].pass);
+
+		CHECK(c != NULL);
+		if (c == NULL)
+			continue;
+		smtp_auth_check_run(c);
+		if (smtp_auth_check_result(c) != cases[i].result) {
+			fprintf(stderr, "  %s/%s\n", cases[i].user,
+			        cases[i].pass);
+			CHECK(0);
+		}
+		CHECK_STR(smtp_auth_check_user(c), cases[i].user);
+		smtp_auth_check_free(c);
+	}
+	smtp_auth_db_free(db);
+	tlsfx_clear(&t);
+}
+
 static const struct unit_case cases[] = {
     {"transaction", t_transaction},
     {"pipelining", t_pipelining},
@@ -1355,6 +1944,15 @@ static const struct unit_case cases[] = {
     {"concurrent_sessions", t_concurrent_sessions},
     {"free_while_committing", t_free_while_committing},
     {"listener_sockets", t_listener_sockets},
+    {"starttls_not_offered", t_starttls_not_offered},
+    {"starttls_required", t_starttls_required},
+    {"auth_cleartext_counts", t_auth_cleartext_counts},
+    {"starttls_injection", t_starttls_injection},
+    {"auth_plain", t_auth_plain},
+    {"auth_client_gone", t_auth_client_gone},
+    {"tls_files", t_tls_files},
+    {"auth_plain_decode", t_auth_plain_decode},
+    {"auth_check", t_auth_check},
     {NULL, NULL},
 };
 

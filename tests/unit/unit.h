@@ -35,5 +35,7 @@ extern const struct unit_suite suite_spool;
 extern const struct unit_suite suite_smtp;
 extern const struct unit_suite suite_dsn;
 extern const struct unit_suite suite_relay;
+extern const struct unit_suite suite_metrics;
+extern const struct unit_suite suite_log;
 
 #endif

@@ -1,0 +1,167 @@
+/*
+ * t_log.c - the logger: the line on stderr, one line whatever the text,
+ * long lines cut visibly, the priority of error and warning events, and
+ * the targets it accepts.
+ */
+#include "unit.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon/log.h"
+
+static char captured[LOG_LINE_MAX * 2];
+
+/* Runs FN with stderr going into a pipe; what it wrote goes to
+ * `captured`.  Checks run after stderr is back. */
+static void
+capture(void (*fn)(void))
+{
+	size_t got = 0;
+	ssize_t n;
+	int p[2], saved;
+
+	captured[0] = '\0';
+	fflush(stderr);
+	if (pipe(p) != 0 || (saved = dup(STDERR_FILENO)) == -1)
+		return;
+	dup2(p[1], STDERR_FILENO);
+	close(p[1]);
+	fn();
+	dup2(saved, STDERR_FILENO); /* the last write end: EOF below */
+	close(saved);
+	while (got + 1 < sizeof(captured) &&
+	       (n = read(p[0], captured + got, sizeof(captured) - 1 - got)) > 0)
+		got += (size_t)n;
+	close(p[0]);
+	captured[got] = '\0';
+}
+
+static void
+one_event(void)
+{
+	log_event("test", "qid=%s event=queued n=%d", "0ABC", 3);
+}
+
+static void
+line_on_stderr(void)
+{
+	char want[128];
+
+	capture(one_event);
+	snprintf(want, sizeof(want),
+	         "smimegate[%ld]: test: qid=0ABC event=queued n=3\n",
+	         (long)getpid());
+	CHECK_STR(captured, want);
+}
+
+static void
+hostile_event(void)
+{
+	log_event("test", "reply=\"%s\" event=x", "a\r\nfake: event=y\tz\x7f");
+}
+
+static void
+control_characters_cannot_split_a_line(void)
+{
+	capture(hostile_event);
+	CHECK(strstr(captured, "reply=\"a  fake: event=y z \" event=x\n") !=
+	      NULL);
+	CHECK(strchr(captured, '\n') == captured + strlen(captured) - 1);
+	CHECK(strchr(captured, '\r') == NULL);
+}
+
+static void
+long_event(void)
+{
+	static char big[LOG_LINE_MAX + 100];
+
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	log_event("test", "event=big value=%s", big);
+}
+
+static void
+long_lines_are_cut_visibly(void)
+{
+	size_t len;
+
+	capture(long_event);
+	len = strlen(captured);
+	CHECK_EQ(len, (size_t)LOG_LINE_MAX);
+	CHECK(len > 4 && strcmp(captured + len - 4, "...\n") == 0);
+	CHECK(strchr(captured, '\n') == captured + len - 1);
+}
+
+static void
+error_and_warning_events_raise_the_level(void)
+{
+	static const struct {
+		enum log_level given;
+		const char *text;
+		enum log_level want;
+	} cases[] = {
+	    {LOG_LEVEL_INFO, "event=error op=accept", LOG_LEVEL_ERR},
+	    {LOG_LEVEL_INFO, "qid=1 event=error", LOG_LEVEL_ERR},
+	    {LOG_LEVEL_INFO, "event=warning reason=\"x\"", LOG_LEVEL_WARN},
+	    {LOG_LEVEL_WARN, "event=error", LOG_LEVEL_ERR},
+	    {LOG_LEVEL_ERR, "event=warning", LOG_LEVEL_ERR},
+	    {LOG_LEVEL_WARN, "event=queued", LOG_LEVEL_WARN},
+	    /* must not match: another event, part of a word or a value */
+	    {LOG_LEVEL_INFO, "event=queued", LOG_LEVEL_INFO},
+	    {LOG_LEVEL_INFO, "event=errors", LOG_LEVEL_INFO},
+	    {LOG_LEVEL_INFO, "xevent=error", LOG_LEVEL_INFO},
+	    {LOG_LEVEL_INFO, "reply=\"event=error\"", LOG_LEVEL_INFO},
+	    {LOG_LEVEL_INFO, "event=spool-error", LOG_LEVEL_INFO},
+	    {LOG_LEVEL_INFO, "", LOG_LEVEL_INFO},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++)
+		CHECK_EQ(log_level_of(cases[i].given, cases[i].text),
+		         cases[i].want);
+}
+
+static void
+targets(void)
+{
+	char err[256] = "";
+	char want[128];
+
+	CHECK_EQ(log_open("file", NULL, err, sizeof(err)), -1);
+	CHECK(strstr(err, "stderr or syslog") != NULL);
+	CHECK_EQ(log_open("", NULL, NULL, 0), -1);
+	CHECK_EQ(log_open("stderr", "gw-test", err, sizeof(err)), 0);
+	capture(one_event);
+	snprintf(want, sizeof(want), "gw-test[%ld]: test: ", (long)getpid());
+	CHECK(strncmp(captured, want, strlen(want)) == 0);
+	if (access("/dev/log", F_OK) != 0) {
+		/* no syslog here: refused, and the target stays */
+		err[0] = '\0';
+		CHECK_EQ(log_open("syslog", NULL, err, sizeof(err)), -1);
+		CHECK(strstr(err, "/dev/log") != NULL);
+		capture(one_event);
+		CHECK(strncmp(captured, want, strlen(want)) == 0);
+	} else {
+		CHECK_EQ(log_open("syslog", NULL, err, sizeof(err)), 0);
+		capture(one_event);
+		CHECK_STR(captured, ""); /* it went to syslog */
+		log_close();
+	}
+	CHECK_EQ(log_open(NULL, NULL, NULL, 0), 0); /* back to the default */
+	capture(one_event);
+	snprintf(want, sizeof(want), "smimegate[%ld]: test: ", (long)getpid());
+	CHECK(strncmp(captured, want, strlen(want)) == 0);
+}
+
+static const struct unit_case cases[] = {
+    {"line_on_stderr", line_on_stderr},
+    {"control_characters_cannot_split_a_line",
+     control_characters_cannot_split_a_line},
+    {"long_lines_are_cut_visibly", long_lines_are_cut_visibly},
+    {"error_and_warning_events_raise_the_level",
+     error_and_warning_events_raise_the_level},
+    {"targets", targets},
+    {NULL, NULL},
+};
+
+const struct unit_suite suite_log = {"log", cases};
