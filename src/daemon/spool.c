@@ -13,15 +13,31 @@
  *   1. the data was written to tmp/ID by spool_rx_write (buffered);
  *      flush it and fsync it;
  *   2. write the envelope to tmp/ID.env and fsync it;
- *   3. rename tmp/ID to queue/ID.msg, then tmp/ID.env to queue/ID.env
- *      (the presence of queue/ID.env is what "committed" means);
- *   4. fsync the queue directory; only then SG_OK.
+ *   3. rename tmp/ID to queue/ID.msg and wait for a directory fsync;
+ *      only then rename tmp/ID.env to queue/ID.env (the presence of
+ *      queue/ID.env is what "committed" means), so the data's name is
+ *      durable before the envelope's can be;
+ *   4. wait for a directory fsync again; only then SG_OK.
  * Any failure removes what was written and promises nothing.
  *
- * Group commit (a later step): the whole commit path is spool_commit()
- * below.  Batching fsyncs means that steps 1-3 stay per message and step
- * 4 becomes "join the current batch and wait for its one directory
- * fsync"; nothing else in this file has to change.
+ * Group commit (queue_sync).  The file fsyncs of steps 1 and 2 stay per
+ * message, each committer its own, concurrently.  The directory fsyncs
+ * of steps 3 and 4 are shared: "wait for a directory fsync" means "until
+ * an fsync of queue/ that began after my rename has ended".  One caller
+ * at a time, the leader, runs the fsync; callers arriving meanwhile wait,
+ * and when it ends one of them leads the next, which covers every rename
+ * made in between.  So under load the renames of a whole batch share one
+ * directory fsync and a commit costs its two file fsyncs plus a share of
+ * two directory fsyncs, instead of four fsyncs (a journaling file system
+ * already merges concurrent fsyncs into one journal commit: docs/bench.md,
+ * "Group commit", has what this gains and costs).  A failed directory fsync
+ * fails every caller that took its mark (before its rename) before the
+ * failure and was still waiting (Linux reports a writeback error to one
+ * fsync per open file, and queue/ has one descriptor for all threads: a
+ * thread's own fsync could return 0 after another's failed for both);
+ * a commit failing for its own reasons (writing, its envelope, a rename)
+ * never reaches the wait and fails no other.  spool_update and
+ * spool_remove share the same fsyncs.
  *
  * Envelope file format: text, one "key value" line each, values
  * percent-encoded (bytes <= 0x20, 0x7f and '%'), so a value is one token
@@ -39,7 +55,8 @@
  *
  * Threads: the struct spool's mutable state (the ID clock, the count, the
  * update counter) is under one mutex held only for a few instructions;
- * every fsync happens outside it.  A struct spool_rx belongs to one
+ * the group commit's counters are under a second one (sync_lock); every
+ * fsync happens outside both.  A struct spool_rx belongs to one
  * thread at a time (the event loop writes, the commit thread commits).
  */
 #include "daemon/spool.h"
@@ -60,6 +77,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/log.h"
 #include "smimegate.h"
 
 #define SPOOL_RX_BUF    32768      /* write buffer of a message */
@@ -79,6 +97,14 @@ struct spool {
 	uint64_t last_usec; /* timestamp of the newest ID */
 	unsigned long seq;  /* names of temporary envelope files */
 	size_t count;       /* committed messages */
+	/* group commit of queue/'s fsyncs, under sync_lock: */
+	pthread_mutex_t sync_lock;
+	pthread_cond_t sync_cond; /* an fsync ended */
+	uint64_t sync_started;    /* fsyncs of queue/ begun ... */
+	uint64_t sync_done;       /* ... and ended (they run one at a time) */
+	uint64_t sync_errors;     /* of them failed */
+	int sync_errno;           /* of the last failure */
+	int sync_running;         /* a leader is in fsync */
 };
 
 struct spool_rx {
@@ -98,16 +124,11 @@ static const char b32[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 static void __attribute__((format(printf, 1, 2)))
 spool_log(const char *fmt, ...)
 {
-	char line[512];
 	va_list ap;
-	int n;
 
-	n = snprintf(line, sizeof(line),
-	             "smimegate[%ld]: spool: ", (long)getpid());
 	va_start(ap, fmt);
-	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	log_vwrite(LOG_LEVEL_INFO, "spool", fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "%s\n", line);
 }
 
 static enum sg_status
@@ -901,6 +922,8 @@ spool_open(const char *dir, struct spool **out, char *err, size_t errlen)
 	}
 	sp->dirfd = sp->tmpfd = sp->queuefd = -1;
 	pthread_mutex_init(&sp->lock, NULL);
+	pthread_mutex_init(&sp->sync_lock, NULL);
+	pthread_cond_init(&sp->sync_cond, NULL);
 	if ((sp->dir = strdup(dir)) == NULL) {
 		set_err(err, errlen, "out of memory");
 		rc = SG_ERR_NOMEM;
@@ -960,6 +983,8 @@ spool_close(struct spool *sp)
 	if (sp->dirfd >= 0)
 		close(sp->dirfd); /* releases the flock */
 	pthread_mutex_destroy(&sp->lock);
+	pthread_cond_destroy(&sp->sync_cond);
+	pthread_mutex_destroy(&sp->sync_lock);
 	free(sp->dir);
 	free(sp);
 }
@@ -1057,10 +1082,71 @@ spool_rx_write(struct spool_rx *rx, const void *buf, size_t len)
 	return SG_OK;
 }
 
+/* ---- group commit: shared fsyncs of queue/ ---- */
+
+/* The mark to take before changing queue/ and to give queue_sync(): the
+ * count of failed directory fsyncs so far. */
+static uint64_t
+queue_sync_mark(struct spool *sp)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&sp->sync_lock);
+	n = sp->sync_errors;
+	pthread_mutex_unlock(&sp->sync_lock);
+	return n;
+}
+
+/* Returns once an fsync of queue/ that began after this call has ended:
+ * every change made to queue/ before the call is then durable.  Runs
+ * that fsync itself when no other thread is in one (the leader), else
+ * waits for the running one to end and then for the next, run by one of
+ * the waiters.  0, or -1 with errno when any directory fsync failed since
+ * MARK (queue_sync_mark, taken before the change). */
+static int
+queue_sync(struct spool *sp, uint64_t mark)
+{
+	uint64_t want;
+	int failed, e;
+
+	pthread_mutex_lock(&sp->sync_lock);
+	want = sp->sync_started + 1; /* the running one may predate us */
+	while (sp->sync_done < want) {
+		uint64_t gen;
+		int rc;
+
+		if (sp->sync_running) {
+			pthread_cond_wait(&sp->sync_cond, &sp->sync_lock);
+			continue;
+		}
+		sp->sync_running = 1;
+		gen = ++sp->sync_started;
+		pthread_mutex_unlock(&sp->sync_lock);
+		rc = fsync(sp->queuefd);
+		e = errno;
+		pthread_mutex_lock(&sp->sync_lock);
+		if (rc < 0) {
+			sp->sync_errors++;
+			sp->sync_errno = e;
+		}
+		sp->sync_done = gen;
+		sp->sync_running = 0;
+		pthread_cond_broadcast(&sp->sync_cond);
+	}
+	failed = sp->sync_errors != mark;
+	e = sp->sync_errno;
+	pthread_mutex_unlock(&sp->sync_lock);
+	if (failed) {
+		errno = e;
+		return -1;
+	}
+	return 0;
+}
+
 /*
- * The one commit path: data, envelope, renames with a directory fsync
- * after each.  Group commit will replace the directory fsyncs with "wait
- * for the batch this commit joined"; the steps before stay per message.
+ * The one commit path (see the top of the file): the file fsyncs are
+ * this message's own, each directory fsync is shared with the commits
+ * (and updates and removals) running at the same time.
  */
 static enum sg_status
 spool_commit(struct spool_rx *rx, const struct spool_env *env)
@@ -1068,6 +1154,7 @@ spool_commit(struct spool_rx *rx, const struct spool_env *env)
 	struct spool *sp = rx->sp;
 	char envname[SPOOL_NAME_MAX], msgname[SPOOL_NAME_MAX];
 	enum sg_status st;
+	uint64_t mark;
 	int stage = 0; /* 1: queue/ID.msg exists, 2: queue/ID.env too */
 
 	snprintf(envname, sizeof(envname), "%s.env", rx->id);
@@ -1082,6 +1169,7 @@ spool_commit(struct spool_rx *rx, const struct spool_env *env)
 	}
 	if ((st = env_write_tmp(sp, envname, env)) != SG_OK)
 		goto fail;
+	mark = queue_sync_mark(sp);
 	if (renameat(sp->tmpfd, rx->id, sp->queuefd, msgname) < 0) {
 		st = io_fail("rename-data", rx->id);
 		goto fail;
@@ -1089,17 +1177,17 @@ spool_commit(struct spool_rx *rx, const struct spool_env *env)
 	stage = 1;
 	/* The data's name is on disk before the envelope, the mark of a
 	 * committed message, can be: no envelope ever without its data. */
-	if (fsync(sp->queuefd) < 0) {
+	if (queue_sync(sp, mark) < 0) {
 		st = io_fail("fsync-queue", rx->id);
 		goto fail;
 	}
+	mark = queue_sync_mark(sp);
 	if (renameat(sp->tmpfd, envname, sp->queuefd, envname) < 0) {
 		st = io_fail("rename-envelope", rx->id);
 		goto fail;
 	}
 	stage = 2;
-	/* group commit: this fsync becomes "wait for my batch's fsync" */
-	if (fsync(sp->queuefd) < 0) {
+	if (queue_sync(sp, mark) < 0) {
 		st = io_fail("fsync-queue", rx->id);
 		goto fail;
 	}
@@ -1114,7 +1202,7 @@ fail:
 		unlinkat(sp->queuefd, envname, 0);
 	if (stage >= 1) {
 		unlinkat(sp->queuefd, msgname, 0);
-		fsync(sp->queuefd);
+		queue_sync(sp, queue_sync_mark(sp));
 	}
 	unlinkat(sp->tmpfd, rx->id, 0);
 	unlinkat(sp->tmpfd, envname, 0);
@@ -1265,6 +1353,7 @@ spool_update(struct spool *sp, const struct spool_env *env)
 	char tmpname[SPOOL_NAME_MAX], envname[SPOOL_NAME_MAX];
 	enum sg_status st;
 	unsigned long seq;
+	uint64_t mark;
 
 	if (!id_valid(env->id))
 		return SG_ERR_USAGE;
@@ -1277,12 +1366,13 @@ spool_update(struct spool *sp, const struct spool_env *env)
 	snprintf(tmpname, sizeof(tmpname), "%s.env.%lu", env->id, seq);
 	if ((st = env_write_tmp(sp, tmpname, env)) != SG_OK)
 		return st;
+	mark = queue_sync_mark(sp);
 	if (renameat(sp->tmpfd, tmpname, sp->queuefd, envname) < 0) {
 		st = io_fail("update", env->id);
 		unlinkat(sp->tmpfd, tmpname, 0);
 		return st;
 	}
-	if (fsync(sp->queuefd) < 0)
+	if (queue_sync(sp, mark) < 0)
 		return io_fail("fsync-queue", env->id);
 	return SG_OK;
 }
@@ -1291,17 +1381,19 @@ enum sg_status
 spool_remove(struct spool *sp, const char *id)
 {
 	char name[SPOOL_NAME_MAX];
+	uint64_t mark;
 
 	if (id == NULL || !id_valid(id))
 		return SG_ERR_USAGE;
 	snprintf(name, sizeof(name), "%s.env", id);
+	mark = queue_sync_mark(sp);
 	if (unlinkat(sp->queuefd, name, 0) < 0)
 		return errno == ENOENT ? SG_ERR_NOT_FOUND : errno_status(errno);
 	pthread_mutex_lock(&sp->lock);
 	if (sp->count > 0)
 		sp->count--;
 	pthread_mutex_unlock(&sp->lock);
-	if (fsync(sp->queuefd) < 0) /* data stays; recovery removes it */
+	if (queue_sync(sp, mark) < 0) /* data stays; recovery removes it */
 		return io_fail("remove", id);
 	snprintf(name, sizeof(name), "%s.msg", id);
 	unlinkat(sp->queuefd, name, 0);

@@ -63,7 +63,9 @@ enum sg_status spool_rx_write(struct spool_rx *rx, const void *buf, size_t len);
 size_t spool_rx_size(const struct spool_rx *rx);
 /* Makes the message durable with ENV (its id is taken from RX): after
  * SG_OK it survives a crash.  Frees RX whatever the outcome.  Thread-safe
- * with respect to other spool calls; may block on fsync. */
+ * with respect to other spool calls; may block on fsync.  Commits running
+ * at the same time share their directory fsyncs (group commit), so the
+ * more threads commit at once, the more commits per second. */
 enum sg_status spool_rx_commit(struct spool_rx *rx, struct spool_env *env);
 /* Drops a message being received.  Frees RX. */
 void spool_rx_abort(struct spool_rx *rx);

@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -685,6 +686,262 @@ commits_from_threads(void)
 	CHECK_EQ(open_fds(), fds);
 }
 
+/* ---- group commit: many committers sharing directory fsyncs ---- */
+
+enum { GC_THREADS = 16, GC_EACH = 12, GC_LEN = 3000 };
+
+/* How a group-commit test thread treats its I-th message. */
+enum gc_fate { GC_KEEP, GC_UPDATE, GC_REMOVE, GC_BAD_ENVELOPE, GC_BAD_DATA };
+
+struct gc_thread {
+	struct fx *f;
+	pthread_barrier_t *start;
+	int t;    /* the thread's number */
+	int mode; /* 0: a mix, 1: with failures, 2: keep them all */
+	enum gc_fate fate[GC_EACH];
+	enum sg_status st[GC_EACH];
+	char ids[GC_EACH][SPOOL_ID_LEN + 1];
+};
+
+static enum gc_fate
+gc_fate_of(int t, int i, int mode)
+{
+	static const enum gc_fate good[] = {GC_KEEP, GC_UPDATE, GC_KEEP,
+	                                    GC_REMOVE};
+	if (mode == 2)
+		return GC_KEEP;
+	if (mode == 1 && (t + i) % 3 == 0)
+		return (t + i) % 2 ? GC_BAD_ENVELOPE : GC_BAD_DATA;
+	return good[(t + i) % 4];
+}
+
+/* Commits one message: its data is pattern(GC_LEN, seed), its helo
+ * "gc-SEED" says which.  A bad envelope is over the value limit; bad
+ * data has its temporary file removed before the commit (the data's
+ * rename fails: after the commit took its mark, before it joins). */
+static enum sg_status
+gc_commit(struct fx *f, unsigned seed, enum gc_fate fate, char *id)
+{
+	char helo[5000], path[256];
+	struct spool_env env = simple_env("a@example.org");
+	struct spool_rx *rx;
+	enum sg_status st;
+	char *data = pattern(GC_LEN, seed);
+
+	snprintf(helo, sizeof(helo), "gc-%u", seed);
+	if (fate == GC_BAD_ENVELOPE) {
+		memset(helo, 'h', sizeof(helo) - 1);
+		helo[sizeof(helo) - 1] = '\0';
+	}
+	env.helo = helo;
+	if ((st = spool_rx_begin(f->sp, &rx)) != SG_OK) {
+		free(data);
+		return st;
+	}
+	snprintf(id, SPOOL_ID_LEN + 1, "%s", spool_rx_id(rx));
+	st = spool_rx_write(rx, data, GC_LEN);
+	free(data);
+	if (st != SG_OK) {
+		spool_rx_abort(rx);
+		return st;
+	}
+	if (fate == GC_BAD_DATA) {
+		snprintf(path, sizeof(path), "%s/tmp/%s", f->spool, id);
+		CHECK_EQ(unlink(path), 0);
+	}
+	return spool_rx_commit(rx, &env);
+}
+
+static void *
+gc_run(void *p)
+{
+	struct gc_thread *g = p;
+
+	pthread_barrier_wait(g->start);
+	for (int i = 0; i < GC_EACH; i++) {
+		g->fate[i] = gc_fate_of(g->t, i, g->mode);
+		g->st[i] = gc_commit(g->f, (unsigned)(g->t * GC_EACH + i),
+		                     g->fate[i], g->ids[i]);
+	}
+	/* updates and removals share the directory fsyncs with the commits
+	 * the other threads are still making */
+	for (int i = 0; i < GC_EACH; i++) {
+		struct spool_env env;
+
+		if (g->st[i] != SG_OK)
+			continue;
+		if (g->fate[i] == GC_UPDATE &&
+		    spool_load(g->f->sp, g->ids[i], &env) == SG_OK) {
+			env.attempts = 7;
+			g->st[i] = spool_update(g->f->sp, &env);
+			spool_env_clear(&env);
+		} else if (g->fate[i] == GC_REMOVE) {
+			g->st[i] = spool_remove(g->f->sp, g->ids[i]);
+		}
+	}
+	return NULL;
+}
+
+/* Runs GC_THREADS threads at once; checks what each commit returned and,
+ * after closing and reopening the spool (recovery), that exactly the
+ * kept and updated messages are there, with their exact bytes, and
+ * nothing else. */
+static void
+gc_check_run(int mode)
+{
+	struct gc_thread g[GC_THREADS];
+	pthread_t th[GC_THREADS];
+	pthread_barrier_t start;
+	struct spool_env *v = NULL;
+	size_t n = 0, want = 0, fds = open_fds();
+	struct fx f;
+
+	fx_init(&f);
+	CHECK_EQ(pthread_barrier_init(&start, NULL, GC_THREADS), 0);
+	for (int t = 0; t < GC_THREADS; t++) {
+		memset(&g[t], 0, sizeof(g[t]));
+		g[t].f = &f;
+		g[t].start = &start;
+		g[t].t = t;
+		g[t].mode = mode;
+		CHECK_EQ(pthread_create(&th[t], NULL, gc_run, &g[t]), 0);
+	}
+	for (int t = 0; t < GC_THREADS; t++)
+		pthread_join(th[t], NULL);
+	pthread_barrier_destroy(&start);
+	for (int t = 0; t < GC_THREADS; t++)
+		for (int i = 0; i < GC_EACH; i++) {
+			switch (g[t].fate[i]) {
+			case GC_BAD_ENVELOPE:
+				CHECK_EQ(g[t].st[i], SG_ERR_LIMIT);
+				break;
+			case GC_BAD_DATA:
+				CHECK_EQ(g[t].st[i], SG_ERR_IO);
+				break;
+			default:
+				CHECK_EQ(g[t].st[i], SG_OK);
+				want += g[t].fate[i] != GC_REMOVE;
+			}
+		}
+	CHECK_EQ(spool_count(f.sp), want);
+	fx_reopen(&f);
+	CHECK_EQ(spool_count(f.sp), want);
+	CHECK_EQ(count_files(f.spool, "tmp"), 0u);
+	CHECK_EQ(count_files(f.spool, "queue"), 2 * want);
+	CHECK_EQ(spool_scan(f.sp, &v, &n), SG_OK);
+	CHECK_EQ(n, want);
+	for (size_t k = 0; k < n; k++) {
+		unsigned seed = 0;
+		int t, i, fd;
+		size_t glen = 0;
+		char *got, *data;
+
+		CHECK(v[k].helo && sscanf(v[k].helo, "gc-%u", &seed) == 1);
+		t = (int)(seed / GC_EACH) % GC_THREADS;
+		i = (int)(seed % GC_EACH);
+		CHECK_STR(v[k].id, g[t].ids[i]);
+		CHECK(g[t].fate[i] == GC_KEEP || g[t].fate[i] == GC_UPDATE);
+		CHECK_EQ(v[k].attempts, g[t].fate[i] == GC_UPDATE ? 7u : 0u);
+		fd = spool_data_fd(f.sp, v[k].id);
+		CHECK(fd >= 0);
+		got = slurp_fd(fd, &glen);
+		data = pattern(GC_LEN, seed);
+		CHECK(got && data && glen == GC_LEN &&
+		      memcmp(got, data, GC_LEN) == 0);
+		free(got);
+		free(data);
+		close(fd);
+		spool_env_clear(&v[k]);
+	}
+	free(v);
+	CHECK_EQ(open_fds(), fds + 3);
+	fx_clear(&f);
+}
+
+static void
+group_commit_all_durable(void)
+{
+	gc_check_run(0);
+}
+
+static void
+group_commit_failure_spares_the_batch(void)
+{
+	gc_check_run(1);
+}
+
+/* While threads commit, another keeps listing queue/: an envelope is
+ * never there without its data (the data's rename and a directory fsync
+ * come before the envelope's rename). */
+struct gc_watch {
+	struct fx *f;
+	atomic_int stop;
+	int seen, orphans;
+};
+
+static void *
+gc_watch_run(void *p)
+{
+	struct gc_watch *w = p;
+	char dir[160], msg[256];
+
+	snprintf(dir, sizeof(dir), "%s/queue", w->f->spool);
+	while (!atomic_load(&w->stop)) {
+		DIR *d = opendir(dir);
+		struct dirent *e;
+
+		if (d == NULL)
+			continue;
+		while ((e = readdir(d)) != NULL) {
+			size_t len = strlen(e->d_name);
+			struct stat sb;
+
+			if (len != SPOOL_ID_LEN + 4 ||
+			    strcmp(e->d_name + SPOOL_ID_LEN, ".env") != 0)
+				continue;
+			w->seen++;
+			snprintf(msg, sizeof(msg), "%s/%.*s.msg", dir,
+			         SPOOL_ID_LEN, e->d_name);
+			if (stat(msg, &sb) != 0)
+				w->orphans++;
+		}
+		closedir(d);
+	}
+	return NULL;
+}
+
+static void
+group_commit_keeps_data_before_envelope(void)
+{
+	struct gc_thread g[GC_THREADS];
+	struct gc_watch w = {0};
+	pthread_t th[GC_THREADS], wt;
+	pthread_barrier_t start;
+	struct fx f;
+
+	fx_init(&f);
+	w.f = &f;
+	atomic_init(&w.stop, 0);
+	CHECK_EQ(pthread_barrier_init(&start, NULL, GC_THREADS), 0);
+	CHECK_EQ(pthread_create(&wt, NULL, gc_watch_run, &w), 0);
+	for (int t = 0; t < GC_THREADS; t++) {
+		memset(&g[t], 0, sizeof(g[t]));
+		g[t].f = &f;
+		g[t].start = &start;
+		g[t].t = t;
+		g[t].mode = 2; /* no removals: they take the envelope first */
+		CHECK_EQ(pthread_create(&th[t], NULL, gc_run, &g[t]), 0);
+	}
+	for (int t = 0; t < GC_THREADS; t++)
+		pthread_join(th[t], NULL);
+	atomic_store(&w.stop, 1);
+	pthread_join(wt, NULL);
+	pthread_barrier_destroy(&start);
+	CHECK(w.seen > 0);
+	CHECK_EQ(w.orphans, 0);
+	fx_clear(&f);
+}
+
 /* ---- the queue, with fake callbacks ---- */
 
 struct fake {
@@ -1316,6 +1573,11 @@ static const struct unit_case cases[] = {
     {"damaged_envelopes_are_refused", damaged_envelopes_are_refused},
     {"open_refuses_unsafe_or_busy", open_refuses_unsafe_or_busy},
     {"commits_from_threads", commits_from_threads},
+    {"group_commit_all_durable", group_commit_all_durable},
+    {"group_commit_failure_spares_the_batch",
+     group_commit_failure_spares_the_batch},
+    {"group_commit_keeps_data_before_envelope",
+     group_commit_keeps_data_before_envelope},
     {"queue_delivers_and_removes", queue_delivers_and_removes},
     {"queue_process_output_is_delivered", queue_process_output_is_delivered},
     {"temporary_failure_is_saved_and_retried",
