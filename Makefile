@@ -3,6 +3,7 @@
 #   make run        the demo on the embedded default (throw-away certificates)
 #   make test       unit + end-to-end tests, all under ASan and UBSan
 #   make bench      speed and memory next to `openssl cms` (bench/bench.sh)
+#   make bench-gateway  messages/s through the daemon (bench/gateway.sh)
 #   make format     clang-format the C sources
 
 CC      ?= cc
@@ -35,7 +36,7 @@ HDRS     = $(wildcard include/*.h src/*/*.h tests/unit/*.h)
 
 PYTEST  ?= /usr/bin/python3 -m pytest
 
-.PHONY: all run test test-build unit e2e bench fuzz format format-check deps clean
+.PHONY: all run test test-build unit e2e bench bench-gateway fuzz format format-check deps clean
 
 all: build/smimegate
 
@@ -95,6 +96,9 @@ fuzz: build/fuzz/fuzz_message
 
 bench: build/smimegate
 	sh bench/bench.sh
+
+bench-gateway: build/smimegate
+	sh bench/gateway.sh
 
 format:
 	clang-format -i $(CORE_SRC) $(CLI_SRC) $(UNIT_SRC) $(HDRS)

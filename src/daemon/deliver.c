@@ -19,44 +19,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/fsio.h"
 #include "smimegate.h"
 
 #define DELIVER_BUF  65536
 #define DELIVER_HOST 64 /* bytes of the host name kept */
-
-static enum sg_status
-errno_status(int e)
-{
-	switch (e) {
-	case ENOSPC:
-	case EDQUOT:
-	case EMFILE:
-	case ENFILE:
-		return SG_ERR_TEMP;
-	case ENOMEM:
-		return SG_ERR_NOMEM;
-	default:
-		return SG_ERR_IO;
-	}
-}
-
-static int
-write_all(int fd, const void *p, size_t len)
-{
-	const unsigned char *b = p;
-
-	while (len > 0) {
-		ssize_t n = write(fd, b, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		b += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 /* mkdir -p PATH, each created component 0700.  0 or -1 (errno). */
 static int
@@ -169,7 +136,7 @@ copy_data(int data_fd, int fd, unsigned char *buf, int *read_side)
 		if (n == 0)
 			return 0;
 		off += n;
-		if (write_all(fd, buf, (size_t)n) < 0) {
+		if (fsio_write_all(fd, buf, (size_t)n) < 0) {
 			*read_side = 0;
 			return -1;
 		}
@@ -227,7 +194,7 @@ maildir_create(struct maildir_fds *m, char *name, size_t len, int *out)
 			break;
 	}
 	if (fd < 0)
-		return errno_status(errno);
+		return fsio_errno_status(errno);
 	*out = fd;
 	return SG_OK;
 }
@@ -250,29 +217,29 @@ deliver_maildir(const char *maildir, int data_fd, const char *prefix_headers,
 	if ((buf = malloc(DELIVER_BUF)) == NULL)
 		goto fail;
 	if (maildir_open(maildir, &m) < 0) {
-		st = errno_status(errno);
+		st = fsio_errno_status(errno);
 		goto fail;
 	}
 	if ((st = maildir_create(&m, name, sizeof(name), &fd)) != SG_OK)
 		goto fail;
 	stage = 1;
 	if ((prefix_headers != NULL &&
-	     write_all(fd, prefix_headers, strlen(prefix_headers)) < 0) ||
+	     fsio_write_all(fd, prefix_headers, strlen(prefix_headers)) < 0) ||
 	    copy_data(data_fd, fd, buf, &read_side) < 0 || fsync(fd) < 0) {
-		st = read_side ? SG_ERR_IO : errno_status(errno);
+		st = read_side ? SG_ERR_IO : fsio_errno_status(errno);
 		goto fail;
 	}
-	st = close(fd) < 0 ? errno_status(errno) : SG_OK;
+	st = close(fd) < 0 ? fsio_errno_status(errno) : SG_OK;
 	fd = -1;
 	if (st != SG_OK)
 		goto fail;
 	if (renameat(m.tmp, name, m.new, name) < 0) {
-		st = errno_status(errno);
+		st = fsio_errno_status(errno);
 		goto fail;
 	}
 	stage = 2;
 	if (fsync(m.new) < 0) { /* in new/, maybe not durable: take it back */
-		st = errno_status(errno);
+		st = fsio_errno_status(errno);
 		goto fail;
 	}
 	if (name_out != NULL)

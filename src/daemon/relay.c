@@ -23,6 +23,7 @@
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -662,6 +663,11 @@ conn_connect(struct relay_conn *c, const char *host, const char *port)
 			why(c, "socket: %s", strerror(errno));
 			continue;
 		}
+		/* Commands are small writes waiting for replies: without
+		 * this every delivery waits for the peer's delayed ACK. */
+		int one = 1;
+		(void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one,
+		                 sizeof(one));
 		if (connect(c->fd, ai->ai_addr, ai->ai_addrlen) == 0)
 			break;
 		if (errno != EINPROGRESS)

@@ -77,6 +77,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/fsio.h"
 #include "daemon/log.h"
 #include "smimegate.h"
 
@@ -131,40 +132,6 @@ spool_log(const char *fmt, ...)
 	va_end(ap);
 }
 
-static enum sg_status
-errno_status(int e)
-{
-	switch (e) {
-	case ENOSPC:
-	case EDQUOT:
-	case EMFILE:
-	case ENFILE:
-		return SG_ERR_TEMP;
-	case ENOMEM:
-		return SG_ERR_NOMEM;
-	default:
-		return SG_ERR_IO;
-	}
-}
-
-static int
-write_all(int fd, const void *p, size_t len)
-{
-	const unsigned char *b = p;
-
-	while (len > 0) {
-		ssize_t n = write(fd, b, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		b += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static int
 close_fd(int *fd)
 {
@@ -181,7 +148,7 @@ io_fail(const char *op, const char *id)
 	int e = errno;
 
 	spool_log("event=error op=%s id=%s error=\"%s\"", op, id, strerror(e));
-	return errno_status(e);
+	return fsio_errno_status(e);
 }
 
 static int
@@ -653,7 +620,7 @@ env_write_tmp(struct spool *sp, const char *name, const struct spool_env *env)
 	fd = openat(sp->tmpfd, name,
 	            O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	created = fd >= 0;
-	if (fd < 0 || write_all(fd, b.p, b.len) < 0 || fsync(fd) < 0 ||
+	if (fd < 0 || fsio_write_all(fd, b.p, b.len) < 0 || fsync(fd) < 0 ||
 	    close_fd(&fd) < 0) {
 		st = io_fail("write-envelope", env->id);
 		goto fail;
@@ -1010,7 +977,7 @@ spool_rx_begin(struct spool *sp, struct spool_rx **out)
 			break;
 	}
 	if (fd < 0) {
-		st = errno_status(errno);
+		st = fsio_errno_status(errno);
 		spool_log("event=error op=begin error=\"%s\"", strerror(errno));
 		goto fail;
 	}
@@ -1042,7 +1009,7 @@ rx_flush(struct spool_rx *rx)
 {
 	if (rx->err != SG_OK)
 		return -1;
-	if (rx->used > 0 && write_all(rx->fd, rx->buf, rx->used) < 0) {
+	if (rx->used > 0 && fsio_write_all(rx->fd, rx->buf, rx->used) < 0) {
 		rx->err = io_fail("write", rx->id);
 		return -1;
 	}
@@ -1067,7 +1034,7 @@ spool_rx_write(struct spool_rx *rx, const void *buf, size_t len)
 			return rx->err;
 		if (rx->used == 0 && len >= sizeof(rx->buf)) {
 			/* large writes go straight to the file */
-			if (write_all(rx->fd, p, len) < 0)
+			if (fsio_write_all(rx->fd, p, len) < 0)
 				return rx->err = io_fail("write", rx->id);
 			return SG_OK;
 		}
@@ -1255,7 +1222,8 @@ spool_load(struct spool *sp, const char *id, struct spool_env *env)
 	snprintf(name, sizeof(name), "%s.env", id);
 	fd = openat(sp->queuefd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
-		return errno == ENOENT ? SG_ERR_NOT_FOUND : errno_status(errno);
+		return errno == ENOENT ? SG_ERR_NOT_FOUND
+		                       : fsio_errno_status(errno);
 	st = SG_ERR_IO;
 	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) ||
 	    sb.st_size > (off_t)SPOOL_ENV_MAX)
@@ -1269,7 +1237,7 @@ spool_load(struct spool *sp, const char *id, struct spool_env *env)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			st = errno_status(errno);
+			st = fsio_errno_status(errno);
 			goto fail;
 		}
 		if (n == 0)
@@ -1305,7 +1273,7 @@ spool_scan(struct spool *sp, struct spool_env **v, size_t *n)
 	enum sg_status st;
 
 	if (list_dir(sp->queuefd, &names, &nnames) < 0)
-		return errno_status(errno);
+		return fsio_errno_status(errno);
 	if (nnames > 0 && (out = calloc(nnames, sizeof(*out))) == NULL) {
 		st = SG_ERR_NOMEM;
 		goto fail;
@@ -1359,7 +1327,8 @@ spool_update(struct spool *sp, const struct spool_env *env)
 		return SG_ERR_USAGE;
 	snprintf(envname, sizeof(envname), "%s.env", env->id);
 	if (!exists_at(sp->queuefd, envname))
-		return errno == ENOENT ? SG_ERR_NOT_FOUND : errno_status(errno);
+		return errno == ENOENT ? SG_ERR_NOT_FOUND
+		                       : fsio_errno_status(errno);
 	pthread_mutex_lock(&sp->lock);
 	seq = ++sp->seq;
 	pthread_mutex_unlock(&sp->lock);
@@ -1388,7 +1357,8 @@ spool_remove(struct spool *sp, const char *id)
 	snprintf(name, sizeof(name), "%s.env", id);
 	mark = queue_sync_mark(sp);
 	if (unlinkat(sp->queuefd, name, 0) < 0)
-		return errno == ENOENT ? SG_ERR_NOT_FOUND : errno_status(errno);
+		return errno == ENOENT ? SG_ERR_NOT_FOUND
+		                       : fsio_errno_status(errno);
 	pthread_mutex_lock(&sp->lock);
 	if (sp->count > 0)
 		sp->count--;

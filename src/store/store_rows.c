@@ -140,13 +140,15 @@ bind_facts(sqlite3_stmt *s, const struct facts *f)
 }
 
 static enum sg_status
-insert_name(struct store *st, sqlite3_stmt *s, const char *kind,
+insert_name(struct store *st, sqlite3_stmt *s, int64_t id, const char *kind,
             const char *value)
 {
 	enum sg_status rc;
 	int row;
 
+	/* All three each time: clear_bindings below clears the id too. */
 	sqlite3_reset(s);
+	sqlite3_bind_int64(s, 1, id);
 	sqlite3_bind_text(s, 2, kind, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 3, value, -1, SQLITE_STATIC);
 	rc = store_step(st, s, &row);
@@ -182,7 +184,7 @@ insert_names(struct store *st, int64_t id, const struct sg_cert_info *info)
 			goto out;
 		}
 		sqlite3_bind_int64(s, 1, id);
-		rc = insert_name(st, s, "email", v);
+		rc = insert_name(st, s, id, "email", v);
 		free(v);
 		if (rc != SG_OK)
 			goto out;
@@ -200,7 +202,7 @@ insert_names(struct store *st, int64_t id, const struct sg_cert_info *info)
 		}
 		store_ascii_lower(v);
 		sqlite3_bind_int64(s, 1, id);
-		rc = insert_name(st, s, "domain", v);
+		rc = insert_name(st, s, id, "domain", v);
 		free(v);
 		if (rc != SG_OK)
 			goto out;

@@ -282,3 +282,17 @@ def test_no_private_key_in_clear(store, tmp_path, pki):
                 f"a PEM line of the {who} private key is in the database")
         b64 = base64.b64encode(pkcs8)
         assert b64[:64] not in db
+
+
+def test_every_san_name_is_indexed(store, smimegate, tmp_path):
+    """Lookups find a certificate by any of its addresses and domains, not
+    only the first (a bound-parameter bug once indexed the first alone)."""
+    import sqlite3
+    store.ok("cert", "create", "--name", "multi", "--cn", "Multi",
+             "--san-email", "a@x.example,b@y.example,c@z.example",
+             "--san-domain", "d.example,*.e.example")
+    db = sqlite3.connect(f"file:{store.path}?mode=ro", uri=True)
+    names = sorted(v for (v,) in db.execute("SELECT value FROM cert_names"))
+    db.close()
+    assert names == sorted(["a@x.example", "b@y.example", "c@z.example",
+                            "d.example", "*.e.example"]), names
