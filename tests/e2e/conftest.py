@@ -12,6 +12,10 @@ Fixtures
                 no sanitizer report.
     smime       a Smime helper bound to `run` and `pki` with the common
                 operations (sign/encrypt/verify/decrypt that must succeed).
+    store, bare_store   a store_util.Store in tmp_path (initialized, or not)
+    gateway     make(**kw) -> gateway_util.Gateway: real daemons, each with
+                an organization certificate "org", killed by PID at the end
+                and their logs checked for sanitizer reports.
 
 Message builders and MIME/CMS helpers are plain functions in smime_util.py.
 """
@@ -110,3 +114,13 @@ class Smime:
 @pytest.fixture
 def smime(run, pki):
     return Smime(run, pki)
+
+
+@pytest.fixture
+def gateway(smimegate, tmp_path):
+    from gateway_util import gateways
+    yield from gateways(smimegate, tmp_path)
+
+
+# The key store's fixtures live with their helpers in store_util.py.
+from store_util import bare_store, store  # noqa: E402,F401

@@ -15,7 +15,7 @@ import pytest
 
 from smime_util import (assert_clean, BASE_HEADERS, PLAIN_TEXT, asn1_items,
                         assert_reason, content_type, make_message,
-                        extract_cms_der, get_header, mime_entity,
+                        extract_cms_der, mime_entity,
                         msg_deep_nested, msg_long_header, msg_plain_lf,
                         multipart_parts, openssl, openssl_encrypt,
                         openssl_sign, replace_cms, cms_b64_span,

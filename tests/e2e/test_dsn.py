@@ -6,7 +6,6 @@ notify_signer names a key of the store, unsigned otherwise (seed 000);
 never to the null sender; RET=HDRS, ENVID and NOTIFY=NEVER honoured."""
 import email
 import email.policy
-import signal
 import smtplib
 import subprocess
 import time
@@ -14,33 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from test_gateway import Gateway, crlf, free_port, org_cert
+from gateway_util import crlf, free_port, org_cert
 
 REPO = Path(__file__).resolve().parents[2]
 
 T = 60
 ENCRYPTING = "mode = sign-encrypt\nmissing_key = bounce\n"
-
-
-@pytest.fixture
-def gateway(smimegate, tmp_path):
-    gws = []
-
-    def make(**kw):
-        gw = Gateway(smimegate, tmp_path / f"gw{len(gws)}", **kw)
-        gw.cli("cert", "create", "--name", "org", "--cn", "Example Org",
-               "--san-email", "sender@example.com")
-        gws.append(gw)
-        return gw
-
-    yield make
-    for gw in gws:
-        gw.stop(signal.SIGKILL)
-    for gw in gws:
-        if gw.log.exists():
-            text = gw.log.read_text(errors="replace")
-            assert "Sanitizer" not in text and "runtime error" not in text, \
-                text[-4000:]
 
 
 def wait_log(gw, needle, timeout=T):

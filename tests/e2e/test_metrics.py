@@ -14,30 +14,9 @@ import urllib.request
 
 import pytest
 
-from test_gateway import Gateway, free_port, swaks
+from gateway_util import free_port, swaks
 
 T = 60
-
-
-@pytest.fixture
-def gateway(smimegate, tmp_path):
-    gws = []
-
-    def make(**kw):
-        gw = Gateway(smimegate, tmp_path / f"gw{len(gws)}", **kw)
-        gw.cli("cert", "create", "--name", "org", "--cn", "Example Org",
-               "--san-email", "sender@example.com")
-        gws.append(gw)
-        return gw
-
-    yield make
-    for gw in gws:
-        gw.stop(signal.SIGKILL)
-    for gw in gws:
-        if gw.log.exists():
-            text = gw.log.read_text(errors="replace")
-            assert "Sanitizer" not in text and "runtime error" not in text, \
-                text[-4000:]
 
 
 def scrape(port, path="/metrics"):

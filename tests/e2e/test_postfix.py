@@ -33,7 +33,7 @@ from pathlib import Path
 import pytest
 
 from smime_util import openssl_sign, mime_entity
-from test_gateway import Gateway, free_port, swaks, crlf, org_cert
+from gateway_util import Gateway, free_port, swaks, crlf, org_cert
 
 T = 60
 REPO = Path(__file__).resolve().parents[2]

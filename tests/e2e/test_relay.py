@@ -4,7 +4,6 @@ end): a smarthost, a per-domain route, a temporary failure and the retry,
 a recipient refused next to one accepted, TLS required from a sink that
 cannot do it, opportunistic STARTTLS with a throw-away certificate, and one
 connection reused for two messages."""
-import signal
 import ssl
 import subprocess
 import threading
@@ -13,7 +12,7 @@ import time
 import pytest
 from aiosmtpd.controller import Controller
 
-from test_gateway import T, Gateway, free_port, org_cert, swaks
+from gateway_util import T, free_port, org_cert, swaks
 
 
 class SinkHandler:
@@ -120,25 +119,11 @@ def sinks(tmp_path):
 
 
 @pytest.fixture
-def relay_gw(smimegate, tmp_path):
-    gws = []
-
+def relay_gw(gateway):
     def make(extra):
-        gw = Gateway(smimegate, tmp_path / f"gw{len(gws)}",
-                     extra="retry_min = 1s\nretry_max = 2s\n" + extra)
-        gw.cli("cert", "create", "--name", "org", "--cn", "Example Org",
-               "--san-email", "sender@example.com")
-        gws.append(gw)
-        return gw.start()
-
-    yield make
-    for gw in gws:
-        gw.stop(signal.SIGKILL)
-    for gw in gws:
-        if gw.log.exists():
-            text = gw.log.read_text(errors="replace")
-            assert "Sanitizer" not in text and "runtime error" not in text, \
-                text[-4000:]
+        return gateway(
+            extra="retry_min = 1s\nretry_max = 2s\n" + extra).start()
+    return make
 
 
 def wait_log(gw, needle, timeout=T):

@@ -11,8 +11,7 @@ import time
 
 import pytest
 
-from test_gateway import Gateway, free_port, swaks  # noqa: F401
-from test_gateway import gateway  # noqa: F401  (the fixture)
+from gateway_util import swaks
 
 T = 60
 

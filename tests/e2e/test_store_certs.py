@@ -25,8 +25,8 @@ from gpgsm_util import GpgsmHome, colon_fpr, fingerprint
 from nss_util import NssDb, der_to_pem, run_tool
 from smime_util import (extract_cms_der, extract_signed_part, msg_crlf,
                         openssl)
-from store_util import (bare_store, export_identity, extension_critical,  # noqa: F401
-                        extension_value, pem_blocks, store, subject_fields,
+from store_util import (export_identity, extension_critical,
+                        extension_value, pem_blocks, subject_fields,
                         x509_field, x509_text)
 
 KEY_USAGE = {

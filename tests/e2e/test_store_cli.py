@@ -13,10 +13,8 @@ import stat
 
 import pytest
 
-from nss_util import der_to_pem
 from smime_util import openssl
-from store_util import (Store, bare_store, export_identity,  # noqa: F401
-                        pem_blocks, store)
+from store_util import export_identity, pem_blocks
 
 
 def mode(p):

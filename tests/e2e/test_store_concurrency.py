@@ -4,7 +4,7 @@ nothing may fail with a lock error, nothing may be lost."""
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
-from store_util import bare_store, pem_blocks, store  # noqa: F401 (fixtures)
+from store_util import pem_blocks
 
 
 def test_parallel_writers_and_readers(store, smimegate, tmp_path):

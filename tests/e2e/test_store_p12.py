@@ -15,8 +15,8 @@ import pytest
 
 from nss_util import NssDb, run_tool
 from smime_util import openssl
-from store_util import (PASSPHRASE, Store, bare_store, export_identity,  # noqa: F401
-                        pem_blocks, store, write_passfile)
+from store_util import (PASSPHRASE, Store, export_identity, pem_blocks,
+                        write_passfile)
 
 
 def p12_info(p12, passfile):
