@@ -562,10 +562,38 @@ proceed_ehlo(struct smtp_session *s, struct smtp_args *a)
 	}
 }
 
+/* The start of MAIL and RCPT: KEYWORD ("FROM:", "TO:"), optional spaces,
+ * the path into a->addr (NULL_OK: "<>" allowed); *REST points at the
+ * parameters.  0, or -1 after the reply. */
+static int
+command_path(struct smtp_session *s, struct smtp_args *a, const char *keyword,
+             int null_ok, enum smtp_reply syntax, enum smtp_reply bad_addr,
+             char **rest)
+{
+	size_t n = strlen(keyword);
+	const char *end;
+
+	if (strncasecmp(a->arg, keyword, n) != 0) {
+		reply(s, syntax, NULL);
+		return -1;
+	}
+	for (end = a->arg + n; *end == ' '; end++)
+		;
+	if (smtp_parse_path(end, &end, a->addr, sizeof(a->addr), null_ok) < 0) {
+		reply(s, bad_addr, NULL);
+		return -1;
+	}
+	if (*end != '\0' && *end != ' ') {
+		reply(s, R_SYNTAX, NULL);
+		return -1;
+	}
+	*rest = (char *)end;
+	return 0;
+}
+
 static int
 check_mail(struct smtp_session *s, struct smtp_args *a)
 {
-	const char *end;
 	char *p, *key, *val;
 	unsigned seen = 0;
 	int r;
@@ -575,19 +603,8 @@ check_mail(struct smtp_session *s, struct smtp_args *a)
 		reply(s, R_TLS_FIRST, NULL);
 		return -1;
 	}
-	if (strncasecmp(a->arg, "FROM:", 5) != 0) {
-		reply(s, R_MAIL_SYNTAX, NULL);
+	if (command_path(s, a, "FROM:", 1, R_MAIL_SYNTAX, R_FROM_ADDR, &p) < 0)
 		return -1;
-	}
-	for (end = a->arg + 5; *end == ' '; end++)
-		;
-	if (smtp_parse_path(end, &end, a->addr, sizeof(a->addr), 1) < 0) {
-		reply(s, R_FROM_ADDR, NULL);
-		return -1;
-	}
-	if (*end != '\0' && *end != ' ')
-		goto syntax;
-	p = (char *)end;
 	while ((r = smtp_parse_param(&p, &key, &val)) > 0) {
 		unsigned bit;
 
@@ -659,24 +676,12 @@ proceed_mail(struct smtp_session *s, struct smtp_args *a)
 static int
 check_rcpt(struct smtp_session *s, struct smtp_args *a)
 {
-	const char *end;
 	char *p, *key, *val;
 	unsigned seen = 0;
 	int r;
 
-	if (strncasecmp(a->arg, "TO:", 3) != 0) {
-		reply(s, R_RCPT_SYNTAX, NULL);
+	if (command_path(s, a, "TO:", 0, R_RCPT_SYNTAX, R_RCPT_ADDR, &p) < 0)
 		return -1;
-	}
-	for (end = a->arg + 3; *end == ' '; end++)
-		;
-	if (smtp_parse_path(end, &end, a->addr, sizeof(a->addr), 0) < 0) {
-		reply(s, R_RCPT_ADDR, NULL);
-		return -1;
-	}
-	if (*end != '\0' && *end != ' ')
-		goto syntax;
-	p = (char *)end;
 	while ((r = smtp_parse_param(&p, &key, &val)) > 0) {
 		unsigned bit;
 
