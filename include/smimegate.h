@@ -100,6 +100,13 @@ time_t sg_ctx_now(const struct sg_ctx *ctx);
 /* Directory for temporary files (default $TMPDIR, else /tmp).  Copied. */
 enum sg_status sg_ctx_set_tmpdir(struct sg_ctx *ctx, const char *dir);
 
+/* Temporary copies of a message of at most MAX bytes stay in memory
+ * (memfd_create) instead of the temporary directory; 0 = never.  Default
+ * SG_TMP_MEMORY_DEFAULT.  Larger messages always go to files, so memory
+ * stays bounded whatever the input. */
+#define SG_TMP_MEMORY_DEFAULT ((size_t)1 << 20) /* 1 MiB */
+void sg_ctx_set_tmp_memory(struct sg_ctx *ctx, size_t max);
+
 /* Records a failure on the handle for a client layer (the store) whose own
  * object does not exist yet: ST and a one-line reason, no key material.
  * Returns ST. */
@@ -178,6 +185,8 @@ enum sg_status sg_msg_open_fd(struct sg_ctx *ctx, int fd, struct sg_msg **out);
 enum sg_status sg_msg_open_mem(struct sg_ctx *ctx, const void *data, size_t len,
                                struct sg_msg **out);
 void sg_msg_free(struct sg_msg *msg);
+/* The message's length in bytes. */
+size_t sg_msg_size(const struct sg_msg *msg);
 /* Whether the input used CRLF line ends.  Output follows the input. */
 int sg_msg_is_crlf(const struct sg_msg *msg);
 

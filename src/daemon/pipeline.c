@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -157,10 +158,17 @@ worker_get(struct pipeline *pl, const struct cfg *cfg, struct worker **out,
 	return SG_OK;
 }
 
-/* A new unlinked temporary file in the spool directory. */
+/* A new unlinked temporary file for a result about EXPECT bytes long: in
+ * memory up to SG_TMP_MEMORY_DEFAULT (no inode to create and delete per
+ * message), else in the spool directory. */
 static int
-tmpfd(const struct cfg *cfg)
+tmpfd(const struct cfg *cfg, size_t expect)
 {
+	int fd;
+
+	if (expect <= SG_TMP_MEMORY_DEFAULT &&
+	    (fd = memfd_create("smimegate", MFD_CLOEXEC)) != -1)
+		return fd;
 	return open(cfg->spool_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 }
 
@@ -190,7 +198,7 @@ run_step(struct worker *w, const struct cfg *cfg, const struct step *s,
 	struct sg_sink sink;
 	struct sg_msg *next = NULL;
 	enum sg_status st;
-	int out = tmpfd(cfg);
+	int out = tmpfd(cfg, sg_msg_size(*msg));
 
 	if (out == -1) {
 		snprintf(reason, rlen, "temporary file: %s", strerror(errno));
@@ -391,7 +399,7 @@ decrypt_layer(struct worker *w, const struct cfg *cfg, struct sg_msg **msg,
 			         store_errmsg(w->st));
 		return st == SG_ERR_NOT_FOUND ? st : SG_ERR_TEMP;
 	}
-	if ((out = tmpfd(cfg)) == -1) {
+	if ((out = tmpfd(cfg, sg_msg_size(*msg))) == -1) {
 		sg_key_free(key);
 		snprintf(reason, rlen, "temporary file: %s", strerror(errno));
 		return SG_ERR_TEMP;
@@ -473,7 +481,7 @@ incoming(struct worker *w, const struct cfg *cfg, const struct cfg_listener *l,
 		}
 		/* Verify, keeping the content apart in case we remove the
 		 * signature or it wraps another layer (triple wrap). */
-		int content = tmpfd(cfg);
+		int content = tmpfd(cfg, sg_msg_size(*msg));
 		struct sg_sink sink;
 		struct sg_msg *inner = NULL;
 		if (content == -1) {
@@ -594,7 +602,7 @@ pipeline_process(struct pipeline *pl, const struct spool_env *env, int data_fd,
 		goto out;
 	/* The result: on the way in with Authentication-Results first and
 	 * any forged one claiming to be us removed (RFC 8601 5). */
-	if ((out = tmpfd(cfg)) == -1) {
+	if ((out = tmpfd(cfg, sg_msg_size(msg))) == -1) {
 		snprintf(reason, rlen, "temporary file: %s", strerror(errno));
 		st = SG_ERR_TEMP;
 		goto out;

@@ -13,22 +13,22 @@
  *   1. the data was written to tmp/ID by spool_rx_write (buffered);
  *      flush it and fsync it;
  *   2. write the envelope to tmp/ID.env and fsync it;
- *   3. rename tmp/ID to queue/ID.msg and wait for a directory fsync;
- *      only then rename tmp/ID.env to queue/ID.env (the presence of
- *      queue/ID.env is what "committed" means), so the data's name is
- *      durable before the envelope's can be;
- *   4. wait for a directory fsync again; only then SG_OK.
+ *   3. rename tmp/ID to queue/ID.msg, then tmp/ID.env to queue/ID.env
+ *      (the presence of both in queue/ is what "committed" means);
+ *   4. wait for a directory fsync of queue/; only then SG_OK.  Before
+ *      it ends nothing is promised, and after a crash recovery removes
+ *      an envelope without its data and data without its envelope.
  * Any failure removes what was written and promises nothing.
  *
  * Group commit (queue_sync).  The file fsyncs of steps 1 and 2 stay per
- * message, each committer its own, concurrently.  The directory fsyncs
- * of steps 3 and 4 are shared: "wait for a directory fsync" means "until
+ * message, each committer its own, concurrently.  The directory fsync
+ * of step 4 is shared: "wait for a directory fsync" means "until
  * an fsync of queue/ that began after my rename has ended".  One caller
  * at a time, the leader, runs the fsync; callers arriving meanwhile wait,
  * and when it ends one of them leads the next, which covers every rename
  * made in between.  So under load the renames of a whole batch share one
  * directory fsync and a commit costs its two file fsyncs plus a share of
- * two directory fsyncs, instead of four fsyncs (a journaling file system
+ * one directory fsync, instead of three fsyncs (a journaling file system
  * already merges concurrent fsyncs into one journal commit: docs/bench.md,
  * "Group commit", has what this gains and costs).  A failed directory fsync
  * fails every caller that took its mark (before its rename) before the
@@ -36,8 +36,8 @@
  * fsync per open file, and queue/ has one descriptor for all threads: a
  * thread's own fsync could return 0 after another's failed for both);
  * a commit failing for its own reasons (writing, its envelope, a rename)
- * never reaches the wait and fails no other.  spool_update and
- * spool_remove share the same fsyncs.
+ * never reaches the wait and fails no other.  spool_update shares the
+ * same fsyncs; spool_remove needs none (see there).
  *
  * Envelope file format: text, one "key value" line each, values
  * percent-encoded (bytes <= 0x20, 0x7f and '%'), so a value is one token
@@ -87,6 +87,7 @@
 #define SPOOL_RCPT_MAX  100000     /* recipients in one envelope */
 #define SPOOL_ENV_MAX   (8u << 20) /* bytes of one envelope file */
 #define SPOOL_NAME_MAX  (SPOOL_ID_LEN + 32)
+#define SPOOL_POOL_MAX  1024 /* emptied files kept for reuse */
 
 struct spool {
 	char *dir;
@@ -98,6 +99,9 @@ struct spool {
 	uint64_t last_usec; /* timestamp of the newest ID */
 	unsigned long seq;  /* names of temporary envelope files */
 	size_t count;       /* committed messages */
+	unsigned long pool[SPOOL_POOL_MAX]; /* tmp/free.N kept for reuse */
+	size_t npool;
+	unsigned long pool_seq; /* the last N given out */
 	/* group commit of queue/'s fsyncs, under sync_lock: */
 	pthread_mutex_t sync_lock;
 	pthread_cond_t sync_cond; /* an fsync ended */
@@ -606,6 +610,120 @@ fail:
 	spool_env_clear(env);
 	return st;
 }
+/*
+ * The pool of emptied files.  Creating an inode per spool file and
+ * deleting it after delivery is what a busy spool costs the file system
+ * most (ext4 without a journal even searches past every inode freed in
+ * the last seconds before it reuses one: docs/bench.md).  So a file that
+ * is done with is emptied and renamed to tmp/free.N, and the next spool
+ * file is one of those renamed to its name (RENAME_NOREPLACE, so a name
+ * in use is never replaced), as PostgreSQL recycles its WAL segments.
+ * Emptied first: no message content stays under a free name.  At start,
+ * recovery adopts the free files it finds.
+ */
+
+/* Opens tmp/NAME, new and empty, for writing (0600): a free file renamed,
+ * or a new one.  -1 with errno (EEXIST when NAME exists). */
+static int
+tmp_create(struct spool *sp, const char *name)
+{
+	char fname[32];
+	unsigned long n = 0;
+	int fd, have = 0;
+
+	pthread_mutex_lock(&sp->lock);
+	if (sp->npool > 0) {
+		n = sp->pool[--sp->npool];
+		have = 1;
+	}
+	pthread_mutex_unlock(&sp->lock);
+	if (have) {
+		snprintf(fname, sizeof(fname), "free.%lu", n);
+		if (renameat2(sp->tmpfd, fname, sp->tmpfd, name,
+		              RENAME_NOREPLACE) == 0) {
+			fd =
+			    openat(sp->tmpfd, name,
+			           O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
+			if (fd >= 0)
+				return fd;
+			unlinkat(sp->tmpfd, name, 0);
+		} else if (errno == EEXIST) {
+			pthread_mutex_lock(&sp->lock); /* still free */
+			sp->pool[sp->npool++] = n;
+			pthread_mutex_unlock(&sp->lock);
+			return -1;
+		} else {
+			unlinkat(sp->tmpfd, fname, 0);
+		}
+	}
+	return openat(sp->tmpfd, name,
+	              O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+	              0600);
+}
+
+/* Retires DIRFD/NAME: emptied into the pool when it has room, else
+ * removed.  0, or -1 with errno (ENOENT: there was no such file). */
+static int
+file_retire(struct spool *sp, int dirfd, const char *name)
+{
+	char fname[32];
+	unsigned long n = 0;
+	int fd, room;
+
+	pthread_mutex_lock(&sp->lock);
+	if ((room = sp->npool < SPOOL_POOL_MAX))
+		n = ++sp->pool_seq;
+	pthread_mutex_unlock(&sp->lock);
+	if (!room)
+		return unlinkat(dirfd, name, 0);
+	snprintf(fname, sizeof(fname), "free.%lu", n);
+	if (renameat2(dirfd, name, sp->tmpfd, fname, RENAME_NOREPLACE) < 0)
+		return errno == ENOENT ? -1 : unlinkat(dirfd, name, 0);
+	fd = openat(sp->tmpfd, fname,
+	            O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		unlinkat(sp->tmpfd, fname, 0);
+		return 0;
+	}
+	close(fd);
+	pthread_mutex_lock(&sp->lock);
+	if ((room = sp->npool < SPOOL_POOL_MAX))
+		sp->pool[sp->npool++] = n;
+	pthread_mutex_unlock(&sp->lock);
+	if (!room)
+		unlinkat(sp->tmpfd, fname, 0);
+	return 0;
+}
+
+/* Recovery: tmp/NAME is a free file ("free.N"); adopts it when there is
+ * room.  1 when NAME is a free file (adopted or removed), else 0. */
+static int
+pool_adopt(struct spool *sp, const char *name)
+{
+	unsigned long n;
+	char *end;
+
+	if (strncmp(name, "free.", 5) != 0 || name[5] < '0' || name[5] > '9')
+		return 0;
+	errno = 0;
+	n = strtoul(name + 5, &end, 10);
+	if (*end != '\0' || errno != 0)
+		return 0;
+	if (n > sp->pool_seq)
+		sp->pool_seq = n;
+	if (sp->npool < SPOOL_POOL_MAX) {
+		int fd = openat(sp->tmpfd, name,
+		                O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
+		if (fd >= 0) {
+			close(fd);
+			sp->pool[sp->npool++] = n;
+			return 1;
+		}
+	}
+	unlinkat(sp->tmpfd, name, 0);
+	return 1;
+}
+
 /* Writes ENV to tmp/NAME (new, 0600) and fsyncs it; on failure nothing
  * of it is left. */
 static enum sg_status
@@ -617,8 +735,7 @@ env_write_tmp(struct spool *sp, const char *name, const struct spool_env *env)
 
 	if ((st = env_format(env, &b)) != SG_OK)
 		goto fail;
-	fd = openat(sp->tmpfd, name,
-	            O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	fd = tmp_create(sp, name);
 	created = fd >= 0;
 	if (fd < 0 || fsio_write_all(fd, b.p, b.len) < 0 || fsync(fd) < 0 ||
 	    close_fd(&fd) < 0) {
@@ -798,9 +915,9 @@ remove_incomplete(int dirfd, const char *dirname, const char *name,
 	return 0;
 }
 
-/* Startup recovery: tmp/ is emptied; in queue/, data without an envelope
- * and envelopes without data are removed; committed messages are
- * counted. */
+/* Startup recovery: tmp/ is emptied (its free files join the pool); in queue/,
+ * data without an envelope and envelopes without data are removed; committed
+ * messages are counted. */
 static enum sg_status
 spool_recover(struct spool *sp, char *err, size_t errlen)
 {
@@ -814,6 +931,8 @@ spool_recover(struct spool *sp, char *err, size_t errlen)
 		return SG_ERR_IO;
 	}
 	for (size_t i = 0; i < n; i++) {
+		if (pool_adopt(sp, names[i]))
+			continue;
 		seen_id(sp, names[i]);
 		if (remove_incomplete(sp->tmpfd, "tmp", names[i],
 		                      "incomplete") < 0)
@@ -970,9 +1089,7 @@ spool_rx_begin(struct spool *sp, struct spool_rx **out)
 	for (int tries = 0; tries < 4 && fd < 0; tries++) {
 		if ((st = spool_new_id(sp, rx->id)) != SG_OK)
 			goto fail;
-		fd = openat(
-		    sp->tmpfd, rx->id,
-		    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+		fd = tmp_create(sp, rx->id);
 		if (fd < 0 && errno != EEXIST)
 			break;
 	}
@@ -1142,13 +1259,9 @@ spool_commit(struct spool_rx *rx, const struct spool_env *env)
 		goto fail;
 	}
 	stage = 1;
-	/* The data's name is on disk before the envelope, the mark of a
-	 * committed message, can be: no envelope ever without its data. */
-	if (queue_sync(sp, mark) < 0) {
-		st = io_fail("fsync-queue", rx->id);
-		goto fail;
-	}
-	mark = queue_sync_mark(sp);
+	/* One directory fsync covers both names: until it has ended nothing
+	 * is promised, and recovery removes an envelope whose data did not
+	 * reach the disk (and data without an envelope). */
 	if (renameat(sp->tmpfd, envname, sp->queuefd, envname) < 0) {
 		st = io_fail("rename-envelope", rx->id);
 		goto fail;
@@ -1350,23 +1463,23 @@ enum sg_status
 spool_remove(struct spool *sp, const char *id)
 {
 	char name[SPOOL_NAME_MAX];
-	uint64_t mark;
 
 	if (id == NULL || !id_valid(id))
 		return SG_ERR_USAGE;
 	snprintf(name, sizeof(name), "%s.env", id);
-	mark = queue_sync_mark(sp);
-	if (unlinkat(sp->queuefd, name, 0) < 0)
+	if (file_retire(sp, sp->queuefd, name) < 0)
 		return errno == ENOENT ? SG_ERR_NOT_FOUND
 		                       : fsio_errno_status(errno);
 	pthread_mutex_lock(&sp->lock);
 	if (sp->count > 0)
 		sp->count--;
 	pthread_mutex_unlock(&sp->lock);
-	if (queue_sync(sp, mark) < 0) /* data stays; recovery removes it */
-		return io_fail("remove", id);
+	/* No directory fsync: a removal that a power cut undoes means the
+	 * message is delivered again (a duplicate, never a loss), as with
+	 * Postfix; a crash of the process alone cannot undo it.  Whichever
+	 * of the two names survives alone, recovery removes it. */
 	snprintf(name, sizeof(name), "%s.msg", id);
-	unlinkat(sp->queuefd, name, 0);
+	file_retire(sp, sp->queuefd, name);
 	return SG_OK;
 }
 

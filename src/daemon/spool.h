@@ -83,7 +83,9 @@ int spool_data_fd(struct spool *sp, const char *id);
 /* Replaces the envelope atomically (attempts, next_try, recipients left,
  * last_error). */
 enum sg_status spool_update(struct spool *sp, const struct spool_env *env);
-/* Removes a delivered (or bounced) message: envelope first, then data. */
+/* Removes a delivered (or bounced) message: envelope first, then data,
+ * without a directory fsync (a power cut may bring it back to be delivered
+ * twice; nothing can make it lost). */
 enum sg_status spool_remove(struct spool *sp, const char *id);
 /* The number of committed messages. */
 size_t spool_count(struct spool *sp);

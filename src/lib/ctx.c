@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -31,6 +32,7 @@ sg_ctx_new(struct sg_ctx **out)
 	if ((ctx = calloc(1, sizeof(*ctx))) == NULL)
 		return SG_ERR_NOMEM;
 	ctx->limits = default_limits;
+	ctx->tmp_memory = SG_TMP_MEMORY_DEFAULT;
 	*out = ctx;
 	return SG_OK;
 }
@@ -142,10 +144,24 @@ sg_fail_plain(struct sg_ctx *ctx, enum sg_status st, const char *fmt, ...)
 	return st;
 }
 
+void
+sg_ctx_set_tmp_memory(struct sg_ctx *ctx, size_t max)
+{
+	ctx->tmp_memory = max;
+}
+
 int
-sg_tmpfile(struct sg_ctx *ctx)
+sg_tmpfile(struct sg_ctx *ctx, size_t expect)
 {
 	const char *dir = ctx->tmpdir;
+	int fd;
+
+	/* A small copy never touches the file system: creating and deleting
+	 * an inode per message is what a busy gateway's file system feels
+	 * most (docs/bench.md, "Where the time went"). */
+	if (expect > 0 && expect <= ctx->tmp_memory &&
+	    (fd = memfd_create("smimegate", MFD_CLOEXEC)) != -1)
+		return fd;
 
 	if (dir == NULL && (dir = getenv("TMPDIR")) == NULL)
 		dir = "/tmp";

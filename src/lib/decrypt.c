@@ -163,7 +163,7 @@ sg_decrypt(struct sg_ctx *ctx, struct sg_msg *msg, const struct sg_key *key,
 		return st;
 	if ((st = open_envelope(ctx, cms, key)) != SG_OK)
 		goto out;
-	if ((fd = sg_tmpfile(ctx)) == -1) {
+	if ((fd = sg_tmpfile(ctx, msg->size)) == -1) {
 		st = sg_fail_plain(ctx, SG_ERR_IO,
 		                   "cannot create a temporary file: %s",
 		                   strerror(errno));

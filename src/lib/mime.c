@@ -645,7 +645,7 @@ write_entity(struct sg_msg *msg, GMimeObject *part, int *spool, size_t *len)
 	gssize n;
 	int fd;
 
-	if ((fd = sg_tmpfile(ctx)) == -1)
+	if ((fd = sg_tmpfile(ctx, msg->size)) == -1)
 		return sg_fail_plain(ctx, SG_ERR_IO,
 		                     "cannot create a temporary file: %s",
 		                     strerror(errno));

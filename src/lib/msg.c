@@ -48,7 +48,7 @@ spool(struct sg_ctx *ctx, int fd, int *out, size_t *size)
 	ssize_t n, w;
 	int tmp;
 
-	if ((tmp = sg_tmpfile(ctx)) == -1)
+	if ((tmp = sg_tmpfile(ctx, 0)) == -1)
 		return sg_fail_plain(ctx, SG_ERR_IO,
 		                     "cannot create a temporary file: %s",
 		                     strerror(errno));
@@ -297,7 +297,7 @@ sg_msg_open_mem(struct sg_ctx *ctx, const void *data, size_t len,
 		return sg_fail_plain(ctx, SG_ERR_LIMIT,
 		                     "message larger than %zu bytes",
 		                     ctx->limits.max_message);
-	if ((tmp = sg_tmpfile(ctx)) == -1)
+	if ((tmp = sg_tmpfile(ctx, len)) == -1)
 		return sg_fail_plain(ctx, SG_ERR_IO,
 		                     "cannot create a temporary file: %s",
 		                     strerror(errno));
@@ -314,6 +314,12 @@ sg_msg_open_mem(struct sg_ctx *ctx, const void *data, size_t len,
 		done += (size_t)w;
 	}
 	return msg_init(ctx, tmp, 1, 0, len, out);
+}
+
+size_t
+sg_msg_size(const struct sg_msg *msg)
+{
+	return msg->size;
 }
 
 void

@@ -21,6 +21,7 @@ struct sg_ctx {
 	struct sg_limits limits;
 	time_t now; /* 0: the real clock */
 	char *tmpdir;
+	size_t tmp_memory; /* sg_tmpfile keeps up to this in memory */
 	enum sg_status last;
 	char err[SG_ERRLEN];
 };
@@ -112,8 +113,10 @@ char *sg_msg_header(const struct sg_msg *msg, const char *name);
 /* Whether header NAME stays outside the protected entity. */
 int sg_hdr_is_content(const char *name);
 int sg_hdr_is_dropped(const char *name);
-/* Opens a new unlinked temporary file in the handle's tmpdir. -1 on error. */
-int sg_tmpfile(struct sg_ctx *ctx);
+/* Opens a new unlinked temporary file for about EXPECT bytes (0: unknown):
+ * in memory (memfd) when EXPECT is known and at most the handle's
+ * tmp_memory, else in its tmpdir.  -1 on error (errno set). */
+int sg_tmpfile(struct sg_ctx *ctx, size_t expect);
 
 /* ---- byte sources (source.c) ---- */
 

@@ -83,7 +83,8 @@ fx_reopen(struct fx *f)
 	CHECK_EQ(spool_open(f->spool, &f->sp, err, sizeof(err)), SG_OK);
 }
 
-/* The names in DIR/SUB (not . and ..). */
+/* The names in DIR/SUB (not . and .., nor the spool's emptied files kept
+ * for reuse, "free.N", when SUB is the spool's tmp). */
 static size_t
 count_files(const char *dir, const char *sub)
 {
@@ -96,8 +97,42 @@ count_files(const char *dir, const char *sub)
 	if ((d = opendir(p)) == NULL)
 		return (size_t)-1;
 	while ((e = readdir(d)) != NULL)
-		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+		if (strcmp(e->d_name, ".") != 0 &&
+		    strcmp(e->d_name, "..") != 0 &&
+		    strncmp(e->d_name, "free.", 5) != 0)
 			n++;
+	closedir(d);
+	return n;
+}
+
+/* The spool's free files in DIR/tmp, with the inode of the last one seen
+ * in *INO; (size_t)-1 when one of them is not empty or not 0600. */
+static size_t
+free_files(const char *dir, ino_t *ino)
+{
+	char p[256];
+	struct dirent *e;
+	struct stat st;
+	size_t n = 0;
+	DIR *d;
+
+	snprintf(p, sizeof(p), "%s/tmp", dir);
+	if ((d = opendir(p)) == NULL)
+		return (size_t)-1;
+	while ((e = readdir(d)) != NULL) {
+		if (strncmp(e->d_name, "free.", 5) != 0)
+			continue;
+		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) <
+		        0 ||
+		    !S_ISREG(st.st_mode) || st.st_size != 0 ||
+		    (st.st_mode & 07777) != 0600) {
+			n = (size_t)-1;
+			break;
+		}
+		if (ino != NULL)
+			*ino = st.st_ino;
+		n++;
+	}
 	closedir(d);
 	return n;
 }
@@ -476,6 +511,59 @@ remove_takes_envelope_then_data(void)
 	CHECK_EQ(spool_remove(f.sp, env.id), SG_ERR_NOT_FOUND);
 	CHECK_EQ(spool_update(f.sp, &env), SG_ERR_NOT_FOUND);
 	CHECK(spool_data_fd(f.sp, env.id) < 0);
+	fx_clear(&f);
+}
+
+/* A removed message's two files are emptied and kept (no content under a
+ * free name), the next message's files are those same inodes, and a
+ * restart adopts what it finds. */
+static void
+removed_files_are_emptied_and_reused(void)
+{
+	struct fx f;
+	struct spool_env env = simple_env("a@example.org"), next;
+	struct stat st;
+	char path[512];
+	ino_t ino = 0;
+	char *data = pattern(70000, 3);
+
+	fx_init(&f);
+	CHECK_EQ(commit(f.sp, data, 70000, &env), SG_OK);
+	CHECK_EQ(free_files(f.spool, NULL), 0u);
+	snprintf(path, sizeof(path), "%s/queue/%s.msg", f.spool, env.id);
+	CHECK_EQ(stat(path, &st), 0);
+	ino_t old_msg = st.st_ino;
+	snprintf(path, sizeof(path), "%s/queue/%s.env", f.spool, env.id);
+	CHECK_EQ(stat(path, &st), 0);
+	ino_t old_env = st.st_ino;
+	CHECK_EQ(spool_remove(f.sp, env.id), SG_OK);
+	CHECK_EQ(free_files(f.spool, &ino), 2u);
+	CHECK(ino == old_msg || ino == old_env);
+	CHECK_EQ(count_files(f.spool, "tmp"), 0u);
+	CHECK_EQ(count_files(f.spool, "queue"), 0u);
+
+	next = simple_env("b@example.org");
+	CHECK_EQ(commit(f.sp, data, 100, &next), SG_OK);
+	CHECK_EQ(free_files(f.spool, NULL), 0u); /* both reused */
+	snprintf(path, sizeof(path), "%s/queue/%s.msg", f.spool, next.id);
+	CHECK_EQ(stat(path, &st), 0);
+	CHECK_EQ(st.st_size, 100); /* nothing of the old content */
+	CHECK_EQ(st.st_mode & 07777, 0600);
+	CHECK(st.st_ino == old_msg || st.st_ino == old_env);
+	snprintf(path, sizeof(path), "%s/queue/%s.env", f.spool, next.id);
+	CHECK_EQ(stat(path, &st), 0);
+	CHECK(st.st_ino == old_msg || st.st_ino == old_env);
+	CHECK_EQ(spool_remove(f.sp, next.id), SG_OK);
+	CHECK_EQ(free_files(f.spool, NULL), 2u);
+
+	fx_reopen(&f); /* adopted, not removed, and used again */
+	CHECK_EQ(free_files(f.spool, &ino), 2u);
+	CHECK_EQ(spool_count(f.sp), 0u);
+	next = simple_env("c@example.org");
+	CHECK_EQ(commit(f.sp, "y", 1, &next), SG_OK);
+	CHECK_EQ(free_files(f.spool, NULL), 0u);
+	CHECK_EQ(spool_count(f.sp), 1u);
+	free(data);
 	fx_clear(&f);
 }
 
@@ -871,8 +959,9 @@ group_commit_failure_spares_the_batch(void)
 }
 
 /* While threads commit, another keeps listing queue/: an envelope is
- * never there without its data (the data's rename and a directory fsync
- * come before the envelope's rename). */
+ * never there without its data (the data's rename comes first; after a
+ * crash, recovery removes an envelope whose data's rename did not reach
+ * the disk). */
 struct gc_watch {
 	struct fx *f;
 	atomic_int stop;
@@ -1578,6 +1667,8 @@ static const struct unit_case cases[] = {
      group_commit_failure_spares_the_batch},
     {"group_commit_keeps_data_before_envelope",
      group_commit_keeps_data_before_envelope},
+    {"removed_files_are_emptied_and_reused",
+     removed_files_are_emptied_and_reused},
     {"queue_delivers_and_removes", queue_delivers_and_removes},
     {"queue_process_output_is_delivered", queue_process_output_is_delivered},
     {"temporary_failure_is_saved_and_retried",
