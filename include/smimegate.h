@@ -402,6 +402,12 @@ int sg_key_matches(const struct sg_key *key, const struct sg_certs *certs,
 enum sg_status sg_key_set_certs(struct sg_ctx *ctx, struct sg_key *key,
                                 const struct sg_certs *certs, size_t i);
 
+/* A second handle on the same private key (shared, not copied: a key
+ * loaded once serves many messages, with its RSA blinding set up once)
+ * and the same certificates.  SG_ERR_NOMEM. */
+enum sg_status sg_key_dup(struct sg_ctx *ctx, const struct sg_key *key,
+                          struct sg_key **out);
+
 /* Random bytes from OpenSSL's CSPRNG.  SG_ERR_INTERNAL on failure. */
 enum sg_status sg_random_bytes(unsigned char *buf, size_t len);
 

@@ -87,7 +87,7 @@
 #define SPOOL_RCPT_MAX  100000     /* recipients in one envelope */
 #define SPOOL_ENV_MAX   (8u << 20) /* bytes of one envelope file */
 #define SPOOL_NAME_MAX  (SPOOL_ID_LEN + 32)
-#define SPOOL_POOL_MAX  1024 /* emptied files kept for reuse */
+#define SPOOL_POOL_MAX  16384 /* emptied files kept for reuse */
 
 struct spool {
 	char *dir;
@@ -96,10 +96,10 @@ struct spool {
 	int queuefd; /* DIR/queue */
 	pthread_mutex_t lock;
 	/* under lock: */
-	uint64_t last_usec; /* timestamp of the newest ID */
-	unsigned long seq;  /* names of temporary envelope files */
-	size_t count;       /* committed messages */
-	unsigned long pool[SPOOL_POOL_MAX]; /* tmp/free.N kept for reuse */
+	uint64_t last_usec;  /* timestamp of the newest ID */
+	unsigned long seq;   /* names of temporary envelope files */
+	size_t count;        /* committed messages */
+	unsigned long *pool; /* tmp/free.N kept for reuse, SPOOL_POOL_MAX */
 	size_t npool;
 	unsigned long pool_seq; /* the last N given out */
 	/* group commit of queue/'s fsyncs, under sync_lock: */
@@ -1010,7 +1010,8 @@ spool_open(const char *dir, struct spool **out, char *err, size_t errlen)
 	pthread_mutex_init(&sp->lock, NULL);
 	pthread_mutex_init(&sp->sync_lock, NULL);
 	pthread_cond_init(&sp->sync_cond, NULL);
-	if ((sp->dir = strdup(dir)) == NULL) {
+	sp->pool = calloc(SPOOL_POOL_MAX, sizeof(*sp->pool));
+	if (sp->pool == NULL || (sp->dir = strdup(dir)) == NULL) {
 		set_err(err, errlen, "out of memory");
 		rc = SG_ERR_NOMEM;
 		goto fail;
@@ -1071,6 +1072,7 @@ spool_close(struct spool *sp)
 	pthread_mutex_destroy(&sp->lock);
 	pthread_cond_destroy(&sp->sync_cond);
 	pthread_mutex_destroy(&sp->sync_lock);
+	free(sp->pool);
 	free(sp->dir);
 	free(sp);
 }

@@ -236,6 +236,45 @@ sg_key_free(struct sg_key *key)
 	free(key);
 }
 
+enum sg_status
+sg_key_dup(struct sg_ctx *ctx, const struct sg_key *key, struct sg_key **out)
+{
+	struct sg_key *k;
+	enum sg_status st;
+
+	sg_reset(ctx);
+	if ((st = key_new(ctx, &k)) != SG_OK)
+		return st;
+	if (!EVP_PKEY_up_ref(key->pkey)) {
+		sg_key_free(k);
+		return sg_fail(ctx, SG_ERR_NOMEM, "EVP_PKEY_up_ref");
+	}
+	k->pkey = key->pkey;
+	if (key->cert != NULL) {
+		if (!X509_up_ref(key->cert)) {
+			sg_key_free(k);
+			return sg_fail(ctx, SG_ERR_NOMEM, "X509_up_ref");
+		}
+		k->cert = key->cert;
+	}
+	for (int i = 0; i < sk_X509_num(key->chain.sk); i++) {
+		X509 *x = sk_X509_value(key->chain.sk, i);
+
+		if (!X509_up_ref(x)) {
+			sg_key_free(k);
+			return sg_fail(ctx, SG_ERR_NOMEM, "X509_up_ref");
+		}
+		if (!sk_X509_push(k->chain.sk, x)) {
+			X509_free(x);
+			sg_key_free(k);
+			return sg_fail_plain(ctx, SG_ERR_NOMEM,
+			                     "out of memory");
+		}
+	}
+	*out = k;
+	return SG_OK;
+}
+
 const struct sg_certs *
 sg_key_get0_chain(const struct sg_key *key)
 {

@@ -528,23 +528,96 @@ fail:
 	return rc;
 }
 
+static void
+key_cache_clear(struct store_key_cache *e)
+{
+	sg_key_free(e->key);
+	free(e->name);
+	free(e->blob);
+	memset(e, 0, sizeof(*e));
+}
+
+/* The cached key of row R, or NULL. */
+static const struct sg_key *
+key_cache_find(const struct store *st, const struct store_row *r)
+{
+	for (unsigned i = 0; i < STORE_KEY_CACHE; i++) {
+		const struct store_key_cache *e = &st->kc[i];
+
+		if (e->key != NULL && e->id == r->id && e->len == r->key_len &&
+		    strcmp(e->name, r->name) == 0 &&
+		    memcmp(e->blob, r->key, r->key_len) == 0)
+			return e->key;
+	}
+	return NULL;
+}
+
+/* Keeps KEY (a new handle on it) for row R; nothing when memory is short:
+ * the cache only saves work. */
+static void
+key_cache_add(struct store *st, const struct store_row *r,
+              const struct sg_key *key)
+{
+	struct store_key_cache *e = &st->kc[st->kc_next++ % STORE_KEY_CACHE];
+	struct sg_key *dup = NULL;
+	char *name = strdup(r->name);
+	unsigned char *blob = malloc(r->key_len);
+
+	if (name == NULL || blob == NULL ||
+	    sg_key_dup(st->ctx, key, &dup) != SG_OK) {
+		free(name);
+		free(blob);
+		return;
+	}
+	key_cache_clear(e);
+	memcpy(blob, r->key, r->key_len);
+	e->id = r->id;
+	e->name = name;
+	e->blob = blob;
+	e->len = r->key_len;
+	e->key = dup;
+}
+
+/*
+ * Unwrapping a key (AES-GCM, then OpenSSL's PKCS#8 decoder) and its first
+ * RSA operation (setting up blinding) cost more than the signature they
+ * serve, so each handle keeps its last STORE_KEY_CACHE keys open.  A row
+ * that changed (new blob, other name) or was deleted no longer matches;
+ * a lookup still reads the row every time.
+ */
 enum sg_status
 store_row_key(struct store *st, const struct store_row *r,
               const struct sg_certs *certs, struct sg_key **out)
 {
+	const struct sg_key *cached;
+	struct sg_key *k = NULL;
 	enum sg_status rc;
 
 	if (r->role != STORE_ORG || r->key == NULL)
 		return store_fail(st, SG_ERR_IO,
 		                  "corrupt store: %s has no private key",
 		                  r->name);
-	rc = sg_key_unwrap(st->ctx, r->key, r->key_len, st->master, r->name,
-	                   certs, out);
-	if (rc != SG_OK)
+	if ((cached = key_cache_find(st, r)) != NULL)
+		rc = sg_key_dup(st->ctx, cached, &k);
+	else if ((rc = sg_key_unwrap(st->ctx, r->key, r->key_len, st->master,
+	                             r->name, NULL, &k)) == SG_OK)
+		key_cache_add(st, r, k);
+	else
 		return store_fail(st, rc,
 		                  "the private key of %s does not open (wrong "
 		                  "master key, or the row was altered): %s",
 		                  r->name, sg_ctx_error(st->ctx));
+	if (rc != SG_OK)
+		return store_fail_lib(st, rc, r->name);
+	if (certs != NULL && sg_certs_count(certs) > 0 &&
+	    (rc = sg_key_set_certs(st->ctx, k, certs, 0)) != SG_OK) {
+		sg_key_free(k);
+		return store_fail(st, rc,
+		                  "the private key of %s does not open (wrong "
+		                  "master key, or the row was altered): %s",
+		                  r->name, sg_ctx_error(st->ctx));
+	}
+	*out = k;
 	return SG_OK;
 }
 
@@ -833,6 +906,8 @@ store_free(struct store *st)
 		return;
 	if (st->db != NULL)
 		sqlite3_close_v2(st->db);
+	for (unsigned i = 0; i < STORE_KEY_CACHE; i++)
+		key_cache_clear(&st->kc[i]);
 	explicit_bzero(st->master, sizeof(st->master));
 	free(st);
 }

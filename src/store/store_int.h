@@ -39,11 +39,26 @@
 #define STORE_MAX_ADDR       320               /* an email address, bytes */
 #define STORE_MAX_SQL_VALUE  (4 * 1024 * 1024) /* SQLITE_LIMIT_LENGTH */
 
+#define STORE_KEY_CACHE 16 /* private keys kept open per handle */
+
+/* A private key already unwrapped, for the row ID / NAME whose wrapped
+ * blob was exactly BLOB: the same bytes under the same name and master
+ * key can only open to the same key, so a changed row never matches. */
+struct store_key_cache {
+	int64_t id;
+	char *name;
+	unsigned char *blob;
+	size_t len;
+	struct sg_key *key; /* without certificates */
+};
+
 struct store {
 	struct sg_ctx *ctx; /* borrowed: errors of the library, time */
 	sqlite3 *db;
 	unsigned char master[STORE_MASTER_LEN];
 	char err[STORE_ERRLEN];
+	struct store_key_cache kc[STORE_KEY_CACHE];
+	unsigned kc_next; /* the entry replaced next (round robin) */
 };
 
 /* Records a reason on ST and returns S. */

@@ -512,6 +512,67 @@ wrapped_key_round_trip(void)
 	fx_clear(&f);
 }
 
+/* A handle keeps the keys it opened (store_row_key's cache), and still
+ * follows the database: a key replaced or a blob changed by another
+ * connection is what the next lookup sees. */
+static void
+open_keys_follow_the_row(void)
+{
+	struct fx f;
+	struct store *other = NULL;
+	struct sg_key *k1, *k2, *k3, *got = NULL, *again = NULL;
+	char *fp1, *fp3;
+
+	fx_open(&f);
+	k1 = mk(f.ctx, "One", NULL, NULL, 30, 0, NULL);
+	k2 = mk(f.ctx, "Two", NULL, NULL, 30, 0, NULL);
+	k3 = mk(f.ctx, "Three", NULL, NULL, 30, 0, NULL);
+	fp1 = fp_of_key(k1);
+	fp3 = fp_of_key(k3);
+	CHECK_EQ(store_put_key(f.st, "org", k1, "created"), SG_OK);
+	CHECK_EQ(store_put_key(f.st, "spare", k2, "created"), SG_OK);
+	CHECK_EQ(store_get_key(f.st, "org", &got), SG_OK);
+	CHECK_EQ(store_get_key(f.st, "org", &again), SG_OK); /* cached */
+	CHECK(got != NULL && again != NULL && key_is(got, fp1) &&
+	      key_is(again, fp1));
+	sg_key_free(got); /* the other handle still works alone */
+	got = NULL;
+	{
+		struct sg_certs *c = certs_of(k1);
+		CHECK(sg_key_matches(again, c, 0));
+		sg_certs_free(c);
+	}
+	sg_key_free(again);
+	again = NULL;
+
+	/* Replaced through another connection, same name. */
+	CHECK_EQ(store_open(f.ctx, f.db, NULL, &other), SG_OK);
+	CHECK_EQ(store_delete(other, STORE_ORG, "org"), SG_OK);
+	CHECK_EQ(store_put_key(other, "org", k3, "created"), SG_OK);
+	store_close(other);
+	CHECK_EQ(store_get_key(f.st, "org", &got), SG_OK);
+	CHECK(got != NULL && key_is(got, fp3));
+	sg_key_free(got);
+	got = NULL;
+
+	/* A blob changed in place: it no longer opens under this name. */
+	CHECK_EQ(store_get_key(f.st, "spare", &got), SG_OK);
+	sg_key_free(got);
+	got = NULL;
+	CHECK_EQ(raw_sql(f.db, "UPDATE certs SET key_blob = (SELECT key_blob "
+	                       "FROM certs WHERE name = 'org') WHERE "
+	                       "name = 'spare'"),
+	         SQLITE_OK);
+	CHECK_EQ(store_get_key(f.st, "spare", &got), SG_ERR_DECRYPT);
+	CHECK(got == NULL);
+	free(fp1);
+	free(fp3);
+	sg_key_free(k1);
+	sg_key_free(k2);
+	sg_key_free(k3);
+	fx_clear(&f);
+}
+
 static int
 b64val(char ch)
 {
@@ -1544,6 +1605,7 @@ static const struct unit_case cases[] = {
     {"rows_of_each_role", rows_of_each_role},
     {"names_and_duplicates", names_and_duplicates},
     {"wrapped_key_round_trip", wrapped_key_round_trip},
+    {"open_keys_follow_the_row", open_keys_follow_the_row},
     {"no_private_key_in_clear", no_private_key_in_clear},
     {"encrypt_lookup_rules", encrypt_lookup_rules},
     {"sign_key_rules", sign_key_rules},
