@@ -491,10 +491,86 @@ fail:
 	                  r->name);
 }
 
+/*
+ * Parsing a certificate is most of a lookup's cost (OpenSSL decodes its
+ * public key through the provider machinery), so each handle keeps the
+ * last STORE_CERT_CACHE rows' certificates, keyed by their exact bytes:
+ * a changed row parses afresh.  Certificates are shared (reference
+ * counts), never modified.
+ */
+static void
+cert_cache_clear(struct store_cert_cache *e)
+{
+	sg_certs_free(e->certs);
+	free(e->der);
+	free(e->chain);
+	memset(e, 0, sizeof(*e));
+}
+
+static const struct sg_certs *
+cert_cache_find(const struct store *st, const struct store_row *r)
+{
+	for (unsigned i = 0; i < STORE_CERT_CACHE; i++) {
+		const struct store_cert_cache *e = &st->cc[i];
+
+		if (e->certs != NULL && e->der_len == r->der_len &&
+		    e->chain_len == r->chain_len &&
+		    memcmp(e->der, r->der, r->der_len) == 0 &&
+		    (r->chain_len == 0 ||
+		     memcmp(e->chain, r->chain, r->chain_len) == 0))
+			return e->certs;
+	}
+	return NULL;
+}
+
+/* A new list holding the same certificates as SRC. */
+static enum sg_status
+certs_share(const struct sg_certs *src, struct sg_certs **out)
+{
+	struct sg_certs *c = NULL;
+	enum sg_status rc;
+
+	if ((rc = sg_certs_new(&c)) != SG_OK)
+		return rc;
+	for (size_t i = 0; i < sg_certs_count(src); i++)
+		if ((rc = sg_certs_push_from(c, src, i)) != SG_OK) {
+			sg_certs_free(c);
+			return rc;
+		}
+	*out = c;
+	return SG_OK;
+}
+
+static void
+cert_cache_add(struct store *st, const struct store_row *r,
+               const struct sg_certs *certs)
+{
+	struct store_cert_cache *e = &st->cc[st->cc_next++ % STORE_CERT_CACHE];
+	unsigned char *der = malloc(r->der_len);
+	unsigned char *chain = malloc(r->chain_len ? r->chain_len : 1);
+	struct sg_certs *c = NULL;
+
+	if (der == NULL || chain == NULL || certs_share(certs, &c) != SG_OK) {
+		free(der);
+		free(chain);
+		return;
+	}
+	cert_cache_clear(e);
+	memcpy(der, r->der, r->der_len);
+	if (r->chain_len)
+		memcpy(chain, r->chain, r->chain_len);
+	e->der = der;
+	e->der_len = r->der_len;
+	e->chain = chain;
+	e->chain_len = r->chain_len;
+	e->certs = c;
+}
+
 enum sg_status
 store_row_certs(struct store *st, const struct store_row *r,
                 struct sg_certs **out)
 {
+	const struct sg_certs *cached;
 	struct sg_certs *certs = NULL;
 	enum sg_status rc;
 	size_t off = 0, n = 0, len;
@@ -503,6 +579,11 @@ store_row_certs(struct store *st, const struct store_row *r,
 		return store_fail(st, SG_ERR_NOT_FOUND,
 		                  "%s has no certificate yet (CSR pending)",
 		                  r->name);
+	if ((cached = cert_cache_find(st, r)) != NULL) {
+		if ((rc = certs_share(cached, out)) != SG_OK)
+			return store_fail(st, rc, "out of memory");
+		return SG_OK;
+	}
 	if (der_seq_len(r->der, r->der_len) != r->der_len)
 		return store_fail(st, SG_ERR_IO,
 		                  "corrupt store: certificate of %s", r->name);
@@ -521,6 +602,7 @@ store_row_certs(struct store *st, const struct store_row *r,
 			goto fail;
 		off += len;
 	}
+	cert_cache_add(st, r, certs);
 	*out = certs;
 	return SG_OK;
 fail:
@@ -908,6 +990,8 @@ store_free(struct store *st)
 		sqlite3_close_v2(st->db);
 	for (unsigned i = 0; i < STORE_KEY_CACHE; i++)
 		key_cache_clear(&st->kc[i]);
+	for (unsigned i = 0; i < STORE_CERT_CACHE; i++)
+		cert_cache_clear(&st->cc[i]);
 	explicit_bzero(st->master, sizeof(st->master));
 	free(st);
 }

@@ -52,6 +52,15 @@ struct store_key_cache {
 	struct sg_key *key; /* without certificates */
 };
 
+#define STORE_CERT_CACHE 64 /* parsed certificates kept per handle */
+
+/* The certificates parsed from exactly these bytes (DER, then CHAIN). */
+struct store_cert_cache {
+	unsigned char *der, *chain;
+	size_t der_len, chain_len;
+	struct sg_certs *certs;
+};
+
 struct store {
 	struct sg_ctx *ctx; /* borrowed: errors of the library, time */
 	sqlite3 *db;
@@ -59,6 +68,8 @@ struct store {
 	char err[STORE_ERRLEN];
 	struct store_key_cache kc[STORE_KEY_CACHE];
 	unsigned kc_next; /* the entry replaced next (round robin) */
+	struct store_cert_cache cc[STORE_CERT_CACHE];
+	unsigned cc_next;
 };
 
 /* Records a reason on ST and returns S. */
