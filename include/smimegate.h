@@ -52,6 +52,7 @@ enum sg_status {
 	SG_ERR_DECRYPT,       /* decryption or GCM tag check failed */
 	SG_ERR_NOT_FOUND,     /* no such name in the store */
 	SG_ERR_EXISTS,        /* the name is taken */
+	SG_ERR_POLICY,        /* refused by the administrator's policy */
 	/* process-level */
 	SG_ERR_NOMEM,
 	SG_ERR_TEMP,     /* temporary failure: try again later */
@@ -187,6 +188,33 @@ enum sg_status sg_msg_open_mem(struct sg_ctx *ctx, const void *data, size_t len,
 void sg_msg_free(struct sg_msg *msg);
 /* The message's length in bytes. */
 size_t sg_msg_size(const struct sg_msg *msg);
+/* Every value of header NAME (any case), unfolded and trimmed, in order,
+ * NULL-terminated; NULL when there is none (or memory ran out). Free with
+ * sg_strv_free. */
+char **sg_msg_header_all(const struct sg_msg *msg, const char *name);
+void sg_strv_free(char **v);
+
+/* What the policy layer's filters look at (docs/filters.md). */
+#define SG_FACTS_TEXT_MAX ((size_t)1 << 20) /* bytes of body_text */
+#define SG_FACTS_ATT_MAX  1000              /* attachments listed */
+struct sg_facts {
+	char *subject;    /* RFC 2047-decoded, UTF-8, or NULL */
+	char *body_text;  /* the text/ parts that are not attachments, decoded
+	                   * and converted to UTF-8, joined by newlines, cut
+	                   * at SG_FACTS_TEXT_MAX; NULL when there is none */
+	char **att_names; /* attachment file names ("" when unnamed) ... */
+	char **att_types; /* ... and their types ("application/pdf"); both
+	                   * NULL-terminated, NULL when there is none */
+	size_t natt;
+	int smime_signed;    /* the message is S/MIME signed (outermost) */
+	int smime_encrypted; /* the message is S/MIME enveloped (outermost) */
+};
+/* Fills OUT (cleared first) from MSG: inside a multipart/signed, the
+ * signed content; an opaque S/MIME body has no text.  Bounded by the
+ * handle's depth and part limits.  SG_ERR_MIME, SG_ERR_LIMIT,
+ * SG_ERR_NOMEM. */
+enum sg_status sg_msg_facts(struct sg_msg *msg, struct sg_facts *out);
+void sg_facts_clear(struct sg_facts *f);
 /* Whether the input used CRLF line ends.  Output follows the input. */
 int sg_msg_is_crlf(const struct sg_msg *msg);
 
@@ -212,6 +240,13 @@ enum sg_status sg_msg_write_headers(struct sg_ctx *ctx, struct sg_msg *msg,
                                     const char *prepend, const char *drop_name,
                                     const char *drop_prefix,
                                     struct sg_sink *sink);
+/* The same, also without every header field named in REMOVE (any case;
+ * NULL-terminated, or NULL). */
+enum sg_status sg_msg_write_edited(struct sg_ctx *ctx, struct sg_msg *msg,
+                                   const char *prepend, const char *drop_name,
+                                   const char *drop_prefix,
+                                   const char *const *remove,
+                                   struct sg_sink *sink);
 
 /* ---- Operations ------------------------------------------------------------
  */

@@ -345,7 +345,8 @@ queue_env_drop_rcpt(struct spool_env *env, size_t i)
 /* Runs the pipeline and the delivery on ENV.  *REPLY gets the outcome's
  * text. */
 static enum sg_status
-attempt(struct queue *q, struct spool_env *env, char *reply, size_t len)
+attempt(struct queue *q, struct spool_env *env, char *reply, size_t len,
+        const char **event)
 {
 	struct queue_report rep = {q};
 	enum sg_status st;
@@ -364,6 +365,13 @@ attempt(struct queue *q, struct spool_env *env, char *reply, size_t len)
 		if (out_fd != data_fd) /* it may hand the data on as is */
 			close(data_fd);
 		reply[len - 1] = '\0';
+		if (st == SG_OK &&
+		    (out_fd == QUEUE_QUARANTINED || out_fd == QUEUE_DROPPED)) {
+			/* the policy took it: nothing to deliver */
+			*event = out_fd == QUEUE_QUARANTINED ? "quarantined"
+			                                     : "dropped";
+			return SG_OK;
+		}
 		if (st == SG_OK && out_fd < 0) {
 			st = SG_ERR_INTERNAL; /* a pipeline bug: retried */
 			reply[0] = '\0';
@@ -424,11 +432,14 @@ run_one(struct queue *q, const struct queue_item *it, time_t *next)
 	}
 	nrcpts = env.nrcpts;
 	env.attempts++; /* this one counts (and shows in rcpt-failed lines) */
-	st = attempt(q, &env, reply, sizeof(reply));
+	const char *event = "delivered";
+	st = attempt(q, &env, reply, sizeof(reply), &event);
 	if (st != SG_OK && nrcpts > 0 && env.nrcpts == 0)
 		st = SG_OK; /* every recipient done, some reported failed */
 	out = QUEUE_DONE;
-	if (st == SG_OK) {
+	if (st == SG_OK && strcmp(event, "delivered") != 0) {
+		finish(q, &env, event, reply, NULL);
+	} else if (st == SG_OK) {
 		finish(q, &env, "delivered", reply, NULL);
 		delivered(q, &env);
 	} else if (is_temporary(st))

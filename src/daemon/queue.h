@@ -54,6 +54,9 @@ struct queue_params {
  * by the runner; valid during that call only). */
 struct queue_report;
 
+#define QUEUE_QUARANTINED (-2) /* process: see struct queue_ops */
+#define QUEUE_DROPPED     (-3)
+
 struct queue_ops {
 	/*
 	 * Turns the spooled message (DATA_FD, read-only, positioned at 0;
@@ -65,7 +68,11 @@ struct queue_ops {
 	 * empty) may say why, for the log and the bounce (left empty, the
 	 * status table's text is used).  Changes it makes to ENV (such as
 	 * the recipients left) are saved with the next spool update.  NULL:
-	 * the spooled data is delivered as is.
+	 * the spooled data is delivered as is.  SG_OK with *OUT_FD set to
+	 * QUEUE_QUARANTINED or QUEUE_DROPPED: the policy took the message
+	 * (it is in a quarantine, or dropped on purpose); it is removed
+	 * from the spool without delivery or notification, and REASON is
+	 * logged with event=quarantined or event=dropped.
 	 */
 	enum sg_status (*process)(void *arg, struct spool_env *env, int data_fd,
 	                          int *out_fd, char *reason, size_t reasonlen);

@@ -353,6 +353,8 @@ env_format(const struct spool_env *env, struct sbuf *b)
 	sbuf_kv(b, "helo", env->helo);
 	sbuf_kv(b, "dsn_ret", env->dsn_ret);
 	sbuf_kv(b, "dsn_envid", env->dsn_envid);
+	if (env->released)
+		sbuf_num(b, "released", (long long)env->released);
 	if (env->last_error) {
 		sbuf_str(b, "last_error ");
 		sbuf_enc(b, env->last_error, SPOOL_ERROR_MAX);
@@ -495,6 +497,7 @@ static const struct env_field {
     {"next_try", ENV_TIME, offsetof(struct spool_env, next_try)},
     {"attempts", ENV_UINT, offsetof(struct spool_env, attempts)},
     {"role", ENV_INT, offsetof(struct spool_env, role)},
+    {"released", ENV_INT, offsetof(struct spool_env, released)},
 };
 
 static int

@@ -40,6 +40,8 @@ struct spool_env {
 	unsigned attempts;
 	time_t next_try;
 	char *last_error; /* the last delivery error, or NULL */
+	int released;     /* 1: released from a quarantine (the filters do
+	                   * not run again; docs/quarantine.md) */
 };
 void spool_env_clear(struct spool_env *env);
 

@@ -704,6 +704,12 @@ parse_message(struct sg_msg *msg)
 	return m;
 }
 
+void *
+sg_mime_parse(struct sg_msg *msg)
+{
+	return parse_message(msg);
+}
+
 enum sg_status
 sg_mime_inner_entity(struct sg_msg *msg, struct sg_source *src, int *spool)
 {

@@ -349,39 +349,43 @@ sg_msg_smime_kind(const struct sg_msg *msg)
 }
 
 char *
+sg_msg_header_nth(const struct sg_msg *msg, size_t i)
+{
+	const struct sg_hdr *h = &msg->hdrs[i];
+	const char *p, *end;
+	struct sg_buf b;
+
+	p = memchr(h->raw, ':', h->len) + 1;
+	end = h->raw + h->len;
+	sg_buf_init(&b);
+	if (sg_buf_add(&b, "", 0) == -1)
+		return NULL;
+	/* Unfold: drop line ends, keep the white space after them. */
+	for (; p < end; p++) {
+		if (*p == '\r' || *p == '\n')
+			continue;
+		if (sg_buf_add(&b, p, 1) == -1) {
+			sg_buf_clear(&b);
+			return NULL;
+		}
+	}
+	/* Trim. */
+	size_t s = 0, e = b.len;
+	while (s < e && isspace((unsigned char)b.data[s]))
+		s++;
+	while (e > s && isspace((unsigned char)b.data[e - 1]))
+		e--;
+	memmove(b.data, b.data + s, e - s);
+	b.data[e - s] = '\0';
+	return b.data;
+}
+
+char *
 sg_msg_header(const struct sg_msg *msg, const char *name)
 {
-	for (size_t i = 0; i < msg->nhdrs; i++) {
-		const struct sg_hdr *h = &msg->hdrs[i];
-		const char *p, *end;
-		struct sg_buf b;
-
-		if (strcasecmp(h->name, name) != 0)
-			continue;
-		p = memchr(h->raw, ':', h->len) + 1;
-		end = h->raw + h->len;
-		sg_buf_init(&b);
-		if (sg_buf_add(&b, "", 0) == -1)
-			return NULL;
-		/* Unfold: drop line ends, keep the white space after them. */
-		for (; p < end; p++) {
-			if (*p == '\r' || *p == '\n')
-				continue;
-			if (sg_buf_add(&b, p, 1) == -1) {
-				sg_buf_clear(&b);
-				return NULL;
-			}
-		}
-		/* Trim. */
-		size_t s = 0, e = b.len;
-		while (s < e && isspace((unsigned char)b.data[s]))
-			s++;
-		while (e > s && isspace((unsigned char)b.data[e - 1]))
-			e--;
-		memmove(b.data, b.data + s, e - s);
-		b.data[e - s] = '\0';
-		return b.data;
-	}
+	for (size_t i = 0; i < msg->nhdrs; i++)
+		if (strcasecmp(msg->hdrs[i].name, name) == 0)
+			return sg_msg_header_nth(msg, i);
 	return NULL;
 }
 
@@ -426,6 +430,24 @@ sg_msg_write_headers(struct sg_ctx *ctx, struct sg_msg *msg,
                      const char *prepend, const char *drop_name,
                      const char *drop_prefix, struct sg_sink *sink)
 {
+	return sg_msg_write_edited(ctx, msg, prepend, drop_name, drop_prefix,
+	                           NULL, sink);
+}
+
+static int
+removed(const struct sg_hdr *h, const char *const *remove)
+{
+	for (size_t i = 0; remove != NULL && remove[i] != NULL; i++)
+		if (strcasecmp(h->name, remove[i]) == 0)
+			return 1;
+	return 0;
+}
+
+enum sg_status
+sg_msg_write_edited(struct sg_ctx *ctx, struct sg_msg *msg, const char *prepend,
+                    const char *drop_name, const char *drop_prefix,
+                    const char *const *remove, struct sg_sink *sink)
+{
 	struct sg_source *src = sg_source_new();
 	BIO *in = NULL, *out = NULL;
 	enum sg_status st = SG_OK;
@@ -435,7 +457,8 @@ sg_msg_write_headers(struct sg_ctx *ctx, struct sg_msg *msg,
 	if (ok && prepend != NULL)
 		ok = sg_source_add_mem(src, prepend, strlen(prepend), 0) == 0;
 	for (size_t i = 0; ok && i < msg->nhdrs; i++)
-		if (!dropped(&msg->hdrs[i], drop_name, drop_prefix))
+		if (!dropped(&msg->hdrs[i], drop_name, drop_prefix) &&
+		    !removed(&msg->hdrs[i], remove))
 			ok = sg_source_add_mem(src, msg->hdrs[i].raw,
 			                       msg->hdrs[i].len, 0) == 0;
 	/* The blank line and the body, as they are. */

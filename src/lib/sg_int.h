@@ -110,6 +110,8 @@ int sg_msg_pread(const struct sg_msg *msg, void *buf, size_t len, size_t off);
 /* The unfolded, trimmed value of the first header NAME (caller frees), or
  * NULL when absent. */
 char *sg_msg_header(const struct sg_msg *msg, const char *name);
+/* The same for header number I of MSG's header block. */
+char *sg_msg_header_nth(const struct sg_msg *msg, size_t i);
 /* Whether header NAME stays outside the protected entity. */
 int sg_hdr_is_content(const char *name);
 int sg_hdr_is_dropped(const char *name);
@@ -171,6 +173,10 @@ enum sg_status sg_mime_inner_entity(struct sg_msg *msg, struct sg_source *src,
 
 /* The kind of S/MIME layer at the top of MSG. */
 enum sg_smime_kind sg_mime_kind(const struct sg_msg *msg);
+/* MSG parsed by GMime (a GMimeMessage *, g_object_unref it), or NULL with
+ * the reason on MSG's handle.  Typed void * so that this header needs no
+ * GMime. */
+void *sg_mime_parse(struct sg_msg *msg);
 
 /* Locates the two parts of a multipart/signed body: the exact signed bytes
  * [*c_off, *c_off + *c_len) and the signature part's body

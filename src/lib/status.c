@@ -46,6 +46,8 @@ static const struct sg_status_row rows[SG__STATUS_COUNT] = {
     [SG_ERR_NOT_FOUND] = {"not-found", 1, 550, "5.1.0", "no such entry"},
     [SG_ERR_EXISTS] = {"exists", 1, 550, "5.1.0",
                        "an entry of that name exists"},
+    [SG_ERR_POLICY] = {"policy", 1, 550, "5.7.1",
+                       "refused by the gateway's policy"},
     [SG_ERR_NOMEM] = {"nomem", 2, 451, "4.3.0", "out of memory"},
     [SG_ERR_TEMP] = {"temporary", 2, 451, "4.3.0",
                      "temporary failure, try again later"},

@@ -5,6 +5,7 @@
  * as it is.
  */
 #include "policy/config.h"
+#include "policy/filter.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -20,7 +21,13 @@
 #define MAX_LINE  4096
 #define MAX_LINES 100000
 
-enum section { SEC_GLOBAL, SEC_LISTENER, SEC_PROFILE, SEC_ROUTE };
+enum section {
+	SEC_GLOBAL,
+	SEC_LISTENER,
+	SEC_PROFILE,
+	SEC_ROUTE,
+	SEC_QUARANTINE
+};
 
 struct parser {
 	const char *path;
@@ -30,6 +37,7 @@ struct parser {
 	struct cfg_listener *l; /* current section's object */
 	struct cfg_profile *p;
 	struct cfg_route *r;
+	struct cfg_quarantine *q;
 	char seen[64][48]; /* keys seen in the current section */
 	unsigned nseen;
 	char *err;
@@ -398,6 +406,8 @@ global_key(struct parser *ps, const char *k, const char *v)
 		return set_duration(ps, &c->retry_max, v, 1, 7 * 86400);
 	if (strcmp(k, "workers") == 0)
 		return set_uint(ps, &c->workers, v, 0, 256);
+	if (strcmp(k, "message_filters") == 0)
+		return set_str(ps, &c->message_filters_path, v);
 	return fail(ps, "unknown setting \"%s\"", k);
 }
 
@@ -549,6 +559,52 @@ route_key(struct parser *ps, const char *k, const char *v)
 }
 
 static int
+quarantine_key(struct parser *ps, const char *k, const char *v)
+{
+	static const char *const expiry[] = {"delete", "release", NULL};
+	struct cfg_quarantine *q = ps->q;
+	int e;
+
+	if (strcmp(k, "retention") == 0)
+		return set_duration(ps, &q->retention, v, 60, 3650u * 86400);
+	if (strcmp(k, "at_expiry") == 0) {
+		if (keyword(ps, v, expiry, CFG_EXPIRY_DELETE, &e) == -1)
+			return -1;
+		q->at_expiry = (enum cfg_expiry)e;
+		return 0;
+	}
+	return fail(ps, "unknown setting \"%s\" in [quarantine %s]", k,
+	            q->name);
+}
+
+/* A new quarantine NAME (not there yet), or NULL on failure. */
+static struct cfg_quarantine *
+add_quarantine(struct parser *ps, const char *name)
+{
+	struct cfg *c = ps->cfg;
+	struct cfg_quarantine *grown, *q;
+
+	if (c->nquarantines >= 64 ||
+	    (grown = realloc(c->quarantines, (c->nquarantines + 1) *
+	                                         sizeof(*c->quarantines))) ==
+	        NULL) {
+		fail(ps, "too many quarantines");
+		return NULL;
+	}
+	c->quarantines = grown;
+	q = &c->quarantines[c->nquarantines];
+	memset(q, 0, sizeof(*q));
+	q->retention = 30 * 86400;
+	q->at_expiry = CFG_EXPIRY_DELETE;
+	if ((q->name = strdup(name)) == NULL) {
+		fail(ps, "out of memory");
+		return NULL;
+	}
+	c->nquarantines++;
+	return q;
+}
+
+static int
 name_ok(const char *s)
 {
 	if (*s == '\0' || strlen(s) > 64)
@@ -633,7 +689,20 @@ section(struct parser *ps, char *s)
 		return (ps->r->name = strdup(name)) ? 0
 		                                    : fail(ps, "out of memory");
 	}
-	return fail(ps, "unknown section [%s] (listener, profile, route)",
+	if (strcmp(kind, "quarantine") == 0) {
+		if (cfg_quarantine(c, name) != NULL)
+			return fail(ps, "[quarantine %s] appears twice", name);
+		if (strlen(name) > 64 || strchr(name, '.') != NULL)
+			return fail(ps, "quarantine names are at most 64 "
+			                "letters, digits, _ and -");
+		if ((ps->q = add_quarantine(ps, name)) == NULL)
+			return -1;
+		ps->sec = SEC_QUARANTINE;
+		return 0;
+	}
+	return fail(ps,
+	            "unknown section [%s] (listener, profile, route, "
+	            "quarantine)",
 	            kind);
 }
 
@@ -672,6 +741,8 @@ line(struct parser *ps, char *s)
 		return profile_key(ps, k, v);
 	case SEC_ROUTE:
 		return route_key(ps, k, v);
+	case SEC_QUARANTINE:
+		return quarantine_key(ps, k, v);
 	default:
 		return global_key(ps, k, v);
 	}
@@ -737,6 +808,40 @@ check_listener_tls(struct parser *ps, const struct cfg_listener *l)
 
 /* Whole-file checks and the remaining defaults. */
 static int
+profile_exists(void *arg, const char *name)
+{
+	return cfg_profile(arg, name) != NULL;
+}
+
+static int
+quarantine_exists(void *arg, const char *name)
+{
+	return cfg_quarantine(arg, name) != NULL;
+}
+
+/* message_filters: loaded now, so that check-config and a reload see
+ * every error of the filter file too (FILE:LINE of that file). */
+static int
+load_filters(struct parser *ps)
+{
+	struct cfg *c = ps->cfg;
+	char ferr[512];
+
+	if (c->message_filters_path == NULL)
+		return 0;
+	if (filter_load_file(c->message_filters_path, &c->message_filters, ferr,
+	                     sizeof(ferr)) != SG_OK ||
+	    filter_set_check_profiles(c->message_filters, profile_exists, c,
+	                              ferr, sizeof(ferr)) != SG_OK ||
+	    filter_set_check_quarantines(c->message_filters, quarantine_exists,
+	                                 c, ferr, sizeof(ferr)) != SG_OK) {
+		snprintf(ps->err, ps->errlen, "%s", ferr);
+		return -1;
+	}
+	return 0;
+}
+
+static int
 finish(struct parser *ps)
 {
 	struct cfg *c = ps->cfg;
@@ -766,6 +871,11 @@ finish(struct parser *ps)
 		return fail(ps,
 		            "retry_max (%us) is shorter than retry_min (%us)",
 		            c->retry_max, c->retry_min);
+	if (cfg_quarantine(c, "Policy") == NULL &&
+	    add_quarantine(ps, "Policy") == NULL)
+		return -1;
+	if (load_filters(ps) == -1)
+		return -1;
 	if (c->nlisteners == 0)
 		return fail(ps, "no [listener NAME] section: nothing to serve");
 	for (size_t i = 0; i < c->nlisteners; i++) {
@@ -883,6 +993,11 @@ cfg_free(struct cfg *c)
 		free(c->routes[i].nexthop);
 	}
 	free(c->routes);
+	for (size_t i = 0; i < c->nquarantines; i++)
+		free(c->quarantines[i].name);
+	free(c->quarantines);
+	free(c->message_filters_path);
+	filter_set_free(c->message_filters);
 	free(c->notify_signer);
 	free(c->listeners);
 	free(c->profiles);
@@ -916,6 +1031,15 @@ cfg_route_for(const struct cfg *c, const char *domain)
 		for (char **d = c->routes[i].domains; d && *d; d++)
 			if (strcasecmp(*d, domain) == 0)
 				return &c->routes[i];
+	return NULL;
+}
+
+const struct cfg_quarantine *
+cfg_quarantine(const struct cfg *c, const char *name)
+{
+	for (size_t i = 0; i < c->nquarantines; i++)
+		if (strcmp(c->quarantines[i].name, name) == 0)
+			return &c->quarantines[i];
 	return NULL;
 }
 

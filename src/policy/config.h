@@ -87,6 +87,16 @@ struct cfg_profile {
 	enum cfg_missing missing_key;
 };
 
+/* A named quarantine: [quarantine NAME] (docs/quarantine.md). */
+enum cfg_expiry { CFG_EXPIRY_DELETE = 1, CFG_EXPIRY_RELEASE };
+struct cfg_quarantine {
+	char *name;
+	unsigned retention;        /* seconds a message is kept */
+	enum cfg_expiry at_expiry; /* then deleted or released */
+};
+
+struct filter_set;
+
 struct cfg {
 	char *path; /* the file it came from */
 	char *hostname;
@@ -116,7 +126,15 @@ struct cfg {
 	size_t nprofiles;
 	struct cfg_route *routes;
 	size_t nroutes;
+	struct cfg_quarantine *quarantines; /* "Policy" always exists */
+	size_t nquarantines;
+	char *message_filters_path;         /* message_filters = FILE */
+	struct filter_set *message_filters; /* loaded from it, or NULL */
 };
+
+/* The quarantine NAME (case-sensitive), or NULL. */
+const struct cfg_quarantine *cfg_quarantine(const struct cfg *cfg,
+                                            const char *name);
 
 /* The route for recipient DOMAIN (any case), or NULL: the smarthost. */
 const struct cfg_route *cfg_route_for(const struct cfg *cfg,

@@ -404,6 +404,102 @@ from_address_is_bare_with_lowercase_domain(void)
 	sg_ctx_free(ctx);
 }
 
+/* The facts filters look at: the decoded subject, the text parts in
+ * UTF-8 (from their charsets and transfer encodings, inside the signed
+ * content), attachments by name and type, every value of a header. */
+static const char facts_msg[] =
+    "From: a@example.org\r\n"
+    "To: b@example.net\r\n"
+    "X-Tag: one\r\n"
+    "X-Tag:\r\n two\r\n"
+    "Subject: =?UTF-8?B?Q29uZmlkZW50aWFsOiBjYWbDqQ==?=\r\n"
+    "MIME-Version: 1.0\r\n"
+    "Content-Type: multipart/signed; protocol=\"application/"
+    "pkcs7-signature\"; micalg=sha-256; boundary=\"S\"\r\n"
+    "\r\n"
+    "--S\r\n"
+    "Content-Type: multipart/mixed; boundary=\"M\"\r\n"
+    "\r\n"
+    "--M\r\n"
+    "Content-Type: text/plain; charset=iso-8859-1\r\n"
+    "Content-Transfer-Encoding: quoted-printable\r\n"
+    "\r\n"
+    "Le caf=E9 est pr=EAt.\r\n"
+    "--M\r\n"
+    "Content-Type: application/pdf\r\n"
+    "Content-Disposition: attachment; filename*=UTF-8''r%C3%A9sum%C3%A9.pdf\r\n"
+    "Content-Transfer-Encoding: base64\r\n"
+    "\r\n"
+    "JVBERi0=\r\n"
+    "--M\r\n"
+    "Content-Type: text/html; charset=utf-8\r\n"
+    "\r\n"
+    "<p>second part</p>\r\n"
+    "--M--\r\n"
+    "--S\r\n"
+    "Content-Type: application/pkcs7-signature; name=smime.p7s\r\n"
+    "Content-Transfer-Encoding: base64\r\n"
+    "\r\n"
+    "AAAA\r\n"
+    "--S--\r\n";
+
+static void
+facts_of_a_message(void)
+{
+	struct sg_ctx *ctx = NULL;
+	struct sg_msg *m;
+	struct sg_facts f;
+	char **v;
+
+	CHECK_EQ(sg_ctx_new(&ctx), SG_OK);
+	m = msg_of(ctx, facts_msg);
+	CHECK(m != NULL);
+	CHECK_EQ(sg_msg_facts(m, &f), SG_OK);
+	CHECK_STR(f.subject, "Confidential: caf\xc3\xa9");
+	CHECK(f.body_text != NULL &&
+	      strstr(f.body_text, "Le caf\xc3\xa9 est pr\xc3\xaat.") != NULL);
+	CHECK(f.body_text != NULL &&
+	      strstr(f.body_text, "<p>second part</p>") != NULL);
+	CHECK(f.body_text != NULL && strstr(f.body_text, "AAAA") == NULL);
+	CHECK_EQ(f.natt, 1u);
+	if (f.natt == 1) {
+		CHECK_STR(f.att_names[0], "r\xc3\xa9sum\xc3\xa9.pdf");
+		CHECK_STR(f.att_types[0], "application/pdf");
+		CHECK(f.att_names[1] == NULL && f.att_types[1] == NULL);
+	}
+	CHECK(f.smime_signed && !f.smime_encrypted);
+	sg_facts_clear(&f);
+	v = sg_msg_header_all(m, "x-tag");
+	CHECK(v != NULL && v[0] && v[1] && v[2] == NULL);
+	if (v != NULL && v[0] && v[1]) {
+		CHECK_STR(v[0], "one");
+		CHECK_STR(v[1], "two");
+	}
+	sg_strv_free(v);
+	CHECK(sg_msg_header_all(m, "X-None") == NULL);
+	sg_msg_free(m);
+
+	/* Opaque S/MIME: the flag, no text. */
+	m = msg_of(ctx, "Subject: x\r\nContent-Type: application/pkcs7-mime; "
+	                "smime-type=enveloped-data\r\n"
+	                "Content-Transfer-Encoding: base64\r\n\r\nAAAA\r\n");
+	CHECK_EQ(sg_msg_facts(m, &f), SG_OK);
+	CHECK(f.smime_encrypted && !f.smime_signed);
+	CHECK(f.body_text == NULL && f.natt == 0);
+	sg_facts_clear(&f);
+	sg_msg_free(m);
+
+	/* A plain message without MIME headers: text/plain by default. */
+	m = msg_of(ctx, "Subject: plain\r\n\r\nConfidential numbers\r\n");
+	CHECK_EQ(sg_msg_facts(m, &f), SG_OK);
+	CHECK(f.body_text != NULL &&
+	      strstr(f.body_text, "Confidential numbers") != NULL);
+	CHECK(!f.smime_encrypted && !f.smime_signed);
+	sg_facts_clear(&f);
+	sg_msg_free(m);
+	sg_ctx_free(ctx);
+}
+
 static const struct unit_case cases[] = {
     {"detects_kinds", detects_kinds},
     {"splits_signed_on_original_bytes", splits_signed_on_original_bytes},
@@ -419,6 +515,7 @@ static const struct unit_case cases[] = {
     {"entity_limits_depth", entity_limits_depth},
     {"from_address_is_bare_with_lowercase_domain",
      from_address_is_bare_with_lowercase_domain},
+    {"facts_of_a_message", facts_of_a_message},
     {NULL, NULL},
 };
 const struct unit_suite suite_mime = {"mime", cases};

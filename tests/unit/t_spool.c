@@ -268,7 +268,7 @@ env_equal(const struct spool_env *a, const struct spool_env *b)
 	    !same_opt(a->dsn_ret, b->dsn_ret) ||
 	    !same_opt(a->dsn_envid, b->dsn_envid) ||
 	    a->received != b->received || a->attempts != b->attempts ||
-	    a->next_try != b->next_try ||
+	    a->next_try != b->next_try || a->released != b->released ||
 	    !same_opt(a->last_error, b->last_error))
 		return 0;
 	for (size_t i = 0; i < a->nrcpts; i++) {
@@ -475,7 +475,9 @@ update_survives_reopen(void)
 	fx_init(&f);
 	CHECK_EQ(commit(f.sp, "x\r\n", 3, &env), SG_OK);
 	CHECK_EQ(spool_load(f.sp, env.id, &got), SG_OK);
+	CHECK_EQ(got.released, 0);
 	got.attempts = 3;
+	got.released = 1; /* the quarantine's mark survives */
 	got.next_try = 1800000000;
 	got.last_error = strdup("451 4.4.1 try\r\nagain % later");
 	free(got.rcpts[0]);
@@ -489,6 +491,7 @@ update_survives_reopen(void)
 	CHECK_EQ(spool_load(f.sp, env.id, &again), SG_OK);
 	CHECK(env_equal(&got, &again));
 	CHECK_EQ(again.attempts, 3u);
+	CHECK_EQ(again.released, 1);
 	CHECK_STR(again.rcpts[0], left[0]);
 	CHECK_STR(again.last_error, "451 4.4.1 try\r\nagain % later");
 	spool_env_clear(&got);
