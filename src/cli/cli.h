@@ -44,5 +44,6 @@ int cmd_encrypt(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_decrypt(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+int cmd_quarantine(int argc, char **argv);
 
 #endif

@@ -34,6 +34,8 @@ static const struct command {
     {"check-config", cmd_check_config,
      "check-config -c FILE: validate a configuration without starting"},
     {"ca", cmd_ca, "trust anchors: import, list, show, delete, trust-system"},
+    {"quarantine", cmd_quarantine,
+     "quarantined messages: list, show, release, delete"},
     {"demo", cmd_demo,
      "create throw-away certificates and show every operation"},
 };

@@ -71,6 +71,9 @@ static const struct {
 #undef VERIFIED
     [METRICS_DECRYPTED] = {"decrypted_total", NULL,
                            "S/MIME envelopes opened with our keys."},
+    [METRICS_QUARANTINED] = {"quarantined_total", NULL,
+                             "Messages a filter put into a quarantine."},
+    [METRICS_DROPPED] = {"dropped_total", NULL, "Messages a filter dropped."},
     [METRICS_DELIVERED] = {"delivered_total", NULL,
                            "Messages delivered to every recipient left."},
     [METRICS_DEFERRED] = {"deferred_total", NULL,

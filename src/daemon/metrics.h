@@ -42,6 +42,8 @@ enum metrics_counter {
 	METRICS_VERIFIED_PERMERROR,
 	METRICS_VERIFIED_NONE,
 	METRICS_DECRYPTED,
+	METRICS_QUARANTINED, /* put into a quarantine by a filter */
+	METRICS_DROPPED,     /* dropped by a filter */
 	/* the queue */
 	METRICS_DELIVERED,
 	METRICS_DEFERRED,

@@ -23,6 +23,8 @@
 #include "daemon/dsn.h"
 #include "daemon/log.h"
 #include "daemon/metrics.h"
+#include "daemon/msgfilter.h"
+#include "daemon/quarantine.h"
 #include "daemon/relay.h"
 #include "store/store.h"
 
@@ -34,6 +36,7 @@ struct pipeline {
 	pthread_key_t key;       /* per-thread struct worker */
 	struct relay *relay;     /* the SMTP client to next hops */
 	struct metrics *metrics; /* borrowed, may be NULL; set before use */
+	struct quarantine *quar; /* borrowed, may be NULL; set before use */
 };
 
 /* What one worker thread keeps: its own library handle and store
@@ -103,6 +106,12 @@ void
 pipeline_set_metrics(struct pipeline *pl, struct metrics *m)
 {
 	pl->metrics = m;
+}
+
+void
+pipeline_set_quarantine(struct pipeline *pl, struct quarantine *q)
+{
+	pl->quar = q;
 }
 
 void
@@ -230,10 +239,11 @@ run_step(struct worker *w, const struct cfg *cfg, const struct step *s,
 
 static enum sg_status
 outgoing(struct worker *w, const struct cfg *cfg, const struct cfg_listener *l,
-         const struct spool_env *env, struct sg_msg **msg, int *fd,
-         char *reason, size_t rlen)
+         const char *profile, const struct spool_env *env, struct sg_msg **msg,
+         int *fd, char *reason, size_t rlen)
 {
-	const struct cfg_profile *p = cfg_profile(cfg, l->profile);
+	const struct cfg_profile *p =
+	    cfg_profile(cfg, profile != NULL ? profile : l->profile);
 	struct sg_key *key = NULL;
 	struct sg_certs *rcpts = NULL, *one;
 	struct sg_sign_opts so = {0};
@@ -244,7 +254,7 @@ outgoing(struct worker *w, const struct cfg *cfg, const struct cfg_listener *l,
 
 	if (p == NULL) {
 		snprintf(reason, rlen, "listener %s: no profile %s", l->name,
-		         l->profile);
+		         profile != NULL ? profile : l->profile);
 		return SG_ERR_TEMP; /* a reload can fix it */
 	}
 	/* Already protected by the user's own client: not again (a
@@ -428,8 +438,10 @@ decrypt_layer(struct worker *w, const struct cfg *cfg, struct sg_msg **msg,
 static enum sg_status
 incoming(struct worker *w, const struct cfg *cfg, const struct cfg_listener *l,
          const struct spool_env *env, struct sg_msg **msg, int *fd, char *ar,
-         size_t arlen, char *reason, size_t rlen)
+         size_t arlen, struct msgfilter_smime *sm, char *reason, size_t rlen)
 {
+	int failed = 0;
+
 	struct sg_certs *trust = NULL;
 	struct sg_verify_result res;
 	enum sg_status st = SG_OK;
@@ -444,14 +456,19 @@ incoming(struct worker *w, const struct cfg *cfg, const struct cfg_listener *l,
 		    kind == SG_KIND_AUTH_ENVELOPED) {
 			st = decrypt_layer(w, cfg, msg, fd, reason, rlen);
 			if (st == SG_ERR_NOT_FOUND) {
+				sm->message = sm->encrypted = 1;
+				failed = 1; /* not for us: cannot be verified */
 				logf_(
 				    "qid=%s event=not-decrypted reason=no-key",
 				    env->id);
+				st = SG_OK;
 				break; /* not for our keys: deliver as is */
 			}
 			if (st == SG_ERR_TEMP)
 				goto out;
+			sm->message = sm->encrypted = 1;
 			if (st != SG_OK) {
+				failed = 1;
 				logf_(
 				    "qid=%s event=decrypt-failed reason=\"%s\"",
 				    env->id, reason);
@@ -492,6 +509,8 @@ incoming(struct worker *w, const struct cfg *cfg, const struct cfg_listener *l,
 		}
 		sg_sink_fd(&sink, &content);
 		st = sg_verify(w->ctx, *msg, trust, &res, &sink);
+		sm->message = sm->signed_ = 1;
+		failed |= st != SG_OK;
 		result = st == SG_OK                    ? "pass"
 		         : sg_status_exit_code(st) == 1 ? "fail"
 		                                        : "permerror";
@@ -551,12 +570,131 @@ incoming(struct worker *w, const struct cfg *cfg, const struct cfg_listener *l,
 			         " smime=%s", result);
 	}
 	(void)decrypted;
+	sm->verified = sm->message && !failed;
 	snprintf(ar + strlen(ar), arlen - strlen(ar), "\r\n");
 	/* RESULT is what Authentication-Results says now */
 	metrics_inc(w->metrics, metrics_verified_by_result(result));
 out:
 	sg_certs_free(trust);
 	return st;
+}
+
+/* What the filters decided for the rest of the pipeline. */
+#define MAX_HEADER_EDITS 32
+struct decision {
+	const struct filter_action *final; /* quarantine, drop, bounce,
+	                                    * deliver, smime final, or NULL */
+	const char *profile;               /* a sending profile, or NULL */
+	char add[8192];                    /* add-header() lines, CRLF */
+	const char *remove[MAX_HEADER_EDITS + 1];
+	size_t nremove;
+};
+
+/* Logs each action of FR and gathers what the pipeline has to do. */
+static void
+decide(const struct spool_env *env, const struct filter_result *fr,
+       struct decision *d)
+{
+	for (size_t i = 0; i < fr->n; i++) {
+		const struct filter_action *a = &fr->v[i];
+		size_t n = strlen(d->add);
+
+		logf_("qid=%s event=filter filter=%s line=%u action=%s%s%s%s",
+		      env->id, a->filter, a->line, filter_action_name(a->kind),
+		      a->arg1 ? " arg=\"" : "", a->arg1 ? a->arg1 : "",
+		      a->arg1 ? "\"" : "");
+		switch (a->kind) {
+		case FA_QUARANTINE:
+		case FA_DROP:
+		case FA_BOUNCE:
+		case FA_DELIVER:
+			d->final = a;
+			break;
+		case FA_SMIME_FINAL:
+			d->final = a;
+			d->profile = a->arg1;
+			break;
+		case FA_SMIME_ON_DELIVERY:
+			d->profile = a->arg1;
+			break;
+		case FA_ADD_HEADER:
+			/* The loader checked the name and refused control
+			 * characters in the value: one header line. */
+			if (n + strlen(a->arg1) + strlen(a->arg2) + 5 <
+			    sizeof(d->add))
+				snprintf(d->add + n, sizeof(d->add) - n,
+				         "%s: %s\r\n", a->arg1, a->arg2);
+			break;
+		case FA_REMOVE_HEADER:
+			if (d->nremove < MAX_HEADER_EDITS)
+				d->remove[d->nremove++] = a->arg1;
+			break;
+		case FA_NOTIFY:
+		case FA_LOG:
+		case FA_SKIP:
+			break; /* logged above */
+		}
+	}
+	d->remove[d->nremove] = NULL;
+}
+
+/* Puts the message of FD into the quarantine A names: SG_OK and
+ * *OUT_FD = QUEUE_QUARANTINED, or SG_ERR_TEMP (kept in the spool, tried
+ * again: a quarantine that cannot take it never loses it). */
+static enum sg_status
+quarantine_it(struct pipeline *pl, const struct spool_env *env, int fd,
+              const struct filter_action *a, int *out_fd, char *reason,
+              size_t rlen)
+{
+	char why[256], err[512];
+
+	if (pl->quar == NULL) {
+		snprintf(reason, rlen, "quarantine %s: no quarantine area",
+		         a->arg1);
+		return SG_ERR_TEMP;
+	}
+	snprintf(why, sizeof(why), "message filter %s, line %u", a->filter,
+	         a->line);
+	if (quarantine_put(pl->quar, a->arg1, env, fd, a->filter, why) !=
+	    SG_OK) {
+		quarantine_error(pl->quar, err, sizeof(err));
+		snprintf(reason, rlen, "quarantine %s: %s", a->arg1, err);
+		return SG_ERR_TEMP;
+	}
+	metrics_inc(pl->metrics, METRICS_QUARANTINED);
+	snprintf(reason, rlen, "quarantine %s by %s", a->arg1, a->filter);
+	*out_fd = QUEUE_QUARANTINED;
+	return SG_OK;
+}
+
+/* The final actions that take the message out of the way: quarantine,
+ * drop, bounce.  SG_OK with *TAKEN = 0 when none of them applies. */
+static enum sg_status
+take(struct pipeline *pl, const struct spool_env *env, const struct decision *d,
+     int fd, int *out_fd, int *taken, char *reason, size_t rlen)
+{
+	*taken = 0;
+	if (d->final == NULL)
+		return SG_OK;
+	switch (d->final->kind) {
+	case FA_QUARANTINE:
+		*taken = 1;
+		return quarantine_it(pl, env, fd, d->final, out_fd, reason,
+		                     rlen);
+	case FA_DROP:
+		*taken = 1;
+		snprintf(reason, rlen, "dropped by %s", d->final->filter);
+		metrics_inc(pl->metrics, METRICS_DROPPED);
+		*out_fd = QUEUE_DROPPED;
+		return SG_OK;
+	case FA_BOUNCE:
+		*taken = 1;
+		snprintf(reason, rlen, "refused by the gateway's policy (%s)",
+		         d->final->filter);
+		return SG_ERR_POLICY;
+	default:
+		return SG_OK;
+	}
 }
 
 enum sg_status
@@ -568,8 +706,11 @@ pipeline_process(struct pipeline *pl, const struct spool_env *env, int data_fd,
 	struct worker *w;
 	struct sg_msg *msg = NULL;
 	struct sg_sink sink;
+	struct msgfilter_smime sm = {0};
+	struct filter_result fr;
+	struct decision d;
 	char ar[2048] = "";
-	int fd = -1, out = -1;
+	int fd = -1, out = -1, taken = 0;
 	enum sg_status st;
 
 	reason[0] = '\0';
@@ -577,6 +718,8 @@ pipeline_process(struct pipeline *pl, const struct spool_env *env, int data_fd,
 		*out_fd = data_fd;
 		return SG_OK;
 	}
+	filter_result_init(&fr);
+	memset(&d, 0, sizeof(d));
 	pthread_rwlock_rdlock(&pl->lock);
 	cfg = pl->cfg;
 	if ((st = worker_get(pl, cfg, &w, reason, rlen)) != SG_OK)
@@ -587,6 +730,12 @@ pipeline_process(struct pipeline *pl, const struct spool_env *env, int data_fd,
 		st = SG_ERR_TEMP; /* a reload took it away; keep the mail */
 		goto out;
 	}
+	if (env->released && l->role == CFG_INCOMING) {
+		/* quarantined after its processing: delivered as it is */
+		*out_fd = data_fd;
+		st = SG_OK;
+		goto out;
+	}
 	/* The spooled data is read in place; results go to temporary
 	 * files, each becoming the input of the next step. */
 	if ((st = sg_msg_open_fd(w->ctx, data_fd, &msg)) != SG_OK) {
@@ -594,33 +743,68 @@ pipeline_process(struct pipeline *pl, const struct spool_env *env, int data_fd,
 		         sg_ctx_error(w->ctx));
 		goto out;
 	}
-	st = l->role == CFG_OUTGOING
-	         ? outgoing(w, cfg, l, env, &msg, &fd, reason, rlen)
-	         : incoming(w, cfg, l, env, &msg, &fd, ar, sizeof(ar), reason,
-	                    rlen);
+	/* Outgoing, the message filters see the message as the user sent
+	 * it; incoming, as the S/MIME steps left it (decrypted, verified).
+	 * A message released from a quarantine does not meet them again. */
+	if (l->role == CFG_OUTGOING) {
+		if (cfg->message_filters != NULL && !env->released) {
+			st = msgfilter_run(w->ctx, cfg->message_filters, msg,
+			                   env, &sm, &fr, reason, rlen);
+			if (st != SG_OK)
+				goto out;
+			decide(env, &fr, &d);
+			st = take(pl, env, &d, data_fd, out_fd, &taken, reason,
+			          rlen);
+			if (taken)
+				goto out;
+		}
+		st = outgoing(w, cfg, l, d.profile, env, &msg, &fd, reason,
+		              rlen);
+	} else {
+		st = incoming(w, cfg, l, env, &msg, &fd, ar, sizeof(ar), &sm,
+		              reason, rlen);
+		if (st == SG_OK && cfg->message_filters != NULL) {
+			st = msgfilter_run(w->ctx, cfg->message_filters, msg,
+			                   env, &sm, &fr, reason, rlen);
+			if (st == SG_OK)
+				decide(env, &fr, &d);
+		}
+	}
 	if (st != SG_OK)
 		goto out;
 	/* The result: on the way in with Authentication-Results first and
-	 * any forged one claiming to be us removed (RFC 8601 5). */
+	 * any forged one claiming to be us removed (RFC 8601 5); the
+	 * filters' header edits. */
 	if ((out = tmpfd(cfg, sg_msg_size(msg))) == -1) {
 		snprintf(reason, rlen, "temporary file: %s", strerror(errno));
 		st = SG_ERR_TEMP;
 		goto out;
 	}
-	sg_sink_fd(&sink, &out);
-	st = sg_msg_write_headers(w->ctx, msg, ar[0] ? ar : NULL,
-	                          "Authentication-Results", cfg->hostname,
-	                          &sink);
+	{
+		char prepend[sizeof(ar) + sizeof(d.add)];
+
+		snprintf(prepend, sizeof(prepend), "%s%s", ar, d.add);
+		sg_sink_fd(&sink, &out);
+		st = sg_msg_write_edited(
+		    w->ctx, msg, prepend[0] ? prepend : NULL,
+		    "Authentication-Results", cfg->hostname, d.remove, &sink);
+	}
 	if (st != SG_OK || lseek(out, 0, SEEK_SET) == -1) {
 		snprintf(reason, rlen, "writing the result: %s",
 		         sg_ctx_error(w->ctx));
 		st = SG_ERR_TEMP;
 		goto out;
 	}
+	if (l->role == CFG_INCOMING) {
+		st = take(pl, env, &d, out, out_fd, &taken, reason, rlen);
+		if (taken)
+			goto out;
+	}
 	*out_fd = out;
 	out = -1;
 out:
 	pthread_rwlock_unlock(&pl->lock);
+	filter_result_clear(&fr);
 	sg_msg_free(msg);
 	if (fd != -1)
 		close(fd);

@@ -30,6 +30,11 @@ void pipeline_set_cfg(struct pipeline *pl, const struct cfg *cfg);
  * encrypted, decrypted and verified by result (metrics.h), once per
  * processing run.  Before the queue starts calling the pipeline. */
 void pipeline_set_metrics(struct pipeline *pl, struct metrics *m);
+/* Where the quarantine() action puts messages (borrowed; it must outlive
+ * the pipeline).  Before use; without one, a quarantine defers the
+ * message. */
+struct quarantine;
+void pipeline_set_quarantine(struct pipeline *pl, struct quarantine *q);
 void pipeline_free(struct pipeline *pl);
 
 /* Turns spooled DATA_FD of ENV into the message to deliver: *OUT_FD is a

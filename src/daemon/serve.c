@@ -35,6 +35,7 @@
 #include "daemon/log.h"
 #include "daemon/metrics.h"
 #include "daemon/pipeline.h"
+#include "daemon/quarantine.h"
 #include "daemon/queue.h"
 #include "daemon/smtp.h"
 #include "daemon/spool.h"
@@ -54,8 +55,14 @@ struct daemon {
 	struct metrics *metrics; /* counted by srv, q and pl */
 	struct evhttp *http;     /* GET /metrics, when cfg->metrics is set */
 	struct event *ev_term, *ev_int, *ev_hup;
+	struct quarantine *quar; /* SPOOL/quarantine and SPOOL/release */
+	struct event *ev_tick;   /* releases and retention */
+	time_t last_expiry;
 	int stopping;
 };
+
+#define TICK_SECONDS   2  /* how soon a released message moves on */
+#define EXPIRY_SECONDS 60 /* how often retention is applied */
 
 static void dlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -133,6 +140,98 @@ inject(struct daemon *d, const struct cfg *cfg, const char *sender,
 out:
 	spool_env_clear(&env);
 	return st;
+}
+
+/* A message released from a quarantine goes back into the spool (a new
+ * queue ID, the envelope marked released: the filters do not run again)
+ * and to the queue. */
+static enum sg_status
+requeue(void *arg, const struct spool_env *qenv,
+        const struct quarantine_info *info, int data_fd)
+{
+	struct daemon *d = arg;
+	struct spool_env env = *qenv;
+	struct spool_rx *rx = NULL;
+	char buf[65536];
+	enum sg_status st;
+	off_t off = 0;
+	ssize_t n;
+
+	if ((st = spool_rx_begin(d->sp, &rx)) != SG_OK)
+		return st;
+	while ((n = pread(data_fd, buf, sizeof(buf), off)) > 0) {
+		if ((st = spool_rx_write(rx, buf, (size_t)n)) != SG_OK) {
+			spool_rx_abort(rx);
+			return st;
+		}
+		off += n;
+	}
+	if (n < 0) {
+		spool_rx_abort(rx);
+		return SG_ERR_IO;
+	}
+	env.released = 1;
+	env.attempts = 0;
+	env.next_try = 0;
+	env.last_error = NULL;
+	if ((st = spool_rx_commit(rx, &env)) != SG_OK) /* frees RX */
+		return st;
+	dlog("qid=%s event=released from=%s quarantine=%s", env.id, info->id,
+	     info->name);
+	committed(&env, d);
+	return SG_OK;
+}
+
+static enum sg_status
+expired(void *arg, const struct spool_env *env,
+        const struct quarantine_info *info, int data_fd)
+{
+	struct daemon *d = arg;
+	const struct cfg_quarantine *cq = cfg_quarantine(d->cfg, info->name);
+
+	(void)env;
+	(void)data_fd;
+	if (cq != NULL && cq->at_expiry == CFG_EXPIRY_RELEASE) {
+		dlog("qid=%s event=expired quarantine=%s action=release",
+		     info->id, info->name);
+		return quarantine_release(d->quar, info->id);
+	}
+	dlog("qid=%s event=expired quarantine=%s action=delete", info->id,
+	     info->name);
+	return SG_OK;
+}
+
+static void
+on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+	char err[512];
+	time_t now = time(NULL);
+
+	(void)fd;
+	(void)what;
+	if (d->stopping)
+		return;
+	if (quarantine_take_released(d->quar, requeue, d) != SG_OK) {
+		quarantine_error(d->quar, err, sizeof(err));
+		log_err("daemon", "event=error op=release reason=\"%s\"", err);
+	}
+	if (now - d->last_expiry < EXPIRY_SECONDS)
+		return;
+	d->last_expiry = now;
+	for (size_t i = 0; i < d->cfg->nquarantines; i++) {
+		const struct cfg_quarantine *cq = &d->cfg->quarantines[i];
+
+		if (quarantine_expire(d->quar, cq->name,
+		                      now - (time_t)cq->retention, expired,
+		                      d) != SG_OK) {
+			quarantine_error(d->quar, err, sizeof(err));
+			log_err("daemon",
+			        "event=error op=expire quarantine=%s "
+			        "reason=\"%s\"",
+			        cq->name, err);
+		}
+	}
 }
 
 /* Seed 000: a notification signed with a certificate nobody trusts does
@@ -558,6 +657,8 @@ serve_run(const char *config_path, char *err, size_t errlen)
 	}
 	if ((st = spool_open(d.cfg->spool_dir, &d.sp, err, errlen)) != SG_OK)
 		goto out;
+	if (quarantine_open(d.cfg->spool_dir, &d.quar, err, errlen) != SG_OK)
+		goto out;
 	if ((d.metrics = metrics_new()) == NULL ||
 	    (d.pl = pipeline_new(d.cfg)) == NULL ||
 	    (d.q = queue_new(d.sp, d.cfg->workers, &ops, &d)) == NULL ||
@@ -567,6 +668,7 @@ serve_run(const char *config_path, char *err, size_t errlen)
 		goto out;
 	}
 	pipeline_set_metrics(d.pl, d.metrics);
+	pipeline_set_quarantine(d.pl, d.quar);
 	queue_set_metrics(d.q, d.metrics);
 	smtp_server_set_metrics(d.srv, d.metrics);
 	qp.first_retry = d.cfg->retry_min;
@@ -587,9 +689,12 @@ serve_run(const char *config_path, char *err, size_t errlen)
 	d.ev_term = evsignal_new(d.base, SIGTERM, on_stop, &d);
 	d.ev_int = evsignal_new(d.base, SIGINT, on_stop, &d);
 	d.ev_hup = evsignal_new(d.base, SIGHUP, on_reload, &d);
+	d.ev_tick = event_new(d.base, -1, EV_PERSIST, on_tick, &d);
+	struct timeval tick = {TICK_SECONDS, 0};
 	if (d.ev_term == NULL || d.ev_int == NULL || d.ev_hup == NULL ||
-	    evsignal_add(d.ev_term, NULL) || evsignal_add(d.ev_int, NULL) ||
-	    evsignal_add(d.ev_hup, NULL)) {
+	    d.ev_tick == NULL || evsignal_add(d.ev_term, NULL) ||
+	    evsignal_add(d.ev_int, NULL) || evsignal_add(d.ev_hup, NULL) ||
+	    event_add(d.ev_tick, &tick)) {
 		snprintf(err, errlen, "cannot install signal handlers");
 		goto out;
 	}
@@ -614,12 +719,15 @@ out:
 		event_free(d.ev_int);
 	if (d.ev_hup)
 		event_free(d.ev_hup);
+	if (d.ev_tick)
+		event_free(d.ev_tick);
 	if (d.q != NULL) {
 		queue_stop(d.q);
 		queue_free(d.q);
 	}
 	smtp_server_free(d.srv);
 	pipeline_free(d.pl);
+	quarantine_close(d.quar);
 	spool_close(d.sp);
 	if (d.base) {
 		/* Release what the freed sessions left to deferred callbacks.

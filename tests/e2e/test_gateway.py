@@ -99,6 +99,21 @@ def test_incoming_encrypted_mail_arrives_decrypted(gateway, pki):
     assert b"Authentication-Results: gw.test; smime=none" in msg
 
 
+def test_incoming_envelope_for_another_key_is_delivered_as_is(gateway, pki):
+    """Not for our keys: delivered still encrypted, never bounced."""
+    gw = gateway().start()
+    env = subprocess.run(
+        ["openssl", "cms", "-encrypt", "-aes256", pki / "bob.pem"],
+        input=b"Subject: for bob's own key\r\nContent-Type: text/plain"
+              b"\r\n\r\nOnly Bob opens this.\r\n",
+        capture_output=True, timeout=T, check=True).stdout
+    with smtplib.SMTP("127.0.0.1", gw.in_port, timeout=T) as s:
+        s.sendmail("partner@example.net", ["bob@example.org"], crlf(env))
+    (msg,) = gw.delivered()
+    assert b"pkcs7-mime" in msg and b"Only Bob" not in msg
+    assert "event=bounced" not in gw.log.read_text()
+
+
 def test_no_open_relay(gateway):
     gw = gateway(relay_from="192.0.2.0/24").start()
     # Outgoing: nobody outside relay_from may relay (no signing oracle).

@@ -253,7 +253,82 @@ listener_tls_keys(void)
 	free(path);
 }
 
+/* [quarantine NAME] and message_filters: defaults, Policy always there,
+ * the filter file loaded with the configuration and its errors reported
+ * as ITS file and line; names checked against profiles and quarantines. */
+static void
+quarantines_and_filters(void)
+{
+	static const char base[] = "[listener a]\nlisten=127.0.0.1:1\n"
+	                           "role=incoming\n";
+	char text[2048], err[512];
+	char *fpath =
+	    write_tmp("q: if (smime-gateway-message and not "
+	              "smime-gateway-verified) { quarantine(\"Held\"); }\n");
+	char *bad = write_tmp("ok: if (true) { log(\"x\"); }\n"
+	                      "broken: if (subject == \"x\" { drop(); }\n");
+	char *unknown =
+	    write_tmp("u: if (true) { quarantine(\"Nowhere\"); }\n");
+	struct cfg *c = NULL;
+	char *path;
+
+	snprintf(text, sizeof(text),
+	         "message_filters = %s\n%s[quarantine Held]\nretention = 2d\n"
+	         "at_expiry = release\n",
+	         fpath, base);
+	path = write_tmp(text);
+	CHECK_EQ(cfg_load(path, &c, err, sizeof(err)), SG_OK);
+	if (c != NULL) {
+		const struct cfg_quarantine *q = cfg_quarantine(c, "Held");
+		CHECK(q != NULL && q->retention == 2 * 86400 &&
+		      q->at_expiry == CFG_EXPIRY_RELEASE);
+		q = cfg_quarantine(c, "Policy");
+		CHECK(q != NULL && q->retention == 30 * 86400 &&
+		      q->at_expiry == CFG_EXPIRY_DELETE);
+		CHECK(c->message_filters != NULL);
+		CHECK(cfg_quarantine(c, "policy") == NULL); /* case counts */
+	}
+	cfg_free(c);
+	c = NULL;
+	unlink(path);
+	free(path);
+
+	/* The filter file's own line. */
+	snprintf(text, sizeof(text), "message_filters = %s\n%s", bad, base);
+	path = write_tmp(text);
+	CHECK_EQ(cfg_load(path, &c, err, sizeof(err)), SG_ERR_USAGE);
+	CHECK(c == NULL);
+	CHECK(strncmp(err, bad, strlen(bad)) == 0 &&
+	      strncmp(err + strlen(bad), ":2:", 3) == 0);
+	unlink(path);
+	free(path);
+
+	/* A quarantine that no section defines. */
+	snprintf(text, sizeof(text), "message_filters = %s\n%s", unknown, base);
+	path = write_tmp(text);
+	CHECK_EQ(cfg_load(path, &c, err, sizeof(err)), SG_ERR_USAGE);
+	CHECK(strstr(err, "Nowhere") != NULL && strstr(err, ":1:") != NULL);
+	unlink(path);
+	free(path);
+
+	/* Section errors. */
+	snprintf(text, sizeof(text), "%s[quarantine Held]\nat_expiry = keep\n",
+	         base);
+	path = write_tmp(text);
+	CHECK_EQ(cfg_load(path, &c, err, sizeof(err)), SG_ERR_USAGE);
+	CHECK(strstr(err, ":5:") != NULL);
+	unlink(path);
+	free(path);
+	unlink(fpath);
+	unlink(bad);
+	unlink(unknown);
+	free(fpath);
+	free(bad);
+	free(unknown);
+}
+
 static const struct unit_case cases[] = {
+    {"quarantines_and_filters", quarantines_and_filters},
     {"loads_a_full_file", loads_a_full_file},
     {"listener_tls_keys", listener_tls_keys},
     {"relay_networks", relay_networks},

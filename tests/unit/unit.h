@@ -38,5 +38,6 @@ extern const struct unit_suite suite_relay;
 extern const struct unit_suite suite_metrics;
 extern const struct unit_suite suite_log;
 extern const struct unit_suite suite_filter;
+extern const struct unit_suite suite_quarantine;
 
 #endif

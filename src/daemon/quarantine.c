@@ -1,0 +1,1963 @@
+/*
+ * quarantine.c - named quarantines (quarantine.h is the contract,
+ * docs/quarantine.md the layout and the file format).
+ *
+ * What it trusts: the directories it creates or checks (ours, 0700);
+ * metadata files are still parsed with bounded sizes, and one that is
+ * damaged is refused with its reason, never trusted.  What it can reach:
+ * SPOOL/quarantine/, its subdirectories and SPOOL/release/, through
+ * directory descriptors opened once (a quarantine's on first use); names
+ * and IDs are checked against their alphabets before they become file
+ * names, and every open is O_NOFOLLOW.
+ *
+ * Put (crash-safe as a spool commit):
+ *   1. under the change lock, create NAME/.tmp.ID.msg and .tmp.ID.meta
+ *      (O_EXCL, 0600) and flock each: a locked temporary file is a put in
+ *      progress, which recovery leaves alone;
+ *   2. copy the message (pread from offset 0), fsync; write the
+ *      metadata, fsync;
+ *   3. under the change lock, rename .tmp.ID.msg to ID.msg, then
+ *      .tmp.ID.meta to ID.meta (the .meta's presence means complete);
+ *   4. fsync NAME/; only then SG_OK.
+ * Any failure removes what was written.
+ *
+ * The change lock: a mutex (the threads of this handle) and an exclusive
+ * flock of quarantine/.lock (other handles and processes: the daemon and
+ * the CLI), held for the renames and unlinks of one state change and for
+ * recovery, never for a copy, an fsync or a callback.  So a .msg or .meta
+ * without its partner, seen under the lock, is what a crash left.
+ *
+ * Recovery (at open, under the lock): in every quarantine directory,
+ * temporary files nobody holds locked are removed; an ID whose .msg and
+ * .meta are split between a quarantine and release/ (a release cut by a
+ * crash) is completed by moving the quarantine's part into release/; an
+ * ID complete in release/ loses any copy left in a quarantine; any other
+ * .msg or .meta without its partner is removed.
+ */
+#include "daemon/quarantine.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon/fsio.h"
+#include "daemon/spool.h"
+#include "smimegate.h"
+
+#define Q_FILE_MAX (SPOOL_ID_LEN + 16) /* ".tmp.ID.meta" fits */
+#define Q_DIRS_MAX 1024                /* quarantine directories kept open */
+#define Q_COPY_BUF 65536
+#define Q_ERR_MAX  512
+#define Q_TMP      ".tmp."
+
+/* An open quarantine directory. */
+struct qdir {
+	char name[QUARANTINE_NAME_MAX + 1];
+	int fd;
+};
+
+struct quarantine {
+	int qfd;                /* SPOOL/quarantine */
+	int relfd;              /* SPOOL/release */
+	int lockfd;             /* SPOOL/quarantine/.lock */
+	pthread_mutex_t change; /* with the flock of lockfd: a state change */
+	pthread_mutex_t take;   /* one take_released at a time */
+	pthread_mutex_t mu;     /* dirs, ndirs */
+	struct qdir *dirs;
+	size_t ndirs;
+	pthread_mutex_t errmu; /* err */
+	char err[Q_ERR_MAX];
+	time_t (*now)(void *);
+	void *now_arg;
+};
+
+static const char b32[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/* ---- small helpers ---- */
+
+static void __attribute__((format(printf, 3, 4)))
+set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* Keeps the reason of a failure on the handle; returns ST. */
+static enum sg_status __attribute__((format(printf, 3, 4)))
+qfail(struct quarantine *q, enum sg_status st, const char *fmt, ...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&q->errmu);
+	va_start(ap, fmt);
+	vsnprintf(q->err, sizeof(q->err), fmt, ap);
+	va_end(ap);
+	pthread_mutex_unlock(&q->errmu);
+	return st;
+}
+
+/* The same for a failed system call (errno says why). */
+static enum sg_status
+qfail_errno(struct quarantine *q, const char *op, const char *what)
+{
+	int e = errno;
+
+	return qfail(q, fsio_errno_status(e), "%s %s: %s", op, what,
+	             strerror(e));
+}
+
+void
+quarantine_error(struct quarantine *q, char *buf, size_t len)
+{
+	if (buf == NULL || len == 0)
+		return;
+	pthread_mutex_lock(&q->errmu);
+	snprintf(buf, len, "%s", q->err[0] ? q->err : "no error");
+	pthread_mutex_unlock(&q->errmu);
+}
+
+void
+quarantine_set_clock(struct quarantine *q, time_t (*now)(void *arg), void *arg)
+{
+	q->now = now;
+	q->now_arg = arg;
+}
+
+static time_t
+q_now(struct quarantine *q)
+{
+	return q->now ? q->now(q->now_arg) : time(NULL);
+}
+
+int
+quarantine_id_valid(const char *id)
+{
+	size_t i;
+
+	if (id == NULL)
+		return 0;
+	for (i = 0; i < SPOOL_ID_LEN; i++)
+		if (id[i] == '\0' || strchr(b32, id[i]) == NULL)
+			return 0;
+	return id[i] == '\0';
+}
+
+int
+quarantine_name_valid(const char *name)
+{
+	size_t n = 0;
+
+	if (name == NULL)
+		return 0;
+	for (; name[n] != '\0'; n++) {
+		char c = name[n];
+		if (n >= QUARANTINE_NAME_MAX ||
+		    !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '_' || c == '-'))
+			return 0;
+	}
+	return n > 0;
+}
+
+/* Whether NAME is "ID" followed by exactly SUFFIX; copies the ID. */
+static int
+name_is(const char *name, const char *suffix, char id[SPOOL_ID_LEN + 1])
+{
+	size_t len = strlen(name);
+
+	if (len != SPOOL_ID_LEN + strlen(suffix) ||
+	    strcmp(name + SPOOL_ID_LEN, suffix) != 0)
+		return 0;
+	memcpy(id, name, SPOOL_ID_LEN);
+	id[SPOOL_ID_LEN] = '\0';
+	return quarantine_id_valid(id);
+}
+
+static int
+exists_at(int dirfd, const char *name)
+{
+	struct stat st;
+
+	return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+static int
+fsync_dir(int fd)
+{
+	int rc;
+
+	while ((rc = fsync(fd)) < 0 && errno == EINTR)
+		;
+	return rc;
+}
+
+/* ---- the change lock ---- */
+
+static int
+change_lock(struct quarantine *q)
+{
+	int rc;
+
+	pthread_mutex_lock(&q->change);
+	while ((rc = flock(q->lockfd, LOCK_EX)) < 0 && errno == EINTR)
+		;
+	if (rc < 0) {
+		int e = errno;
+		pthread_mutex_unlock(&q->change);
+		errno = e;
+	}
+	return rc;
+}
+
+static void
+change_unlock(struct quarantine *q)
+{
+	flock(q->lockfd, LOCK_UN);
+	pthread_mutex_unlock(&q->change);
+}
+
+/* ---- entries ---- */
+
+void
+quarantine_info_clear(struct quarantine_info *info)
+{
+	if (info == NULL)
+		return;
+	free(info->rule);
+	free(info->reason);
+	spool_env_clear(&info->env);
+	memset(info, 0, sizeof(*info));
+}
+
+void
+quarantine_list_free(struct quarantine_info *v, size_t n)
+{
+	for (size_t i = 0; v != NULL && i < n; i++)
+		quarantine_info_clear(&v[i]);
+	free(v);
+}
+
+static int
+info_cmp(const void *pa, const void *pb)
+{
+	const struct quarantine_info *a = pa, *b = pb;
+	int c;
+
+	if (a->quarantined != b->quarantined)
+		return a->quarantined < b->quarantined ? -1 : 1;
+	if ((c = strcmp(a->id, b->id)) != 0)
+		return c;
+	return strcmp(a->name, b->name);
+}
+
+/* ---- the metadata file ---- */
+
+/* A growing text buffer (no NUL kept). */
+struct sbuf {
+	char *p;
+	size_t len, cap;
+	int oom;
+};
+
+static void
+sbuf_add(struct sbuf *b, const char *s, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->len + n > b->cap) {
+		size_t cap = b->cap ? b->cap : 1024;
+		char *p;
+		while (cap < b->len + n)
+			cap *= 2;
+		if ((p = realloc(b->p, cap)) == NULL) {
+			b->oom = 1;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+}
+
+static void
+sbuf_str(struct sbuf *b, const char *s)
+{
+	sbuf_add(b, s, strlen(s));
+}
+
+/* Appends the N bytes of V percent-encoded (bytes <= 0x20, 0x7f, '%'). */
+static void
+sbuf_enc(struct sbuf *b, const char *v, size_t n)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)v[i];
+		if (c <= 0x20 || c == 0x7f || c == '%') {
+			char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+			sbuf_add(b, e, 3);
+		} else {
+			sbuf_add(b, (const char *)&c, 1);
+		}
+	}
+}
+
+static void
+sbuf_kv(struct sbuf *b, const char *key, const char *v)
+{
+	if (v == NULL)
+		return;
+	sbuf_str(b, key);
+	sbuf_add(b, " ", 1);
+	sbuf_enc(b, v, strlen(v));
+	sbuf_add(b, "\n", 1);
+}
+
+static void
+sbuf_num(struct sbuf *b, const char *key, long long v)
+{
+	char num[32];
+
+	snprintf(num, sizeof(num), "%lld", v);
+	sbuf_kv(b, key, num);
+}
+
+static int
+too_long(const char *v)
+{
+	return v != NULL &&
+	       strnlen(v, QUARANTINE_VALUE_MAX + 1) > QUARANTINE_VALUE_MAX;
+}
+
+/* Whether ENV, RULE and REASON fit the format: SG_OK, SG_ERR_USAGE (the
+ * recipients are not what nrcpts says), SG_ERR_LIMIT. */
+static enum sg_status
+meta_check(const struct spool_env *env, const char *rule)
+{
+	if (env->nrcpts > QUARANTINE_RCPT_MAX || too_long(env->mail_from) ||
+	    too_long(env->listener) || too_long(env->client) ||
+	    too_long(env->helo) || too_long(env->dsn_ret) ||
+	    too_long(env->dsn_envid) || too_long(rule))
+		return SG_ERR_LIMIT;
+	if (env->nrcpts > 0 && env->rcpts == NULL)
+		return SG_ERR_USAGE;
+	for (size_t i = 0; i < env->nrcpts; i++) {
+		if (env->rcpts[i] == NULL)
+			return SG_ERR_USAGE;
+		if (too_long(env->rcpts[i]) ||
+		    (env->dsn_notify && too_long(env->dsn_notify[i])))
+			return SG_ERR_LIMIT;
+	}
+	return SG_OK;
+}
+
+/* The bytes of REASON kept: at most QUARANTINE_REASON_MAX, not ending
+ * inside a UTF-8 sequence. */
+static size_t
+reason_len(const char *reason)
+{
+	size_t n = strnlen(reason, QUARANTINE_REASON_MAX + 1);
+
+	if (n <= QUARANTINE_REASON_MAX)
+		return n;
+	n = QUARANTINE_REASON_MAX;
+	while (n > 0 && ((unsigned char)reason[n] & 0xc0) == 0x80)
+		n--;
+	return n;
+}
+
+/* The text of a .meta file (meta_check passed). */
+static enum sg_status
+meta_format(struct sbuf *b, const char *name, const struct spool_env *env,
+            const char *rule, const char *reason, time_t when, uint64_t size)
+{
+	sbuf_str(b, "version 1\n");
+	sbuf_kv(b, "id", env->id);
+	sbuf_kv(b, "quarantine", name);
+	sbuf_num(b, "quarantined", (long long)when);
+	sbuf_num(b, "size", (long long)size);
+	sbuf_kv(b, "rule", rule);
+	if (reason != NULL) {
+		sbuf_str(b, "reason ");
+		sbuf_enc(b, reason, reason_len(reason));
+		sbuf_add(b, "\n", 1);
+	}
+	sbuf_num(b, "received", (long long)env->received);
+	sbuf_kv(b, "mail_from", env->mail_from ? env->mail_from : "");
+	sbuf_kv(b, "listener", env->listener);
+	sbuf_num(b, "role", (long long)env->role);
+	sbuf_kv(b, "client", env->client);
+	sbuf_kv(b, "helo", env->helo);
+	sbuf_kv(b, "dsn_ret", env->dsn_ret);
+	sbuf_kv(b, "dsn_envid", env->dsn_envid);
+	for (size_t i = 0; i < env->nrcpts; i++) {
+		sbuf_str(b, "rcpt ");
+		sbuf_enc(b, env->rcpts[i], strlen(env->rcpts[i]));
+		if (env->dsn_notify && env->dsn_notify[i]) {
+			sbuf_add(b, " ", 1);
+			sbuf_enc(b, env->dsn_notify[i],
+			         strlen(env->dsn_notify[i]));
+		}
+		sbuf_add(b, "\n", 1);
+	}
+	sbuf_str(b, "end\n");
+	if (b->oom)
+		return SG_ERR_NOMEM;
+	return b->len > QUARANTINE_META_MAX ? SG_ERR_LIMIT : SG_OK;
+}
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* Decodes the N bytes at S into a new string; NULL with *ST (SG_ERR_IO:
+ * a bad escape, a raw space or control byte, an encoded NUL, too long;
+ * SG_ERR_NOMEM). */
+static char *
+meta_decode(const char *s, size_t n, enum sg_status *st)
+{
+	char *out, *o;
+
+	*st = SG_ERR_IO;
+	if (n > 3 * (size_t)QUARANTINE_VALUE_MAX)
+		return NULL;
+	if ((o = out = malloc(n + 1)) == NULL) {
+		*st = SG_ERR_NOMEM;
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '%') {
+			int h, l;
+			if (i + 2 >= n)
+				goto fail;
+			h = hexval(s[i + 1]);
+			l = hexval(s[i + 2]);
+			if (h < 0 || l < 0 || (h == 0 && l == 0))
+				goto fail;
+			*o++ = (char)(h << 4 | l);
+			i += 2;
+		} else if (c <= 0x20 || c == 0x7f) {
+			goto fail;
+		} else {
+			*o++ = (char)c;
+		}
+	}
+	*o = '\0';
+	if ((size_t)(o - out) > QUARANTINE_VALUE_MAX)
+		goto fail;
+	*st = SG_OK;
+	return out;
+fail:
+	free(out);
+	return NULL;
+}
+
+static int
+parse_ll(const char *s, long long hi, long long *out)
+{
+	char *end;
+	long long v;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || *end || v < 0 || v > hi)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+enum meta_kind { M_STR, M_TIME, M_SIZE, M_INT, M_ID, M_NAME };
+
+/* The single-valued keys ("rcpt" repeats; "version" and "end" frame). */
+static const struct meta_field {
+	const char *key;
+	enum meta_kind kind;
+	int in_env; /* the offset is in info->env, else in info */
+	size_t off;
+	int required;
+} meta_fields[] = {
+    {"id", M_ID, 0, offsetof(struct quarantine_info, id), 1},
+    {"quarantine", M_NAME, 0, offsetof(struct quarantine_info, name), 1},
+    {"quarantined", M_TIME, 0, offsetof(struct quarantine_info, quarantined),
+     1},
+    {"size", M_SIZE, 0, offsetof(struct quarantine_info, size), 1},
+    {"rule", M_STR, 0, offsetof(struct quarantine_info, rule), 0},
+    {"reason", M_STR, 0, offsetof(struct quarantine_info, reason), 0},
+    {"received", M_TIME, 1, offsetof(struct spool_env, received), 0},
+    {"mail_from", M_STR, 1, offsetof(struct spool_env, mail_from), 1},
+    {"listener", M_STR, 1, offsetof(struct spool_env, listener), 0},
+    {"role", M_INT, 1, offsetof(struct spool_env, role), 0},
+    {"client", M_STR, 1, offsetof(struct spool_env, client), 0},
+    {"helo", M_STR, 1, offsetof(struct spool_env, helo), 0},
+    {"dsn_ret", M_STR, 1, offsetof(struct spool_env, dsn_ret), 0},
+    {"dsn_envid", M_STR, 1, offsetof(struct spool_env, dsn_envid), 0},
+};
+#define N_FIELDS (sizeof(meta_fields) / sizeof(*meta_fields))
+
+/* The parser's state between lines. */
+struct meta_parser {
+	struct quarantine_info *info;
+	size_t cap;         /* room of env.rcpts and env.dsn_notify */
+	unsigned long seen; /* bit I: meta_fields[I] was given */
+	int any_notify;
+	unsigned lineno;
+	char *why; /* the reason a file is refused */
+	size_t whylen;
+};
+
+/* Sets the reason a file is refused: "line N: ...". */
+static void __attribute__((format(printf, 2, 3)))
+mp_err(struct meta_parser *mp, const char *fmt, ...)
+{
+	char text[160];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	set_err(mp->why, mp->whylen, "line %u: %s", mp->lineno, text);
+}
+
+/* "rcpt ADDR" or "rcpt ADDR NOTIFY". */
+static enum sg_status
+meta_rcpt(struct meta_parser *mp, const char *val, size_t vlen)
+{
+	struct spool_env *env = &mp->info->env;
+	const char *sp = memchr(val, ' ', vlen);
+	size_t alen = sp ? (size_t)(sp - val) : vlen;
+	char *addr, *notify = NULL;
+	enum sg_status st;
+
+	if (env->nrcpts >= QUARANTINE_RCPT_MAX) {
+		mp_err(mp, "too many recipients");
+		return SG_ERR_IO;
+	}
+	if (env->nrcpts + 1 >= mp->cap) {
+		size_t ncap = mp->cap ? mp->cap * 2 : 8;
+		char **r = realloc(env->rcpts, ncap * sizeof(*r));
+		if (r == NULL)
+			return SG_ERR_NOMEM;
+		env->rcpts = r;
+		r[env->nrcpts] = NULL; /* spool_env_clear's end */
+		r = realloc(env->dsn_notify, ncap * sizeof(*r));
+		if (r == NULL)
+			return SG_ERR_NOMEM;
+		env->dsn_notify = r;
+		mp->cap = ncap;
+	}
+	if ((addr = meta_decode(val, alen, &st)) == NULL) {
+		mp_err(mp, "bad recipient");
+		return st;
+	}
+	if (sp &&
+	    (notify = meta_decode(sp + 1, vlen - alen - 1, &st)) == NULL) {
+		mp_err(mp, "bad recipient NOTIFY");
+		free(addr);
+		return st;
+	}
+	env->rcpts[env->nrcpts] = addr;
+	env->dsn_notify[env->nrcpts] = notify;
+	env->nrcpts++;
+	env->rcpts[env->nrcpts] = NULL;
+	mp->any_notify |= notify != NULL;
+	return SG_OK;
+}
+
+/* One "key value" line other than version and end. */
+static enum sg_status
+meta_set(struct meta_parser *mp, const char *key, size_t klen, const char *val,
+         size_t vlen)
+{
+	const struct meta_field *f = NULL;
+	enum sg_status st;
+	long long n;
+	char *v, *field;
+	size_t i;
+
+	if (klen == 4 && memcmp(key, "rcpt", 4) == 0)
+		return meta_rcpt(mp, val, vlen);
+	for (i = 0; i < N_FIELDS; i++)
+		if (strlen(meta_fields[i].key) == klen &&
+		    memcmp(meta_fields[i].key, key, klen) == 0) {
+			f = &meta_fields[i];
+			break;
+		}
+	if (f == NULL)
+		return SG_OK; /* a newer writer's key */
+	if (mp->seen & (1ul << i)) {
+		mp_err(mp, "\"%s\" given twice", f->key);
+		return SG_ERR_IO;
+	}
+	mp->seen |= 1ul << i;
+	if ((v = meta_decode(val, vlen, &st)) == NULL) {
+		mp_err(mp, "bad value of \"%s\"", f->key);
+		return st;
+	}
+	field =
+	    (f->in_env ? (char *)&mp->info->env : (char *)mp->info) + f->off;
+	st = SG_OK;
+	switch (f->kind) {
+	case M_STR:
+		*(char **)field = v;
+		return SG_OK;
+	case M_ID:
+		if (quarantine_id_valid(v))
+			memcpy(field, v, SPOOL_ID_LEN + 1);
+		else
+			st = SG_ERR_IO;
+		break;
+	case M_NAME:
+		if (quarantine_name_valid(v))
+			memcpy(field, v, strlen(v) + 1);
+		else
+			st = SG_ERR_IO;
+		break;
+	case M_TIME:
+		if (parse_ll(v, LLONG_MAX, &n) == 0)
+			*(time_t *)field = (time_t)n;
+		else
+			st = SG_ERR_IO;
+		break;
+	case M_SIZE:
+		if (parse_ll(v, (long long)QUARANTINE_MSG_MAX, &n) == 0)
+			*(uint64_t *)field = (uint64_t)n;
+		else
+			st = SG_ERR_IO;
+		break;
+	case M_INT:
+		if (parse_ll(v, INT_MAX, &n) == 0)
+			*(int *)field = (int)n;
+		else
+			st = SG_ERR_IO;
+		break;
+	}
+	if (st != SG_OK)
+		mp_err(mp, "bad value of \"%s\"", f->key);
+	free(v);
+	return st;
+}
+
+/* Parses a .meta file's text into OUT (zeroed first).  SG_ERR_IO with the
+ * reason in WHY for a damaged file; SG_ERR_NOMEM. */
+static enum sg_status
+meta_parse(const char *text, size_t len, struct quarantine_info *out, char *why,
+           size_t whylen)
+{
+	struct meta_parser mp = {out, 0, 0, 0, 0, why, whylen};
+	enum sg_status st = SG_ERR_IO;
+	size_t pos = 0;
+	unsigned lineno = 0;
+	int ended = 0;
+
+	memset(out, 0, sizeof(*out));
+	while (pos < len) {
+		const char *line = text + pos, *nl, *sp;
+		size_t llen;
+
+		mp.lineno = ++lineno;
+		if (ended) {
+			set_err(why, whylen, "line %u: text after \"end\"",
+			        lineno);
+			goto fail;
+		}
+		if ((nl = memchr(line, '\n', len - pos)) == NULL) {
+			set_err(why, whylen, "line %u: cut short", lineno);
+			goto fail;
+		}
+		llen = (size_t)(nl - line);
+		pos += llen + 1;
+		if (lineno == 1) {
+			if (llen < 9 || memcmp(line, "version ", 8) != 0) {
+				set_err(why, whylen,
+				        "line 1: not \"version "
+				        "N\"");
+				goto fail;
+			}
+			if (llen != 9 || line[8] != '1') {
+				set_err(why, whylen,
+				        "line 1: unknown version (newer than "
+				        "this program)");
+				st = SG_ERR_UNSUPPORTED;
+				goto fail;
+			}
+			continue;
+		}
+		if (llen == 3 && memcmp(line, "end", 3) == 0) {
+			ended = 1;
+			continue;
+		}
+		sp = memchr(line, ' ', llen);
+		if (sp == NULL || sp == line) {
+			set_err(why, whylen, "line %u: not \"key value\"",
+			        lineno);
+			goto fail;
+		}
+		st = meta_set(&mp, line, (size_t)(sp - line), sp + 1,
+		              llen - (size_t)(sp - line) - 1);
+		if (st != SG_OK) {
+			if (st == SG_ERR_NOMEM)
+				mp_err(&mp, "out of memory");
+			goto fail;
+		}
+		st = SG_ERR_IO;
+	}
+	if (lineno == 0) {
+		set_err(why, whylen, "empty");
+		goto fail;
+	}
+	if (!ended) {
+		set_err(why, whylen, "cut short (no \"end\" line)");
+		goto fail;
+	}
+	for (size_t i = 0; i < N_FIELDS; i++)
+		if (meta_fields[i].required && !(mp.seen & (1ul << i))) {
+			set_err(why, whylen, "no \"%s\"", meta_fields[i].key);
+			goto fail;
+		}
+	memcpy(out->env.id, out->id, sizeof(out->env.id));
+	if (!mp.any_notify) { /* kept only when some recipient has one */
+		free(out->env.dsn_notify);
+		out->env.dsn_notify = NULL;
+	}
+	if (out->env.rcpts == NULL &&
+	    (out->env.rcpts = calloc(1, sizeof(char *))) == NULL) {
+		st = SG_ERR_NOMEM;
+		goto fail;
+	}
+	return SG_OK;
+fail:
+	quarantine_info_clear(out);
+	return st;
+}
+
+/* Reads WHERE/ID.meta (DIRFD is WHERE) into OUT.  SG_ERR_NOT_FOUND when
+ * there is none, SG_ERR_IO when it is damaged (the reason kept). */
+static enum sg_status
+meta_load(struct quarantine *q, int dirfd, const char *where, const char *id,
+          struct quarantine_info *out)
+{
+	char name[Q_FILE_MAX], why[256] = "";
+	struct quarantine_info tmp;
+	enum sg_status st;
+	struct stat sb;
+	char *text = NULL;
+	size_t len = 0;
+	int fd;
+
+	snprintf(name, sizeof(name), "%s.meta", id);
+	fd =
+	    openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return qfail(q, SG_ERR_NOT_FOUND, "%s/%s: no such file",
+			             where, name);
+		return qfail(q, SG_ERR_IO, "%s/%s: %s", where, name,
+		             strerror(errno));
+	}
+	if (fstat(fd, &sb) < 0) {
+		st = qfail_errno(q, "reading", name);
+		goto out;
+	}
+	if (!S_ISREG(sb.st_mode) || sb.st_size > (off_t)QUARANTINE_META_MAX) {
+		st = qfail(q, SG_ERR_IO, "%s/%s: damaged: %s", where, name,
+		           S_ISREG(sb.st_mode) ? "too large"
+		                               : "not a regular file");
+		goto out;
+	}
+	if ((text = malloc((size_t)sb.st_size + 1)) == NULL) {
+		st = qfail(q, SG_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	while (len <= (size_t)sb.st_size) {
+		ssize_t n = read(fd, text + len, (size_t)sb.st_size + 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			st = qfail_errno(q, "reading", name);
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	if (len != (size_t)sb.st_size) { /* files are never changed */
+		st = qfail(q, SG_ERR_IO, "%s/%s: damaged: changed while read",
+		           where, name);
+		goto out;
+	}
+	if ((st = meta_parse(text, len, &tmp, why, sizeof(why))) != SG_OK) {
+		qfail(q, st, "%s/%s: damaged: %s", where, name, why);
+		goto out;
+	}
+	if (strcmp(tmp.id, id) != 0) {
+		quarantine_info_clear(&tmp);
+		st = qfail(q, SG_ERR_IO,
+		           "%s/%s: damaged: its id does not match its name",
+		           where, name);
+		goto out;
+	}
+	*out = tmp;
+	st = SG_OK;
+out:
+	close(fd);
+	free(text);
+	return st;
+}
+
+/* ---- directories ---- */
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void
+free_names(char **v, size_t n)
+{
+	for (size_t i = 0; v != NULL && i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* The names in directory FD (without . and ..), sorted.  -1 on error. */
+static int
+list_dir(int fd, char ***out, size_t *n)
+{
+	char **v = NULL;
+	size_t cnt = 0, cap = 0;
+	struct dirent *de;
+	DIR *d;
+	int dfd, e;
+
+	if ((dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return -1;
+	if ((d = fdopendir(dfd)) == NULL) {
+		e = errno;
+		close(dfd);
+		errno = e;
+		return -1;
+	}
+	while ((errno = 0, de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		if (cnt == cap) {
+			size_t ncap = cap ? cap * 2 : 64;
+			char **nv = realloc(v, ncap * sizeof(*nv));
+			if (nv == NULL)
+				goto fail;
+			v = nv;
+			cap = ncap;
+		}
+		if ((v[cnt] = strdup(de->d_name)) == NULL)
+			goto fail;
+		cnt++;
+	}
+	if (errno != 0)
+		goto fail;
+	closedir(d);
+	if (cnt > 1)
+		qsort(v, cnt, sizeof(*v), cmp_str);
+	*out = v;
+	*n = cnt;
+	return 0;
+fail:
+	e = errno ? errno : ENOMEM;
+	free_names(v, cnt);
+	closedir(d);
+	errno = e;
+	return -1;
+}
+
+/* Opens (with CREATE, first creating 0700) DIRFD/NAME: a directory of
+ * ours that group and others cannot use.  -1 with the reason in ERR. */
+static int
+open_subdir(int dirfd, const char *where, const char *name, int create,
+            int *created, char *err, size_t errlen)
+{
+	struct stat st;
+	int fd;
+
+	if (created)
+		*created = 0;
+	if (create) {
+		if (mkdirat(dirfd, name, 0700) == 0) {
+			if (created)
+				*created = 1;
+		} else if (errno != EEXIST) {
+			int e = errno;
+			set_err(err, errlen, "%s/%s: %s", where, name,
+			        strerror(e));
+			errno = e;
+			return -1;
+		}
+	}
+	fd = openat(dirfd, name,
+	            O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		int e = errno;
+		set_err(err, errlen, "%s/%s: %s", where, name, strerror(e));
+		errno = e;
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || (st.st_mode & 077) != 0 ||
+	    st.st_uid != geteuid()) {
+		set_err(err, errlen,
+		        "%s/%s: must be a directory of ours with mode 0700",
+		        where, name);
+		close(fd);
+		errno = EPERM;
+		return -1;
+	}
+	return fd;
+}
+
+/* The descriptor of quarantine NAME's directory (kept open until
+ * quarantine_close), created when CREATE.  SG_ERR_NOT_FOUND when it does
+ * not exist and CREATE is 0. */
+static enum sg_status
+qdir_get(struct quarantine *q, const char *name, int create, int *out)
+{
+	char err[Q_ERR_MAX];
+	enum sg_status st = SG_OK;
+	int fd, created = 0;
+
+	pthread_mutex_lock(&q->mu);
+	for (size_t i = 0; i < q->ndirs; i++)
+		if (strcmp(q->dirs[i].name, name) == 0) {
+			*out = q->dirs[i].fd;
+			pthread_mutex_unlock(&q->mu);
+			return SG_OK;
+		}
+	if (q->ndirs >= Q_DIRS_MAX) {
+		pthread_mutex_unlock(&q->mu);
+		return qfail(q, SG_ERR_LIMIT, "more than %d quarantines",
+		             Q_DIRS_MAX);
+	}
+	fd = open_subdir(q->qfd, "quarantine", name, create, &created, err,
+	                 sizeof(err));
+	if (fd < 0) {
+		st = errno == ENOENT ? SG_ERR_NOT_FOUND : SG_ERR_IO;
+	} else if (created && fsync_dir(q->qfd) < 0) {
+		snprintf(err, sizeof(err), "quarantine: fsync: %s",
+		         strerror(errno));
+		close(fd);
+		st = SG_ERR_IO;
+	} else {
+		struct qdir *d = &q->dirs[q->ndirs++];
+		snprintf(d->name, sizeof(d->name), "%s", name);
+		d->fd = fd;
+		*out = fd;
+	}
+	pthread_mutex_unlock(&q->mu);
+	if (st != SG_OK)
+		qfail(q, st, "%s", err);
+	return st;
+}
+
+/* The quarantine names that have a directory entry (sorted). */
+static enum sg_status
+qnames(struct quarantine *q, char ***out, size_t *n)
+{
+	char **v;
+	size_t cnt, k = 0;
+
+	if (list_dir(q->qfd, &v, &cnt) < 0)
+		return qfail_errno(q, "listing", "quarantine/");
+	for (size_t i = 0; i < cnt; i++) {
+		if (quarantine_name_valid(v[i]))
+			v[k++] = v[i];
+		else
+			free(v[i]);
+	}
+	*out = v;
+	*n = k;
+	return SG_OK;
+}
+
+/* The names of the quarantines to visit: NAME alone, or all of them. */
+static enum sg_status
+qnames_for(struct quarantine *q, const char *name, char ***out, size_t *n)
+{
+	char **v;
+
+	if (name == NULL)
+		return qnames(q, out, n);
+	if ((v = calloc(1, sizeof(*v))) == NULL ||
+	    (v[0] = strdup(name)) == NULL) {
+		free(v);
+		return qfail(q, SG_ERR_NOMEM, "out of memory");
+	}
+	*out = v;
+	*n = 1;
+	return SG_OK;
+}
+
+/* The quarantine holding entry ID (its .meta): its name into NAME and its
+ * directory into *DFD.  SG_ERR_NOT_FOUND. */
+static enum sg_status
+find_entry(struct quarantine *q, const char *id,
+           char name[QUARANTINE_NAME_MAX + 1], int *dfd)
+{
+	char meta[Q_FILE_MAX], **names = NULL;
+	enum sg_status st;
+	size_t n = 0;
+	int fd;
+
+	if ((st = qnames(q, &names, &n)) != SG_OK)
+		return st;
+	snprintf(meta, sizeof(meta), "%s.meta", id);
+	st = SG_ERR_NOT_FOUND;
+	for (size_t i = 0; i < n && st == SG_ERR_NOT_FOUND; i++) {
+		enum sg_status s = qdir_get(q, names[i], 0, &fd);
+		if (s == SG_ERR_NOT_FOUND)
+			continue;
+		if (s != SG_OK) {
+			st = s;
+			break;
+		}
+		if (exists_at(fd, meta)) {
+			snprintf(name, QUARANTINE_NAME_MAX + 1, "%s", names[i]);
+			*dfd = fd;
+			st = SG_OK;
+		} else if (errno != ENOENT) {
+			st = qfail_errno(q, "checking", meta);
+		}
+	}
+	free_names(names, n);
+	if (st == SG_ERR_NOT_FOUND)
+		qfail(q, st, "%s is in no quarantine", id);
+	return st;
+}
+
+/* ---- recovery ---- */
+
+/* Removes DIRFD/NAME, a temporary file, unless a put holds it locked.
+ * 1 removed, 0 in use, -1 error. */
+static int
+tmp_reap(int dirfd, const char *name)
+{
+	int fd, rc = 1;
+
+	fd =
+	    openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		if (errno != ELOOP)
+			return -1;
+		/* a symbolic link: nobody's put, remove the link itself */
+	} else if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		rc = errno == EWOULDBLOCK ? 0 : -1;
+		close(fd);
+		return rc;
+	}
+	if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
+		rc = errno == EISDIR ? 0 : -1; /* a directory: not ours */
+	if (fd >= 0)
+		close(fd); /* after the unlink: the lock covered it */
+	return rc;
+}
+
+/* One file of an entry found by recovery. */
+struct part {
+	char id[SPOOL_ID_LEN + 1];
+	int dir;        /* -1: release/, else an index into the names */
+	unsigned kinds; /* 1: .msg, 2: .meta */
+};
+
+#define K_MSG  1u
+#define K_META 2u
+
+static int
+part_cmp(const void *pa, const void *pb)
+{
+	const struct part *a = pa, *b = pb;
+	int c = strcmp(a->id, b->id);
+
+	return c ? c : (a->dir > b->dir) - (a->dir < b->dir);
+}
+
+struct recovery {
+	struct quarantine *q;
+	char **names; /* the quarantines */
+	int *fds;     /* their directories */
+	int *dirty;   /* [0]: release/, [i + 1]: names[i] */
+	size_t nnames;
+	struct part *parts;
+	size_t nparts, cap;
+	int failed;
+};
+
+static int
+rec_fd(struct recovery *r, int dir)
+{
+	return dir < 0 ? r->q->relfd : r->fds[dir];
+}
+
+/* Notes the files of directory DIR (temporary files go at once). */
+static enum sg_status
+rec_scan(struct recovery *r, int dir)
+{
+	char **v, id[SPOOL_ID_LEN + 1];
+	size_t n;
+	int fd = rec_fd(r, dir);
+
+	if (list_dir(fd, &v, &n) < 0)
+		return qfail_errno(r->q, "listing",
+		                   dir < 0 ? "release/" : r->names[dir]);
+	for (size_t i = 0; i < n; i++) {
+		unsigned kind;
+		if (strncmp(v[i], Q_TMP, strlen(Q_TMP)) == 0 && dir >= 0) {
+			int rc = tmp_reap(fd, v[i]);
+			r->failed |= rc < 0;
+			r->dirty[dir + 1] |= rc > 0;
+			continue;
+		}
+		if (name_is(v[i], ".msg", id))
+			kind = K_MSG;
+		else if (name_is(v[i], ".meta", id))
+			kind = K_META;
+		else
+			continue; /* not ours: left alone */
+		if (r->nparts > 0 && r->parts[r->nparts - 1].dir == dir &&
+		    strcmp(r->parts[r->nparts - 1].id, id) == 0) {
+			r->parts[r->nparts - 1].kinds |= kind;
+			continue;
+		}
+		if (r->nparts == r->cap) {
+			size_t ncap = r->cap ? r->cap * 2 : 64;
+			struct part *np = realloc(r->parts, ncap * sizeof(*np));
+			if (np == NULL) {
+				free_names(v, n);
+				return qfail(r->q, SG_ERR_NOMEM,
+				             "out of memory");
+			}
+			r->parts = np;
+			r->cap = ncap;
+		}
+		memcpy(r->parts[r->nparts].id, id, sizeof(id));
+		r->parts[r->nparts].dir = dir;
+		r->parts[r->nparts].kinds = kind;
+		r->nparts++;
+	}
+	free_names(v, n);
+	return SG_OK;
+}
+
+static void
+rec_unlink(struct recovery *r, struct part *p, unsigned kind)
+{
+	char name[Q_FILE_MAX];
+
+	snprintf(name, sizeof(name), "%s.%s", p->id,
+	         kind == K_MSG ? "msg" : "meta");
+	if (unlinkat(rec_fd(r, p->dir), name, 0) < 0 && errno != ENOENT)
+		r->failed = 1;
+	else
+		r->dirty[p->dir + 1] = 1;
+	p->kinds &= ~kind;
+}
+
+/* Moves the KIND file of P (in a quarantine) into release/. */
+static int
+rec_move(struct recovery *r, struct part *p, unsigned kind)
+{
+	char name[Q_FILE_MAX];
+
+	snprintf(name, sizeof(name), "%s.%s", p->id,
+	         kind == K_MSG ? "msg" : "meta");
+	if (renameat2(rec_fd(r, p->dir), name, r->q->relfd, name,
+	              RENAME_NOREPLACE) < 0)
+		return -1;
+	r->dirty[0] = r->dirty[p->dir + 1] = 1;
+	p->kinds &= ~kind;
+	return 0;
+}
+
+/* Repairs the parts P[0..N) of one ID (sorted: release/ first). */
+static void
+rec_entry(struct recovery *r, struct part *p, size_t n)
+{
+	struct part *rel = p[0].dir < 0 ? &p[0] : NULL;
+
+	if (rel != NULL && rel->kinds != (K_MSG | K_META)) {
+		unsigned need = (K_MSG | K_META) & ~rel->kinds;
+		for (size_t k = 1; k < n; k++)
+			if (p[k].kinds == need &&
+			    rec_move(r, &p[k], need) == 0) {
+				rel->kinds |= need;
+				break;
+			}
+		if (rel->kinds != (K_MSG | K_META))
+			rec_unlink(r, rel, rel->kinds);
+	}
+	for (size_t k = rel ? 1 : 0; k < n; k++) {
+		if (p[k].kinds == (K_MSG | K_META) &&
+		    !(rel && rel->kinds == (K_MSG | K_META)))
+			continue; /* complete */
+		/* half an entry, or a copy of one already released */
+		if (p[k].kinds & K_META)
+			rec_unlink(r, &p[k], K_META);
+		if (p[k].kinds & K_MSG)
+			rec_unlink(r, &p[k], K_MSG);
+	}
+}
+
+static enum sg_status
+recover(struct quarantine *q)
+{
+	struct recovery r = {q, NULL, NULL, NULL, 0, NULL, 0, 0, 0};
+	enum sg_status st;
+	size_t i, j;
+
+	if ((st = qnames(q, &r.names, &r.nnames)) != SG_OK)
+		return st;
+	r.fds = calloc(r.nnames + 1, sizeof(*r.fds));
+	r.dirty = calloc(r.nnames + 1, sizeof(*r.dirty));
+	if (r.fds == NULL || r.dirty == NULL) {
+		st = qfail(q, SG_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < r.nnames; i++)
+		if ((st = qdir_get(q, r.names[i], 0, &r.fds[i])) != SG_OK)
+			goto out;
+	if ((st = rec_scan(&r, -1)) != SG_OK)
+		goto out;
+	for (i = 0; i < r.nnames; i++)
+		if ((st = rec_scan(&r, (int)i)) != SG_OK)
+			goto out;
+	if (r.nparts > 1)
+		qsort(r.parts, r.nparts, sizeof(*r.parts), part_cmp);
+	for (i = 0; i < r.nparts; i = j) {
+		for (j = i + 1;
+		     j < r.nparts && strcmp(r.parts[j].id, r.parts[i].id) == 0;
+		     j++)
+			;
+		rec_entry(&r, &r.parts[i], j - i);
+	}
+	for (i = 0; i <= r.nnames; i++)
+		if (r.dirty[i] && fsync_dir(rec_fd(&r, (int)i - 1)) < 0)
+			r.failed = 1;
+	st = r.failed ? qfail(q, SG_ERR_IO,
+	                      "cannot repair what a crash left in the "
+	                      "quarantine area")
+	              : SG_OK;
+out:
+	free_names(r.names, r.nnames);
+	free(r.fds);
+	free(r.dirty);
+	free(r.parts);
+	return st;
+}
+
+/* ---- opening ---- */
+
+enum sg_status
+quarantine_open(const char *spool_dir, struct quarantine **out, char *err,
+                size_t errlen)
+{
+	struct quarantine *q;
+	struct stat sb;
+	enum sg_status st = SG_ERR_IO;
+	int dirfd = -1, c1 = 0, c2 = 0;
+
+	if (spool_dir == NULL || out == NULL) {
+		set_err(err, errlen, "no spool directory");
+		return SG_ERR_USAGE;
+	}
+	if ((q = calloc(1, sizeof(*q))) == NULL ||
+	    (q->dirs = calloc(Q_DIRS_MAX, sizeof(*q->dirs))) == NULL) {
+		free(q);
+		set_err(err, errlen, "out of memory");
+		return SG_ERR_NOMEM;
+	}
+	q->qfd = q->relfd = q->lockfd = -1;
+	pthread_mutex_init(&q->change, NULL);
+	pthread_mutex_init(&q->take, NULL);
+	pthread_mutex_init(&q->mu, NULL);
+	pthread_mutex_init(&q->errmu, NULL);
+	dirfd = open(spool_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0) {
+		set_err(err, errlen, "%s: %s", spool_dir, strerror(errno));
+		goto fail;
+	}
+	if (fstat(dirfd, &sb) < 0 || sb.st_uid != geteuid() ||
+	    (sb.st_mode & 022) != 0) {
+		set_err(err, errlen,
+		        "%s: must be our directory, not writable by group or "
+		        "others",
+		        spool_dir);
+		goto fail;
+	}
+	q->qfd =
+	    open_subdir(dirfd, spool_dir, "quarantine", 1, &c1, err, errlen);
+	if (q->qfd < 0)
+		goto fail;
+	q->relfd =
+	    open_subdir(dirfd, spool_dir, "release", 1, &c2, err, errlen);
+	if (q->relfd < 0)
+		goto fail;
+	if ((c1 || c2) && fsync_dir(dirfd) < 0) {
+		set_err(err, errlen, "%s: fsync: %s", spool_dir,
+		        strerror(errno));
+		goto fail;
+	}
+	q->lockfd = openat(q->qfd, ".lock",
+	                   O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (q->lockfd < 0 || fstat(q->lockfd, &sb) < 0 ||
+	    !S_ISREG(sb.st_mode)) {
+		set_err(err, errlen, "%s/quarantine/.lock: %s", spool_dir,
+		        q->lockfd < 0 ? strerror(errno) : "not a file");
+		goto fail;
+	}
+	if (change_lock(q) < 0) {
+		set_err(err, errlen, "%s/quarantine/.lock: %s", spool_dir,
+		        strerror(errno));
+		goto fail;
+	}
+	st = recover(q);
+	change_unlock(q);
+	if (st != SG_OK) {
+		quarantine_error(q, err, errlen);
+		goto fail;
+	}
+	close(dirfd);
+	q->err[0] = '\0';
+	*out = q;
+	return SG_OK;
+fail:
+	if (dirfd >= 0)
+		close(dirfd);
+	quarantine_close(q);
+	return st;
+}
+
+void
+quarantine_close(struct quarantine *q)
+{
+	if (q == NULL)
+		return;
+	for (size_t i = 0; i < q->ndirs; i++)
+		close(q->dirs[i].fd);
+	if (q->lockfd >= 0)
+		close(q->lockfd);
+	if (q->relfd >= 0)
+		close(q->relfd);
+	if (q->qfd >= 0)
+		close(q->qfd);
+	pthread_mutex_destroy(&q->change);
+	pthread_mutex_destroy(&q->take);
+	pthread_mutex_destroy(&q->mu);
+	pthread_mutex_destroy(&q->errmu);
+	free(q->dirs);
+	free(q);
+}
+
+/* ---- put ---- */
+
+/* Creates DFD/NAME (new, 0600) for writing and flocks it: a put in
+ * progress.  A stale file of that name (a crash's) is replaced; one
+ * another put holds is SG_ERR_TEMP.  Under the change lock. */
+static enum sg_status
+tmp_create(struct quarantine *q, int dfd, const char *name, int *out)
+{
+	for (int tries = 0; tries < 2; tries++) {
+		int fd = openat(
+		    dfd, name,
+		    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fd >= 0) {
+			if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+				enum sg_status st =
+				    qfail_errno(q, "locking", name);
+				unlinkat(dfd, name, 0);
+				close(fd);
+				return st;
+			}
+			*out = fd;
+			return SG_OK;
+		}
+		if (errno != EEXIST)
+			return qfail_errno(q, "creating", name);
+		switch (tmp_reap(dfd, name)) {
+		case 0:
+			return qfail(q, SG_ERR_TEMP,
+			             "%s: a put of this ID is in progress",
+			             name);
+		case -1:
+			return qfail_errno(q, "removing", name);
+		}
+	}
+	return qfail(q, SG_ERR_TEMP, "%s: cannot create it", name);
+}
+
+/* Copies SRC (from offset 0 to its end) to DST; the byte count in *SIZE. */
+static enum sg_status
+copy_data(struct quarantine *q, int src, int dst, const char *id,
+          uint64_t *size)
+{
+	unsigned char *buf = malloc(Q_COPY_BUF);
+	enum sg_status st = SG_OK;
+	uint64_t off = 0;
+
+	if (buf == NULL)
+		return qfail(q, SG_ERR_NOMEM, "out of memory");
+	for (;;) {
+		ssize_t n = pread(src, buf, Q_COPY_BUF, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			st = qfail_errno(q, "reading the message", id);
+			break;
+		}
+		if (n == 0)
+			break;
+		if ((uint64_t)n > QUARANTINE_MSG_MAX - off) {
+			st =
+			    qfail(q, SG_ERR_LIMIT, "%s: larger than %llu bytes",
+			          id, (unsigned long long)QUARANTINE_MSG_MAX);
+			break;
+		}
+		if (fsio_write_all(dst, buf, (size_t)n) < 0) {
+			st = qfail_errno(q, "writing", id);
+			break;
+		}
+		off += (uint64_t)n;
+	}
+	free(buf);
+	*size = off;
+	return st;
+}
+
+/* Steps 2 and 3 of a put: the files' contents, fsync'd. */
+static enum sg_status
+put_write(struct quarantine *q, const char *name, const struct spool_env *env,
+          int data_fd, const char *rule, const char *reason, int mfd, int efd)
+{
+	struct sbuf b = {0};
+	enum sg_status st;
+	uint64_t size = 0;
+
+	if ((st = copy_data(q, data_fd, mfd, env->id, &size)) != SG_OK)
+		return st;
+	if (fsync(mfd) < 0)
+		return qfail_errno(q, "fsync of", env->id);
+	st = meta_format(&b, name, env, rule, reason, q_now(q), size);
+	if (st != SG_OK) {
+		free(b.p);
+		return qfail(q, st, "%s: %s", env->id,
+		             st == SG_ERR_NOMEM ? "out of memory"
+		                                : "metadata too large");
+	}
+	if (fsio_write_all(efd, b.p, b.len) < 0 || fsync(efd) < 0)
+		st = qfail_errno(q, "writing the metadata of", env->id);
+	free(b.p);
+	return st;
+}
+
+enum sg_status
+quarantine_put(struct quarantine *q, const char *name,
+               const struct spool_env *env, int data_fd, const char *rule,
+               const char *reason)
+{
+	char tmsg[Q_FILE_MAX], tmeta[Q_FILE_MAX], fmsg[Q_FILE_MAX],
+	    fmeta[Q_FILE_MAX];
+	enum sg_status st;
+	struct stat sb;
+	int dfd, mfd = -1, efd = -1, renamed = 0;
+
+	if (!quarantine_name_valid(name))
+		return qfail(q, SG_ERR_USAGE, "bad quarantine name");
+	if (env == NULL || !quarantine_id_valid(env->id) || data_fd < 0)
+		return qfail(q, SG_ERR_USAGE, "bad envelope, ID or message");
+	if ((st = meta_check(env, rule)) != SG_OK)
+		return qfail(q, st, "%s: %s", env->id,
+		             st == SG_ERR_LIMIT ? "a value or the recipients "
+		                                  "over the limit"
+		                                : "recipients missing");
+	if (fstat(data_fd, &sb) == 0 && S_ISREG(sb.st_mode) &&
+	    (uint64_t)sb.st_size > QUARANTINE_MSG_MAX)
+		return qfail(q, SG_ERR_LIMIT, "%s: larger than %llu bytes",
+		             env->id, (unsigned long long)QUARANTINE_MSG_MAX);
+	if ((st = qdir_get(q, name, 1, &dfd)) != SG_OK)
+		return st;
+	snprintf(tmsg, sizeof(tmsg), Q_TMP "%s.msg", env->id);
+	snprintf(tmeta, sizeof(tmeta), Q_TMP "%s.meta", env->id);
+	snprintf(fmsg, sizeof(fmsg), "%s.msg", env->id);
+	snprintf(fmeta, sizeof(fmeta), "%s.meta", env->id);
+
+	if (change_lock(q) < 0)
+		return qfail_errno(q, "locking", "quarantine/.lock");
+	st = tmp_create(q, dfd, tmsg, &mfd);
+	if (st == SG_OK)
+		st = tmp_create(q, dfd, tmeta, &efd);
+	change_unlock(q);
+	if (st != SG_OK)
+		goto fail;
+	st = put_write(q, name, env, data_fd, rule, reason, mfd, efd);
+	if (st != SG_OK)
+		goto fail;
+	if (change_lock(q) < 0) {
+		st = qfail_errno(q, "locking", "quarantine/.lock");
+		goto fail;
+	}
+	if (renameat(dfd, tmsg, dfd, fmsg) == 0) {
+		renamed = 1;
+		if (renameat(dfd, tmeta, dfd, fmeta) == 0)
+			renamed = 2;
+	}
+	if (renamed < 2)
+		st = qfail_errno(q, "renaming", env->id);
+	change_unlock(q);
+	if (st == SG_OK && fsync_dir(dfd) < 0)
+		st = qfail_errno(q, "fsync of the quarantine of", env->id);
+	if (st != SG_OK)
+		goto fail;
+	close(mfd);
+	close(efd);
+	return SG_OK;
+fail:
+	if (renamed > 0) {
+		int locked = change_lock(q) == 0;
+		if (renamed == 2)
+			unlinkat(dfd, fmeta, 0);
+		unlinkat(dfd, fmsg, 0);
+		if (locked)
+			change_unlock(q);
+		fsync_dir(dfd);
+	}
+	if (mfd >= 0) { /* unlinked while still locked by us */
+		if (renamed < 1)
+			unlinkat(dfd, tmsg, 0);
+		close(mfd);
+	}
+	if (efd >= 0) {
+		if (renamed < 2)
+			unlinkat(dfd, tmeta, 0);
+		close(efd);
+	}
+	return st;
+}
+
+/* ---- reading ---- */
+
+/* A list of entries being loaded. */
+struct infos {
+	struct quarantine_info *v;
+	size_t n, cap;
+	enum sg_status first; /* the first entry that could not be read */
+};
+
+/* Adds the entries of DFD (WHERE: quarantine NAME, or release/ when NAME
+ * is NULL) quarantined before BEFORE (0: all) to L.  An entry that cannot
+ * be read is kept with damaged = 1 when DAMAGED, else left out; either way
+ * L->first notes it.  SG_OK, or a failure to list. */
+static enum sg_status
+load_dir(struct quarantine *q, int dfd, const char *where, const char *name,
+         time_t before, int damaged, struct infos *l)
+{
+	char **files, id[SPOOL_ID_LEN + 1];
+	enum sg_status st = SG_OK;
+	size_t nfiles;
+
+	if (list_dir(dfd, &files, &nfiles) < 0)
+		return qfail_errno(q, "listing", where);
+	for (size_t i = 0; i < nfiles; i++) {
+		struct quarantine_info *e;
+		if (!name_is(files[i], ".meta", id))
+			continue;
+		if (l->n == l->cap) {
+			size_t ncap = l->cap ? l->cap * 2 : 64;
+			struct quarantine_info *nv =
+			    realloc(l->v, ncap * sizeof(*nv));
+			if (nv == NULL) {
+				st = qfail(q, SG_ERR_NOMEM, "out of memory");
+				break;
+			}
+			l->v = nv;
+			l->cap = ncap;
+		}
+		e = &l->v[l->n];
+		if ((st = meta_load(q, dfd, where, id, e)) == SG_ERR_NOMEM)
+			break;
+		if (st == SG_OK && name && strcmp(e->name, name) != 0) {
+			quarantine_info_clear(e);
+			st = qfail(q, SG_ERR_IO,
+			           "%s/%s.meta: damaged: it names another "
+			           "quarantine",
+			           where, id);
+		}
+		if (st == SG_OK) {
+			if (before == 0 || e->quarantined < before)
+				l->n++;
+			else
+				quarantine_info_clear(e);
+			continue;
+		}
+		if (st != SG_ERR_NOT_FOUND && l->first == SG_OK)
+			l->first = st;
+		if (st != SG_ERR_NOT_FOUND && damaged) {
+			memset(e, 0, sizeof(*e));
+			memcpy(e->id, id, sizeof(id));
+			memcpy(e->env.id, id, sizeof(id));
+			snprintf(e->name, sizeof(e->name), "%s", name);
+			e->damaged = 1;
+			l->n++;
+		}
+		st = SG_OK; /* gone meanwhile, or damaged */
+	}
+	free_names(files, nfiles);
+	if (l->n > 1)
+		qsort(l->v, l->n, sizeof(*l->v), info_cmp);
+	return st;
+}
+
+enum sg_status
+quarantine_list(struct quarantine *q, const char *name,
+                struct quarantine_info **v, size_t *n)
+{
+	struct infos l = {NULL, 0, 0, SG_OK};
+	char **names = NULL, where[QUARANTINE_NAME_MAX + 16];
+	size_t nnames = 0;
+	enum sg_status st;
+
+	if (name != NULL && !quarantine_name_valid(name))
+		return qfail(q, SG_ERR_USAGE, "bad quarantine name");
+	if ((st = qnames_for(q, name, &names, &nnames)) != SG_OK)
+		return st;
+	for (size_t i = 0; i < nnames && st == SG_OK; i++) {
+		int dfd;
+		if ((st = qdir_get(q, names[i], 0, &dfd)) == SG_OK) {
+			snprintf(where, sizeof(where), "quarantine/%s",
+			         names[i]);
+			st = load_dir(q, dfd, where, names[i], 0, 1, &l);
+		} else if (st == SG_ERR_NOT_FOUND) { /* nothing put there */
+			st = SG_OK;
+		}
+	}
+	free_names(names, nnames);
+	if (st != SG_OK) {
+		quarantine_list_free(l.v, l.n);
+		return st;
+	}
+	if (l.n == 0) {
+		free(l.v);
+		l.v = NULL;
+	}
+	*v = l.v;
+	*n = l.n;
+	return SG_OK;
+}
+
+enum sg_status
+quarantine_show(struct quarantine *q, const char *id,
+                struct quarantine_info *out)
+{
+	char name[QUARANTINE_NAME_MAX + 1], where[QUARANTINE_NAME_MAX + 16];
+	struct quarantine_info tmp;
+	enum sg_status st;
+	int dfd;
+
+	if (!quarantine_id_valid(id) || out == NULL)
+		return qfail(q, SG_ERR_USAGE, "bad queue ID");
+	/* A release may take it between the two steps: try again. */
+	for (int tries = 0; tries < 3; tries++) {
+		if ((st = find_entry(q, id, name, &dfd)) != SG_OK)
+			return st;
+		snprintf(where, sizeof(where), "quarantine/%s", name);
+		st = meta_load(q, dfd, where, id, &tmp);
+		if (st == SG_ERR_NOT_FOUND)
+			continue;
+		if (st != SG_OK)
+			return st;
+		if (strcmp(tmp.name, name) != 0) {
+			quarantine_info_clear(&tmp);
+			return qfail(q, SG_ERR_IO,
+			             "%s/%s.meta: damaged: it names another "
+			             "quarantine",
+			             where, id);
+		}
+		*out = tmp;
+		return SG_OK;
+	}
+	return qfail(q, SG_ERR_NOT_FOUND, "%s is in no quarantine", id);
+}
+
+int
+quarantine_data_fd(struct quarantine *q, const char *id)
+{
+	char name[QUARANTINE_NAME_MAX + 1], file[Q_FILE_MAX];
+	enum sg_status st;
+	int dfd, fd;
+
+	if (!quarantine_id_valid(id)) {
+		qfail(q, SG_ERR_USAGE, "bad queue ID");
+		errno = EINVAL;
+		return -1;
+	}
+	if ((st = find_entry(q, id, name, &dfd)) != SG_OK) {
+		errno = st == SG_ERR_NOT_FOUND ? ENOENT : EIO;
+		return -1;
+	}
+	snprintf(file, sizeof(file), "%s.msg", id);
+	fd = openat(dfd, file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0) {
+		int e = errno;
+		qfail(q, e == ENOENT ? SG_ERR_NOT_FOUND : SG_ERR_IO,
+		      "quarantine/%s/%s: %s", name, file, strerror(e));
+		errno = e;
+	}
+	return fd;
+}
+
+/* ---- release and delete ---- */
+
+enum sg_status
+quarantine_release(struct quarantine *q, const char *id)
+{
+	char name[QUARANTINE_NAME_MAX + 1], msg[Q_FILE_MAX], meta[Q_FILE_MAX];
+	enum sg_status st;
+	int dfd = -1, e;
+
+	if (!quarantine_id_valid(id))
+		return qfail(q, SG_ERR_USAGE, "bad queue ID");
+	snprintf(msg, sizeof(msg), "%s.msg", id);
+	snprintf(meta, sizeof(meta), "%s.meta", id);
+	if (change_lock(q) < 0)
+		return qfail_errno(q, "locking", "quarantine/.lock");
+	if ((st = find_entry(q, id, name, &dfd)) != SG_OK)
+		goto out;
+	if (renameat2(dfd, msg, q->relfd, msg, RENAME_NOREPLACE) < 0) {
+		e = errno;
+		st = e == EEXIST   ? qfail(q, SG_ERR_EXISTS,
+		                           "%s was already released and waits "
+		                             "for the daemon",
+		                           id)
+		     : e == ENOENT ? qfail(q, SG_ERR_IO,
+		                           "quarantine/%s/%s: damaged: the "
+		                           "message is missing",
+		                           name, msg)
+		                   : qfail_errno(q, "releasing", id);
+		goto out;
+	}
+	if (renameat2(dfd, meta, q->relfd, meta, RENAME_NOREPLACE) < 0) {
+		e = errno;
+		st = e == EEXIST ? qfail(q, SG_ERR_EXISTS,
+		                         "release/%s: already there", meta)
+		                 : qfail_errno(q, "releasing", id);
+		renameat(q->relfd, msg, dfd, msg); /* put it back */
+		goto out;
+	}
+out:
+	change_unlock(q);
+	if (st == SG_OK && (fsync_dir(q->relfd) < 0 || fsync_dir(dfd) < 0))
+		st = qfail_errno(q, "fsync after releasing", id);
+	return st;
+}
+
+enum sg_status
+quarantine_delete(struct quarantine *q, const char *id)
+{
+	char name[QUARANTINE_NAME_MAX + 1], file[Q_FILE_MAX];
+	enum sg_status st;
+	int dfd = -1;
+
+	if (!quarantine_id_valid(id))
+		return qfail(q, SG_ERR_USAGE, "bad queue ID");
+	if (change_lock(q) < 0)
+		return qfail_errno(q, "locking", "quarantine/.lock");
+	if ((st = find_entry(q, id, name, &dfd)) == SG_OK) {
+		snprintf(file, sizeof(file), "%s.meta", id);
+		if (unlinkat(dfd, file, 0) < 0) {
+			st = errno == ENOENT
+			         ? qfail(q, SG_ERR_NOT_FOUND,
+			                 "%s is in no quarantine", id)
+			         : qfail_errno(q, "deleting", id);
+		} else {
+			snprintf(file, sizeof(file), "%s.msg", id);
+			unlinkat(dfd, file, 0);
+		}
+	}
+	change_unlock(q);
+	if (st == SG_OK && fsync_dir(dfd) < 0)
+		st = qfail_errno(q, "fsync after deleting", id);
+	return st;
+}
+
+/* ---- handing entries over: take_released, expire ---- */
+
+/* Removes DFD/ID (.meta, then .msg) under the change lock; 1 when it was
+ * there. */
+static int
+remove_entry(struct quarantine *q, int dfd, const char *id)
+{
+	char file[Q_FILE_MAX];
+	int removed = 0;
+
+	if (change_lock(q) < 0)
+		return 0;
+	snprintf(file, sizeof(file), "%s.meta", id);
+	if (unlinkat(dfd, file, 0) == 0) {
+		removed = 1;
+		snprintf(file, sizeof(file), "%s.msg", id);
+		unlinkat(dfd, file, 0);
+	}
+	change_unlock(q);
+	return removed;
+}
+
+/* Opens the message of INFO in DFD (WHERE) and checks its size.
+ * SG_ERR_NOT_FOUND when the entry went away meanwhile, SG_ERR_IO when it
+ * is damaged. */
+static enum sg_status
+open_msg(struct quarantine *q, int dfd, const char *where,
+         const struct quarantine_info *info, int *out)
+{
+	char file[Q_FILE_MAX], meta[Q_FILE_MAX];
+	struct stat sb;
+	int fd, gone;
+
+	snprintf(file, sizeof(file), "%s.msg", info->id);
+	fd = openat(dfd, file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0 && errno == ENOENT) {
+		/* released meanwhile (the .msg moves first), or damaged:
+		 * the lock tells them apart */
+		snprintf(meta, sizeof(meta), "%s.meta", info->id);
+		if (change_lock(q) < 0)
+			return qfail_errno(q, "locking", "quarantine/.lock");
+		gone = !exists_at(dfd, meta) || exists_at(dfd, file);
+		change_unlock(q);
+		if (gone)
+			return qfail(q, SG_ERR_NOT_FOUND, "%s: gone", info->id);
+		return qfail(q, SG_ERR_IO, "%s/%s: damaged: no message", where,
+		             meta);
+	}
+	if (fd < 0)
+		return qfail(q, SG_ERR_IO, "%s/%s: %s", where, file,
+		             strerror(errno));
+	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) ||
+	    (uint64_t)sb.st_size != info->size) {
+		close(fd);
+		return qfail(q, SG_ERR_IO,
+		             "%s/%s: damaged: not the size its metadata says",
+		             where, file);
+	}
+	*out = fd;
+	return SG_OK;
+}
+
+/* Hands each entry of L to FN (with RELEASED set in its envelope) and
+ * removes it from DFD when FN says SG_OK (or FN is NULL); L->first notes
+ * an entry whose message is damaged.  The number removed. */
+static size_t
+hand_over(struct quarantine *q, int dfd, const char *where, struct infos *l,
+          int released, quarantine_fn fn, void *arg)
+{
+	size_t removed = 0;
+
+	for (size_t i = 0; i < l->n; i++) {
+		struct quarantine_info *e = &l->v[i];
+		enum sg_status st = SG_OK;
+		int fd;
+
+		if (fn != NULL) {
+			st = open_msg(q, dfd, where, e, &fd);
+			if (st != SG_OK) {
+				if (st != SG_ERR_NOT_FOUND && l->first == SG_OK)
+					l->first = st;
+				continue;
+			}
+			e->env.released = released;
+			st = fn(arg, &e->env, e, fd);
+			close(fd);
+		}
+		if (st == SG_OK)
+			removed += (size_t)remove_entry(q, dfd, e->id);
+	}
+	return removed;
+}
+
+enum sg_status
+quarantine_take_released(struct quarantine *q, quarantine_fn fn, void *arg)
+{
+	struct infos l = {NULL, 0, 0, SG_OK};
+	enum sg_status st;
+
+	if (fn == NULL)
+		return qfail(q, SG_ERR_USAGE, "no function");
+	pthread_mutex_lock(&q->take);
+	st = load_dir(q, q->relfd, "release", NULL, 0, 0, &l);
+	if (st == SG_OK &&
+	    hand_over(q, q->relfd, "release", &l, 1, fn, arg) > 0 &&
+	    fsync_dir(q->relfd) < 0)
+		st = qfail_errno(q, "fsync of", "release/");
+	quarantine_list_free(l.v, l.n);
+	pthread_mutex_unlock(&q->take);
+	return st != SG_OK ? st : l.first;
+}
+
+enum sg_status
+quarantine_expire(struct quarantine *q, const char *name, time_t older_than,
+                  quarantine_fn fn, void *arg)
+{
+	char **names = NULL, where[QUARANTINE_NAME_MAX + 16];
+	enum sg_status st, first = SG_OK;
+	size_t nnames = 0;
+
+	if (name != NULL && !quarantine_name_valid(name))
+		return qfail(q, SG_ERR_USAGE, "bad quarantine name");
+	if (older_than <= 0)
+		return SG_OK; /* nothing is that old */
+	if ((st = qnames_for(q, name, &names, &nnames)) != SG_OK)
+		return st;
+	for (size_t i = 0; i < nnames && st == SG_OK; i++) {
+		struct infos l = {NULL, 0, 0, SG_OK};
+		int dfd;
+
+		if ((st = qdir_get(q, names[i], 0, &dfd)) != SG_OK) {
+			if (st == SG_ERR_NOT_FOUND)
+				st = SG_OK;
+			continue;
+		}
+		snprintf(where, sizeof(where), "quarantine/%s", names[i]);
+		st = load_dir(q, dfd, where, names[i], older_than, 0, &l);
+		if (st == SG_OK &&
+		    hand_over(q, dfd, where, &l, 0, fn, arg) > 0 &&
+		    fsync_dir(dfd) < 0)
+			st = qfail_errno(q, "fsync of", where);
+		if (first == SG_OK)
+			first = l.first;
+		quarantine_list_free(l.v, l.n);
+	}
+	free_names(names, nnames);
+	return st != SG_OK ? st : first;
+}
