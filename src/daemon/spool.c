@@ -244,6 +244,8 @@ spool_env_clear(struct spool_env *env)
 	free(env->dsn_ret);
 	free(env->dsn_envid);
 	free(env->last_error);
+	free(env->flow);
+	free(env->policy);
 	memset(env, 0, sizeof(*env));
 }
 
@@ -333,7 +335,8 @@ env_format(const struct spool_env *env, struct sbuf *b)
 	if (env->nrcpts > SPOOL_RCPT_MAX || too_long(env->mail_from) ||
 	    too_long(env->listener) || too_long(env->client) ||
 	    too_long(env->helo) || too_long(env->dsn_ret) ||
-	    too_long(env->dsn_envid))
+	    too_long(env->dsn_envid) || too_long(env->flow) ||
+	    too_long(env->policy))
 		return SG_ERR_LIMIT;
 	for (size_t i = 0; i < env->nrcpts; i++)
 		if (env->rcpts == NULL || env->rcpts[i] == NULL ||
@@ -355,6 +358,10 @@ env_format(const struct spool_env *env, struct sbuf *b)
 	sbuf_kv(b, "dsn_envid", env->dsn_envid);
 	if (env->released)
 		sbuf_num(b, "released", (long long)env->released);
+	if (env->plain)
+		sbuf_num(b, "plain", (long long)env->plain);
+	sbuf_kv(b, "flow", env->flow);
+	sbuf_kv(b, "policy", env->policy);
 	if (env->last_error) {
 		sbuf_str(b, "last_error ");
 		sbuf_enc(b, env->last_error, SPOOL_ERROR_MAX);
@@ -498,6 +505,9 @@ static const struct env_field {
     {"attempts", ENV_UINT, offsetof(struct spool_env, attempts)},
     {"role", ENV_INT, offsetof(struct spool_env, role)},
     {"released", ENV_INT, offsetof(struct spool_env, released)},
+    {"flow", ENV_STR, offsetof(struct spool_env, flow)},
+    {"policy", ENV_STR, offsetof(struct spool_env, policy)},
+    {"plain", ENV_INT, offsetof(struct spool_env, plain)},
 };
 
 static int

@@ -42,6 +42,11 @@ struct spool_env {
 	char *last_error; /* the last delivery error, or NULL */
 	int released;     /* 1: released from a quarantine (the filters do
 	                   * not run again; docs/quarantine.md) */
+	char *flow;       /* the mail flow policy that accepted it, or NULL */
+	char *policy;     /* a copy made for one mail policy's recipients
+	                   * (pipeline): its name; NULL: not split yet */
+	int plain;        /* a copy for recipients without a certificate
+	                   * (missing_key = split): signed, not encrypted */
 };
 void spool_env_clear(struct spool_env *env);
 

@@ -5,6 +5,7 @@
  * as it is.
  */
 #include "policy/config.h"
+#include "policy/config_int.h"
 #include "policy/filter.h"
 
 #include <arpa/inet.h>
@@ -21,34 +22,8 @@
 #define MAX_LINE  4096
 #define MAX_LINES 100000
 
-enum section {
-	SEC_GLOBAL,
-	SEC_LISTENER,
-	SEC_PROFILE,
-	SEC_ROUTE,
-	SEC_QUARANTINE
-};
-
-struct parser {
-	const char *path;
-	unsigned line;
-	struct cfg *cfg;
-	enum section sec;
-	struct cfg_listener *l; /* current section's object */
-	struct cfg_profile *p;
-	struct cfg_route *r;
-	struct cfg_quarantine *q;
-	char seen[64][48]; /* keys seen in the current section */
-	unsigned nseen;
-	char *err;
-	size_t errlen;
-};
-
-static int fail(struct parser *ps, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static int
-fail(struct parser *ps, const char *fmt, ...)
+int
+cfg_fail(struct parser *ps, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -64,8 +39,8 @@ fail(struct parser *ps, const char *fmt, ...)
 	return -1;
 }
 
-static char *
-trim(char *s)
+char *
+cfg_trim(char *s)
 {
 	char *e;
 
@@ -77,23 +52,24 @@ trim(char *s)
 	return s;
 }
 
-static int
-set_str(struct parser *ps, char **dst, const char *v)
+int
+cfg_set_str(struct parser *ps, char **dst, const char *v)
 {
 	char *c;
 
 	if (*v == '\0')
-		return fail(ps, "empty value");
+		return cfg_fail(ps, "empty value");
 	if ((c = strdup(v)) == NULL)
-		return fail(ps, "out of memory");
+		return cfg_fail(ps, "out of memory");
 	free(*dst);
 	*dst = c;
 	return 0;
 }
 
 /* "50M", "10K", "1G", "1024" -> bytes. */
-static int
-set_size(struct parser *ps, size_t *dst, const char *v, size_t min, size_t max)
+int
+cfg_set_size(struct parser *ps, size_t *dst, const char *v, size_t min,
+             size_t max)
 {
 	char *end;
 	unsigned long long n, mul = 1;
@@ -101,7 +77,7 @@ set_size(struct parser *ps, size_t *dst, const char *v, size_t min, size_t max)
 	errno = 0;
 	n = strtoull(v, &end, 10);
 	if (end == v || errno)
-		return fail(ps, "\"%s\" is not a size (like 50M)", v);
+		return cfg_fail(ps, "\"%s\" is not a size (like 50M)", v);
 	switch (toupper((unsigned char)*end)) {
 	case 'K':
 		mul = 1024ULL;
@@ -119,15 +95,15 @@ set_size(struct parser *ps, size_t *dst, const char *v, size_t min, size_t max)
 		break;
 	}
 	if (*end != '\0' || n > max / mul || n * mul < min)
-		return fail(ps, "\"%s\": a size from %zu to %zu bytes", v, min,
-		            max);
+		return cfg_fail(ps, "\"%s\": a size from %zu to %zu bytes", v,
+		                min, max);
 	*dst = (size_t)(n * mul);
 	return 0;
 }
 
-static int
-set_uint(struct parser *ps, unsigned *dst, const char *v, unsigned min,
-         unsigned max)
+int
+cfg_set_uint(struct parser *ps, unsigned *dst, const char *v, unsigned min,
+             unsigned max)
 {
 	char *end;
 	unsigned long n;
@@ -135,15 +111,16 @@ set_uint(struct parser *ps, unsigned *dst, const char *v, unsigned min,
 	errno = 0;
 	n = strtoul(v, &end, 10);
 	if (end == v || *end != '\0' || errno || n < min || n > max)
-		return fail(ps, "\"%s\": a number from %u to %u", v, min, max);
+		return cfg_fail(ps, "\"%s\": a number from %u to %u", v, min,
+		                max);
 	*dst = (unsigned)n;
 	return 0;
 }
 
 /* "30s", "10m", "2h", "5d", or seconds. */
-static int
-set_duration(struct parser *ps, unsigned *dst, const char *v, unsigned min,
-             unsigned max)
+int
+cfg_set_duration(struct parser *ps, unsigned *dst, const char *v, unsigned min,
+                 unsigned max)
 {
 	char *end;
 	unsigned long n, mul = 1;
@@ -151,8 +128,8 @@ set_duration(struct parser *ps, unsigned *dst, const char *v, unsigned min,
 	errno = 0;
 	n = strtoul(v, &end, 10);
 	if (end == v || errno)
-		return fail(ps, "\"%s\" is not a duration (like 30s, 5m, 5d)",
-		            v);
+		return cfg_fail(
+		    ps, "\"%s\" is not a duration (like 30s, 5m, 5d)", v);
 	switch (*end) {
 	case 's':
 		end++;
@@ -173,22 +150,22 @@ set_duration(struct parser *ps, unsigned *dst, const char *v, unsigned min,
 		break;
 	}
 	if (*end != '\0' || n > max / mul || n * mul < min)
-		return fail(ps, "\"%s\": a duration from %us to %us", v, min,
-		            max);
+		return cfg_fail(ps, "\"%s\": a duration from %us to %us", v,
+		                min, max);
 	*dst = (unsigned)(n * mul);
 	return 0;
 }
 
-static int
-set_bool(struct parser *ps, int *dst, const char *v, const char *yes,
-         const char *no)
+int
+cfg_set_bool(struct parser *ps, int *dst, const char *v, const char *yes,
+             const char *no)
 {
 	if (strcasecmp(v, yes) == 0)
 		*dst = 1;
 	else if (strcasecmp(v, no) == 0)
 		*dst = 0;
 	else
-		return fail(ps, "\"%s\": %s or %s", v, yes, no);
+		return cfg_fail(ps, "\"%s\": %s or %s", v, yes, no);
 	return 0;
 }
 
@@ -223,8 +200,8 @@ parse_hostport(const char *v, char **host, int *port)
 	return 0;
 }
 
-static int
-parse_net(const char *s, struct cfg_net *n)
+int
+cfg_parse_net(const char *s, struct cfg_net *n)
 {
 	char buf[INET6_ADDRSTRLEN + 8], *slash, *end;
 	long prefix;
@@ -255,8 +232,8 @@ parse_net(const char *s, struct cfg_net *n)
 	return 0;
 }
 
-static void
-strv_free(char **v)
+void
+cfg_strv_free(char **v)
 {
 	for (char **p = v; p && *p; p++)
 		free(*p);
@@ -264,8 +241,8 @@ strv_free(char **v)
 }
 
 /* "a, b, c" -> a NULL-terminated list of trimmed, non-empty items. */
-static char **
-split(const char *v, size_t *count)
+char **
+cfg_split(const char *v, size_t *count)
 {
 	size_t n = 1, k = 0;
 	char *copy = strdup(v), *save = NULL, *tok;
@@ -290,33 +267,34 @@ static int
 set_relay_from(struct parser *ps, struct cfg_listener *l, const char *v)
 {
 	size_t n = 0;
-	char **items = split(v, &n);
+	char **items = cfg_split(v, &n);
 	struct cfg_net *nets;
 
 	if (items == NULL)
-		return fail(ps, "out of memory");
+		return cfg_fail(ps, "out of memory");
 	if ((nets = calloc(n ? n : 1, sizeof(*nets))) == NULL) {
-		strv_free(items);
-		return fail(ps, "out of memory");
+		cfg_strv_free(items);
+		return cfg_fail(ps, "out of memory");
 	}
 	for (size_t i = 0; i < n; i++)
-		if (parse_net(items[i], &nets[i]) == -1) {
-			fail(ps, "\"%s\" is not a network (like 192.0.2.0/24)",
-			     items[i]);
-			strv_free(items);
+		if (cfg_parse_net(items[i], &nets[i]) == -1) {
+			cfg_fail(ps,
+			         "\"%s\" is not a network (like 192.0.2.0/24)",
+			         items[i]);
+			cfg_strv_free(items);
 			free(nets);
 			return -1;
 		}
-	strv_free(items);
+	cfg_strv_free(items);
 	free(l->relay_from);
 	l->relay_from = nets;
 	l->nrelay_from = n;
 	return 0;
 }
 
-static int
-keyword(struct parser *ps, const char *v, const char *const *names, int base,
-        int *out)
+int
+cfg_keyword(struct parser *ps, const char *v, const char *const *names,
+            int base, int *out)
 {
 	for (int i = 0; names[i] != NULL; i++)
 		if (strcasecmp(v, names[i]) == 0) {
@@ -327,7 +305,7 @@ keyword(struct parser *ps, const char *v, const char *const *names, int base,
 	for (int i = 0; names[i] != NULL; i++)
 		snprintf(list + strlen(list), sizeof(list) - strlen(list),
 		         "%s%s", i ? ", " : "", names[i]);
-	return fail(ps, "\"%s\": one of %s", v, list);
+	return cfg_fail(ps, "\"%s\": one of %s", v, list);
 }
 
 static int
@@ -337,7 +315,7 @@ set_tls(struct parser *ps, enum cfg_tls *dst, const char *v)
 	                                    NULL};
 	int x;
 
-	if (keyword(ps, v, modes, CFG_TLS_OPPORTUNISTIC, &x) == -1)
+	if (cfg_keyword(ps, v, modes, CFG_TLS_OPPORTUNISTIC, &x) == -1)
 		return -1;
 	*dst = (enum cfg_tls)x;
 	return 0;
@@ -351,64 +329,66 @@ global_key(struct parser *ps, const char *k, const char *v)
 	if (strcmp(k, "smarthost_tls") == 0)
 		return set_tls(ps, &c->smarthost_tls, v);
 	if (strcmp(k, "notify_signer") == 0)
-		return set_str(ps, &c->notify_signer, v);
+		return cfg_set_str(ps, &c->notify_signer, v);
 
 	if (strcmp(k, "hostname") == 0)
-		return set_str(ps, &c->hostname, v);
+		return cfg_set_str(ps, &c->hostname, v);
 	if (strcmp(k, "store") == 0)
-		return set_str(ps, &c->store_path, v);
+		return cfg_set_str(ps, &c->store_path, v);
 	if (strcmp(k, "keyfile") == 0)
-		return set_str(ps, &c->keyfile, v);
+		return cfg_set_str(ps, &c->keyfile, v);
 	if (strcmp(k, "spool") == 0)
-		return set_str(ps, &c->spool_dir, v);
+		return cfg_set_str(ps, &c->spool_dir, v);
 	if (strcmp(k, "outbox") == 0)
-		return set_str(ps, &c->outbox, v);
+		return cfg_set_str(ps, &c->outbox, v);
 	if (strcmp(k, "smarthost") == 0) {
 		int port;
 		if (parse_hostport(v, NULL, &port) == -1)
-			return fail(ps, "smarthost wants host:port, not \"%s\"",
-			            v);
-		return set_str(ps, &c->smarthost, v);
+			return cfg_fail(
+			    ps, "smarthost wants host:port, not \"%s\"", v);
+		return cfg_set_str(ps, &c->smarthost, v);
 	}
 	if (strcmp(k, "postmaster") == 0) {
 		if (strchr(v, '@') == NULL)
-			return fail(ps, "postmaster wants an address");
-		return set_str(ps, &c->postmaster, v);
+			return cfg_fail(ps, "postmaster wants an address");
+		return cfg_set_str(ps, &c->postmaster, v);
 	}
 	if (strcmp(k, "log") == 0) {
 		if (strcmp(v, "stderr") && strcmp(v, "syslog"))
-			return fail(ps, "log: stderr or syslog");
-		return set_str(ps, &c->log, v);
+			return cfg_fail(ps, "log: stderr or syslog");
+		return cfg_set_str(ps, &c->log, v);
 	}
 	if (strcmp(k, "metrics") == 0) {
 		int port;
 		if (parse_hostport(v, NULL, &port) == -1)
-			return fail(ps, "metrics wants host:port");
-		return set_str(ps, &c->metrics, v);
+			return cfg_fail(ps, "metrics wants host:port");
+		return cfg_set_str(ps, &c->metrics, v);
 	}
 	if (strcmp(k, "max_message_size") == 0)
-		return set_size(ps, &c->max_message, v, 1024, (size_t)1 << 30);
+		return cfg_set_size(ps, &c->max_message, v, 1024,
+		                    (size_t)1 << 30);
 	if (strcmp(k, "max_recipients") == 0)
-		return set_uint(ps, &c->max_recipients, v, 1, 100000);
+		return cfg_set_uint(ps, &c->max_recipients, v, 1, 100000);
 	if (strcmp(k, "max_line_length") == 0)
-		return set_uint(ps, &c->max_line, v, 998, 1000000);
+		return cfg_set_uint(ps, &c->max_line, v, 998, 1000000);
 	if (strcmp(k, "max_sessions") == 0)
-		return set_uint(ps, &c->max_sessions, v, 1, 100000);
+		return cfg_set_uint(ps, &c->max_sessions, v, 1, 100000);
 	if (strcmp(k, "command_timeout") == 0)
-		return set_duration(ps, &c->command_timeout, v, 1, 3600);
+		return cfg_set_duration(ps, &c->command_timeout, v, 1, 3600);
 	if (strcmp(k, "data_timeout") == 0)
-		return set_duration(ps, &c->data_timeout, v, 1, 86400);
+		return cfg_set_duration(ps, &c->data_timeout, v, 1, 86400);
 	if (strcmp(k, "queue_lifetime") == 0)
-		return set_duration(ps, &c->queue_lifetime, v, 60, 365 * 86400);
+		return cfg_set_duration(ps, &c->queue_lifetime, v, 60,
+		                        365 * 86400);
 	if (strcmp(k, "retry_min") == 0)
-		return set_duration(ps, &c->retry_min, v, 1, 86400);
+		return cfg_set_duration(ps, &c->retry_min, v, 1, 86400);
 	if (strcmp(k, "retry_max") == 0)
-		return set_duration(ps, &c->retry_max, v, 1, 7 * 86400);
+		return cfg_set_duration(ps, &c->retry_max, v, 1, 7 * 86400);
 	if (strcmp(k, "workers") == 0)
-		return set_uint(ps, &c->workers, v, 0, 256);
+		return cfg_set_uint(ps, &c->workers, v, 0, 256);
 	if (strcmp(k, "message_filters") == 0)
-		return set_str(ps, &c->message_filters_path, v);
-	return fail(ps, "unknown setting \"%s\"", k);
+		return cfg_set_str(ps, &c->message_filters_path, v);
+	return cfg_fail(ps, "unknown setting \"%s\"", k);
 }
 
 static int
@@ -425,15 +405,16 @@ listener_key(struct parser *ps, const char *k, const char *v)
 		if (parse_hostport(v, &l->host, &l->port) == -1 ||
 		    (inet_pton(AF_INET, l->host, a) != 1 &&
 		     inet_pton(AF_INET6, l->host, a) != 1))
-			return fail(ps,
-			            "listen wants a numeric address:port "
-			            "(like 127.0.0.1:2525 or [::1]:2525; no "
-			            "DNS at start-up), not \"%s\"",
-			            v);
+			return cfg_fail(
+			    ps,
+			    "listen wants a numeric address:port "
+			    "(like 127.0.0.1:2525 or [::1]:2525; no "
+			    "DNS at start-up), not \"%s\"",
+			    v);
 		return 0;
 	}
 	if (strcmp(k, "role") == 0) {
-		if (keyword(ps, v, roles, CFG_OUTGOING, &role) == -1)
+		if (cfg_keyword(ps, v, roles, CFG_OUTGOING, &role) == -1)
 			return -1;
 		l->role = (enum cfg_role)role;
 		return 0;
@@ -442,42 +423,44 @@ listener_key(struct parser *ps, const char *k, const char *v)
 		return set_relay_from(ps, l, v);
 	if (strcmp(k, "local_domains") == 0) {
 		size_t n;
-		char **d = split(v, &n);
+		char **d = cfg_split(v, &n);
 		if (d == NULL)
-			return fail(ps, "out of memory");
+			return cfg_fail(ps, "out of memory");
 		for (size_t i = 0; i < n; i++)
 			for (char *c = d[i]; *c; c++)
 				*c = (char)tolower((unsigned char)*c);
-		strv_free(l->local_domains);
+		cfg_strv_free(l->local_domains);
 		l->local_domains = d;
 		return 0;
 	}
 	if (strcmp(k, "profile") == 0)
-		return set_str(ps, &l->profile, v);
+		return cfg_set_str(ps, &l->profile, v);
 	if (strcmp(k, "signature") == 0)
-		return set_bool(ps, &l->remove_signature, v, "remove", "keep");
+		return cfg_set_bool(ps, &l->remove_signature, v, "remove",
+		                    "keep");
 	if (strcmp(k, "tls_cert") == 0)
-		return set_str(ps, &l->tls_cert, v);
+		return cfg_set_str(ps, &l->tls_cert, v);
 	if (strcmp(k, "tls_key") == 0)
-		return set_str(ps, &l->tls_key, v);
+		return cfg_set_str(ps, &l->tls_key, v);
 	if (strcmp(k, "tls") == 0) {
 		static const char *const modes[] = {"none", "offer", "required",
 		                                    NULL};
-		if (keyword(ps, v, modes, CFG_STARTTLS_NONE, &x) == -1)
+		if (cfg_keyword(ps, v, modes, CFG_STARTTLS_NONE, &x) == -1)
 			return -1;
 		l->starttls = (enum cfg_starttls)x;
 		return 0;
 	}
 	if (strcmp(k, "auth") == 0) {
 		static const char *const auths[] = {"none", "plain", NULL};
-		if (keyword(ps, v, auths, CFG_AUTH_NONE, &x) == -1)
+		if (cfg_keyword(ps, v, auths, CFG_AUTH_NONE, &x) == -1)
 			return -1;
 		l->auth = (enum cfg_auth)x;
 		return 0;
 	}
 	if (strcmp(k, "auth_users") == 0)
-		return set_str(ps, &l->auth_users, v);
-	return fail(ps, "unknown setting \"%s\" in [listener %s]", k, l->name);
+		return cfg_set_str(ps, &l->auth_users, v);
+	return cfg_fail(ps, "unknown setting \"%s\" in [listener %s]", k,
+	                l->name);
 }
 
 static int
@@ -494,7 +477,7 @@ profile_key(struct parser *ps, const char *k, const char *v)
 	int x;
 
 	if (strcmp(k, "mode") == 0) {
-		if (keyword(ps, v, modes, CFG_SIGN, &x) == -1)
+		if (cfg_keyword(ps, v, modes, CFG_SIGN, &x) == -1)
 			return -1;
 		p->mode = (enum cfg_mode)x;
 	} else if (strcmp(k, "signer") == 0) {
@@ -503,26 +486,26 @@ profile_key(struct parser *ps, const char *k, const char *v)
 			p->signer = NULL;
 			return 0;
 		}
-		return set_str(ps, &p->signer, v);
+		return cfg_set_str(ps, &p->signer, v);
 	} else if (strcmp(k, "form") == 0) {
-		return set_bool(ps, &p->opaque, v, "opaque", "detached");
+		return cfg_set_bool(ps, &p->opaque, v, "opaque", "detached");
 	} else if (strcmp(k, "digest") == 0) {
-		if (keyword(ps, v, digests, SG_DIGEST_SHA256, &x) == -1)
+		if (cfg_keyword(ps, v, digests, SG_DIGEST_SHA256, &x) == -1)
 			return -1;
 		p->digest = (enum sg_digest)x;
 	} else if (strcmp(k, "cipher") == 0) {
-		if (keyword(ps, v, ciphers, SG_CIPHER_AES256_CBC, &x) == -1)
+		if (cfg_keyword(ps, v, ciphers, SG_CIPHER_AES256_CBC, &x) == -1)
 			return -1;
 		p->cipher = (enum sg_cipher)x;
 	} else if (strcmp(k, "key_transport") == 0) {
-		return set_bool(ps, &p->oaep, v, "oaep", "pkcs1");
+		return cfg_set_bool(ps, &p->oaep, v, "oaep", "pkcs1");
 	} else if (strcmp(k, "missing_key") == 0) {
-		if (keyword(ps, v, missing, CFG_MISSING_BOUNCE, &x) == -1)
+		if (cfg_keyword(ps, v, missing, CFG_MISSING_BOUNCE, &x) == -1)
 			return -1;
 		p->missing_key = (enum cfg_missing)x;
 	} else {
-		return fail(ps, "unknown setting \"%s\" in [profile %s]", k,
-		            p->name);
+		return cfg_fail(ps, "unknown setting \"%s\" in [profile %s]", k,
+		                p->name);
 	}
 	return 0;
 }
@@ -535,27 +518,28 @@ route_key(struct parser *ps, const char *k, const char *v)
 
 	if (strcmp(k, "domains") == 0) {
 		size_t n;
-		char **d = split(v, &n);
+		char **d = cfg_split(v, &n);
 		if (d == NULL || n == 0) {
-			strv_free(d);
-			return fail(ps, "domains wants one or more domains");
+			cfg_strv_free(d);
+			return cfg_fail(ps,
+			                "domains wants one or more domains");
 		}
 		for (size_t i = 0; i < n; i++)
 			for (char *c = d[i]; *c; c++)
 				*c = (char)tolower((unsigned char)*c);
-		strv_free(r->domains);
+		cfg_strv_free(r->domains);
 		r->domains = d;
 		return 0;
 	}
 	if (strcmp(k, "nexthop") == 0) {
 		if (parse_hostport(v, NULL, &port) == -1)
-			return fail(ps, "nexthop wants host:port, not \"%s\"",
-			            v);
-		return set_str(ps, &r->nexthop, v);
+			return cfg_fail(
+			    ps, "nexthop wants host:port, not \"%s\"", v);
+		return cfg_set_str(ps, &r->nexthop, v);
 	}
 	if (strcmp(k, "tls") == 0)
 		return set_tls(ps, &r->tls, v);
-	return fail(ps, "unknown setting \"%s\" in [route %s]", k, r->name);
+	return cfg_fail(ps, "unknown setting \"%s\" in [route %s]", k, r->name);
 }
 
 static int
@@ -566,15 +550,16 @@ quarantine_key(struct parser *ps, const char *k, const char *v)
 	int e;
 
 	if (strcmp(k, "retention") == 0)
-		return set_duration(ps, &q->retention, v, 60, 3650u * 86400);
+		return cfg_set_duration(ps, &q->retention, v, 60,
+		                        3650u * 86400);
 	if (strcmp(k, "at_expiry") == 0) {
-		if (keyword(ps, v, expiry, CFG_EXPIRY_DELETE, &e) == -1)
+		if (cfg_keyword(ps, v, expiry, CFG_EXPIRY_DELETE, &e) == -1)
 			return -1;
 		q->at_expiry = (enum cfg_expiry)e;
 		return 0;
 	}
-	return fail(ps, "unknown setting \"%s\" in [quarantine %s]", k,
-	            q->name);
+	return cfg_fail(ps, "unknown setting \"%s\" in [quarantine %s]", k,
+	                q->name);
 }
 
 /* A new quarantine NAME (not there yet), or NULL on failure. */
@@ -588,7 +573,7 @@ add_quarantine(struct parser *ps, const char *name)
 	    (grown = realloc(c->quarantines, (c->nquarantines + 1) *
 	                                         sizeof(*c->quarantines))) ==
 	        NULL) {
-		fail(ps, "too many quarantines");
+		cfg_fail(ps, "too many quarantines");
 		return NULL;
 	}
 	c->quarantines = grown;
@@ -597,15 +582,15 @@ add_quarantine(struct parser *ps, const char *name)
 	q->retention = 30 * 86400;
 	q->at_expiry = CFG_EXPIRY_DELETE;
 	if ((q->name = strdup(name)) == NULL) {
-		fail(ps, "out of memory");
+		cfg_fail(ps, "out of memory");
 		return NULL;
 	}
 	c->nquarantines++;
 	return q;
 }
 
-static int
-name_ok(const char *s)
+int
+cfg_name_ok(const char *s)
 {
 	if (*s == '\0' || strlen(s) > 64)
 		return 0;
@@ -623,87 +608,101 @@ section(struct parser *ps, char *s)
 	char *end = strchr(s, ']'), *kind, *name;
 	void *grown;
 
-	if (end == NULL || trim(end + 1)[0] != '\0')
-		return fail(ps, "a section is [listener NAME] or [profile "
-		                "NAME]");
+	if (end == NULL || cfg_trim(end + 1)[0] != '\0')
+		return cfg_fail(ps, "a section is [listener NAME] or [profile "
+		                    "NAME]");
 	*end = '\0';
-	kind = trim(s + 1);
+	kind = cfg_trim(s + 1);
 	if ((name = strpbrk(kind, " \t")) == NULL)
-		return fail(ps, "section [%s] needs a name", kind);
+		return cfg_fail(ps, "section [%s] needs a name", kind);
 	*name++ = '\0';
-	name = trim(name);
-	if (!name_ok(name))
-		return fail(ps, "\"%s\": names are letters, digits, . _ -",
-		            name);
+	name = cfg_trim(name);
+	if (!cfg_name_ok(name))
+		return cfg_fail(ps, "\"%s\": names are letters, digits, . _ -",
+		                name);
 	ps->nseen = 0;
 	if (strcmp(kind, "listener") == 0) {
 		if (name[0] == '_')
-			return fail(ps, "listener names starting with _ are "
+			return cfg_fail(ps,
+			                "listener names starting with _ are "
 			                "reserved");
 		if (cfg_listener(c, name) != NULL)
-			return fail(ps, "[listener %s] appears twice", name);
+			return cfg_fail(ps, "[listener %s] appears twice",
+			                name);
 		if (c->nlisteners >= 64 ||
 		    (grown = realloc(c->listeners,
 		                     (c->nlisteners + 1) *
 		                         sizeof(*c->listeners))) == NULL)
-			return fail(ps, "too many listeners");
+			return cfg_fail(ps, "too many listeners");
 		c->listeners = grown;
 		ps->l = &c->listeners[c->nlisteners++];
 		memset(ps->l, 0, sizeof(*ps->l));
 		ps->sec = SEC_LISTENER;
-		return (ps->l->name = strdup(name)) ? 0
-		                                    : fail(ps, "out of memory");
+		return (ps->l->name = strdup(name))
+		           ? 0
+		           : cfg_fail(ps, "out of memory");
 	}
 	if (strcmp(kind, "profile") == 0) {
 		if (cfg_profile(c, name) != NULL)
-			return fail(ps, "[profile %s] appears twice", name);
+			return cfg_fail(ps, "[profile %s] appears twice", name);
 		if (c->nprofiles >= 256 ||
 		    (grown = realloc(c->profiles, (c->nprofiles + 1) *
 		                                      sizeof(*c->profiles))) ==
 		        NULL)
-			return fail(ps, "too many profiles");
+			return cfg_fail(ps, "too many profiles");
 		c->profiles = grown;
 		ps->p = &c->profiles[c->nprofiles++];
 		memset(ps->p, 0, sizeof(*ps->p));
 		ps->p->mode = CFG_SIGN;
 		ps->p->missing_key = CFG_MISSING_SPLIT;
 		ps->sec = SEC_PROFILE;
-		return (ps->p->name = strdup(name)) ? 0
-		                                    : fail(ps, "out of memory");
+		return (ps->p->name = strdup(name))
+		           ? 0
+		           : cfg_fail(ps, "out of memory");
 	}
 	if (strcmp(kind, "route") == 0) {
 		for (size_t i = 0; i < c->nroutes; i++)
 			if (strcmp(c->routes[i].name, name) == 0)
-				return fail(ps, "[route %s] appears twice",
-				            name);
+				return cfg_fail(ps, "[route %s] appears twice",
+				                name);
 		if (c->nroutes >= 1024 ||
 		    (grown = realloc(c->routes,
 		                     (c->nroutes + 1) * sizeof(*c->routes))) ==
 		        NULL)
-			return fail(ps, "too many routes");
+			return cfg_fail(ps, "too many routes");
 		c->routes = grown;
 		ps->r = &c->routes[c->nroutes++];
 		memset(ps->r, 0, sizeof(*ps->r));
 		ps->r->tls = CFG_TLS_OPPORTUNISTIC;
 		ps->sec = SEC_ROUTE;
-		return (ps->r->name = strdup(name)) ? 0
-		                                    : fail(ps, "out of memory");
+		return (ps->r->name = strdup(name))
+		           ? 0
+		           : cfg_fail(ps, "out of memory");
+	}
+	if (strcmp(kind, "policy") == 0) {
+		ps->sec = SEC_POLICY;
+		return cfg_policy_section(ps, name);
+	}
+	if (strcmp(kind, "flow") == 0) {
+		ps->sec = SEC_FLOW;
+		return cfg_flow_section(ps, name);
 	}
 	if (strcmp(kind, "quarantine") == 0) {
 		if (cfg_quarantine(c, name) != NULL)
-			return fail(ps, "[quarantine %s] appears twice", name);
+			return cfg_fail(ps, "[quarantine %s] appears twice",
+			                name);
 		if (strlen(name) > 64 || strchr(name, '.') != NULL)
-			return fail(ps, "quarantine names are at most 64 "
-			                "letters, digits, _ and -");
+			return cfg_fail(ps, "quarantine names are at most 64 "
+			                    "letters, digits, _ and -");
 		if ((ps->q = add_quarantine(ps, name)) == NULL)
 			return -1;
 		ps->sec = SEC_QUARANTINE;
 		return 0;
 	}
-	return fail(ps,
-	            "unknown section [%s] (listener, profile, route, "
-	            "quarantine)",
-	            kind);
+	return cfg_fail(ps,
+	                "unknown section [%s] (listener, profile, route, "
+	                "quarantine, policy, flow)",
+	                kind);
 }
 
 static int
@@ -717,21 +716,21 @@ line(struct parser *ps, char *s)
 			*hash = '\0';
 			break;
 		}
-	s = trim(s);
+	s = cfg_trim(s);
 	if (*s == '\0' || *s == ';')
 		return 0;
 	if (*s == '[')
 		return section(ps, s);
 	if ((eq = strchr(s, '=')) == NULL)
-		return fail(ps, "expected key = value");
+		return cfg_fail(ps, "expected key = value");
 	*eq = '\0';
-	k = trim(s);
-	v = trim(eq + 1);
+	k = cfg_trim(s);
+	v = cfg_trim(eq + 1);
 	if (*k == '\0' || strlen(k) >= sizeof(ps->seen[0]))
-		return fail(ps, "expected key = value");
+		return cfg_fail(ps, "expected key = value");
 	for (unsigned i = 0; i < ps->nseen; i++)
 		if (strcmp(ps->seen[i], k) == 0)
-			return fail(ps, "\"%s\" is set twice here", k);
+			return cfg_fail(ps, "\"%s\" is set twice here", k);
 	if (ps->nseen < sizeof(ps->seen) / sizeof(ps->seen[0]))
 		strcpy(ps->seen[ps->nseen++], k);
 	switch (ps->sec) {
@@ -743,6 +742,10 @@ line(struct parser *ps, char *s)
 		return route_key(ps, k, v);
 	case SEC_QUARANTINE:
 		return quarantine_key(ps, k, v);
+	case SEC_POLICY:
+		return cfg_policy_key(ps, k, v);
+	case SEC_FLOW:
+		return cfg_flow_key(ps, k, v);
 	default:
 		return global_key(ps, k, v);
 	}
@@ -768,7 +771,7 @@ dup_default(struct parser *ps, char **dst, const char *v)
 {
 	if (*dst != NULL)
 		return 0;
-	return (*dst = strdup(v)) ? 0 : fail(ps, "out of memory");
+	return (*dst = strdup(v)) ? 0 : cfg_fail(ps, "out of memory");
 }
 
 /* STARTTLS and AUTH of one listener: the files come in pairs, and AUTH
@@ -778,31 +781,34 @@ static int
 check_listener_tls(struct parser *ps, const struct cfg_listener *l)
 {
 	if ((l->tls_cert == NULL) != (l->tls_key == NULL))
-		return fail(ps,
-		            "[listener %s] needs both tls_cert and tls_key, "
-		            "or neither",
-		            l->name);
+		return cfg_fail(
+		    ps,
+		    "[listener %s] needs both tls_cert and tls_key, "
+		    "or neither",
+		    l->name);
 	if (l->tls_cert == NULL && (l->starttls == CFG_STARTTLS_OFFER ||
 	                            l->starttls == CFG_STARTTLS_REQUIRED))
-		return fail(ps,
-		            "[listener %s]: tls = %s needs tls_cert and "
-		            "tls_key",
-		            l->name,
-		            l->starttls == CFG_STARTTLS_OFFER ? "offer"
-		                                              : "required");
+		return cfg_fail(ps,
+		                "[listener %s]: tls = %s needs tls_cert and "
+		                "tls_key",
+		                l->name,
+		                l->starttls == CFG_STARTTLS_OFFER ? "offer"
+		                                                  : "required");
 	if (l->auth == CFG_AUTH_PLAIN && l->auth_users == NULL)
-		return fail(ps, "[listener %s]: auth = plain needs auth_users",
-		            l->name);
+		return cfg_fail(ps,
+		                "[listener %s]: auth = plain needs auth_users",
+		                l->name);
 	if (l->auth != CFG_AUTH_PLAIN && l->auth_users != NULL)
-		return fail(ps,
-		            "[listener %s]: auth_users without auth = plain",
-		            l->name);
+		return cfg_fail(
+		    ps, "[listener %s]: auth_users without auth = plain",
+		    l->name);
 	if (l->auth == CFG_AUTH_PLAIN &&
 	    cfg_listener_starttls(l) == CFG_STARTTLS_NONE)
-		return fail(ps,
-		            "[listener %s]: auth = plain needs TLS (tls_cert, "
-		            "tls_key): AUTH is never offered in clear",
-		            l->name);
+		return cfg_fail(
+		    ps,
+		    "[listener %s]: auth = plain needs TLS (tls_cert, "
+		    "tls_key): AUTH is never offered in clear",
+		    l->name);
 	return 0;
 }
 
@@ -853,7 +859,7 @@ finish(struct parser *ps)
 			snprintf(host, sizeof(host), "localhost");
 		host[sizeof(host) - 1] = '\0';
 		if ((c->hostname = strdup(host)) == NULL)
-			return fail(ps, "out of memory");
+			return cfg_fail(ps, "out of memory");
 	}
 	snprintf(buf, sizeof(buf), "postmaster@%s", c->hostname);
 	if (dup_default(ps, &c->store_path, "var/smimegate.db") == -1 ||
@@ -865,39 +871,42 @@ finish(struct parser *ps)
 	for (size_t i = 0; i < c->nroutes; i++)
 		if (c->routes[i].domains == NULL ||
 		    c->routes[i].nexthop == NULL)
-			return fail(ps, "[route %s] needs domains and nexthop",
-			            c->routes[i].name);
+			return cfg_fail(ps,
+			                "[route %s] needs domains and nexthop",
+			                c->routes[i].name);
 	if (c->retry_max < c->retry_min)
-		return fail(ps,
-		            "retry_max (%us) is shorter than retry_min (%us)",
-		            c->retry_max, c->retry_min);
+		return cfg_fail(
+		    ps, "retry_max (%us) is shorter than retry_min (%us)",
+		    c->retry_max, c->retry_min);
 	if (cfg_quarantine(c, "Policy") == NULL &&
 	    add_quarantine(ps, "Policy") == NULL)
 		return -1;
-	if (load_filters(ps) == -1)
+	if (load_filters(ps) == -1 || cfg_policy_finish(ps) == -1 ||
+	    cfg_flow_finish(ps) == -1)
 		return -1;
 	if (c->nlisteners == 0)
-		return fail(ps, "no [listener NAME] section: nothing to serve");
+		return cfg_fail(ps,
+		                "no [listener NAME] section: nothing to serve");
 	for (size_t i = 0; i < c->nlisteners; i++) {
 		struct cfg_listener *l = &c->listeners[i];
 		if (l->host == NULL)
-			return fail(ps,
-			            "[listener %s] needs listen = "
-			            "address:port",
-			            l->name);
+			return cfg_fail(ps,
+			                "[listener %s] needs listen = "
+			                "address:port",
+			                l->name);
 		if (l->role == 0)
-			return fail(ps,
-			            "[listener %s] needs role = outgoing "
-			            "or incoming",
-			            l->name);
+			return cfg_fail(ps,
+			                "[listener %s] needs role = outgoing "
+			                "or incoming",
+			                l->name);
 		for (size_t j = 0; j < i; j++)
 			if (c->listeners[j].port == l->port &&
 			    strcmp(c->listeners[j].host, l->host) == 0)
-				return fail(ps,
-				            "[listener %s] and [listener "
-				            "%s] both listen on %s:%d",
-				            c->listeners[j].name, l->name,
-				            l->host, l->port);
+				return cfg_fail(ps,
+				                "[listener %s] and [listener "
+				                "%s] both listen on %s:%d",
+				                c->listeners[j].name, l->name,
+				                l->host, l->port);
 		if (l->relay_from == NULL &&
 		    (set_relay_from(ps, l, "127.0.0.0/8, ::1") == -1))
 			return -1;
@@ -906,18 +915,19 @@ finish(struct parser *ps)
 		if (l->role == CFG_OUTGOING) {
 			if (l->profile == NULL &&
 			    (l->profile = strdup("default")) == NULL)
-				return fail(ps, "out of memory");
+				return cfg_fail(ps, "out of memory");
 			if (cfg_profile(c, l->profile) == NULL)
-				return fail(ps,
-				            "[listener %s] uses profile "
-				            "\"%s\", which has no [profile "
-				            "%s] section",
-				            l->name, l->profile, l->profile);
+				return cfg_fail(ps,
+				                "[listener %s] uses profile "
+				                "\"%s\", which has no [profile "
+				                "%s] section",
+				                l->name, l->profile,
+				                l->profile);
 		} else if (l->profile != NULL) {
-			return fail(ps,
-			            "[listener %s]: profile applies to "
-			            "outgoing listeners",
-			            l->name);
+			return cfg_fail(ps,
+			                "[listener %s]: profile applies to "
+			                "outgoing listeners",
+			                l->name);
 		}
 	}
 	return 0;
@@ -946,17 +956,17 @@ cfg_load(const char *path, struct cfg **out, char *err, size_t errlen)
 		size_t n = strlen(buf);
 		ps.line++;
 		if (n > MAX_LINE && buf[n - 1] != '\n')
-			rc = fail(&ps, "line longer than %d characters",
-			          MAX_LINE);
+			rc = cfg_fail(&ps, "line longer than %d characters",
+			              MAX_LINE);
 		else if (ps.line > MAX_LINES)
-			rc = fail(&ps, "more than %d lines", MAX_LINES);
+			rc = cfg_fail(&ps, "more than %d lines", MAX_LINES);
 		else if (memchr(buf, '\0', n) != NULL)
-			rc = fail(&ps, "a NUL byte");
+			rc = cfg_fail(&ps, "a NUL byte");
 		else
 			rc = line(&ps, buf);
 	}
 	if (rc == 0 && ferror(f))
-		rc = fail(&ps, "read error: %s", strerror(errno));
+		rc = cfg_fail(&ps, "read error: %s", strerror(errno));
 	fclose(f);
 	if (rc == 0)
 		rc = finish(&ps);
@@ -977,7 +987,7 @@ cfg_free(struct cfg *c)
 		free(c->listeners[i].name);
 		free(c->listeners[i].host);
 		free(c->listeners[i].relay_from);
-		strv_free(c->listeners[i].local_domains);
+		cfg_strv_free(c->listeners[i].local_domains);
 		free(c->listeners[i].profile);
 		free(c->listeners[i].tls_cert);
 		free(c->listeners[i].tls_key);
@@ -989,7 +999,7 @@ cfg_free(struct cfg *c)
 	}
 	for (size_t i = 0; i < c->nroutes; i++) {
 		free(c->routes[i].name);
-		strv_free(c->routes[i].domains);
+		cfg_strv_free(c->routes[i].domains);
 		free(c->routes[i].nexthop);
 	}
 	free(c->routes);
@@ -998,6 +1008,8 @@ cfg_free(struct cfg *c)
 	free(c->quarantines);
 	free(c->message_filters_path);
 	filter_set_free(c->message_filters);
+	cfg_policy_free(c);
+	cfg_flow_free(c);
 	free(c->notify_signer);
 	free(c->listeners);
 	free(c->profiles);

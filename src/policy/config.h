@@ -97,6 +97,53 @@ struct cfg_quarantine {
 
 struct filter_set;
 
+/*
+ * [flow NAME]: a mail flow policy (docs/config.md), matched in file order
+ * when a client gives MAIL FROM: the first flow whose listeners, client
+ * networks, HELO patterns and sender domains all match (an unset one
+ * matches anything) decides.  No flow matches: the listener's own
+ * settings apply (relay_from, local_domains, signature).
+ */
+enum cfg_flow_action { CFG_FLOW_ACCEPT = 1, CFG_FLOW_RELAY, CFG_FLOW_REJECT };
+struct cfg_flow {
+	char *name;
+	char **listeners; /* listener names, NULL-terminated; NULL: all */
+	struct cfg_net *clients; /* client networks; NULL: any */
+	size_t nclients;
+	char **helo;           /* HELO patterns ("*.example.com"), NULL: any */
+	char **sender_domains; /* envelope sender domains (lowercase; a
+	                        * leading "." also matches subdomains), NULL:
+	                        * any */
+	enum cfg_flow_action action; /* accept: only to local_domains;
+	                              * relay: anywhere; reject: 550 5.7.1 */
+	int decrypt_verify;     /* incoming S/MIME decryption and verification:
+	                         * 1 on (default), 0 off (delivered as is) */
+	int remove_signature;   /* -1: the listener's setting; 0 keep; 1 remove
+	                         * (for triple-wrapped mail, the inner one) */
+	int harvest;            /* public key harvesting (issue 6): 0/1 */
+	int harvest_on_failure; /* also when verification fails */
+	int harvest_updated;    /* store updated certificates */
+};
+
+/*
+ * [policy NAME]: a mail policy (docs/config.md): a group of users matched
+ * per recipient, first match in file order within its direction, with
+ * its own sending profile and content filters.  Recipients of one message
+ * that match different policies get separate copies.
+ */
+struct cfg_policy {
+	char *name;
+	enum cfg_role direction; /* outgoing or incoming */
+	char *senders_text;      /* address patterns as written (a@b, @domain,
+	                          * .domain, *.domain, /regex/, *), NULL: any */
+	char *recipients_text;   /* the same for recipients */
+	char *profile;           /* outgoing: the sending profile, NULL: the
+	                          * listener's */
+	char *content_filters_path;
+	struct filter_set *content_filters; /* NULL: none */
+	void *match; /* compiled patterns (config_policy.c) */
+};
+
 struct cfg {
 	char *path; /* the file it came from */
 	char *hostname;
@@ -130,7 +177,30 @@ struct cfg {
 	size_t nquarantines;
 	char *message_filters_path;         /* message_filters = FILE */
 	struct filter_set *message_filters; /* loaded from it, or NULL */
+	struct cfg_flow *flows;
+	size_t nflows;
+	struct cfg_policy *policies;
+	size_t npolicies;
 };
+
+/* The first flow of listener LISTENER matching the client SA, its HELO
+ * and the sender's domain (NULL for the null sender), or NULL. */
+const struct cfg_flow *cfg_flow_match(const struct cfg *cfg,
+                                      const char *listener,
+                                      const struct sockaddr *sa,
+                                      const char *helo,
+                                      const char *sender_domain);
+/* A flow by name, or NULL. */
+const struct cfg_flow *cfg_flow(const struct cfg *cfg, const char *name);
+
+/* The first policy of DIRECTION matching SENDER and RECIPIENT (addresses,
+ * "" for the null sender), or NULL (the default: the listener's
+ * settings). */
+const struct cfg_policy *cfg_policy_match(const struct cfg *cfg,
+                                          enum cfg_role direction,
+                                          const char *sender,
+                                          const char *recipient);
+const struct cfg_policy *cfg_policy(const struct cfg *cfg, const char *name);
 
 /* The quarantine NAME (case-sensitive), or NULL. */
 const struct cfg_quarantine *cfg_quarantine(const struct cfg *cfg,

@@ -269,6 +269,8 @@ env_equal(const struct spool_env *a, const struct spool_env *b)
 	    !same_opt(a->dsn_envid, b->dsn_envid) ||
 	    a->received != b->received || a->attempts != b->attempts ||
 	    a->next_try != b->next_try || a->released != b->released ||
+	    a->plain != b->plain || !same_opt(a->flow, b->flow) ||
+	    !same_opt(a->policy, b->policy) ||
 	    !same_opt(a->last_error, b->last_error))
 		return 0;
 	for (size_t i = 0; i < a->nrcpts; i++) {
@@ -478,6 +480,9 @@ update_survives_reopen(void)
 	CHECK_EQ(got.released, 0);
 	got.attempts = 3;
 	got.released = 1; /* the quarantine's mark survives */
+	got.plain = 1;
+	got.flow = strdup("partners");
+	got.policy = strdup("sales team");
 	got.next_try = 1800000000;
 	got.last_error = strdup("451 4.4.1 try\r\nagain % later");
 	free(got.rcpts[0]);
@@ -492,6 +497,9 @@ update_survives_reopen(void)
 	CHECK(env_equal(&got, &again));
 	CHECK_EQ(again.attempts, 3u);
 	CHECK_EQ(again.released, 1);
+	CHECK_EQ(again.plain, 1);
+	CHECK_STR(again.flow, "partners");
+	CHECK_STR(again.policy, "sales team");
 	CHECK_STR(again.rcpts[0], left[0]);
 	CHECK_STR(again.last_error, "451 4.4.1 try\r\nagain % later");
 	spool_env_clear(&got);
