@@ -37,6 +37,8 @@ struct pipeline {
 	struct relay *relay;     /* the SMTP client to next hops */
 	struct metrics *metrics; /* borrowed, may be NULL; set before use */
 	struct quarantine *quar; /* borrowed, may be NULL; set before use */
+	pipeline_split_fn split; /* copies for groups of recipients */
+	void *split_arg;
 };
 
 /* What one worker thread keeps: its own library handle and store
@@ -112,6 +114,13 @@ void
 pipeline_set_quarantine(struct pipeline *pl, struct quarantine *q)
 {
 	pl->quar = q;
+}
+
+void
+pipeline_set_splitter(struct pipeline *pl, pipeline_split_fn fn, void *arg)
+{
+	pl->split = fn;
+	pl->split_arg = arg;
 }
 
 void
@@ -237,11 +246,100 @@ run_step(struct worker *w, const struct cfg *cfg, const struct step *s,
 	return SG_OK;
 }
 
+/* A copy of the message for N recipients of ENV at IDX; logged. */
 static enum sg_status
-outgoing(struct worker *w, const struct cfg *cfg, const struct cfg_listener *l,
-         const char *profile, const struct spool_env *env, struct sg_msg **msg,
-         int *fd, char *reason, size_t rlen)
+split_copy(struct pipeline *pl, const struct spool_env *env, int data_fd,
+           const size_t *idx, size_t n, const char *policy, int plain,
+           char *reason, size_t rlen)
 {
+	char id[SPOOL_ID_LEN + 1];
+	enum sg_status st;
+
+	if (pl->split == NULL) {
+		snprintf(reason, rlen, "no way to split the message");
+		return SG_ERR_TEMP;
+	}
+	st = pl->split(pl->split_arg, env, data_fd, idx, n, policy, plain, id,
+	               sizeof(id));
+	if (st != SG_OK) {
+		snprintf(reason, rlen, "copy for %zu recipient(s): %s", n,
+		         sg_status_text(st));
+		return SG_ERR_TEMP; /* the original stays: nothing is lost */
+	}
+	logf_("qid=%s event=split copy=%s policy=%s plain=%d recipients=%zu",
+	      env->id, id, policy, plain, n);
+	return SG_OK;
+}
+
+/* An encrypting profile and recipients without a certificate (MISSING,
+ * NMISSING of them; HAVE the others): missing_key decides.  SG_OK with
+ * *TAKEN = 0 to encrypt for what is left in ENV. */
+static enum sg_status
+missing_keys(struct pipeline *pl, struct spool_env *env,
+             const struct cfg_profile *p, int data_fd, const size_t *have,
+             size_t nhave, const size_t *missing, size_t nmissing, int *out_fd,
+             int *taken, char *reason, size_t rlen)
+{
+	const char *policy = env->policy ? env->policy : "-";
+	enum sg_status st;
+
+	*taken = 0;
+	if (nmissing == 0)
+		return SG_OK;
+	for (size_t i = 0; i < nmissing; i++)
+		logf_("qid=%s rcpt=<%s> decision=%s reason=no-certificate "
+		      "profile=%s",
+		      env->id, env->rcpts[missing[i]],
+		      p->missing_key == CFG_MISSING_BOUNCE ? "bounce"
+		      : p->missing_key == CFG_MISSING_DROP ? "drop"
+		                                           : "plain",
+		      p->name);
+	switch (p->missing_key) {
+	case CFG_MISSING_BOUNCE:
+		/* Fail closed: never in clear to these recipients. */
+		snprintf(reason, rlen,
+		         "no encryption certificate for <%s> (profile %s, "
+		         "missing_key bounce)",
+		         env->rcpts[missing[0]], p->name);
+		return SG_ERR_NOT_RECIPIENT;
+	case CFG_MISSING_DROP:
+		if (nhave == 0) {
+			*taken = 1;
+			*out_fd = QUEUE_DROPPED;
+			snprintf(reason, rlen,
+			         "no recipient has a certificate (profile %s, "
+			         "missing_key drop)",
+			         p->name);
+			return SG_OK;
+		}
+		for (size_t i = nmissing; i-- > 0;)
+			queue_env_drop_rcpt(env, missing[i]);
+		return SG_OK;
+	case CFG_MISSING_SPLIT:
+		if (nhave > 0 &&
+		    (st = split_copy(pl, env, data_fd, have, nhave, policy, 0,
+		                     reason, rlen)) != SG_OK)
+			return st;
+		if ((st = split_copy(pl, env, data_fd, missing, nmissing,
+		                     policy, 1, reason, rlen)) != SG_OK)
+			return st;
+		*taken = 1;
+		*out_fd = QUEUE_SPLIT;
+		snprintf(reason, rlen, "split: %zu encrypted, %zu plain", nhave,
+		         nmissing);
+		return SG_OK;
+	}
+	return SG_ERR_INTERNAL;
+}
+
+static enum sg_status
+outgoing(struct pipeline *pl, struct worker *w, const struct cfg *cfg,
+         const struct cfg_listener *l, const char *profile,
+         struct spool_env *env, int data_fd, struct sg_msg **msg, int *fd,
+         int *out_fd, int *taken, char *reason, size_t rlen)
+{
+	size_t *missing = NULL, *have = NULL, nmissing = 0, nhave = 0;
+	enum cfg_mode mode;
 	const struct cfg_profile *p =
 	    cfg_profile(cfg, profile != NULL ? profile : l->profile);
 	struct sg_key *key = NULL;
@@ -257,12 +355,25 @@ outgoing(struct worker *w, const struct cfg *cfg, const struct cfg_listener *l,
 		         profile != NULL ? profile : l->profile);
 		return SG_ERR_TEMP; /* a reload can fix it */
 	}
-	/* Already protected by the user's own client: not again (a
-	 * profile's triple wrap comes with the policy layer). */
-	if (sg_msg_smime_kind(*msg) != SG_KIND_NONE) {
+	/* Already protected by the user's own client: not again, unless
+	 * the profile wraps it once more (triple). */
+	mode = p->mode;
+	if (sg_msg_smime_kind(*msg) != SG_KIND_NONE && mode != CFG_TRIPLE) {
 		logf_("qid=%s decision=pass-through reason=already-smime",
 		      env->id);
 		return SG_OK;
+	}
+	/* The copy for recipients without a certificate (missing_key =
+	 * split): signed when the profile signs, never encrypted. */
+	if (env->plain) {
+		if (mode == CFG_ENCRYPT) {
+			for (size_t i = 0; i < env->nrcpts; i++)
+				logf_("qid=%s rcpt=<%s> decision=plain "
+				      "reason=no-certificate profile=%s",
+				      env->id, env->rcpts[i], p->name);
+			return SG_OK;
+		}
+		mode = CFG_SIGN;
 	}
 	st = store_find_sign_key(w->st, env->mail_from, p->signer, &key);
 	if (st == SG_ERR_NOT_FOUND) {
@@ -280,8 +391,11 @@ outgoing(struct worker *w, const struct cfg *cfg, const struct cfg_listener *l,
 	so.signer = key;
 	so.digest = p->digest;
 	so.opaque = p->opaque;
-	if (p->mode != CFG_SIGN) {
-		if (sg_certs_new(&rcpts) != SG_OK) {
+	if (mode != CFG_SIGN) {
+		if (sg_certs_new(&rcpts) != SG_OK ||
+		    (missing = calloc(env->nrcpts + 1, sizeof(*missing))) ==
+		        NULL ||
+		    (have = calloc(env->nrcpts + 1, sizeof(*have))) == NULL) {
 			st = SG_ERR_TEMP;
 			goto out;
 		}
@@ -293,8 +407,7 @@ outgoing(struct worker *w, const struct cfg *cfg, const struct cfg_listener *l,
 				sg_certs_free(one);
 				if (st != SG_OK)
 					goto out;
-				logf_("qid=%s rcpt=<%s> decision=encrypt",
-				      env->id, env->rcpts[i]);
+				have[nhave++] = i;
 				continue;
 			}
 			if (st != SG_ERR_NOT_FOUND) {
@@ -303,24 +416,17 @@ outgoing(struct worker *w, const struct cfg *cfg, const struct cfg_listener *l,
 				st = SG_ERR_TEMP;
 				goto out;
 			}
-			/* Fail closed: never in clear to this recipient. */
-			snprintf(
-			    reason, rlen,
-			    "no encryption certificate for <%s> (profile "
-			    "%s, missing_key %s)",
-			    env->rcpts[i], p->name,
-			    p->missing_key == CFG_MISSING_SPLIT
-			        ? "split: per-recipient copies come with the "
-			          "policy layer"
-			        : "bounce");
-			st = SG_ERR_NOT_RECIPIENT;
-			goto out;
+			missing[nmissing++] = i;
 		}
+		st = missing_keys(pl, env, p, data_fd, have, nhave, missing,
+		                  nmissing, out_fd, taken, reason, rlen);
+		if (st != SG_OK || *taken)
+			goto out;
 		eo.recipients = rcpts;
 		eo.cipher = p->cipher;
 		eo.oaep = p->oaep;
 	}
-	switch (p->mode) {
+	switch (mode) {
 	case CFG_SIGN:
 		st = run_step(w, cfg, &sign, msg, fd, reason, rlen);
 		break;
@@ -342,19 +448,27 @@ outgoing(struct worker *w, const struct cfg *cfg, const struct cfg_listener *l,
 	}
 	if (st == SG_OK) {
 		logf_("qid=%s event=%s profile=%s recipients=%zu", env->id,
-		      p->mode == CFG_SIGN           ? "signed"
-		      : p->mode == CFG_ENCRYPT      ? "encrypted"
-		      : p->mode == CFG_SIGN_ENCRYPT ? "signed+encrypted"
-		                                    : "triple-wrapped",
+		      mode == CFG_SIGN           ? "signed"
+		      : mode == CFG_ENCRYPT      ? "encrypted"
+		      : mode == CFG_SIGN_ENCRYPT ? "signed+encrypted"
+		                                 : "triple-wrapped",
 		      p->name, env->nrcpts);
-		if (p->mode != CFG_ENCRYPT)
+		for (size_t i = 0; i < env->nrcpts; i++)
+			logf_("qid=%s rcpt=<%s> decision=%s profile=%s",
+			      env->id, env->rcpts[i],
+			      mode == CFG_SIGN ? (env->plain ? "plain" : "sign")
+			                       : "encrypt",
+			      p->name);
+		if (mode != CFG_ENCRYPT)
 			metrics_inc(w->metrics, METRICS_SIGNED);
-		if (p->mode != CFG_SIGN)
+		if (mode != CFG_SIGN)
 			metrics_inc(w->metrics, METRICS_ENCRYPTED);
 	}
 out:
 	sg_key_free(key);
 	sg_certs_free(rcpts);
+	free(missing);
+	free(have);
 	return st;
 }
 
@@ -579,6 +693,80 @@ out:
 	return st;
 }
 
+/*
+ * Mail policies: each recipient's policy (the first match of the
+ * direction).  All the same: *POL is it (NULL: the default).  Different:
+ * one copy per policy is spooled and the message is replaced
+ * (*OUT_FD = QUEUE_SPLIT, *TAKEN = 1).  A copy knows its policy
+ * (ENV->policy, "-" for the default) and is not split again.
+ */
+static enum sg_status
+by_policy(struct pipeline *pl, const struct cfg *cfg, enum cfg_role dir,
+          const struct spool_env *env, int data_fd,
+          const struct cfg_policy **pol, int *out_fd, int *taken, char *reason,
+          size_t rlen)
+{
+	const struct cfg_policy **of = NULL;
+	size_t *idx = NULL, n;
+	char *done = NULL;
+	enum sg_status st = SG_OK;
+	int same = 1;
+
+	*pol = NULL;
+	*taken = 0;
+	if (env->policy != NULL) {
+		if (strcmp(env->policy, "-") != 0 &&
+		    (*pol = cfg_policy(cfg, env->policy)) == NULL)
+			logf_("qid=%s event=warning reason=\"policy %s is not "
+			      "configured any more: the default applies\"",
+			      env->id, env->policy);
+		return SG_OK;
+	}
+	if (cfg->npolicies == 0 || env->nrcpts == 0)
+		return SG_OK;
+	if ((of = calloc(env->nrcpts, sizeof(*of))) == NULL ||
+	    (idx = calloc(env->nrcpts, sizeof(*idx))) == NULL ||
+	    (done = calloc(env->nrcpts, 1)) == NULL) {
+		snprintf(reason, rlen, "out of memory");
+		st = SG_ERR_TEMP;
+		goto out;
+	}
+	for (size_t i = 0; i < env->nrcpts; i++) {
+		of[i] =
+		    cfg_policy_match(cfg, dir, env->mail_from, env->rcpts[i]);
+		logf_("qid=%s rcpt=<%s> policy=%s", env->id, env->rcpts[i],
+		      of[i] ? of[i]->name : "-");
+		same &= of[i] == of[0];
+	}
+	if (same) {
+		*pol = of[0];
+		goto out;
+	}
+	for (size_t i = 0; i < env->nrcpts && st == SG_OK; i++) {
+		if (done[i])
+			continue;
+		n = 0;
+		for (size_t j = i; j < env->nrcpts; j++)
+			if (!done[j] && of[j] == of[i]) {
+				done[j] = 1;
+				idx[n++] = j;
+			}
+		st = split_copy(pl, env, data_fd, idx, n,
+		                of[i] ? of[i]->name : "-", env->plain, reason,
+		                rlen);
+	}
+	if (st == SG_OK) {
+		*taken = 1;
+		*out_fd = QUEUE_SPLIT;
+		snprintf(reason, rlen, "split by mail policy");
+	}
+out:
+	free(of);
+	free(idx);
+	free(done);
+	return st;
+}
+
 /* What the filters decided for the rest of the pipeline. */
 #define MAX_HEADER_EDITS 32
 struct decision {
@@ -697,8 +885,31 @@ take(struct pipeline *pl, const struct spool_env *env, const struct decision *d,
 	}
 }
 
+/* The message filters, then the content filters of POL (if any), on MSG;
+ * D gets what they decided. */
+static enum sg_status
+run_filters(struct worker *w, const struct cfg *cfg,
+            const struct cfg_policy *pol, const struct spool_env *env,
+            struct sg_msg *msg, const struct msgfilter_smime *sm,
+            struct filter_result *fr, struct decision *d, char *reason,
+            size_t rlen)
+{
+	enum sg_status st = SG_OK;
+
+	if (cfg->message_filters != NULL)
+		st = msgfilter_run(w->ctx, cfg->message_filters, msg, env, sm,
+		                   fr, reason, rlen);
+	if (st == SG_OK && pol != NULL && pol->content_filters != NULL &&
+	    !fr->final)
+		st = msgfilter_run(w->ctx, pol->content_filters, msg, env, sm,
+		                   fr, reason, rlen);
+	if (st == SG_OK)
+		decide(env, fr, d);
+	return st;
+}
+
 enum sg_status
-pipeline_process(struct pipeline *pl, const struct spool_env *env, int data_fd,
+pipeline_process(struct pipeline *pl, struct spool_env *env, int data_fd,
                  int *out_fd, char *reason, size_t rlen)
 {
 	const struct cfg *cfg;
@@ -709,6 +920,7 @@ pipeline_process(struct pipeline *pl, const struct spool_env *env, int data_fd,
 	struct msgfilter_smime sm = {0};
 	struct filter_result fr;
 	struct decision d;
+	const struct cfg_policy *pol = NULL;
 	char ar[2048] = "";
 	int fd = -1, out = -1, taken = 0;
 	enum sg_status st;
@@ -743,32 +955,40 @@ pipeline_process(struct pipeline *pl, const struct spool_env *env, int data_fd,
 		         sg_ctx_error(w->ctx));
 		goto out;
 	}
-	/* Outgoing, the message filters see the message as the user sent
-	 * it; incoming, as the S/MIME steps left it (decrypted, verified).
-	 * A message released from a quarantine does not meet them again. */
+	/* Recipients of different mail policies: one copy each. */
+	st = by_policy(pl, cfg, l->role, env, data_fd, &pol, out_fd, &taken,
+	               reason, rlen);
+	if (st != SG_OK || taken)
+		goto out;
+	/* Outgoing, the message filters, then the policy's content filters,
+	 * see the message as the user sent it; incoming, as the S/MIME
+	 * steps left it (decrypted, verified).  A message released from a
+	 * quarantine does not meet them again. */
 	if (l->role == CFG_OUTGOING) {
-		if (cfg->message_filters != NULL && !env->released) {
-			st = msgfilter_run(w->ctx, cfg->message_filters, msg,
-			                   env, &sm, &fr, reason, rlen);
+		if (!env->released) {
+			st = run_filters(w, cfg, pol, env, msg, &sm, &fr, &d,
+			                 reason, rlen);
 			if (st != SG_OK)
 				goto out;
-			decide(env, &fr, &d);
 			st = take(pl, env, &d, data_fd, out_fd, &taken, reason,
 			          rlen);
 			if (taken)
 				goto out;
 		}
-		st = outgoing(w, cfg, l, d.profile, env, &msg, &fd, reason,
+		st = outgoing(pl, w, cfg, l,
+		              d.profile ? d.profile
+		              : pol     ? pol->profile
+		                        : NULL,
+		              env, data_fd, &msg, &fd, out_fd, &taken, reason,
 		              rlen);
+		if (st == SG_OK && taken)
+			goto out;
 	} else {
 		st = incoming(w, cfg, l, env, &msg, &fd, ar, sizeof(ar), &sm,
 		              reason, rlen);
-		if (st == SG_OK && cfg->message_filters != NULL) {
-			st = msgfilter_run(w->ctx, cfg->message_filters, msg,
-			                   env, &sm, &fr, reason, rlen);
-			if (st == SG_OK)
-				decide(env, &fr, &d);
-		}
+		if (st == SG_OK)
+			st = run_filters(w, cfg, pol, env, msg, &sm, &fr, &d,
+			                 reason, rlen);
 	}
 	if (st != SG_OK)
 		goto out;

@@ -35,6 +35,18 @@ void pipeline_set_metrics(struct pipeline *pl, struct metrics *m);
  * message. */
 struct quarantine;
 void pipeline_set_quarantine(struct pipeline *pl, struct quarantine *q);
+
+/* Commits a copy of the message of DATA_FD (from offset 0) for the N
+ * recipients of ENV at indexes IDX, its envelope's policy set to POLICY
+ * ("-" for the default) and plain to PLAIN, and schedules it; *ID gets its
+ * queue ID.  SG_OK once it is durable. */
+typedef enum sg_status (*pipeline_split_fn)(void *arg,
+                                            const struct spool_env *env,
+                                            int data_fd, const size_t *idx,
+                                            size_t n, const char *policy,
+                                            int plain, char *id, size_t idlen);
+void pipeline_set_splitter(struct pipeline *pl, pipeline_split_fn fn,
+                           void *arg);
 void pipeline_free(struct pipeline *pl);
 
 /* Turns spooled DATA_FD of ENV into the message to deliver: *OUT_FD is a
@@ -43,9 +55,9 @@ void pipeline_free(struct pipeline *pl);
  * REASON.  Our own notifications (dsn_is_notification) are final as
  * spooled: *OUT_FD is then DATA_FD itself.  Thread-safe: one call per
  * worker thread at a time. */
-enum sg_status pipeline_process(struct pipeline *pl,
-                                const struct spool_env *env, int data_fd,
-                                int *out_fd, char *reason, size_t reasonlen);
+enum sg_status pipeline_process(struct pipeline *pl, struct spool_env *env,
+                                int data_fd, int *out_fd, char *reason,
+                                size_t reasonlen);
 
 /*
  * Delivers OUT_FD (read from offset 0) for ENV's recipients, as the

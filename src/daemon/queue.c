@@ -366,10 +366,12 @@ attempt(struct queue *q, struct spool_env *env, char *reply, size_t len,
 			close(data_fd);
 		reply[len - 1] = '\0';
 		if (st == SG_OK &&
-		    (out_fd == QUEUE_QUARANTINED || out_fd == QUEUE_DROPPED)) {
+		    (out_fd == QUEUE_QUARANTINED || out_fd == QUEUE_DROPPED ||
+		     out_fd == QUEUE_SPLIT)) {
 			/* the policy took it: nothing to deliver */
 			*event = out_fd == QUEUE_QUARANTINED ? "quarantined"
-			                                     : "dropped";
+			         : out_fd == QUEUE_DROPPED   ? "dropped"
+			                                     : "split";
 			return SG_OK;
 		}
 		if (st == SG_OK && out_fd < 0) {

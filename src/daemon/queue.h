@@ -56,6 +56,7 @@ struct queue_report;
 
 #define QUEUE_QUARANTINED (-2) /* process: see struct queue_ops */
 #define QUEUE_DROPPED     (-3)
+#define QUEUE_SPLIT       (-4) /* replaced by copies, already spooled */
 
 struct queue_ops {
 	/*
@@ -72,7 +73,9 @@ struct queue_ops {
 	 * QUEUE_QUARANTINED or QUEUE_DROPPED: the policy took the message
 	 * (it is in a quarantine, or dropped on purpose); it is removed
 	 * from the spool without delivery or notification, and REASON is
-	 * logged with event=quarantined or event=dropped.
+	 * logged with event=quarantined or event=dropped.  QUEUE_SPLIT: the
+	 * message was replaced by copies for groups of its recipients, each
+	 * committed to the spool already (event=split).
 	 */
 	enum sg_status (*process)(void *arg, struct spool_env *env, int data_fd,
 	                          int *out_fd, char *reason, size_t reasonlen);

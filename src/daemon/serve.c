@@ -142,15 +142,11 @@ out:
 	return st;
 }
 
-/* A message released from a quarantine goes back into the spool (a new
- * queue ID, the envelope marked released: the filters do not run again)
- * and to the queue. */
+/* Copies DATA_FD (from offset 0) into a new spool message with ENV,
+ * commits it (ENV->id set) and schedules it. */
 static enum sg_status
-requeue(void *arg, const struct spool_env *qenv,
-        const struct quarantine_info *info, int data_fd)
+spool_copy(struct daemon *d, struct spool_env *env, int data_fd)
 {
-	struct daemon *d = arg;
-	struct spool_env env = *qenv;
 	struct spool_rx *rx = NULL;
 	char buf[65536];
 	enum sg_status st;
@@ -170,15 +166,69 @@ requeue(void *arg, const struct spool_env *qenv,
 		spool_rx_abort(rx);
 		return SG_ERR_IO;
 	}
+	if ((st = spool_rx_commit(rx, env)) != SG_OK) /* frees RX */
+		return st;
+	committed(env, d);
+	return SG_OK;
+}
+
+/* The pipeline's splitter (pipeline.h): a copy for some recipients. */
+static enum sg_status
+split_copy(void *arg, const struct spool_env *orig, int data_fd,
+           const size_t *idx, size_t n, const char *policy, int plain, char *id,
+           size_t idlen)
+{
+	struct daemon *d = arg;
+	struct spool_env env = *orig;
+	char **rcpts = NULL, **notify = NULL;
+	enum sg_status st;
+
+	if ((rcpts = calloc(n + 1, sizeof(*rcpts))) == NULL ||
+	    (orig->dsn_notify != NULL &&
+	     (notify = calloc(n + 1, sizeof(*notify))) == NULL)) {
+		free(rcpts);
+		return SG_ERR_NOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		rcpts[i] = orig->rcpts[idx[i]]; /* borrowed */
+		if (notify != NULL)
+			notify[i] = orig->dsn_notify[idx[i]];
+	}
+	env.rcpts = rcpts;
+	env.dsn_notify = notify;
+	env.nrcpts = n;
+	env.policy = (char *)policy;
+	env.plain = plain;
+	env.attempts = 0;
+	env.next_try = 0;
+	env.last_error = NULL;
+	st = spool_copy(d, &env, data_fd);
+	if (st == SG_OK)
+		snprintf(id, idlen, "%s", env.id);
+	free(rcpts);
+	free(notify);
+	return st;
+}
+
+/* A message released from a quarantine goes back into the spool (a new
+ * queue ID, the envelope marked released: the filters do not run again)
+ * and to the queue. */
+static enum sg_status
+requeue(void *arg, const struct spool_env *qenv,
+        const struct quarantine_info *info, int data_fd)
+{
+	struct daemon *d = arg;
+	struct spool_env env = *qenv;
+	enum sg_status st;
+
 	env.released = 1;
 	env.attempts = 0;
 	env.next_try = 0;
 	env.last_error = NULL;
-	if ((st = spool_rx_commit(rx, &env)) != SG_OK) /* frees RX */
+	if ((st = spool_copy(d, &env, data_fd)) != SG_OK)
 		return st;
 	dlog("qid=%s event=released from=%s quarantine=%s", env.id, info->id,
 	     info->name);
-	committed(&env, d);
 	return SG_OK;
 }
 
@@ -669,6 +719,7 @@ serve_run(const char *config_path, char *err, size_t errlen)
 	}
 	pipeline_set_metrics(d.pl, d.metrics);
 	pipeline_set_quarantine(d.pl, d.quar);
+	pipeline_set_splitter(d.pl, split_copy, &d);
 	queue_set_metrics(d.q, d.metrics);
 	smtp_server_set_metrics(d.srv, d.metrics);
 	qp.first_retry = d.cfg->retry_min;
