@@ -554,7 +554,14 @@ incoming(struct worker *w, const struct cfg *cfg, const struct cfg_listener *l,
          const struct spool_env *env, struct sg_msg **msg, int *fd, char *ar,
          size_t arlen, struct msgfilter_smime *sm, char *reason, size_t rlen)
 {
-	int failed = 0;
+	const struct cfg_flow *flow =
+	    env->flow ? cfg_flow(cfg, env->flow) : NULL;
+	/* keep or remove a verified signature: the flow's setting, else
+	 * the listener's; in a triple wrap the outer one is always opened
+	 * to reach the envelope, so this is about the inner one */
+	int failed = 0, remove_sig = flow && flow->remove_signature >= 0
+	                                 ? flow->remove_signature
+	                                 : l->remove_signature;
 
 	struct sg_certs *trust = NULL;
 	struct sg_verify_result res;
@@ -562,6 +569,12 @@ incoming(struct worker *w, const struct cfg *cfg, const struct cfg_listener *l,
 	const char *result = "none";
 	int decrypted = 0;
 
+	if (flow != NULL && !flow->decrypt_verify) {
+		logf_("qid=%s decision=pass-through reason=flow flow=%s",
+		      env->id, flow->name);
+		ar[0] = '\0';
+		return SG_OK;
+	}
 	snprintf(ar, arlen, "Authentication-Results: %s;", cfg->hostname);
 	for (int layer = 0; layer < MAX_LAYERS; layer++) {
 		enum sg_smime_kind kind = sg_msg_smime_kind(*msg);
@@ -656,7 +669,7 @@ incoming(struct worker *w, const struct cfg *cfg, const struct cfg_listener *l,
 		/* A verified signature may go (listener setting); an
 		 * envelope inside a signature (triple wrap) is opened. */
 		if (inner != NULL &&
-		    (inner_smime || (l->remove_signature && st == SG_OK))) {
+		    (inner_smime || (remove_sig && st == SG_OK))) {
 			sg_msg_free(*msg);
 			*msg = inner;
 			if (*fd != -1)

@@ -1,6 +1,7 @@
 /*
  * quarantine.c - named quarantines (quarantine.h is the contract,
- * docs/quarantine.md the layout and the file format).
+ * docs/quarantine.md the layout and the file format, quarantine_meta.c
+ * the text of a .meta file).
  *
  * What it trusts: the directories it creates or checks (ours, 0700);
  * metadata files are still parsed with bounded sizes, and one that is
@@ -35,11 +36,11 @@
  * .msg or .meta without its partner is removed.
  */
 #include "daemon/quarantine.h"
+#include "daemon/quarantine_int.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -266,497 +267,7 @@ info_cmp(const void *pa, const void *pb)
 	return strcmp(a->name, b->name);
 }
 
-/* ---- the metadata file ---- */
-
-/* A growing text buffer (no NUL kept). */
-struct sbuf {
-	char *p;
-	size_t len, cap;
-	int oom;
-};
-
-static void
-sbuf_add(struct sbuf *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->len + n > b->cap) {
-		size_t cap = b->cap ? b->cap : 1024;
-		char *p;
-		while (cap < b->len + n)
-			cap *= 2;
-		if ((p = realloc(b->p, cap)) == NULL) {
-			b->oom = 1;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-}
-
-static void
-sbuf_str(struct sbuf *b, const char *s)
-{
-	sbuf_add(b, s, strlen(s));
-}
-
-/* Appends the N bytes of V percent-encoded (bytes <= 0x20, 0x7f, '%'). */
-static void
-sbuf_enc(struct sbuf *b, const char *v, size_t n)
-{
-	static const char hex[] = "0123456789ABCDEF";
-
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)v[i];
-		if (c <= 0x20 || c == 0x7f || c == '%') {
-			char e[3] = {'%', hex[c >> 4], hex[c & 15]};
-			sbuf_add(b, e, 3);
-		} else {
-			sbuf_add(b, (const char *)&c, 1);
-		}
-	}
-}
-
-static void
-sbuf_kv(struct sbuf *b, const char *key, const char *v)
-{
-	if (v == NULL)
-		return;
-	sbuf_str(b, key);
-	sbuf_add(b, " ", 1);
-	sbuf_enc(b, v, strlen(v));
-	sbuf_add(b, "\n", 1);
-}
-
-static void
-sbuf_num(struct sbuf *b, const char *key, long long v)
-{
-	char num[32];
-
-	snprintf(num, sizeof(num), "%lld", v);
-	sbuf_kv(b, key, num);
-}
-
-static int
-too_long(const char *v)
-{
-	return v != NULL &&
-	       strnlen(v, QUARANTINE_VALUE_MAX + 1) > QUARANTINE_VALUE_MAX;
-}
-
-/* Whether ENV, RULE and REASON fit the format: SG_OK, SG_ERR_USAGE (the
- * recipients are not what nrcpts says), SG_ERR_LIMIT. */
-static enum sg_status
-meta_check(const struct spool_env *env, const char *rule)
-{
-	if (env->nrcpts > QUARANTINE_RCPT_MAX || too_long(env->mail_from) ||
-	    too_long(env->listener) || too_long(env->client) ||
-	    too_long(env->helo) || too_long(env->dsn_ret) ||
-	    too_long(env->dsn_envid) || too_long(rule))
-		return SG_ERR_LIMIT;
-	if (env->nrcpts > 0 && env->rcpts == NULL)
-		return SG_ERR_USAGE;
-	for (size_t i = 0; i < env->nrcpts; i++) {
-		if (env->rcpts[i] == NULL)
-			return SG_ERR_USAGE;
-		if (too_long(env->rcpts[i]) ||
-		    (env->dsn_notify && too_long(env->dsn_notify[i])))
-			return SG_ERR_LIMIT;
-	}
-	return SG_OK;
-}
-
-/* The bytes of REASON kept: at most QUARANTINE_REASON_MAX, not ending
- * inside a UTF-8 sequence. */
-static size_t
-reason_len(const char *reason)
-{
-	size_t n = strnlen(reason, QUARANTINE_REASON_MAX + 1);
-
-	if (n <= QUARANTINE_REASON_MAX)
-		return n;
-	n = QUARANTINE_REASON_MAX;
-	while (n > 0 && ((unsigned char)reason[n] & 0xc0) == 0x80)
-		n--;
-	return n;
-}
-
-/* The text of a .meta file (meta_check passed). */
-static enum sg_status
-meta_format(struct sbuf *b, const char *name, const struct spool_env *env,
-            const char *rule, const char *reason, time_t when, uint64_t size)
-{
-	sbuf_str(b, "version 1\n");
-	sbuf_kv(b, "id", env->id);
-	sbuf_kv(b, "quarantine", name);
-	sbuf_num(b, "quarantined", (long long)when);
-	sbuf_num(b, "size", (long long)size);
-	sbuf_kv(b, "rule", rule);
-	if (reason != NULL) {
-		sbuf_str(b, "reason ");
-		sbuf_enc(b, reason, reason_len(reason));
-		sbuf_add(b, "\n", 1);
-	}
-	sbuf_num(b, "received", (long long)env->received);
-	sbuf_kv(b, "mail_from", env->mail_from ? env->mail_from : "");
-	sbuf_kv(b, "listener", env->listener);
-	sbuf_num(b, "role", (long long)env->role);
-	sbuf_kv(b, "client", env->client);
-	sbuf_kv(b, "helo", env->helo);
-	sbuf_kv(b, "dsn_ret", env->dsn_ret);
-	sbuf_kv(b, "dsn_envid", env->dsn_envid);
-	for (size_t i = 0; i < env->nrcpts; i++) {
-		sbuf_str(b, "rcpt ");
-		sbuf_enc(b, env->rcpts[i], strlen(env->rcpts[i]));
-		if (env->dsn_notify && env->dsn_notify[i]) {
-			sbuf_add(b, " ", 1);
-			sbuf_enc(b, env->dsn_notify[i],
-			         strlen(env->dsn_notify[i]));
-		}
-		sbuf_add(b, "\n", 1);
-	}
-	sbuf_str(b, "end\n");
-	if (b->oom)
-		return SG_ERR_NOMEM;
-	return b->len > QUARANTINE_META_MAX ? SG_ERR_LIMIT : SG_OK;
-}
-
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-/* Decodes the N bytes at S into a new string; NULL with *ST (SG_ERR_IO:
- * a bad escape, a raw space or control byte, an encoded NUL, too long;
- * SG_ERR_NOMEM). */
-static char *
-meta_decode(const char *s, size_t n, enum sg_status *st)
-{
-	char *out, *o;
-
-	*st = SG_ERR_IO;
-	if (n > 3 * (size_t)QUARANTINE_VALUE_MAX)
-		return NULL;
-	if ((o = out = malloc(n + 1)) == NULL) {
-		*st = SG_ERR_NOMEM;
-		return NULL;
-	}
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '%') {
-			int h, l;
-			if (i + 2 >= n)
-				goto fail;
-			h = hexval(s[i + 1]);
-			l = hexval(s[i + 2]);
-			if (h < 0 || l < 0 || (h == 0 && l == 0))
-				goto fail;
-			*o++ = (char)(h << 4 | l);
-			i += 2;
-		} else if (c <= 0x20 || c == 0x7f) {
-			goto fail;
-		} else {
-			*o++ = (char)c;
-		}
-	}
-	*o = '\0';
-	if ((size_t)(o - out) > QUARANTINE_VALUE_MAX)
-		goto fail;
-	*st = SG_OK;
-	return out;
-fail:
-	free(out);
-	return NULL;
-}
-
-static int
-parse_ll(const char *s, long long hi, long long *out)
-{
-	char *end;
-	long long v;
-
-	if (*s < '0' || *s > '9')
-		return -1;
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno || *end || v < 0 || v > hi)
-		return -1;
-	*out = v;
-	return 0;
-}
-
-enum meta_kind { M_STR, M_TIME, M_SIZE, M_INT, M_ID, M_NAME };
-
-/* The single-valued keys ("rcpt" repeats; "version" and "end" frame). */
-static const struct meta_field {
-	const char *key;
-	enum meta_kind kind;
-	int in_env; /* the offset is in info->env, else in info */
-	size_t off;
-	int required;
-} meta_fields[] = {
-    {"id", M_ID, 0, offsetof(struct quarantine_info, id), 1},
-    {"quarantine", M_NAME, 0, offsetof(struct quarantine_info, name), 1},
-    {"quarantined", M_TIME, 0, offsetof(struct quarantine_info, quarantined),
-     1},
-    {"size", M_SIZE, 0, offsetof(struct quarantine_info, size), 1},
-    {"rule", M_STR, 0, offsetof(struct quarantine_info, rule), 0},
-    {"reason", M_STR, 0, offsetof(struct quarantine_info, reason), 0},
-    {"received", M_TIME, 1, offsetof(struct spool_env, received), 0},
-    {"mail_from", M_STR, 1, offsetof(struct spool_env, mail_from), 1},
-    {"listener", M_STR, 1, offsetof(struct spool_env, listener), 0},
-    {"role", M_INT, 1, offsetof(struct spool_env, role), 0},
-    {"client", M_STR, 1, offsetof(struct spool_env, client), 0},
-    {"helo", M_STR, 1, offsetof(struct spool_env, helo), 0},
-    {"dsn_ret", M_STR, 1, offsetof(struct spool_env, dsn_ret), 0},
-    {"dsn_envid", M_STR, 1, offsetof(struct spool_env, dsn_envid), 0},
-};
-#define N_FIELDS (sizeof(meta_fields) / sizeof(*meta_fields))
-
-/* The parser's state between lines. */
-struct meta_parser {
-	struct quarantine_info *info;
-	size_t cap;         /* room of env.rcpts and env.dsn_notify */
-	unsigned long seen; /* bit I: meta_fields[I] was given */
-	int any_notify;
-	unsigned lineno;
-	char *why; /* the reason a file is refused */
-	size_t whylen;
-};
-
-/* Sets the reason a file is refused: "line N: ...". */
-static void __attribute__((format(printf, 2, 3)))
-mp_err(struct meta_parser *mp, const char *fmt, ...)
-{
-	char text[160];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
-	set_err(mp->why, mp->whylen, "line %u: %s", mp->lineno, text);
-}
-
-/* "rcpt ADDR" or "rcpt ADDR NOTIFY". */
-static enum sg_status
-meta_rcpt(struct meta_parser *mp, const char *val, size_t vlen)
-{
-	struct spool_env *env = &mp->info->env;
-	const char *sp = memchr(val, ' ', vlen);
-	size_t alen = sp ? (size_t)(sp - val) : vlen;
-	char *addr, *notify = NULL;
-	enum sg_status st;
-
-	if (env->nrcpts >= QUARANTINE_RCPT_MAX) {
-		mp_err(mp, "too many recipients");
-		return SG_ERR_IO;
-	}
-	if (env->nrcpts + 1 >= mp->cap) {
-		size_t ncap = mp->cap ? mp->cap * 2 : 8;
-		char **r = realloc(env->rcpts, ncap * sizeof(*r));
-		if (r == NULL)
-			return SG_ERR_NOMEM;
-		env->rcpts = r;
-		r[env->nrcpts] = NULL; /* spool_env_clear's end */
-		r = realloc(env->dsn_notify, ncap * sizeof(*r));
-		if (r == NULL)
-			return SG_ERR_NOMEM;
-		env->dsn_notify = r;
-		mp->cap = ncap;
-	}
-	if ((addr = meta_decode(val, alen, &st)) == NULL) {
-		mp_err(mp, "bad recipient");
-		return st;
-	}
-	if (sp &&
-	    (notify = meta_decode(sp + 1, vlen - alen - 1, &st)) == NULL) {
-		mp_err(mp, "bad recipient NOTIFY");
-		free(addr);
-		return st;
-	}
-	env->rcpts[env->nrcpts] = addr;
-	env->dsn_notify[env->nrcpts] = notify;
-	env->nrcpts++;
-	env->rcpts[env->nrcpts] = NULL;
-	mp->any_notify |= notify != NULL;
-	return SG_OK;
-}
-
-/* One "key value" line other than version and end. */
-static enum sg_status
-meta_set(struct meta_parser *mp, const char *key, size_t klen, const char *val,
-         size_t vlen)
-{
-	const struct meta_field *f = NULL;
-	enum sg_status st;
-	long long n;
-	char *v, *field;
-	size_t i;
-
-	if (klen == 4 && memcmp(key, "rcpt", 4) == 0)
-		return meta_rcpt(mp, val, vlen);
-	for (i = 0; i < N_FIELDS; i++)
-		if (strlen(meta_fields[i].key) == klen &&
-		    memcmp(meta_fields[i].key, key, klen) == 0) {
-			f = &meta_fields[i];
-			break;
-		}
-	if (f == NULL)
-		return SG_OK; /* a newer writer's key */
-	if (mp->seen & (1ul << i)) {
-		mp_err(mp, "\"%s\" given twice", f->key);
-		return SG_ERR_IO;
-	}
-	mp->seen |= 1ul << i;
-	if ((v = meta_decode(val, vlen, &st)) == NULL) {
-		mp_err(mp, "bad value of \"%s\"", f->key);
-		return st;
-	}
-	field =
-	    (f->in_env ? (char *)&mp->info->env : (char *)mp->info) + f->off;
-	st = SG_OK;
-	switch (f->kind) {
-	case M_STR:
-		*(char **)field = v;
-		return SG_OK;
-	case M_ID:
-		if (quarantine_id_valid(v))
-			memcpy(field, v, SPOOL_ID_LEN + 1);
-		else
-			st = SG_ERR_IO;
-		break;
-	case M_NAME:
-		if (quarantine_name_valid(v))
-			memcpy(field, v, strlen(v) + 1);
-		else
-			st = SG_ERR_IO;
-		break;
-	case M_TIME:
-		if (parse_ll(v, LLONG_MAX, &n) == 0)
-			*(time_t *)field = (time_t)n;
-		else
-			st = SG_ERR_IO;
-		break;
-	case M_SIZE:
-		if (parse_ll(v, (long long)QUARANTINE_MSG_MAX, &n) == 0)
-			*(uint64_t *)field = (uint64_t)n;
-		else
-			st = SG_ERR_IO;
-		break;
-	case M_INT:
-		if (parse_ll(v, INT_MAX, &n) == 0)
-			*(int *)field = (int)n;
-		else
-			st = SG_ERR_IO;
-		break;
-	}
-	if (st != SG_OK)
-		mp_err(mp, "bad value of \"%s\"", f->key);
-	free(v);
-	return st;
-}
-
-/* Parses a .meta file's text into OUT (zeroed first).  SG_ERR_IO with the
- * reason in WHY for a damaged file; SG_ERR_NOMEM. */
-static enum sg_status
-meta_parse(const char *text, size_t len, struct quarantine_info *out, char *why,
-           size_t whylen)
-{
-	struct meta_parser mp = {out, 0, 0, 0, 0, why, whylen};
-	enum sg_status st = SG_ERR_IO;
-	size_t pos = 0;
-	unsigned lineno = 0;
-	int ended = 0;
-
-	memset(out, 0, sizeof(*out));
-	while (pos < len) {
-		const char *line = text + pos, *nl, *sp;
-		size_t llen;
-
-		mp.lineno = ++lineno;
-		if (ended) {
-			set_err(why, whylen, "line %u: text after \"end\"",
-			        lineno);
-			goto fail;
-		}
-		if ((nl = memchr(line, '\n', len - pos)) == NULL) {
-			set_err(why, whylen, "line %u: cut short", lineno);
-			goto fail;
-		}
-		llen = (size_t)(nl - line);
-		pos += llen + 1;
-		if (lineno == 1) {
-			if (llen < 9 || memcmp(line, "version ", 8) != 0) {
-				set_err(why, whylen,
-				        "line 1: not \"version "
-				        "N\"");
-				goto fail;
-			}
-			if (llen != 9 || line[8] != '1') {
-				set_err(why, whylen,
-				        "line 1: unknown version (newer than "
-				        "this program)");
-				st = SG_ERR_UNSUPPORTED;
-				goto fail;
-			}
-			continue;
-		}
-		if (llen == 3 && memcmp(line, "end", 3) == 0) {
-			ended = 1;
-			continue;
-		}
-		sp = memchr(line, ' ', llen);
-		if (sp == NULL || sp == line) {
-			set_err(why, whylen, "line %u: not \"key value\"",
-			        lineno);
-			goto fail;
-		}
-		st = meta_set(&mp, line, (size_t)(sp - line), sp + 1,
-		              llen - (size_t)(sp - line) - 1);
-		if (st != SG_OK) {
-			if (st == SG_ERR_NOMEM)
-				mp_err(&mp, "out of memory");
-			goto fail;
-		}
-		st = SG_ERR_IO;
-	}
-	if (lineno == 0) {
-		set_err(why, whylen, "empty");
-		goto fail;
-	}
-	if (!ended) {
-		set_err(why, whylen, "cut short (no \"end\" line)");
-		goto fail;
-	}
-	for (size_t i = 0; i < N_FIELDS; i++)
-		if (meta_fields[i].required && !(mp.seen & (1ul << i))) {
-			set_err(why, whylen, "no \"%s\"", meta_fields[i].key);
-			goto fail;
-		}
-	memcpy(out->env.id, out->id, sizeof(out->env.id));
-	if (!mp.any_notify) { /* kept only when some recipient has one */
-		free(out->env.dsn_notify);
-		out->env.dsn_notify = NULL;
-	}
-	if (out->env.rcpts == NULL &&
-	    (out->env.rcpts = calloc(1, sizeof(char *))) == NULL) {
-		st = SG_ERR_NOMEM;
-		goto fail;
-	}
-	return SG_OK;
-fail:
-	quarantine_info_clear(out);
-	return st;
-}
+/* ---- reading a .meta file (its text: quarantine_meta.c) ---- */
 
 /* Reads WHERE/ID.meta (DIRFD is WHERE) into OUT.  SG_ERR_NOT_FOUND when
  * there is none, SG_ERR_IO when it is damaged (the reason kept). */
@@ -813,7 +324,8 @@ meta_load(struct quarantine *q, int dirfd, const char *where, const char *id,
 		           where, name);
 		goto out;
 	}
-	if ((st = meta_parse(text, len, &tmp, why, sizeof(why))) != SG_OK) {
+	st = quarantine_meta_parse(text, len, &tmp, why, sizeof(why));
+	if (st != SG_OK) {
 		qfail(q, st, "%s/%s: damaged: %s", where, name, why);
 		goto out;
 	}
@@ -1463,24 +975,24 @@ static enum sg_status
 put_write(struct quarantine *q, const char *name, const struct spool_env *env,
           int data_fd, const char *rule, const char *reason, int mfd, int efd)
 {
-	struct sbuf b = {0};
 	enum sg_status st;
 	uint64_t size = 0;
+	char *text;
+	size_t len;
 
 	if ((st = copy_data(q, data_fd, mfd, env->id, &size)) != SG_OK)
 		return st;
 	if (fsync(mfd) < 0)
 		return qfail_errno(q, "fsync of", env->id);
-	st = meta_format(&b, name, env, rule, reason, q_now(q), size);
-	if (st != SG_OK) {
-		free(b.p);
+	st = quarantine_meta_format(name, env, rule, reason, q_now(q), size,
+	                            &text, &len);
+	if (st != SG_OK)
 		return qfail(q, st, "%s: %s", env->id,
 		             st == SG_ERR_NOMEM ? "out of memory"
 		                                : "metadata too large");
-	}
-	if (fsio_write_all(efd, b.p, b.len) < 0 || fsync(efd) < 0)
+	if (fsio_write_all(efd, text, len) < 0 || fsync(efd) < 0)
 		st = qfail_errno(q, "writing the metadata of", env->id);
-	free(b.p);
+	free(text);
 	return st;
 }
 
@@ -1499,7 +1011,7 @@ quarantine_put(struct quarantine *q, const char *name,
 		return qfail(q, SG_ERR_USAGE, "bad quarantine name");
 	if (env == NULL || !quarantine_id_valid(env->id) || data_fd < 0)
 		return qfail(q, SG_ERR_USAGE, "bad envelope, ID or message");
-	if ((st = meta_check(env, rule)) != SG_OK)
+	if ((st = quarantine_meta_check(env, rule)) != SG_OK)
 		return qfail(q, st, "%s: %s", env->id,
 		             st == SG_ERR_LIMIT ? "a value or the recipients "
 		                                  "over the limit"

@@ -187,3 +187,50 @@ def test_policy_errors_name_the_line(gateway, tmp_path):
     r = subprocess.run([str(gw.bin), "check-config", "-c", str(gw.conf)],
                        capture_output=True, timeout=T)
     assert r.returncode != 0 and "nosuch" in r.stderr.decode()
+
+
+def _triple(pki):
+    """sign (alice) -> encrypt (to alice, our key here) -> sign (alice), by
+    `openssl cms` (RFC 2634 triple wrap)."""
+    from smime_util import openssl_encrypt, openssl_sign, mime_entity
+    inner = openssl_sign(pki, b"Content-Type: text/plain\r\n\r\n"
+                              b"Triple wrapped.\r\n", subject=None,
+                         from_=None, to=None)
+    env = openssl_encrypt(pki, mime_entity(inner), recipients=("alice",),
+                          subject=None, from_=None, to=None)
+    return openssl_sign(pki, mime_entity(env))
+
+
+def _incoming(gateway, pki, signature):
+    import smtplib
+    from gateway_util import crlf
+    gw = gateway()
+    gw.conf.write_text(gw.conf.read_text().replace(
+        "role = incoming\n", f"role = incoming\nsignature = {signature}\n"))
+    gw.cli("ca", "import", pki / "root.pem")
+    gw.cli("cert", "import", pki / "alice.p12", "--pass-file",
+           pki / "pass.txt", "--name", "alice")
+    gw.start()
+    with smtplib.SMTP("127.0.0.1", gw.in_port, timeout=T) as s:
+        s.sendmail("alice@example.com", ["bob@example.org"],
+                   crlf(_triple(pki)))
+    (msg,) = gw.delivered()
+    return gw, msg
+
+
+def test_triple_wrapped_keep_signature(gateway, pki):
+    gw, msg = _incoming(gateway, pki, "keep")
+    head = msg.split(b"\r\n\r\n", 1)[0]
+    # the outer signature and the envelope are opened; the inner
+    # signature stays, and still verifies with openssl
+    assert b"multipart/signed" in head and b"pkcs7-mime" not in head
+    assert b"smime=pass" in head
+    from smime_util import openssl_verify
+    assert b"Triple wrapped." in openssl_verify(pki, msg).stdout
+
+
+def test_triple_wrapped_remove_signature(gateway, pki):
+    gw, msg = _incoming(gateway, pki, "remove")
+    head = msg.split(b"\r\n\r\n", 1)[0]
+    assert b"multipart/signed" not in head and b"pkcs7" not in msg
+    assert b"smime=pass" in head and b"Triple wrapped." in msg
