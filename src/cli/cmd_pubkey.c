@@ -106,8 +106,10 @@ add_one(struct admin *a, enum store_role role, const char *name,
 
 	if (sg_certs_info(certs, i, &info) != SG_OK)
 		return -1;
-	if (role == STORE_CA && !info.is_ca)
-		why = "not a CA certificate";
+	/* A partner's self-signed certificate may be trusted directly (the
+	 * appliance's "trust this certificate"): it anchors only itself. */
+	if (role == STORE_CA && !info.is_ca && !info.self_signed)
+		why = "not a CA certificate (nor self-signed)";
 	else if (role == STORE_PUBLIC && info.is_ca)
 		why = "a CA certificate (use `smimegate ca import`)";
 	else if (role == STORE_PUBLIC && !info.can_encrypt)
