@@ -39,6 +39,8 @@ struct pipeline {
 	struct quarantine *quar; /* borrowed, may be NULL; set before use */
 	pipeline_split_fn split; /* copies for groups of recipients */
 	void *split_arg;
+	pipeline_inject_fn inject; /* notify() messages */
+	void *inject_arg;
 };
 
 /* What one worker thread keeps: its own library handle and store
@@ -114,6 +116,13 @@ void
 pipeline_set_quarantine(struct pipeline *pl, struct quarantine *q)
 {
 	pl->quar = q;
+}
+
+void
+pipeline_set_injector(struct pipeline *pl, pipeline_inject_fn fn, void *arg)
+{
+	pl->inject = fn;
+	pl->inject_arg = arg;
 }
 
 void
@@ -839,6 +848,53 @@ decide(const struct spool_env *env, const struct filter_result *fr,
 	d->remove[d->nremove] = NULL;
 }
 
+/* notify("addr"): a short text message to ADDR about ENV's message,
+ * from the postmaster; a failure is logged, never holds the message. */
+static void
+notify(struct pipeline *pl, const struct cfg *cfg, const struct spool_env *env,
+       struct sg_msg *msg, const struct filter_action *a)
+{
+	char text[4096], id[SPOOL_ID_LEN + 1], date[64];
+	char **subjects = msg ? sg_msg_header_all(msg, "Subject") : NULL;
+	char *subject = subjects ? subjects[0] : NULL;
+	time_t now = time(NULL);
+	struct tm tm;
+	int n;
+
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	/* The subject as it came, cut, without line ends. */
+	if (subject != NULL) {
+		for (char *c = subject; *c != '\0'; c++)
+			if (*c == '\r' || *c == '\n')
+				*c = ' ';
+		if (strlen(subject) > 200)
+			subject[200] = '\0';
+	}
+	n = snprintf(text, sizeof(text),
+	             "From: <%s>\r\nTo: <%s>\r\nDate: %s\r\n"
+	             "Subject: smimegate: filter %s matched message %s\r\n"
+	             "Auto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\n"
+	             "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+	             "The filter %s (line %u) matched a message on %s.\r\n\r\n"
+	             "Queue ID:   %s\r\nSender:     <%s>\r\n"
+	             "Recipients: %zu, the first <%s>\r\nSubject:    %s\r\n",
+	             cfg->postmaster, a->arg1, date, a->filter, env->id,
+	             a->filter, a->line, cfg->hostname, env->id,
+	             env->mail_from ? env->mail_from : "", env->nrcpts,
+	             env->nrcpts ? env->rcpts[0] : "", subject ? subject : "");
+	sg_strv_free(subjects);
+	if (n < 0 || (size_t)n >= sizeof(text) || pl->inject == NULL ||
+	    pl->inject(pl->inject_arg, a->arg1, text, (size_t)n, id,
+	               sizeof(id)) != SG_OK) {
+		logf_("qid=%s event=notify-failed to=<%s> filter=%s", env->id,
+		      a->arg1, a->filter);
+		return;
+	}
+	logf_("qid=%s event=notified to=<%s> notification=%s filter=%s",
+	      env->id, a->arg1, id, a->filter);
+}
+
 /* Puts the message of FD into the quarantine A names: SG_OK and
  * *OUT_FD = QUEUE_QUARANTINED, or SG_ERR_TEMP (kept in the spool, tried
  * again: a quarantine that cannot take it never loses it). */
@@ -901,7 +957,7 @@ take(struct pipeline *pl, const struct spool_env *env, const struct decision *d,
 /* The message filters, then the content filters of POL (if any), on MSG;
  * D gets what they decided. */
 static enum sg_status
-run_filters(struct worker *w, const struct cfg *cfg,
+run_filters(struct pipeline *pl, struct worker *w, const struct cfg *cfg,
             const struct cfg_policy *pol, const struct spool_env *env,
             struct sg_msg *msg, const struct msgfilter_smime *sm,
             struct filter_result *fr, struct decision *d, char *reason,
@@ -916,8 +972,12 @@ run_filters(struct worker *w, const struct cfg *cfg,
 	    !fr->final)
 		st = msgfilter_run(w->ctx, pol->content_filters, msg, env, sm,
 		                   fr, reason, rlen);
-	if (st == SG_OK)
+	if (st == SG_OK) {
 		decide(env, fr, d);
+		for (size_t i = 0; i < fr->n; i++)
+			if (fr->v[i].kind == FA_NOTIFY)
+				notify(pl, cfg, env, msg, &fr->v[i]);
+	}
 	return st;
 }
 
@@ -979,8 +1039,8 @@ pipeline_process(struct pipeline *pl, struct spool_env *env, int data_fd,
 	 * quarantine does not meet them again. */
 	if (l->role == CFG_OUTGOING) {
 		if (!env->released) {
-			st = run_filters(w, cfg, pol, env, msg, &sm, &fr, &d,
-			                 reason, rlen);
+			st = run_filters(pl, w, cfg, pol, env, msg, &sm, &fr,
+			                 &d, reason, rlen);
 			if (st != SG_OK)
 				goto out;
 			st = take(pl, env, &d, data_fd, out_fd, &taken, reason,
@@ -1000,8 +1060,8 @@ pipeline_process(struct pipeline *pl, struct spool_env *env, int data_fd,
 		st = incoming(w, cfg, l, env, &msg, &fd, ar, sizeof(ar), &sm,
 		              reason, rlen);
 		if (st == SG_OK)
-			st = run_filters(w, cfg, pol, env, msg, &sm, &fr, &d,
-			                 reason, rlen);
+			st = run_filters(pl, w, cfg, pol, env, msg, &sm, &fr,
+			                 &d, reason, rlen);
 	}
 	if (st != SG_OK)
 		goto out;

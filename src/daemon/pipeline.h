@@ -47,6 +47,14 @@ typedef enum sg_status (*pipeline_split_fn)(void *arg,
                                             int plain, char *id, size_t idlen);
 void pipeline_set_splitter(struct pipeline *pl, pipeline_split_fn fn,
                            void *arg);
+
+/* Spools DATA (LEN octets, a whole message) from the null sender to
+ * RCPT, delivered as it is; *ID gets its queue ID (the notify() action). */
+typedef enum sg_status (*pipeline_inject_fn)(void *arg, const char *rcpt,
+                                             const char *data, size_t len,
+                                             char *id, size_t idlen);
+void pipeline_set_injector(struct pipeline *pl, pipeline_inject_fn fn,
+                           void *arg);
 void pipeline_free(struct pipeline *pl);
 
 /* Turns spooled DATA_FD of ENV into the message to deliver: *OUT_FD is a

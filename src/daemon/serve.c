@@ -142,6 +142,17 @@ out:
 	return st;
 }
 
+/* The pipeline's injector (pipeline.h): a notify() message to RCPT. */
+static enum sg_status
+inject_notice(void *arg, const char *rcpt, const char *data, size_t len,
+              char *id, size_t idlen)
+{
+	struct daemon *d = arg;
+
+	return inject(d, __atomic_load_n(&d->cfg, __ATOMIC_ACQUIRE), rcpt, data,
+	              len, id, idlen);
+}
+
 /* Copies DATA_FD (from offset 0) into a new spool message with ENV,
  * commits it (ENV->id set) and schedules it. */
 static enum sg_status
@@ -720,6 +731,7 @@ serve_run(const char *config_path, char *err, size_t errlen)
 	pipeline_set_metrics(d.pl, d.metrics);
 	pipeline_set_quarantine(d.pl, d.quar);
 	pipeline_set_splitter(d.pl, split_copy, &d);
+	pipeline_set_injector(d.pl, inject_notice, &d);
 	queue_set_metrics(d.q, d.metrics);
 	smtp_server_set_metrics(d.srv, d.metrics);
 	qp.first_retry = d.cfg->retry_min;

@@ -158,3 +158,23 @@ def test_malformed_filters_stop_the_start(gateway):
                        capture_output=True, timeout=T)
     assert r.returncode != 0 and "filters.conf:1:" in r.stderr.decode()
     assert "Nowhere" in r.stderr.decode()
+
+
+def test_notify_sends_a_notice_and_delivers_the_message(gateway):
+    gw = gateway()
+    rules = 'watch: if (subject == "merger") { notify("security@example.net"); }\n'
+    gw.conf.write_text(gw.conf.read_text().replace(
+        "hostname = gw.test\n", "hostname = gw.test\n" + filters(gw, rules)))
+    gw.start()
+    r = swaks(gw.out_port, "--header", "Subject: the merger plan",
+              "--body", "Numbers.")
+    assert r.returncode == 0
+    msgs = gw.delivered(2)
+    notice = [m for m in msgs if b"Delivered-To: security@example.net" in m]
+    assert len(notice) == 1, msgs
+    assert b"filter watch matched" in notice[0]
+    assert b"the merger plan" in notice[0]
+    assert b"Numbers." not in notice[0]  # no content in the notice
+    original = [m for m in msgs if m is not notice[0]]
+    assert b"multipart/signed" in original[0]
+    assert "event=notified" in gw.log.read_text()
