@@ -5,8 +5,10 @@
  * What it trusts: nothing a client says.  Every size and count is bounded
  * by the configuration; end of data is only CRLF.CRLF (no SMTP smuggling);
  * relaying is allowed only to clients in the listener's relay_from or
- * authenticated with SMTP AUTH (inside TLS only), and on an incoming
- * listener to anyone for its local domains.  What it can reach: its
+ * authenticated with SMTP AUTH (inside TLS only) or matched by a [flow]
+ * with action = relay (an accept flow takes relaying away, a reject flow
+ * refuses MAIL), and on an incoming listener to anyone for its local
+ * domains.  What it can reach: its
  * sockets, the spool, and the listeners' certificate, key and users files
  * (read at start and reload).
  *

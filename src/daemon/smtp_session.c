@@ -36,6 +36,18 @@
  * listener, when the domain is one of its local domains; else 554 5.7.1.
  * "<postmaster>" without a domain is refused like any address without one.
  *
+ * Mail flow policies ([flow NAME], config.h) are matched at MAIL, on the
+ * current configuration: the listener (none when a reload removed it),
+ * the client's address, its HELO and the sender's domain.  The first
+ * flow that matches decides for this transaction: reject is 550 5.7.1 at
+ * MAIL (the session goes on; another sender may be tried); relay lets
+ * RCPT go to any domain; accept only to the listener's local domains
+ * (incoming listeners; on an outgoing one, nowhere), relay_from
+ * notwithstanding, though an authenticated client still relays.  No
+ * match: the listener's rules above.  Only an admin's "action = relay"
+ * opens relaying to a client that relay_from and AUTH would refuse.  The
+ * flow's name goes into the envelope (spool_env.flow).
+ *
  * The bufferevent must not run its callbacks from inside a write (a
  * socket bufferevent, or any made with BEV_OPT_DEFER_CALLBACKS, as the
  * listeners and the tests' pairs are): a session is freed only from its
@@ -159,6 +171,7 @@ enum smtp_reply {
 	R_AUTH_BASE64,
 	R_AUTH_TWICE,
 	R_AUTH_TEMP,
+	R_FLOW_REJECT,
 	R__COUNT
 };
 
@@ -255,6 +268,8 @@ static const struct smtp_reply_row replies[R__COUNT] = {
     [R_AUTH_TWICE] = {503, "5.5.1", "Already authenticated", SG_OK, RF_COUNT},
     [R_AUTH_TEMP] = {454, "4.7.0", "Temporary authentication failure", SG_OK,
                      0},
+    [R_FLOW_REJECT] = {550, "5.7.1", "Sender refused by mail flow policy",
+                       SG_OK, 0},
 };
 
 /* The EHLO keywords (RFC 5321 4.1.1.1); proceed_ehlo adds STARTTLS and
@@ -284,6 +299,8 @@ struct smtp_tx {
 	unsigned errs;        /* DERR_* */
 	enum sg_status io_st; /* with DERR_IO */
 	int bol;              /* the last data line ended with CRLF */
+	char *flow;           /* the mail flow policy matched at MAIL */
+	enum cfg_flow_action flow_action; /* its action; 0: none matched */
 };
 
 struct smtp_session {
@@ -301,6 +318,8 @@ struct smtp_session {
 	enum cfg_role role;
 	int may_relay;
 	char client[NI_MAXHOST];
+	struct sockaddr_storage peer; /* the client's address ... */
+	int has_peer;                 /* ... when known */
 	/* the listener in the server's current configuration, or NULL */
 	const struct cfg_listener *listener;
 	/* STARTTLS and AUTH, fixed at the start too */
@@ -338,6 +357,7 @@ struct smtp_args {
 	const char *ret; /* "FULL", "HDRS" or NULL */
 	char envid[SMTP_ENVID_MAX + 1];
 	char notify[32];
+	const struct cfg_flow *flow; /* MAIL: the matching flow, or NULL */
 };
 
 static void session_process(struct smtp_session *s);
@@ -435,6 +455,7 @@ tx_reset(struct smtp_session *s)
 	free(tx->notify);
 	free(tx->ret);
 	free(tx->envid);
+	free(tx->flow);
 	spool_rx_abort(tx->rx);
 	memset(tx, 0, sizeof(*tx));
 }
@@ -591,6 +612,36 @@ command_path(struct smtp_session *s, struct smtp_args *a, const char *keyword,
 	return 0;
 }
 
+static const char *const flow_actions[] = {"none", "accept", "relay", "reject"};
+
+/* The mail flow policy for the sender in a->addr (a->flow), logged once
+ * for the transaction; a reject flow is answered here.  0, or -1 after
+ * the reply. */
+static int
+mail_flow(struct smtp_session *s, struct smtp_args *a)
+{
+	const char *at = strrchr(a->addr, '@');
+	const struct cfg_flow *f;
+
+	if (s->listener == NULL) /* gone in a reload: no flow is its */
+		return 0;
+	f = cfg_flow_match(s->srv->cfg, s->lname,
+	                   s->has_peer ? (const struct sockaddr *)&s->peer
+	                               : NULL,
+	                   s->helo, at != NULL ? at + 1 : NULL);
+	if (f == NULL)
+		return 0;
+	session_log(s, "event=flow flow=%s action=%s from=<%s>", f->name,
+	            flow_actions[f->action], a->addr);
+	if (f->action == CFG_FLOW_REJECT) {
+		metrics_inc(s->srv->metrics, METRICS_REJECTED_OTHER);
+		reply(s, R_FLOW_REJECT, f->name);
+		return -1;
+	}
+	a->flow = f;
+	return 0;
+}
+
 static int
 check_mail(struct smtp_session *s, struct smtp_args *a)
 {
@@ -649,7 +700,7 @@ check_mail(struct smtp_session *s, struct smtp_args *a)
 		reply(s, R_SIZE, NULL);
 		return -1;
 	}
-	return 0;
+	return mail_flow(s, a);
 syntax:
 	reply(s, R_SYNTAX, NULL);
 	return -1;
@@ -663,14 +714,36 @@ proceed_mail(struct smtp_session *s, struct smtp_args *a)
 	tx->from = strdup(a->addr);
 	tx->ret = a->ret ? strdup(a->ret) : NULL;
 	tx->envid = a->envid[0] ? strdup(a->envid) : NULL;
+	tx->flow = a->flow ? strdup(a->flow->name) : NULL;
+	tx->flow_action = a->flow ? a->flow->action : 0;
 	if (tx->from == NULL || (a->ret && tx->ret == NULL) ||
-	    (a->envid[0] && tx->envid == NULL)) {
+	    (a->envid[0] && tx->envid == NULL) ||
+	    (a->flow && tx->flow == NULL)) {
 		tx_reset(s);
 		reply_status(s, SG_ERR_NOMEM);
 		return;
 	}
 	s->state = S_MAIL;
 	reply(s, R_MAIL_OK, NULL);
+}
+
+/* Whether RCPT to DOMAIN is allowed: by the transaction's flow, else by
+ * the listener (relay_from or AUTH, or a local domain of an incoming
+ * listener). */
+static int
+rcpt_allowed(const struct smtp_session *s, const char *domain)
+{
+	int local = s->role == CFG_INCOMING && s->listener != NULL &&
+	            cfg_is_local_domain(s->listener, domain);
+
+	switch (s->tx.flow_action) {
+	case CFG_FLOW_RELAY:
+		return 1;
+	case CFG_FLOW_ACCEPT: /* relay_from does not count, AUTH does */
+		return local || s->user != NULL;
+	default:
+		return local || s->may_relay;
+	}
 }
 
 static int
@@ -708,9 +781,10 @@ check_rcpt(struct smtp_session *s, struct smtp_args *a)
 	if (r < 0)
 		goto syntax;
 	a->domain = strrchr(a->addr, '@') + 1;
-	if (!s->may_relay && !(s->role == CFG_INCOMING && s->listener != NULL &&
-	                       cfg_is_local_domain(s->listener, a->domain))) {
-		session_log(s, "event=relay-denied rcpt=<%s>", a->addr);
+	if (!rcpt_allowed(s, a->domain)) {
+		session_log(s, "event=relay-denied rcpt=<%s>%s%s", a->addr,
+		            s->tx.flow ? " flow=" : "",
+		            s->tx.flow ? s->tx.flow : "");
 		metrics_inc(s->srv->metrics, METRICS_REJECTED_RELAY_DENIED);
 		reply(s, R_RELAY_DENIED, NULL);
 		return -1;
@@ -1295,13 +1369,15 @@ session_job_done(struct smtp_job *job, int cancelled)
 		s->nmsgs++;
 		session_log(s,
 		            "event=queued qid=%s from=<%s> nrcpt=%zu size=%zu "
-		            "tls=%s%s%s%s%s",
+		            "tls=%s%s%s%s%s%s%s",
 		            job->env.id, job->env.mail_from, job->env.nrcpts,
 		            s->commit_size,
 		            s->tls_version ? s->tls_version : "no",
 		            s->tls_version ? "/" : "",
 		            s->tls_version ? s->tls_cipher : "",
-		            s->user ? " user=" : "", s->user ? s->user : "");
+		            s->user ? " user=" : "", s->user ? s->user : "",
+		            job->env.flow ? " flow=" : "",
+		            job->env.flow ? job->env.flow : "");
 		metrics_inc(srv->metrics, METRICS_MESSAGES_RECEIVED);
 		if (!cancelled && srv->committed)
 			srv->committed(&job->env, srv->committed_arg);
@@ -1344,7 +1420,8 @@ tx_to_env(struct smtp_session *s, struct spool_env *env)
 	}
 	env->dsn_ret = tx->ret;
 	env->dsn_envid = tx->envid;
-	tx->from = tx->ret = tx->envid = NULL;
+	env->flow = tx->flow;
+	tx->from = tx->ret = tx->envid = tx->flow = NULL;
 	tx->rcpts = tx->notify = NULL;
 	tx->nrcpts = tx->cap = 0;
 	env->role = (int)s->role;
@@ -1658,6 +1735,10 @@ smtp_session_start(struct smtp_server *srv, const struct cfg_listener *l,
 	    getnameinfo(peer, peerlen, s->client, sizeof(s->client), NULL, 0,
 	                NI_NUMERICHOST) != 0)
 		snprintf(s->client, sizeof(s->client), "unknown");
+	if (peer != NULL && peerlen > 0 && (size_t)peerlen <= sizeof(s->peer)) {
+		memcpy(&s->peer, peer, (size_t)peerlen);
+		s->has_peer = 1;
+	}
 	TAILQ_INSERT_TAIL(&srv->sessions, s, entry);
 	srv->nsessions++;
 	session_set_bev(s, bev);

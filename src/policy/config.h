@@ -108,6 +108,7 @@ enum cfg_flow_action { CFG_FLOW_ACCEPT = 1, CFG_FLOW_RELAY, CFG_FLOW_REJECT };
 struct cfg_flow {
 	char *name;
 	char **listeners; /* listener names, NULL-terminated; NULL: all */
+	unsigned listeners_line; /* where they were set, for errors */
 	struct cfg_net *clients; /* client networks; NULL: any */
 	size_t nclients;
 	char **helo;           /* HELO patterns ("*.example.com"), NULL: any */
