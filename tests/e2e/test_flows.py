@@ -322,3 +322,37 @@ def test_smtplib_client_through_a_relay_flow(make_gw):
                    b"Subject: lan\r\n\r\nfrom the lan\r\n")
     (msg,) = gw.delivered()
     assert b"from the lan" in msg and b"multipart/signed" in msg
+
+
+def test_flow_switches_smime_processing_off_and_removes_signatures(make_gw,
+                                                                   pki):
+    """smime_decrypt_verify = off: S/MIME mail from that flow's clients
+    is delivered as it came (no Authentication-Results); signature =
+    remove on a flow overrides the listener's keep."""
+    from gateway_util import crlf
+    from smime_util import mime_entity, openssl_sign
+    gw = with_flows(make_gw(), (
+        "[flow partner-archive]\nlisteners = in\nsender_domains = "
+        "archive.example\naction = accept\nsmime_decrypt_verify = off\n"
+        "\n[flow partner]\nlisteners = in\nsender_domains = example.com\n"
+        "action = accept\nsignature = remove\n"))
+    gw.cli("ca", "import", pki / "root.pem")
+    gw.start()
+    signed = openssl_sign(pki, mime_entity(
+        b"Content-Type: text/plain\r\n\r\nFrom a partner.\r\n"),
+        from_="alice@example.com", to="bob@example.org")
+    with smtplib.SMTP("127.0.0.1", gw.in_port, timeout=T) as s:
+        s.sendmail("alice@archive.example", ["bob@example.org"],
+                   crlf(signed))
+    (as_is,) = gw.delivered()
+    assert b"Authentication-Results" not in as_is.split(b"\r\n\r\n")[0]
+    assert b"multipart/signed" in as_is
+    with smtplib.SMTP("127.0.0.1", gw.in_port, timeout=T) as s:
+        s.sendmail("alice@example.com", ["bob@example.org"], crlf(signed))
+    msgs = gw.delivered(2)
+    (removed,) = [m for m in msgs if m != as_is]
+    head = removed.split(b"\r\n\r\n", 1)[0]
+    assert b"smime=pass" in head and b"multipart/signed" not in head
+    assert b"From a partner." in removed
+    log = gw.log.read_text()
+    assert "decision=pass-through reason=flow flow=partner-archive" in log
