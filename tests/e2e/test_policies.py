@@ -234,3 +234,62 @@ def test_triple_wrapped_remove_signature(gateway, pki):
     head = msg.split(b"\r\n\r\n", 1)[0]
     assert b"multipart/signed" not in head and b"pkcs7" not in msg
     assert b"smime=pass" in head and b"Triple wrapped." in msg
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("mode,form", [
+    ("sign", "detached"), ("sign", "opaque"), ("encrypt", "detached"),
+    ("sign-encrypt", "opaque"), ("triple", "detached")])
+def test_each_profile_mode_and_form(gateway, pki, mode, form):
+    """What leaves is opened and verified by openssl cms alone."""
+    gw = make(gateway, pki, f"mode = {mode}\nform = {form}\n"
+                            "missing_key = bounce\n")
+    org = gw.root / "org.pem"
+    org.write_bytes(gw.cli("cert", "export", "org", "--pem").stdout)
+    gw.start()
+    r = swaks(gw.out_port, "--to", PARTNER, "--body", f"mode {mode}")
+    assert r.returncode == 0, r.stdout.decode()
+    (msg,) = outbox(gw, 1)
+    layers = []
+    for _ in range(4):
+        head = msg.split(b"\r\n\r\n", 1)[0].lower()
+        if b"enveloped-data" in head:
+            ok, msg = opens_for_bob(pki, msg)
+            assert ok
+            layers.append("encrypted")
+        elif b"multipart/signed" in head or b"signed-data" in head:
+            v = subprocess.run(["openssl", "cms", "-verify", "-CAfile", org],
+                               input=msg, capture_output=True, timeout=T)
+            assert v.returncode == 0, v.stderr.decode()
+            msg = v.stdout.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+            layers.append("signed-opaque" if b"signed-data" in head
+                          else "signed")
+        else:
+            break
+    want = {"sign": ["signed"], "encrypt": ["encrypted"],
+            "sign-encrypt": ["encrypted", "signed"],
+            "triple": ["signed", "encrypted", "signed"]}[mode]
+    if form == "opaque":
+        want = [x.replace("signed", "signed-opaque") for x in want]
+    assert layers == want
+    assert f"mode {mode}".encode() in msg
+
+
+def test_mail_already_signed_by_the_user_is_not_signed_again(gateway, pki):
+    import smtplib
+    from gateway_util import crlf
+    from smime_util import openssl_sign
+    gw = make(gateway, pki, "mode = sign\n")
+    gw.start()
+    signed = openssl_sign(pki, b"Content-Type: text/plain\r\n\r\n"
+                               b"Signed by my own client.\r\n",
+                          from_="sender@example.com", to=PARTNER)
+    with smtplib.SMTP("127.0.0.1", gw.out_port, timeout=T) as s:
+        s.sendmail("sender@example.com", [PARTNER], crlf(signed))
+    (msg,) = outbox(gw, 1)
+    assert signed.count(b"smime.p7s") > 0
+    assert msg.count(b"smime.p7s") == signed.count(b"smime.p7s")
+    assert "decision=pass-through reason=already-smime" in \
+        gw.log.read_text()

@@ -178,3 +178,32 @@ def test_notify_sends_a_notice_and_delivers_the_message(gateway):
     original = [m for m in msgs if m is not notice[0]]
     assert b"multipart/signed" in original[0]
     assert "event=notified" in gw.log.read_text()
+
+
+def test_sighup_reloads_filters_or_keeps_the_old_ones(gateway):
+    import signal
+    gw = gateway()
+    gw.conf.write_text(gw.conf.read_text().replace(
+        "hostname = gw.test\n", "hostname = gw.test\n" + filters(
+            gw, 'mark: if (true) { add-header("X-Rules", "one"); }\n')))
+    gw.start()
+    swaks(gw.out_port, "--body", "first")
+    (first,) = gw.delivered(1)
+    assert b"X-Rules: one" in first
+
+    (gw.root / "filters.conf").write_text(
+        'mark: if (true) { add-header("X-Rules", "two"); }\n')
+    gw.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "event=reloaded" in gw.log.read_text(), "reload", gw)
+    swaks(gw.out_port, "--body", "second")
+    msgs = gw.delivered(2)
+    assert any(b"X-Rules: two" in m for m in msgs)
+
+    (gw.root / "filters.conf").write_text('mark: if (true { drop(); }\n')
+    gw.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "reload-refused" in gw.log.read_text(), "refusal", gw)
+    assert "filters.conf:1:" in gw.log.read_text()
+    swaks(gw.out_port, "--body", "third")
+    msgs = gw.delivered(3)
+    third = [m for m in msgs if b"third" in m]
+    assert len(third) == 1 and b"X-Rules: two" in third[0]
