@@ -62,7 +62,7 @@ struct daemon {
 };
 
 #define TICK_SECONDS   2  /* how soon a released message moves on */
-#define EXPIRY_SECONDS 60 /* how often retention is applied */
+#define EXPIRY_SECONDS 60 /* how often retention is applied, at most */
 
 static void dlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -277,7 +277,12 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 		quarantine_error(d->quar, err, sizeof(err));
 		log_err("daemon", "event=error op=release reason=\"%s\"", err);
 	}
-	if (now - d->last_expiry < EXPIRY_SECONDS)
+	/* Every minute, or as often as the shortest retention asks. */
+	time_t every = EXPIRY_SECONDS;
+	for (size_t i = 0; i < d->cfg->nquarantines; i++)
+		if ((time_t)d->cfg->quarantines[i].retention < every)
+			every = (time_t)d->cfg->quarantines[i].retention;
+	if (now - d->last_expiry < every)
 		return;
 	d->last_expiry = now;
 	for (size_t i = 0; i < d->cfg->nquarantines; i++) {

@@ -550,8 +550,7 @@ quarantine_key(struct parser *ps, const char *k, const char *v)
 	int e;
 
 	if (strcmp(k, "retention") == 0)
-		return cfg_set_duration(ps, &q->retention, v, 60,
-		                        3650u * 86400);
+		return cfg_set_duration(ps, &q->retention, v, 1, 3650u * 86400);
 	if (strcmp(k, "at_expiry") == 0) {
 		if (cfg_keyword(ps, v, expiry, CFG_EXPIRY_DELETE, &e) == -1)
 			return -1;

@@ -158,6 +158,10 @@ def test_malformed_filters_stop_the_start(gateway):
                        capture_output=True, timeout=T)
     assert r.returncode != 0 and "filters.conf:1:" in r.stderr.decode()
     assert "Nowhere" in r.stderr.decode()
+    # The daemon refuses to start on it, naming the place.
+    r = subprocess.run([str(gw.bin), "serve", "-c", str(gw.conf)],
+                       capture_output=True, timeout=T)
+    assert r.returncode != 0 and "filters.conf:1:" in r.stderr.decode()
 
 
 def test_notify_sends_a_notice_and_delivers_the_message(gateway):
@@ -207,3 +211,25 @@ def test_sighup_reloads_filters_or_keeps_the_old_ones(gateway):
     msgs = gw.delivered(3)
     third = [m for m in msgs if b"third" in m]
     assert len(third) == 1 and b"X-Rules: two" in third[0]
+
+
+def test_retention_releases_or_deletes_at_expiry(gateway):
+    gw = gateway()
+    rules = ('hold: if (subject == "hold") { quarantine("Hold"); }\n'
+             'gone: if (subject == "gone") { quarantine("Policy"); }\n')
+    gw.conf.write_text(gw.conf.read_text().replace(
+        "hostname = gw.test\n", "hostname = gw.test\n" + filters(gw, rules))
+        + "\n[quarantine Hold]\nretention = 2s\nat_expiry = release\n"
+          "\n[quarantine Policy]\nretention = 2s\n")
+    gw.start()
+    swaks(gw.out_port, "--header", "Subject: hold", "--body", "held a bit")
+    swaks(gw.out_port, "--header", "Subject: gone", "--body", "deleted")
+    wait_for(lambda: gw.log.read_text().count("event=quarantined") == 2,
+             "two quarantined", gw)
+    (msg,) = gw.delivered(1, timeout=30)  # released at expiry
+    assert b"held a bit" in msg and b"multipart/signed" in msg
+    wait_for(lambda: "action=delete" in gw.log.read_text(), "deleted", gw)
+    import json
+    assert json.loads(quarantine(gw, "list", "--json").stdout) == []
+    time.sleep(1)
+    assert len(list((gw.outbox / "new").glob("*"))) == 1
