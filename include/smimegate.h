@@ -314,6 +314,9 @@ struct sg_verify_result {
 	char *from_address;   /* the From address examined, or NULL */
 	int weak;             /* SHA-1 or a short key was used */
 	char *weak_reason;
+	struct sg_certs *certs; /* the signer's certificate first, then the
+	                         * other certificates of the SignedData; NULL
+	                         * when the signer's is not in the message */
 };
 void sg_verify_result_clear(struct sg_verify_result *res);
 

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/cmd_harvested.h"
+
 #define MAX_CERT_INPUT (16u << 20)
 
 /* --store, --keyfile, --force, --json; the rest are positional. */
@@ -293,6 +295,8 @@ cmd_key(int argc, char **argv)
 	if (strcmp(sub, "delete") == 0)
 		return admin_list_show_delete("key delete", STORE_PUBLIC,
 		                              argc - 1, argv + 1);
+	if (strcmp(sub, "harvested") == 0)
+		return cmd_key_harvested(argc - 1, argv + 1);
 	return cli_usage("key",
 	                 "unknown subcommand \"%s\" (add, import, "
 	                 "export, list, show, delete)",

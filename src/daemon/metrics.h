@@ -44,6 +44,8 @@ enum metrics_counter {
 	METRICS_DECRYPTED,
 	METRICS_QUARANTINED, /* put into a quarantine by a filter */
 	METRICS_DROPPED,     /* dropped by a filter */
+	METRICS_ALERTS,      /* alerts raised (alert.h) */
+	METRICS_HARVESTED,   /* certificates harvested (new or updated) */
 	/* the queue */
 	METRICS_DELIVERED,
 	METRICS_DEFERRED,

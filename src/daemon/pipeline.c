@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/alert.h"
 #include "daemon/deliver.h"
 #include "daemon/dsn.h"
 #include "daemon/log.h"
@@ -41,6 +42,7 @@ struct pipeline {
 	void *split_arg;
 	pipeline_inject_fn inject; /* notify() messages */
 	void *inject_arg;
+	struct alerts *alerts; /* borrowed, may be NULL */
 };
 
 /* What one worker thread keeps: its own library handle and store
@@ -116,6 +118,12 @@ void
 pipeline_set_quarantine(struct pipeline *pl, struct quarantine *q)
 {
 	pl->quar = q;
+}
+
+void
+pipeline_set_alerts(struct pipeline *pl, struct alerts *a)
+{
+	pl->alerts = a;
 }
 
 void
@@ -558,10 +566,113 @@ decrypt_layer(struct worker *w, const struct cfg *cfg, struct sg_msg **msg,
 	return SG_OK;
 }
 
+/* The first of NAMES (emails then domains) whose updated certificates
+ * reached exactly two within 48 hours, with the domains of the emails
+ * checked too; NULL when none did. */
+static const char *
+update_burst(struct store *st, char **names, char *dom, size_t domlen)
+{
+	time_t since = time(NULL) - 48 * 3600;
+	unsigned n;
+
+	for (size_t i = 0; names != NULL && names[i] != NULL; i++)
+		if (store_harvest_updates(st, names[i], since, &n) == SG_OK &&
+		    n == 2)
+			return names[i];
+	for (size_t i = 0; names != NULL && names[i] != NULL; i++) {
+		const char *at = strrchr(names[i], '@');
+
+		if (at == NULL)
+			continue;
+		snprintf(dom, domlen, "%s", at + 1);
+		if (store_harvest_updates(st, dom, since, &n) == SG_OK &&
+		    n == 2)
+			return dom;
+	}
+	return NULL;
+}
+
+/*
+ * Harvesting (issue 6): when ENV's mail flow policy says so, the signer's
+ * certificate of a message that verified (or any, with
+ * harvest_on_failure) is kept for encrypting to that sender later.  Two
+ * updated certificates for one address or domain within 48 hours raise
+ * an alert, once; a repository over harvest_max_size loses its least
+ * recently used certificates, with an alert.  Never fails the message.
+ */
+static void
+harvest(struct pipeline *pl, struct worker *w, const struct cfg *cfg,
+        const struct cfg_flow *flow, const struct spool_env *env,
+        const struct sg_verify_result *res, int verified)
+{
+	struct store_harvest_opts o = {0};
+	struct store_harvest_out out = {0};
+	char source[600], dom[320];
+	const char *burst;
+	size_t evicted = 0;
+	uint64_t total = 0;
+	enum sg_status st;
+
+	if (flow == NULL || !flow->harvest || res->certs == NULL)
+		return;
+	if (!verified && !flow->harvest_on_failure) {
+		logf_("qid=%s event=harvest result=skipped reason=\"the "
+		      "signature did not verify\"",
+		      env->id);
+		return;
+	}
+	/* Self-signed and expired signers fail verification: harvesting
+	 * them too is what harvest_on_failure asks. */
+	o.store_updated = flow->harvest_updated;
+	o.allow_self_signed = o.allow_expired = flow->harvest_on_failure;
+	snprintf(source, sizeof(source), "qid=%s from=%s", env->id,
+	         env->mail_from ? env->mail_from : "");
+	if ((st = store_harvest(w->st, res->certs, 0, source, &o, &out)) !=
+	    SG_OK) {
+		logf_("qid=%s event=harvest-error status=%s reason=\"%s\"",
+		      env->id, sg_status_name(st), store_errmsg(w->st));
+		return;
+	}
+	logf_("qid=%s event=harvest result=%s name=%s reason=\"%s\"", env->id,
+	      store_harvest_result_name(out.result), out.name ? out.name : "-",
+	      out.reason);
+	if (out.result == STORE_HARVEST_NEW ||
+	    out.result == STORE_HARVEST_UPDATED)
+		metrics_inc(pl->metrics, METRICS_HARVESTED);
+	if (out.result == STORE_HARVEST_UPDATED ||
+	    (out.result == STORE_HARVEST_SKIPPED &&
+	     strncmp(out.reason, "updated", 7) == 0)) {
+		if ((burst = update_burst(w->st, out.names, dom,
+		                          sizeof(dom))) != NULL)
+			alert_raise(
+			    pl->alerts, "updated-certificates",
+			    "Two updated certificates for %s arrived "
+			    "within 48 hours (the last in message %s "
+			    "from <%s>). A partner renewing twice in two "
+			    "days is unusual: check that both are "
+			    "genuine.",
+			    burst, env->id,
+			    env->mail_from ? env->mail_from : "");
+	}
+	if ((out.result == STORE_HARVEST_NEW ||
+	     out.result == STORE_HARVEST_UPDATED) &&
+	    store_harvest_limit(w->st, cfg->harvest_max_size, &evicted,
+	                        &total) == SG_OK &&
+	    evicted > 0)
+		alert_raise(
+		    pl->alerts, "harvest-repository-full",
+		    "The harvested key repository reached its limit "
+		    "(harvest_max_size = %zu bytes): %zu least recently "
+		    "used certificate(s) evicted, %llu bytes left.",
+		    cfg->harvest_max_size, evicted, (unsigned long long)total);
+	store_harvest_out_clear(&out);
+}
+
 static enum sg_status
-incoming(struct worker *w, const struct cfg *cfg, const struct cfg_listener *l,
-         const struct spool_env *env, struct sg_msg **msg, int *fd, char *ar,
-         size_t arlen, struct msgfilter_smime *sm, char *reason, size_t rlen)
+incoming(struct pipeline *pl, struct worker *w, const struct cfg *cfg,
+         const struct cfg_listener *l, const struct spool_env *env,
+         struct sg_msg **msg, int *fd, char *ar, size_t arlen,
+         struct msgfilter_smime *sm, char *reason, size_t rlen)
 {
 	const struct cfg_flow *flow =
 	    env->flow ? cfg_flow(cfg, env->flow) : NULL;
@@ -647,6 +758,7 @@ incoming(struct worker *w, const struct cfg *cfg, const struct cfg_listener *l,
 		st = sg_verify(w->ctx, *msg, trust, &res, &sink);
 		sm->message = sm->signed_ = 1;
 		failed |= st != SG_OK;
+		harvest(pl, w, cfg, flow, env, &res, st == SG_OK);
 		result = st == SG_OK                    ? "pass"
 		         : sg_status_exit_code(st) == 1 ? "fail"
 		                                        : "permerror";
@@ -1057,8 +1169,8 @@ pipeline_process(struct pipeline *pl, struct spool_env *env, int data_fd,
 		if (st == SG_OK && taken)
 			goto out;
 	} else {
-		st = incoming(w, cfg, l, env, &msg, &fd, ar, sizeof(ar), &sm,
-		              reason, rlen);
+		st = incoming(pl, w, cfg, l, env, &msg, &fd, ar, sizeof(ar),
+		              &sm, reason, rlen);
 		if (st == SG_OK)
 			st = run_filters(pl, w, cfg, pol, env, msg, &sm, &fr,
 			                 &d, reason, rlen);

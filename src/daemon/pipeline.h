@@ -55,6 +55,10 @@ typedef enum sg_status (*pipeline_inject_fn)(void *arg, const char *rcpt,
                                              char *id, size_t idlen);
 void pipeline_set_injector(struct pipeline *pl, pipeline_inject_fn fn,
                            void *arg);
+
+/* Where harvesting raises its alerts (borrowed; alert.h). */
+struct alerts;
+void pipeline_set_alerts(struct pipeline *pl, struct alerts *a);
 void pipeline_free(struct pipeline *pl);
 
 /* Turns spooled DATA_FD of ENV into the message to deliver: *OUT_FD is a

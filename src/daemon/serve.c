@@ -31,6 +31,7 @@
 #include <event2/http.h>
 #include <event2/thread.h>
 
+#include "daemon/alert.h"
 #include "daemon/dsn.h"
 #include "daemon/log.h"
 #include "daemon/metrics.h"
@@ -56,6 +57,7 @@ struct daemon {
 	struct evhttp *http;     /* GET /metrics, when cfg->metrics is set */
 	struct event *ev_term, *ev_int, *ev_hup;
 	struct quarantine *quar; /* SPOOL/quarantine and SPOOL/release */
+	struct alerts *alerts;   /* for the administrator (alert.h) */
 	struct event *ev_tick;   /* releases and retention */
 	time_t last_expiry;
 	int stopping;
@@ -361,6 +363,52 @@ out:
 	sg_key_free(key);
 	store_close(st);
 	sg_ctx_free(ctx);
+	return rc;
+}
+
+/* The alerts' sender (alert.h): a short message from the postmaster to
+ * alert_to, signed like notifications when notify_signer is set. */
+static enum sg_status
+send_alert(void *arg, const char *kind, const char *text)
+{
+	struct daemon *d = arg;
+	const struct cfg *cfg = __atomic_load_n(&d->cfg, __ATOMIC_ACQUIRE);
+	char msg[4096], date[64], id[SPOOL_ID_LEN + 1];
+	char *sig = NULL;
+	size_t siglen = 0;
+	time_t now = time(NULL);
+	struct tm tm;
+	enum sg_status rc;
+	int n;
+
+	if (cfg->alert_to == NULL) {
+		log_warn("alert",
+		         "event=alert-not-mailed kind=%s reason=\"no "
+		         "alert_to configured\"",
+		         kind);
+		return SG_OK;
+	}
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	n = snprintf(msg, sizeof(msg),
+	             "From: <%s>\r\nTo: <%s>\r\nDate: %s\r\n"
+	             "Subject: [smimegate alert] %s on %s\r\n"
+	             "Auto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\n"
+	             "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+	             "%s\r\n",
+	             cfg->postmaster, cfg->alert_to, date, kind, cfg->hostname,
+	             text);
+	if (n < 0 || (size_t)n >= sizeof(msg))
+		return SG_ERR_LIMIT;
+	if (cfg->notify_signer != NULL &&
+	    sign_notification(cfg, "-", msg, (size_t)n, &sig, &siglen) != SG_OK)
+		sig = NULL;
+	rc = inject(d, cfg, cfg->alert_to, sig ? sig : msg,
+	            sig ? siglen : (size_t)n, id, sizeof(id));
+	if (rc == SG_OK)
+		dlog("qid=%s event=alert-queued kind=%s to=<%s> signed=%s", id,
+		     kind, cfg->alert_to, sig ? "yes" : "no");
+	free(sig);
 	return rc;
 }
 
@@ -737,6 +785,11 @@ serve_run(const char *config_path, char *err, size_t errlen)
 	pipeline_set_quarantine(d.pl, d.quar);
 	pipeline_set_splitter(d.pl, split_copy, &d);
 	pipeline_set_injector(d.pl, inject_notice, &d);
+	if ((d.alerts = alerts_new(d.metrics, send_alert, &d)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	pipeline_set_alerts(d.pl, d.alerts);
 	queue_set_metrics(d.q, d.metrics);
 	smtp_server_set_metrics(d.srv, d.metrics);
 	qp.first_retry = d.cfg->retry_min;
@@ -796,6 +849,7 @@ out:
 	smtp_server_free(d.srv);
 	pipeline_free(d.pl);
 	quarantine_close(d.quar);
+	alerts_free(d.alerts);
 	spool_close(d.sp);
 	if (d.base) {
 		/* Release what the freed sessions left to deferred callbacks.

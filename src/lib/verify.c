@@ -30,6 +30,7 @@ sg_verify_result_clear(struct sg_verify_result *res)
 	free(res->chain_error);
 	free(res->from_address);
 	free(res->weak_reason);
+	sg_certs_free(res->certs);
 	memset(res, 0, sizeof(*res));
 }
 
@@ -297,6 +298,38 @@ write_content(struct sg_msg *msg, CMS_ContentInfo *cms, struct sg_source *src,
 	                          "cannot write the output");
 }
 
+/* The signer's certificate, then the others of the SignedData, for the
+ * caller (harvesting).  Nothing kept when memory is short. */
+static void
+keep_certs(CMS_ContentInfo *cms, X509 *signer, struct sg_verify_result *res)
+{
+	STACK_OF(X509) * all;
+	struct sg_certs *c = NULL;
+
+	if (signer == NULL || sg_certs_new(&c) != SG_OK)
+		return;
+	if (!X509_up_ref(signer)) {
+		sg_certs_free(c);
+		return;
+	}
+	if (!sk_X509_push(c->sk, signer)) {
+		X509_free(signer);
+		sg_certs_free(c);
+		return;
+	}
+	all = CMS_get1_certs(cms);
+	for (int i = 0; i < sk_X509_num(all); i++) {
+		X509 *x = sk_X509_value(all, i);
+
+		if (X509_cmp(x, signer) == 0 || !X509_up_ref(x))
+			continue;
+		if (!sk_X509_push(c->sk, x))
+			X509_free(x);
+	}
+	sk_X509_pop_free(all, X509_free);
+	res->certs = c;
+}
+
 enum sg_status
 sg_verify(struct sg_ctx *ctx, struct sg_msg *msg, const struct sg_certs *trust,
           struct sg_verify_result *res, struct sg_sink *sink)
@@ -343,6 +376,7 @@ sg_verify(struct sg_ctx *ctx, struct sg_msg *msg, const struct sg_certs *trust,
 	signers = CMS_get0_signers(cms);
 	signer = sk_X509_num(signers) > 0 ? sk_X509_value(signers, 0) : NULL;
 	describe_signer(ctx, cms, signer, msg, res);
+	keep_certs(cms, signer, res);
 	if (!good) {
 		st = sg_fail_plain(ctx, SG_ERR_BAD_SIGNATURE,
 		                   "the signature does not match the content "

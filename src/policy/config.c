@@ -386,6 +386,14 @@ global_key(struct parser *ps, const char *k, const char *v)
 		return cfg_set_duration(ps, &c->retry_max, v, 1, 7 * 86400);
 	if (strcmp(k, "workers") == 0)
 		return cfg_set_uint(ps, &c->workers, v, 0, 256);
+	if (strcmp(k, "alert_to") == 0) {
+		if (strchr(v, '@') == NULL || strpbrk(v, " \t<>\"") != NULL)
+			return cfg_fail(ps, "alert_to wants an address");
+		return cfg_set_str(ps, &c->alert_to, v);
+	}
+	if (strcmp(k, "harvest_max_size") == 0)
+		return cfg_set_size(ps, &c->harvest_max_size, v, 1024,
+		                    (size_t)1 << 40);
 	if (strcmp(k, "message_filters") == 0)
 		return cfg_set_str(ps, &c->message_filters_path, v);
 	return cfg_fail(ps, "unknown setting \"%s\"", k);
@@ -763,6 +771,7 @@ defaults(struct cfg *c)
 	c->retry_min = 60;
 	c->smarthost_tls = CFG_TLS_OPPORTUNISTIC;
 	c->retry_max = 3600;
+	c->harvest_max_size = (size_t)512 << 20; /* seed 002 */
 }
 
 static int
@@ -1005,6 +1014,7 @@ cfg_free(struct cfg *c)
 	for (size_t i = 0; i < c->nquarantines; i++)
 		free(c->quarantines[i].name);
 	free(c->quarantines);
+	free(c->alert_to);
 	free(c->message_filters_path);
 	filter_set_free(c->message_filters);
 	cfg_policy_free(c);

@@ -176,7 +176,9 @@ struct cfg {
 	size_t nroutes;
 	struct cfg_quarantine *quarantines; /* "Policy" always exists */
 	size_t nquarantines;
-	char *message_filters_path;         /* message_filters = FILE */
+	char *alert_to;             /* alerts are mailed here, or NULL */
+	size_t harvest_max_size;    /* bytes of harvested certificates */
+	char *message_filters_path; /* message_filters = FILE */
 	struct filter_set *message_filters; /* loaded from it, or NULL */
 	struct cfg_flow *flows;
 	size_t nflows;

@@ -68,6 +68,74 @@ static const char *const migrations[] = {
     "CREATE TABLE settings ("
     " key TEXT PRIMARY KEY,"
     " value TEXT NOT NULL);",
+    /* 2: harvested certificates (role 4): the role's CHECK changes, so
+     * `certs` is rebuilt (ids kept), and `cert_names` with it so that its
+     * foreign key never points at a dropped table; the events of updated
+     * certificates. */
+    "CREATE TABLE certs_v2 ("
+    " id INTEGER PRIMARY KEY,"
+    " role INTEGER NOT NULL CHECK (role IN (1, 2, 3, 4)),"
+    " name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 255),"
+    " cert_der BLOB,"
+    " chain_der BLOB,"
+    " key_blob BLOB,"
+    " csr_pem TEXT,"
+    " fingerprint TEXT,"
+    " subject TEXT,"
+    " issuer TEXT,"
+    " serial TEXT,"
+    " ski TEXT,"
+    " not_before INTEGER,"
+    " not_after INTEGER,"
+    " can_sign INTEGER NOT NULL DEFAULT 0,"
+    " can_encrypt INTEGER NOT NULL DEFAULT 0,"
+    " self_signed INTEGER NOT NULL DEFAULT 0,"
+    " source TEXT NOT NULL,"
+    " created INTEGER NOT NULL,"
+    " harvested_at INTEGER," /* the harvest's facts: role 4 only */
+    " last_used INTEGER,"
+    " harvest_source TEXT CHECK (length(harvest_source) <= 512),"
+    " size INTEGER," /* bytes of cert_der */
+    " UNIQUE (role, name),"
+    " CHECK ((role = 1) = (key_blob IS NOT NULL)),"
+    " CHECK (cert_der IS NOT NULL OR csr_pem IS NOT NULL),"
+    " CHECK ((role = 4) = (harvested_at IS NOT NULL)),"
+    " CHECK ((role = 4) = (last_used IS NOT NULL)),"
+    " CHECK ((role = 4) = (harvest_source IS NOT NULL)),"
+    " CHECK ((role = 4) = (size IS NOT NULL)),"
+    " CHECK (role <> 4 OR (cert_der IS NOT NULL AND size > 0)));"
+    "INSERT INTO certs_v2 (id, role, name, cert_der, chain_der, key_blob,"
+    " csr_pem, fingerprint, subject, issuer, serial, ski, not_before,"
+    " not_after, can_sign, can_encrypt, self_signed, source, created)"
+    " SELECT id, role, name, cert_der, chain_der, key_blob, csr_pem,"
+    " fingerprint, subject, issuer, serial, ski, not_before, not_after,"
+    " can_sign, can_encrypt, self_signed, source, created FROM certs;"
+    "CREATE TABLE cert_names_v2 ("
+    " cert_id INTEGER NOT NULL REFERENCES certs_v2 (id) ON DELETE CASCADE,"
+    " kind TEXT NOT NULL CHECK (kind IN ('email', 'domain')),"
+    " value TEXT NOT NULL,"
+    " UNIQUE (cert_id, kind, value));"
+    "INSERT INTO cert_names_v2 (cert_id, kind, value)"
+    " SELECT cert_id, kind, value FROM cert_names;"
+    "DROP TABLE cert_names;"
+    "DROP TABLE certs;"
+    /* Renaming the parent rewrites cert_names_v2's foreign key. */
+    "ALTER TABLE certs_v2 RENAME TO certs;"
+    "ALTER TABLE cert_names_v2 RENAME TO cert_names;"
+    "CREATE UNIQUE INDEX certs_fingerprint ON certs (role, fingerprint)"
+    " WHERE fingerprint IS NOT NULL;"
+    "CREATE INDEX certs_issuer_serial ON certs (issuer, serial);"
+    "CREATE INDEX certs_ski ON certs (ski);"
+    "CREATE INDEX cert_names_value ON cert_names (kind, value);"
+    "CREATE INDEX certs_harvested_lru ON certs"
+    " (last_used, harvested_at, id, size) WHERE role = 4;"
+    "CREATE TABLE harvest_updates ("
+    " id INTEGER PRIMARY KEY,"
+    " addr TEXT NOT NULL CHECK (length(addr) BETWEEN 1 AND 320),"
+    " domain TEXT NOT NULL CHECK (length(domain) BETWEEN 1 AND 320),"
+    " at INTEGER NOT NULL);"
+    "CREATE INDEX harvest_updates_addr ON harvest_updates (addr, at);"
+    "CREATE INDEX harvest_updates_domain ON harvest_updates (domain, at);",
 };
 
 int
@@ -343,6 +411,8 @@ store_role_noun(enum store_role role)
 		return "certificate";
 	case STORE_CA:
 		return "trust anchor";
+	case STORE_HARVESTED:
+		return "harvested certificate";
 	}
 	return "row";
 }
@@ -356,7 +426,7 @@ store_row_select(struct store *st, enum store_role role, const char *name,
 	int row = 0;
 
 	*s = NULL;
-	if (role < STORE_ORG || role > STORE_CA)
+	if (role < STORE_ORG || role > STORE_HARVESTED)
 		return store_fail(st, SG_ERR_USAGE, "bad role");
 	if (!store_name_ok(name))
 		return store_fail(st, SG_ERR_NOT_FOUND, "no such %s",
@@ -396,7 +466,7 @@ store_row_read(struct store *st, sqlite3_stmt *s, struct store_row *r)
 	    (rc = col_int(st, s, 1, &role)) != SG_OK ||
 	    (rc = col_int(st, s, 4, &created)) != SG_OK)
 		goto fail;
-	if (role < STORE_ORG || role > STORE_CA) {
+	if (role < STORE_ORG || role > STORE_HARVESTED) {
 		rc = corrupt(st, s, 1, "is out of range");
 		goto fail;
 	}

@@ -19,6 +19,7 @@
 #define SG_STORE_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #include "smimegate.h"
@@ -27,9 +28,10 @@ struct store;
 
 /* What a row is. */
 enum store_role {
-	STORE_ORG = 1, /* ours: certificate (or pending CSR) + private key */
-	STORE_PUBLIC,  /* someone else's certificate, for encryption */
-	STORE_CA,      /* a trust anchor */
+	STORE_ORG = 1,   /* ours: certificate (or pending CSR) + private key */
+	STORE_PUBLIC,    /* someone else's certificate, for encryption */
+	STORE_CA,        /* a trust anchor */
+	STORE_HARVESTED, /* a certificate collected from signed mail */
 };
 
 /*
@@ -124,8 +126,11 @@ enum sg_status store_get_setting(struct store *st, const char *key,
  * rfc822Name SAN equals ADDR (local part exact, domain part
  * case-insensitive); else one whose dNSName SAN matches ADDR's domain
  * (`*.example.net` matches `a.example.net`, not `example.net`, nor
- * `b.a.example.net`); newest notAfter first.  Expired and not yet valid
- * ones never match.  *OUT gets the certificate.
+ * `b.a.example.net`); newest notAfter first.  Only when neither matches,
+ * the same two steps among harvested certificates, newest notBefore
+ * first; the one chosen gets its last_used set to now (a failure there is
+ * ignored).  Expired and not yet valid ones never match.  *OUT gets the
+ * certificate.
  */
 enum sg_status store_find_encrypt_cert(struct store *st, const char *addr,
                                        struct sg_certs **out);
@@ -154,5 +159,141 @@ const char *store_errmsg(const struct store *st);
 /* How long a call waits for another connection's lock before it gives
  * up with SG_ERR_TEMP (default 5000 ms; 0: not at all).  For tests. */
 void store_set_busy_timeout(struct store *st, int ms);
+
+/* ---- harvested certificates (store_harvest.c) ----
+ *
+ * The gateway collects ("harvests") the certificates of the senders of
+ * signed mail, to encrypt to them later.  A harvested row is like a
+ * STORE_PUBLIC one (a certificate, no key) with four more facts: when it
+ * was harvested, when it was last used for encryption, where it came
+ * from, and its size.  Added keys (STORE_PUBLIC, and our own) always win
+ * over harvested ones.  Names are generated: "h-<first email or
+ * domain>-<8 hex digits of the fingerprint>", made of [A-Za-z0-9._@+-]
+ * only.
+ */
+
+/* What may be harvested beyond the defaults (seed 002): all 0 by
+ * default (expired and self-signed certificates are not harvested, nor
+ * is an updated certificate stored).  A CA certificate, or one not fit
+ * for encryption, is never harvested. */
+struct store_harvest_opts {
+	int allow_self_signed;
+	int allow_expired;
+	int store_updated; /* store a newer certificate for an address that
+	                    * already has a harvested one (both are kept) */
+};
+
+enum store_harvest_result {
+	STORE_HARVEST_NEW = 1, /* stored: nothing harvested for its names */
+	STORE_HARVEST_UPDATED, /* stored: newer than the harvested one(s) */
+	STORE_HARVEST_SAME,    /* already harvested: last_used refreshed */
+	STORE_HARVEST_SKIPPED, /* not stored: see reason */
+};
+
+#define STORE_HARVEST_REASON 512 /* a reason, with an address and a name */
+
+struct store_harvest_out {
+	enum store_harvest_result result;
+	char *name;   /* the row (NEW, UPDATED, SAME); NULL when SKIPPED */
+	char **names; /* the emails (normalized), then the domains
+	               * (lowercased) the certificate covers; NULL-terminated,
+	               * never NULL after store_harvest returned SG_OK */
+	size_t n_names;
+	/* SKIPPED: why, and the status that stands for it: "a CA
+	 * certificate", "not for encryption", "no email address or domain"
+	 * (SG_ERR_KEY_USAGE); "too many names", "certificate too large"
+	 * (SG_ERR_LIMIT); "unusable certificate" (SG_ERR_BADKEY); "expired"
+	 * (SG_ERR_EXPIRED); "self-signed", "updated certificate not stored"
+	 * (SG_ERR_POLICY); "an added key exists for ADDR (NAME)", "a newer
+	 * certificate is stored for ADDR (NAME)" (SG_ERR_EXISTS).  "" and
+	 * SG_OK otherwise. */
+	char reason[STORE_HARVEST_REASON];
+	enum sg_status skip_status;
+};
+void store_harvest_out_clear(struct store_harvest_out *o);
+/* "new", "updated", "same", "skipped". */
+const char *store_harvest_result_name(enum store_harvest_result r);
+
+/*
+ * Harvests certificate I of CERTS (e.g. the signer's certificate of a
+ * verified message), in one transaction.  SOURCE (may be NULL) says where
+ * it came from ("qid=... from=alice@example.com"): kept with control
+ * characters replaced and cut to 512 bytes.  O may be NULL (the
+ * defaults).  On SG_OK *OUT is overwritten with the outcome (the caller
+ * clears it with store_harvest_out_clear); a certificate that is not
+ * harvested is SG_OK with result SKIPPED.
+ *
+ * The rules, in order: never a CA certificate, one not fit for
+ * encryption (sg_certs_info's can_encrypt), one without an email address
+ * or domain, with too many names (over 1,000), unusable or too large
+ * (the store's bounds); not an expired one unless O->allow_expired, nor a
+ * self-signed one unless O->allow_self_signed (one not yet valid is
+ * harvested: lookups wait for it).  Not when each of its names already
+ * has a valid, encryption-capable added key (STORE_PUBLIC or ours, by
+ * email, or by the address's domain).  The same certificate again is
+ * SAME.  Against the harvested rows with one of its names (same email,
+ * or same domain): when one is as new or newer (notBefore), SKIPPED;
+ * when all are older, an update: an event per such name is recorded
+ * (store_harvest_updates) and the certificate is stored (UPDATED, the
+ * old rows kept) only with O->store_updated, else SKIPPED "updated
+ * certificate not stored".  Else NEW.
+ *
+ * SG_ERR_USAGE (no certificate I), SG_ERR_TEMP, SG_ERR_IO, SG_ERR_NOMEM.
+ */
+enum sg_status store_harvest(struct store *st, const struct sg_certs *certs,
+                             size_t i, const char *source,
+                             const struct store_harvest_opts *o,
+                             struct store_harvest_out *out);
+
+/*
+ * Counts the update events (UPDATED, or skipped because updated) at or
+ * after SINCE: for the address ADDR_OR_DOMAIN, or, when it has no '@',
+ * for every address of that domain (and the domain itself).  Events are
+ * kept 30 days (at most 100,000 of them).  SG_ERR_USAGE for a bad
+ * argument.
+ */
+enum sg_status store_harvest_updates(struct store *st,
+                                     const char *addr_or_domain, time_t since,
+                                     unsigned *n);
+
+/*
+ * Evicts harvested rows, least recently used first (last_used, then
+ * harvested_at), until the DER bytes of all harvested certificates are
+ * at most MAX_BYTES; at most 10,000 rows per call (one transaction).  *EVICTED
+ * and *TOTAL_AFTER (either may be NULL) tell what was done; TOTAL_AFTER >
+ * MAX_BYTES when the bound stopped it.  Raising an alert is the caller's.
+ */
+enum sg_status store_harvest_limit(struct store *st, uint64_t max_bytes,
+                                   size_t *evicted, uint64_t *total_after);
+/* How many harvested rows there are and their DER bytes. */
+enum sg_status store_harvest_usage(struct store *st, size_t *count,
+                                   uint64_t *bytes);
+
+/* A harvested row as listed: the entry (source "harvested", created the
+ * time it was harvested) and the harvest's facts. */
+struct store_harvested {
+	struct store_entry e;
+	time_t harvested_at;
+	time_t last_used; /* last chosen for encryption (or harvested again) */
+	char *source;     /* "qid=... from=..." as given to store_harvest */
+	uint64_t size;    /* DER bytes */
+};
+void store_harvested_clear(struct store_harvested *h);
+void store_harvested_free(struct store_harvested *v, size_t n);
+/* Lists the harvested rows, by name. */
+enum sg_status store_harvested_list(struct store *st,
+                                    struct store_harvested **v, size_t *n);
+/* One harvested row by name.  SG_ERR_NOT_FOUND. */
+enum sg_status store_harvested_get(struct store *st, const char *name,
+                                   struct store_harvested *h);
+/*
+ * Turns the harvested row NAME into a public key (STORE_PUBLIC) named
+ * NEW_NAME (NULL: NAME), keeping its certificate, its emails and domains
+ * and its creation time (source "harvested"); the harvest's facts go.
+ * SG_ERR_NOT_FOUND; SG_ERR_EXISTS when a public key has that name or is
+ * that certificate; SG_ERR_USAGE for a bad NEW_NAME.
+ */
+enum sg_status store_harvested_promote(struct store *st, const char *name,
+                                       const char *new_name);
 
 #endif /* SG_STORE_H */

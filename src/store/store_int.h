@@ -39,6 +39,12 @@
 #define STORE_MAX_ADDR       320               /* an email address, bytes */
 #define STORE_MAX_SQL_VALUE  (4 * 1024 * 1024) /* SQLITE_LIMIT_LENGTH */
 
+#define STORE_MAX_HARVEST_SOURCE 512    /* where a harvest came from */
+#define STORE_HARVEST_MAX_EVICT  10000  /* rows evicted per limit call */
+#define STORE_HARVEST_EVENT_DAYS 30     /* update events are kept */
+#define STORE_MAX_HARVEST_EVENTS 100000 /* update events kept at most */
+#define STORE_HARVEST_TOUCH      60     /* last_used granularity, s */
+
 #define STORE_KEY_CACHE 16 /* private keys kept open per handle */
 
 /* A private key already unwrapped, for the row ID / NAME whose wrapped
@@ -119,6 +125,16 @@ void store_ascii_lower(char *s);
  * STORE_MAX_ADDR bytes without control characters or spaces. */
 enum sg_status store_email_norm(const char *addr, char **out,
                                 const char **domain);
+
+/* The wildcard dNSName that covers DOMAIN ("*.example.net" for
+ * a.example.net; never "*.net"): *OUT malloc'd, or NULL when there is
+ * none.  SG_ERR_NOMEM. */
+enum sg_status store_wildcard_of(const char *domain, char **out);
+
+/* Sets last_used of harvested row ID to now when it is older than
+ * STORE_HARVEST_TOUCH seconds.  Best effort: a failure is not recorded
+ * and changes nothing else (store_harvest.c). */
+void store_harvest_touch(struct store *st, int64_t id);
 
 /* ---- one row of `certs` ---- */
 

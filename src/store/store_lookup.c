@@ -8,6 +8,11 @@
  * candidates with the indexed facts; each candidate's certificate is then
  * parsed again and must itself satisfy the rule (name, validity at
  * sg_ctx_now(), fitness) before it is returned.
+ *
+ * Harvested certificates (STORE_HARVESTED) serve encryption only, and
+ * only when no added key (STORE_PUBLIC, or ours) matches the recipient,
+ * by email or by domain; among them the newest notBefore wins, and the
+ * one chosen gets its last_used set (best effort: store_harvest_touch).
  */
 #include "store/store.h"
 
@@ -23,6 +28,7 @@
 /* What a candidate must be. */
 struct want {
 	int sign;             /* signing (ours only) rather than encryption */
+	int harvested;        /* among harvested rows, not added ones */
 	int email;            /* match an email rather than a domain */
 	const char *value;    /* the normalized email, or the domain */
 	const char *wildcard; /* "*.parent" for a domain, or NULL */
@@ -90,13 +96,14 @@ fits(const struct sg_cert_info *in, const struct want *w)
 }
 
 /* Takes the candidates of S in order; the first whose certificate passes
- * OK(info, ARG) wins: *CERTS gets its certificates and, when KEY is not
- * NULL, *KEY its private key.  A corrupt candidate is skipped, but when
- * nothing else is found its failure is returned instead of NOT_FOUND. */
+ * OK(info, ARG) wins: *CERTS gets its certificates, *ID (when not NULL)
+ * its row id and, when KEY is not NULL, *KEY its private key.  A corrupt
+ * candidate is skipped, but when nothing else is found its failure is
+ * returned instead of NOT_FOUND. */
 static enum sg_status
 scan(struct store *st, sqlite3_stmt *s,
      int (*ok)(const struct sg_cert_info *, const void *), const void *arg,
-     struct sg_certs **certs, struct sg_key **key)
+     struct sg_certs **certs, struct sg_key **key, int64_t *id)
 {
 	struct store_row r = {0};
 	struct sg_certs *c = NULL;
@@ -130,6 +137,8 @@ scan(struct store *st, sqlite3_stmt *s,
 			if (key != NULL &&
 			    (rc = store_row_key(st, &r, c, key)) != SG_OK)
 				goto fail;
+			if (id != NULL)
+				*id = r.id;
 			store_row_clear(&r);
 			*certs = c;
 			return SG_OK;
@@ -153,24 +162,32 @@ fits_cb(const struct sg_cert_info *in, const void *arg)
 	return fits(in, arg);
 }
 
-/* The first certificate (and key, for signing) that satisfies W. */
+/* The first certificate (and key, for signing) that satisfies W: among
+ * ours and the added ones (ours only for signing), newest notAfter first;
+ * or, with W->harvested, among the harvested ones, newest notBefore
+ * first, and the one chosen is marked used. */
 static enum sg_status
 find(struct store *st, const struct want *w, struct sg_certs **certs,
      struct sg_key **key)
 {
 	sqlite3_stmt *s = NULL;
 	enum sg_status rc;
+	int64_t id = 0;
 
 	if ((rc = store_prepare(
 	         st,
 	         "SELECT " STORE_ROW_COLS " FROM certs c WHERE c.id IN "
 	         "(SELECT n.cert_id FROM cert_names n WHERE n.kind = ?1 "
-	         "AND n.value IN (?2, ?3)) AND c.role IN (1, ?4) "
+	         "AND n.value IN (?2, ?3)) "
+	         "AND (CASE WHEN ?8 THEN c.role = 4 "
+	         "ELSE c.role IN (1, ?4) END) "
 	         "AND c.cert_der IS NOT NULL "
 	         "AND 1 = (CASE WHEN ?5 THEN c.can_sign "
 	         "ELSE c.can_encrypt END) "
 	         "AND c.not_before <= ?6 AND c.not_after >= ?6 "
-	         "ORDER BY c.not_after DESC, c.id DESC LIMIT ?7",
+	         "ORDER BY (CASE WHEN ?8 THEN c.not_before "
+	         "ELSE c.not_after END) DESC, c.not_after DESC, c.id DESC "
+	         "LIMIT ?7",
 	         &s)) != SG_OK)
 		return rc;
 	sqlite3_bind_text(s, 1, w->email ? "email" : "domain", -1,
@@ -182,41 +199,62 @@ find(struct store *st, const struct want *w, struct sg_certs **certs,
 	sqlite3_bind_int(s, 5, w->sign);
 	sqlite3_bind_int64(s, 6, (sqlite3_int64)w->now);
 	sqlite3_bind_int(s, 7, STORE_MAX_CANDIDATES);
-	rc = scan(st, s, fits_cb, w, certs, key);
+	sqlite3_bind_int(s, 8, w->harvested);
+	rc = scan(st, s, fits_cb, w, certs, key, &id);
 	sqlite3_finalize(s);
+	if (rc == SG_OK && w->harvested)
+		store_harvest_touch(st, id);
 	return rc;
 }
 
-/* Looks ADDR up by email, then by domain. */
+enum sg_status
+store_wildcard_of(const char *domain, char **out)
+{
+	const char *dot = strchr(domain, '.');
+	char *wild;
+
+	*out = NULL;
+	/* `*.example.net` for a.example.net; never `*.net`. */
+	if (dot == NULL || dot == domain || strchr(dot + 1, '.') == NULL)
+		return SG_OK;
+	if ((wild = malloc(strlen(dot) + 2)) == NULL)
+		return SG_ERR_NOMEM;
+	wild[0] = '*';
+	strcpy(wild + 1, dot);
+	*out = wild;
+	return SG_OK;
+}
+
+/* Looks ADDR up by email, then by domain; for encryption, when neither
+ * matches, the same among harvested rows: an added key (by email or by
+ * domain) always wins over a harvested one. */
 static enum sg_status
 find_addr(struct store *st, const char *addr, int sign, struct sg_certs **certs,
           struct sg_key **key)
 {
 	struct want w = {.sign = sign, .now = sg_ctx_now(st->ctx)};
-	const char *domain, *dot;
+	const char *domain;
 	char *norm = NULL, *wild = NULL;
 	enum sg_status rc;
 
 	if ((rc = store_email_norm(addr, &norm, &domain)) != SG_OK)
 		return store_fail(st, rc, "not an email address");
-	w.email = 1;
-	w.value = norm;
-	if ((rc = find(st, &w, certs, key)) != SG_ERR_NOT_FOUND)
+	if (store_wildcard_of(domain, &wild) != SG_OK) {
+		rc = store_fail(st, SG_ERR_NOMEM, "out of memory");
 		goto out;
-	w.email = 0;
-	w.value = domain;
-	/* `*.example.net` for a.example.net; never `*.net`. */
-	dot = strchr(domain, '.');
-	if (dot != NULL && dot != domain && strchr(dot + 1, '.') != NULL) {
-		if ((wild = malloc(strlen(dot) + 2)) == NULL) {
-			rc = store_fail(st, SG_ERR_NOMEM, "out of memory");
-			goto out;
-		}
-		wild[0] = '*';
-		strcpy(wild + 1, dot);
-		w.wildcard = wild;
 	}
-	rc = find(st, &w, certs, key);
+	for (w.harvested = 0; w.harvested <= !sign; w.harvested++) {
+		w.email = 1;
+		w.value = norm;
+		w.wildcard = NULL;
+		if ((rc = find(st, &w, certs, key)) != SG_ERR_NOT_FOUND)
+			goto out;
+		w.email = 0;
+		w.value = domain;
+		w.wildcard = wild;
+		if ((rc = find(st, &w, certs, key)) != SG_ERR_NOT_FOUND)
+			goto out;
+	}
 out:
 	free(norm);
 	free(wild);
@@ -351,7 +389,7 @@ store_find_decrypt_key(struct store *st, const struct sg_recipient_id *rid,
 	if (ski != NULL)
 		sqlite3_bind_text(s, 3, ski, -1, SQLITE_STATIC);
 	sqlite3_bind_int(s, 4, STORE_MAX_CANDIDATES);
-	rc = scan(st, s, rid_cb, rid, &certs, out);
+	rc = scan(st, s, rid_cb, rid, &certs, out, NULL);
 	if (rc == SG_ERR_NOT_FOUND)
 		rc = store_fail(st, rc, "none of our keys is this recipient");
 out:

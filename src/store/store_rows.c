@@ -19,7 +19,8 @@
 static int
 role_ok(enum store_role role)
 {
-	return role == STORE_ORG || role == STORE_PUBLIC || role == STORE_CA;
+	return role == STORE_ORG || role == STORE_PUBLIC || role == STORE_CA ||
+	       role == STORE_HARVESTED;
 }
 
 /* ---- what a certificate contributes to its row ---- */

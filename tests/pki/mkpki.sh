@@ -15,6 +15,7 @@
 #   alice-legacy.p12   PKCS#12 -legacy (3DES, SHA-1 MAC), with inter
 #   pass.txt           the PKCS#12 password, no newline
 #   bob.pem/.key       RSA-2048, CN=Bob, SAN bob@example.org (2023-01-01 ..)
+#   bob-third.pem      a third one (notBefore 2025-01-01), for harvesting
 #   bob-renewed.pem    a second certificate for bob.key: new serial,
 #                      notBefore 2024-06-01 (same subject key identifier)
 #   dave.pem/.key      RSA-2048, CN=Dave, SAN dave@example.net
@@ -182,6 +183,7 @@ issue root inter inter "$O/CN=smimegate Test Intermediate CA" v3_inter $CA_START
 issue inter alice alice "$O/CN=Alice" v3_smime $EE_START $EE_END alice@example.com
 issue inter bob bob "$O/CN=Bob" v3_smime $EE_START $EE_END bob@example.org
 issue inter bob bob-renewed "$O/CN=Bob" v3_smime 20240601000000Z $EE_END bob@example.org
+issue inter bob bob-third "$O/CN=Bob" v3_smime 20250101000000Z $EE_END bob@example.org
 issue inter dave dave "$O/CN=Dave" v3_smime $EE_START $EE_END dave@example.net
 issue inter carol-ec carol-ec "$O/CN=Carol" v3_ec $EE_START $EE_END carol@example.com
 issue inter expired expired "$O/CN=Expired" v3_smime 20200101000000Z 20210101000000Z expired@example.com
