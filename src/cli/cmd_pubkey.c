@@ -299,7 +299,7 @@ cmd_key(int argc, char **argv)
 		return cmd_key_harvested(argc - 1, argv + 1);
 	return cli_usage("key",
 	                 "unknown subcommand \"%s\" (add, import, "
-	                 "export, list, show, delete)",
+	                 "export, list, show, delete, harvested)",
 	                 sub);
 }
 

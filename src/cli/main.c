@@ -28,7 +28,8 @@ static const struct command {
     {"cert", cmd_cert,
      "our certificates: create, csr, import, export, list, show, delete"},
     {"key", cmd_key,
-     "partners' public keys: add, import, export, list, show, delete"},
+     "partners' public keys: add, import, export, list, show, delete; "
+     "harvested list|show|add|promote|delete"},
     {"serve", cmd_serve,
      "serve -c FILE: run the gateway (--demo DIR: the make run demo)"},
     {"check-config", cmd_check_config,
