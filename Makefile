@@ -8,7 +8,7 @@
 
 CC      ?= cc
 PKGS     = gmime-3.0 openssl sqlite3 libevent libevent_pthreads libevent_openssl \
-           libxcrypt
+           libxcrypt ldap
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 

@@ -394,6 +394,8 @@ global_key(struct parser *ps, const char *k, const char *v)
 	if (strcmp(k, "harvest_max_size") == 0)
 		return cfg_set_size(ps, &c->harvest_max_size, v, 1024,
 		                    (size_t)1 << 40);
+	if (strncmp(k, "ldap_", 5) == 0)
+		return cfg_ldap_key(ps, k, v);
 	if (strcmp(k, "message_filters") == 0)
 		return cfg_set_str(ps, &c->message_filters_path, v);
 	return cfg_fail(ps, "unknown setting \"%s\"", k);
@@ -890,7 +892,7 @@ finish(struct parser *ps)
 	    add_quarantine(ps, "Policy") == NULL)
 		return -1;
 	if (load_filters(ps) == -1 || cfg_policy_finish(ps) == -1 ||
-	    cfg_flow_finish(ps) == -1)
+	    cfg_flow_finish(ps) == -1 || cfg_ldap_finish(ps) == -1)
 		return -1;
 	if (c->nlisteners == 0)
 		return cfg_fail(ps,
@@ -1019,6 +1021,7 @@ cfg_free(struct cfg *c)
 	filter_set_free(c->message_filters);
 	cfg_policy_free(c);
 	cfg_flow_free(c);
+	cfg_ldap_free(c);
 	free(c->notify_signer);
 	free(c->listeners);
 	free(c->profiles);

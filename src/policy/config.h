@@ -145,6 +145,20 @@ struct cfg_policy {
 	void *match; /* compiled patterns (config_policy.c) */
 };
 
+/* Directory lookup of recipients' certificates (global ldap_* keys,
+ * docs/config.md; config_ldap.c).  NULL in struct cfg: none. */
+struct cfg_ldap {
+	char *uri;           /* "ldap://host:port" or "ldaps://..." */
+	char *bind_dn;       /* NULL: anonymous */
+	char *bind_password_file; /* the password, first line; 0600 */
+	char *base;          /* search base */
+	char *filter;        /* "(mail=%s)": %s the escaped address */
+	int starttls;        /* 1: StartTLS required */
+	unsigned timeout;    /* seconds, per operation */
+	unsigned cache_ttl;  /* seconds a found certificate is kept */
+	unsigned negative_ttl; /* seconds a "none" answer is kept */
+};
+
 struct cfg {
 	char *path; /* the file it came from */
 	char *hostname;
@@ -184,6 +198,7 @@ struct cfg {
 	size_t nflows;
 	struct cfg_policy *policies;
 	size_t npolicies;
+	struct cfg_ldap *ldap; /* NULL: no directory */
 };
 
 /* The first flow of listener LISTENER matching the client SA, its HELO

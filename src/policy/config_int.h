@@ -72,5 +72,9 @@ int cfg_flow_section(struct parser *ps, const char *name);
 int cfg_flow_key(struct parser *ps, const char *k, const char *v);
 int cfg_flow_finish(struct parser *ps);
 void cfg_flow_free(struct cfg *c);
+/* The global ldap_* keys (config_ldap.c). */
+int cfg_ldap_key(struct parser *ps, const char *k, const char *v);
+int cfg_ldap_finish(struct parser *ps);
+void cfg_ldap_free(struct cfg *c);
 
 #endif /* SG_CONFIG_INT_H */
