@@ -498,6 +498,100 @@ enum sg_status sg_msg_recipients(struct sg_ctx *ctx, struct sg_msg *msg,
                                  struct sg_recipient_id **ids, size_t *n);
 void sg_recipient_ids_free(struct sg_recipient_id *ids, size_t n);
 
+/* ---- Revocation ---------------------------------------------------------- */
+
+/*
+ * Whether a certificate has been revoked, from CRLs (files given at
+ * creation, and the certificate's CRL distribution points fetched over
+ * http:// and cached) and OCSP (the http:// responder of the certificate's
+ * authorityInfoAccess).  Details and the decision table: docs/revocation.md.
+ *
+ * The checker only reports a status.  What to do with SG_REV_UNKNOWN is the
+ * caller's policy: soft-fail (the default: treat as not revoked, and say
+ * so) or hard-fail (treat as a failure).  SG_REV_REVOKED must always be a
+ * failure: a revoked signer fails verification, a revoked recipient
+ * certificate is never used for encryption.
+ *
+ * Network access goes through OpenSSL's HTTP client only, bounded by the
+ * options' timeout and size; it happens only when fetch_crl_dp or use_ocsp
+ * is set.
+ */
+enum sg_revocation_status {
+	SG_REV_GOOD = 0, /* a trusted CRL or OCSP response says not revoked */
+	SG_REV_REVOKED,  /* a trusted CRL or OCSP response says revoked */
+	SG_REV_UNKNOWN,  /* nothing trustworthy could answer */
+};
+
+/* "good", "revoked", "unknown" (static text; never NULL). */
+const char *sg_revocation_status_name(enum sg_revocation_status s);
+
+/* A checker with its CRLs and CRL cache.  Thread-safe: one checker may
+ * serve many threads, each with its own struct sg_ctx. */
+struct sg_revocation;
+
+struct sg_revocation_opts {
+	const char *const *crl_files; /* NULL-terminated, or NULL; PEM (one
+	                               * or more CRLs) or DER; read once, at
+	                               * creation */
+	int fetch_crl_dp;             /* fetch CRLs from the distribution
+	                               * points (http:// only) */
+	int use_ocsp;                 /* ask the AIA OCSP responder (http://) */
+	unsigned timeout;             /* seconds per HTTP exchange; 0 = 10 */
+	unsigned crl_refresh; /* seconds a fetched CRL is kept before it is
+	                       * fetched again (earlier at its nextUpdate);
+	                       * 0 = 3600 */
+	size_t max_crl_size;  /* bytes of one CRL (file or download);
+	                       * 0 = SG_REVOCATION_MAX_CRL_DEFAULT */
+	const char *proxy;    /* "http://host:port" for CRL and OCSP
+	                       * requests, or NULL: none (the environment's
+	                       * http_proxy is NOT used) */
+};
+#define SG_REVOCATION_MAX_CRL_DEFAULT ((size_t)20 << 20) /* 20 MiB */
+#define SG_REVOCATION_MAX_OCSP        ((size_t)64 << 10) /* one response */
+#define SG_REVOCATION_MAX_CACHE       256 /* fetched CRLs kept (by URL) */
+
+/*
+ * Creates a checker (O may be NULL: no files, no network).  The CRL files
+ * are read now; their signatures are checked later, against the issuer of
+ * each certificate asked about.  O's strings are copied.
+ * Returns SG_OK, SG_ERR_IO (a file cannot be read), SG_ERR_BADKEY (a file
+ * holds no CRL), SG_ERR_LIMIT (a file is larger than max_crl_size),
+ * SG_ERR_NOMEM; the reason is on CTX.  *OUT is set only on SG_OK.
+ */
+enum sg_status sg_revocation_new(struct sg_ctx *ctx,
+                                 const struct sg_revocation_opts *o,
+                                 struct sg_revocation **out);
+void sg_revocation_free(struct sg_revocation *rv);
+
+/*
+ * The revocation status of certificate I of CERTS at sg_ctx_now(CTX).  Its
+ * issuer is looked for in CERTS, then in TRUST (may be NULL); the issuer's
+ * key checks every CRL and, directly or through a delegated responder
+ * certificate, every OCSP response.  Order: OCSP (when use_ocsp and the
+ * certificate names a responder); then the CRL files; then, unless OCSP
+ * or a CRL file already answered "good", the distribution points (when
+ * fetch_crl_dp), from the cache while fresh.  REVOKED from any source
+ * wins.  A CRL or response that is badly signed, not yet valid or past
+ * its nextUpdate is not trusted (it counts as no answer).  A self-signed
+ * certificate (a trust anchor) is GOOD: revocation does not apply to it.
+ * An unreachable server costs up to the timeout (OpenSSL retries a
+ * refused connection until then), per URL tried: at most 1 OCSP and 4
+ * distribution point URLs.
+ *
+ * *STATUS gets the outcome and WHY (WHYLEN bytes, may be NULL/0) a short
+ * reason: "revoked by CRL of CN=Test CA on 2026-01-02T03:04:05Z
+ * (keyCompromise)", "OCSP: good", "CRL of CN=Test CA: good",
+ * "no CRL or OCSP responder reachable", "issuer not found", ...
+ * Returns SG_OK whatever the outcome (an unreachable responder is
+ * SG_REV_UNKNOWN, not an error), SG_ERR_USAGE (bad index) or SG_ERR_NOMEM;
+ * the outputs are set only on SG_OK.
+ */
+enum sg_status sg_revocation_check(struct sg_revocation *rv, struct sg_ctx *ctx,
+                                   const struct sg_certs *certs, size_t i,
+                                   const struct sg_certs *trust,
+                                   enum sg_revocation_status *status, char *why,
+                                   size_t whylen);
+
 #ifdef __cplusplus
 }
 #endif

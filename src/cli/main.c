@@ -25,8 +25,9 @@ static const struct command {
     {"verify", cmd_verify, "verify a signed message"},
     {"decrypt", cmd_decrypt, "decrypt a message with our key"},
     {"store", cmd_store, "store init: create the key store"},
-    {"cert", cmd_cert,
-     "our certificates: create, csr, import, export, list, show, delete"},
+    {"cert", cmd_cert_all,
+     "our certificates: create, csr, import, export, list, show, delete; "
+     "status CERT: revocation status"},
     {"key", cmd_key,
      "partners' public keys: add, import, export, list, show, delete; "
      "harvested list|show|add|promote|delete"},

@@ -7,11 +7,11 @@
 #include <string.h>
 
 static const struct unit_suite *suites[] = {
-    &suite_status,  &suite_msg,    &suite_mime,       &suite_smime,
-    &suite_keys,    &suite_store,  &suite_config,     &suite_spool,
-    &suite_smtp,    &suite_dsn,    &suite_relay,      &suite_metrics,
-    &suite_log,     &suite_filter, &suite_quarantine, &suite_flow,
-    &suite_harvest,
+    &suite_status,  &suite_msg,        &suite_mime,       &suite_smime,
+    &suite_keys,    &suite_store,      &suite_config,     &suite_spool,
+    &suite_smtp,    &suite_dsn,        &suite_relay,      &suite_metrics,
+    &suite_log,     &suite_filter,     &suite_quarantine, &suite_flow,
+    &suite_harvest, &suite_revocation,
 };
 
 static int case_failed;
