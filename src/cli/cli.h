@@ -45,6 +45,8 @@ int cmd_verify(int argc, char **argv);
 int cmd_decrypt(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_quarantine(int argc, char **argv);
+/* `directory lookup` (cmd_directory.c). */
+int cmd_directory(int argc, char **argv);
 /* `cert status` (cmd_revocation.c); every other `cert` subcommand goes
  * on to cmd_cert(). */
 int cmd_cert_all(int argc, char **argv);

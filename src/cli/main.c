@@ -38,6 +38,8 @@ static const struct command {
     {"ca", cmd_ca, "trust anchors: import, list, show, delete, trust-system"},
     {"quarantine", cmd_quarantine,
      "quarantined messages: list, show, release, delete"},
+    {"directory", cmd_directory,
+     "directory lookup -c FILE ADDR...: certificates from LDAP"},
     {"demo", cmd_demo,
      "create throw-away certificates and show every operation"},
 };

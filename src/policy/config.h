@@ -148,15 +148,15 @@ struct cfg_policy {
 /* Directory lookup of recipients' certificates (global ldap_* keys,
  * docs/config.md; config_ldap.c).  NULL in struct cfg: none. */
 struct cfg_ldap {
-	char *uri;           /* "ldap://host:port" or "ldaps://..." */
-	char *bind_dn;       /* NULL: anonymous */
+	char *uri;                /* "ldap://host:port" or "ldaps://..." */
+	char *bind_dn;            /* NULL: anonymous */
 	char *bind_password_file; /* the password, first line; 0600 */
-	char *base;          /* search base */
-	char *filter;        /* "(mail=%s)": %s the escaped address */
-	int starttls;        /* 1: StartTLS required */
-	unsigned timeout;    /* seconds, per operation */
-	unsigned cache_ttl;  /* seconds a found certificate is kept */
-	unsigned negative_ttl; /* seconds a "none" answer is kept */
+	char *base;               /* search base */
+	char *filter;             /* "(mail=%s)": %s the escaped address */
+	int starttls;             /* 1: StartTLS required */
+	unsigned timeout;         /* seconds, per operation */
+	unsigned cache_ttl;       /* seconds a found certificate is kept */
+	unsigned negative_ttl;    /* seconds a "none" answer is kept */
 };
 
 struct cfg {

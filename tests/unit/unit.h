@@ -42,5 +42,6 @@ extern const struct unit_suite suite_quarantine;
 extern const struct unit_suite suite_flow;
 extern const struct unit_suite suite_harvest;
 extern const struct unit_suite suite_revocation;
+extern const struct unit_suite suite_directory;
 
 #endif
