@@ -21,6 +21,7 @@
 
 #include "daemon/alert.h"
 #include "daemon/deliver.h"
+#include "daemon/directory.h"
 #include "daemon/dsn.h"
 #include "daemon/log.h"
 #include "daemon/metrics.h"
@@ -43,6 +44,8 @@ struct pipeline {
 	pipeline_inject_fn inject; /* notify() messages */
 	void *inject_arg;
 	struct alerts *alerts; /* borrowed, may be NULL */
+	struct directory *dir; /* of cfg->ldap, or NULL; replaced with cfg
+	                        * under the write lock */
 };
 
 /* What one worker thread keeps: its own library handle and store
@@ -97,14 +100,24 @@ pipeline_new(const struct cfg *cfg)
 		return NULL;
 	}
 	pl->cfg = cfg;
+	if (cfg->ldap != NULL && (pl->dir = directory_new(cfg->ldap)) == NULL) {
+		pipeline_free(pl);
+		return NULL;
+	}
 	return pl;
 }
 
 void
 pipeline_set_cfg(struct pipeline *pl, const struct cfg *cfg)
 {
+	struct directory *dir = cfg->ldap ? directory_new(cfg->ldap) : NULL;
+
+	/* No worker runs under the write lock: the old directory (its
+	 * connection and cache) goes with the old configuration. */
 	pthread_rwlock_wrlock(&pl->lock);
 	pl->cfg = cfg;
+	directory_free(pl->dir);
+	pl->dir = dir;
 	pthread_rwlock_unlock(&pl->lock);
 }
 
@@ -150,6 +163,7 @@ pipeline_free(struct pipeline *pl)
 	pthread_setspecific(pl->key, NULL);
 	pthread_key_delete(pl->key);
 	relay_free(pl->relay);
+	directory_free(pl->dir);
 	pthread_rwlock_destroy(&pl->lock);
 	free(pl);
 }
@@ -432,6 +446,36 @@ outgoing(struct pipeline *pl, struct worker *w, const struct cfg *cfg,
 				         store_errmsg(w->st));
 				st = SG_ERR_TEMP;
 				goto out;
+			}
+			/* Not in the store: the directory, when there is one.
+			 * It being down defers the message (never in clear,
+			 * never a bounce for an outage). */
+			if (pl->dir != NULL) {
+				char why[512];
+
+				st = directory_lookup(pl->dir, w->ctx,
+				                      env->rcpts[i], &one, why,
+				                      sizeof(why));
+				if (st == SG_OK) {
+					st = sg_certs_push_from(rcpts, one, 0);
+					sg_certs_free(one);
+					if (st != SG_OK)
+						goto out;
+					unsigned long q = 0, hits = 0;
+
+					directory_stats(pl->dir, &q, &hits);
+					logf_(
+					    "qid=%s rcpt=<%s> "
+					    "certificate=directory queries=%lu "
+					    "hits=%lu",
+					    env->id, env->rcpts[i], q, hits);
+					have[nhave++] = i;
+					continue;
+				}
+				if (st == SG_ERR_TEMP) {
+					snprintf(reason, rlen, "%s", why);
+					goto out;
+				}
 			}
 			missing[nmissing++] = i;
 		}

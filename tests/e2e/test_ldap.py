@@ -318,3 +318,47 @@ def test_check_config_names_the_line(smimegate, tmp_path, extra, line, why):
     assert r.returncode == 2
     err = r.stderr.decode()
     assert f"{conf}:{line}: " in err and why in err, err
+
+
+def test_gateway_encrypts_to_a_directory_only_recipient(gateway, directory,
+                                                        pki):
+    """Through the daemon: bob@example.org has no certificate in the
+    store, only in the directory; the message leaves encrypted to it and
+    Bob's key opens it.  The second message is served from the cache (no
+    query).  With the directory down, a new recipient's message waits
+    (deferred), it is not bounced nor sent in clear, and the daemon keeps
+    serving."""
+    from gateway_util import swaks
+    gw = gateway(profile="mode = sign-encrypt\nmissing_key = bounce\n",
+                 extra=f"ldap_uri = {directory.uri}\nldap_base = {SUFFIX}\n"
+                       "ldap_timeout = 2s\nretry_min = 60s\n")
+    gw.start()
+    for n in (1, 2):
+        r = swaks(gw.out_port, "--to", "bob@example.org", "--body",
+                  f"From the directory {n}.")
+        assert r.returncode == 0, r.stdout.decode()
+    msgs = gw.delivered(2)
+    for m in msgs:
+        dec = subprocess.run(["openssl", "cms", "-decrypt", "-recip",
+                              pki / "bob.pem", "-inkey", pki / "bob.key"],
+                             input=m, capture_output=True, timeout=60)
+        assert dec.returncode == 0, dec.stderr.decode()
+        assert b"From the directory" in dec.stdout
+    log = gw.log.read_text()
+    assert "certificate=directory queries=1 hits=0" in log
+    assert "certificate=directory queries=1 hits=1" in log
+
+    directory.stop()
+    try:
+        r = swaks(gw.out_port, "--to", "alice@example.com", "--body",
+                  "Directory down.")
+        assert r.returncode == 0
+        deadline = time.time() + 30
+        while "event=deferred" not in gw.log.read_text():
+            assert time.time() < deadline, gw.log.read_text()
+            time.sleep(0.1)
+        assert gw.proc.poll() is None
+        assert len(list((gw.outbox / "new").glob("*"))) == 2
+        assert "event=bounced" not in gw.log.read_text()
+    finally:
+        directory.start()
