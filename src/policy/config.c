@@ -835,26 +835,34 @@ quarantine_exists(void *arg, const char *name)
 	return cfg_quarantine(arg, name) != NULL;
 }
 
+int
+cfg_load_filters(struct parser *ps, const char *path, struct filter_set **out)
+{
+	struct cfg *c = ps->cfg;
+	char ferr[512];
+
+	if (filter_load_file(path, out, ferr, sizeof(ferr)) != SG_OK ||
+	    filter_set_check_profiles(*out, profile_exists, c, ferr,
+	                              sizeof(ferr)) != SG_OK ||
+	    filter_set_check_quarantines(*out, quarantine_exists, c, ferr,
+	                                 sizeof(ferr)) != SG_OK) {
+		snprintf(ps->err, ps->errlen, "%s", ferr);
+		return -1;
+	}
+	return 0;
+}
+
 /* message_filters: loaded now, so that check-config and a reload see
  * every error of the filter file too (FILE:LINE of that file). */
 static int
 load_filters(struct parser *ps)
 {
 	struct cfg *c = ps->cfg;
-	char ferr[512];
 
 	if (c->message_filters_path == NULL)
 		return 0;
-	if (filter_load_file(c->message_filters_path, &c->message_filters, ferr,
-	                     sizeof(ferr)) != SG_OK ||
-	    filter_set_check_profiles(c->message_filters, profile_exists, c,
-	                              ferr, sizeof(ferr)) != SG_OK ||
-	    filter_set_check_quarantines(c->message_filters, quarantine_exists,
-	                                 c, ferr, sizeof(ferr)) != SG_OK) {
-		snprintf(ps->err, ps->errlen, "%s", ferr);
-		return -1;
-	}
-	return 0;
+	return cfg_load_filters(ps, c->message_filters_path,
+	                        &c->message_filters);
 }
 
 static int

@@ -61,6 +61,13 @@ void cfg_strv_free(char **v);
 /* Whether S is a section name: letters, digits, . _ - */
 int cfg_name_ok(const char *s);
 
+/* Loads the filter file PATH into *OUT and checks that the profiles and
+ * quarantines it names exist; else cfg_fail-style error with the filter
+ * file's own FILE:LINE.  0 or -1. */
+struct filter_set;
+int cfg_load_filters(struct parser *ps, const char *path,
+                     struct filter_set **out);
+
 /* [policy NAME] (config_policy.c) and [flow NAME] (config_flow.c): a new
  * section, one key of it, the checks when the file is read (cross
  * references, loading content filter files), and freeing. */

@@ -243,23 +243,10 @@ cfg_policy_key(struct parser *ps, const char *k, const char *v)
 	                p->name);
 }
 
-static int
-profile_exists(void *arg, const char *name)
-{
-	return cfg_profile(arg, name) != NULL;
-}
-
-static int
-quarantine_exists(void *arg, const char *name)
-{
-	return cfg_quarantine(arg, name) != NULL;
-}
-
 int
 cfg_policy_finish(struct parser *ps)
 {
 	struct cfg *c = ps->cfg;
-	char ferr[512];
 
 	for (size_t i = 0; i < c->npolicies; i++) {
 		struct cfg_policy *p = &c->policies[i];
@@ -283,18 +270,9 @@ cfg_policy_finish(struct parser *ps)
 			    p->name, p->profile, p->profile);
 		if (p->content_filters_path == NULL)
 			continue;
-		if (filter_load_file(p->content_filters_path,
-		                     &p->content_filters, ferr,
-		                     sizeof(ferr)) != SG_OK ||
-		    filter_set_check_profiles(p->content_filters,
-		                              profile_exists, c, ferr,
-		                              sizeof(ferr)) != SG_OK ||
-		    filter_set_check_quarantines(p->content_filters,
-		                                 quarantine_exists, c, ferr,
-		                                 sizeof(ferr)) != SG_OK) {
-			snprintf(ps->err, ps->errlen, "%s", ferr);
+		if (cfg_load_filters(ps, p->content_filters_path,
+		                     &p->content_filters) == -1)
 			return -1;
-		}
 	}
 	return 0;
 }
