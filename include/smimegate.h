@@ -43,16 +43,18 @@ enum sg_status {
 	SG_ERR_UNSUPPORTED, /* an algorithm or form we do not handle */
 	/* exit 1: the security operation failed for a reason about the
 	 * message or the keys */
-	SG_ERR_BAD_SIGNATURE, /* digest or signature does not check */
-	SG_ERR_UNTRUSTED,     /* chain does not reach a trust anchor */
-	SG_ERR_EXPIRED,       /* a certificate is outside its validity */
-	SG_ERR_KEY_USAGE,     /* keyUsage / extendedKeyUsage forbid it */
-	SG_ERR_KEY_MISMATCH,  /* private key does not belong to the cert */
-	SG_ERR_NOT_RECIPIENT, /* none of our keys opens this envelope */
-	SG_ERR_DECRYPT,       /* decryption or GCM tag check failed */
-	SG_ERR_NOT_FOUND,     /* no such name in the store */
-	SG_ERR_EXISTS,        /* the name is taken */
-	SG_ERR_POLICY,        /* refused by the administrator's policy */
+	SG_ERR_BAD_SIGNATURE,      /* digest or signature does not check */
+	SG_ERR_UNTRUSTED,          /* chain does not reach a trust anchor */
+	SG_ERR_EXPIRED,            /* a certificate is outside its validity */
+	SG_ERR_KEY_USAGE,          /* keyUsage / extendedKeyUsage forbid it */
+	SG_ERR_KEY_MISMATCH,       /* private key does not belong to the cert */
+	SG_ERR_NOT_RECIPIENT,      /* none of our keys opens this envelope */
+	SG_ERR_DECRYPT,            /* decryption or GCM tag check failed */
+	SG_ERR_NOT_FOUND,          /* no such name in the store */
+	SG_ERR_EXISTS,             /* the name is taken */
+	SG_ERR_POLICY,             /* refused by the administrator's policy */
+	SG_ERR_REVOKED,            /* a CRL or OCSP response says revoked */
+	SG_ERR_REVOCATION_UNKNOWN, /* no revocation status, under hard-fail */
 	/* process-level */
 	SG_ERR_NOMEM,
 	SG_ERR_TEMP,     /* temporary failure: try again later */
@@ -93,6 +95,17 @@ void sg_ctx_free(struct sg_ctx *ctx);
 
 void sg_ctx_get_limits(const struct sg_ctx *ctx, struct sg_limits *out);
 void sg_ctx_set_limits(struct sg_ctx *ctx, const struct sg_limits *lim);
+
+/* Revocation checking in sg_verify (docs/revocation.md): with RV (a
+ * checker from sg_revocation_new, borrowed: it must outlive its use here;
+ * NULL: no checking, the default) the signer's certificate and every
+ * intermediate of its trusted chain are checked.  A revoked one fails
+ * verification with SG_ERR_REVOKED.  An unknown status fails it with
+ * SG_ERR_REVOCATION_UNKNOWN when HARD_FAIL is set, and is only reported
+ * (sg_verify_result.revocation) when it is not (soft-fail). */
+struct sg_revocation;
+void sg_ctx_set_revocation(struct sg_ctx *ctx, struct sg_revocation *rv,
+                           int hard_fail);
 
 /* The time used for validity checks and signingTime; 0 = the real clock. */
 void sg_ctx_set_time(struct sg_ctx *ctx, time_t now);
@@ -296,6 +309,13 @@ enum sg_status sg_encrypt(struct sg_ctx *ctx, struct sg_msg *msg,
                           const struct sg_encrypt_opts *opts,
                           struct sg_sink *out);
 
+/* Revocation status of a certificate (see "Revocation" below). */
+enum sg_revocation_status {
+	SG_REV_GOOD = 0, /* a trusted CRL or OCSP response says not revoked */
+	SG_REV_REVOKED,  /* a trusted CRL or OCSP response says revoked */
+	SG_REV_UNKNOWN,  /* nothing trustworthy could answer */
+};
+
 /* What verification found.  Strings are owned by the result. */
 struct sg_verify_result {
 	enum sg_status status;   /* the verdict (SG_OK: valid, trusted) */
@@ -317,6 +337,12 @@ struct sg_verify_result {
 	struct sg_certs *certs; /* the signer's certificate first, then the
 	                         * other certificates of the SignedData; NULL
 	                         * when the signer's is not in the message */
+	/* Revocation (only with sg_ctx_set_revocation, and only once the
+	 * chain is trusted): the worst status over the signer and the
+	 * intermediates of its chain, and why. */
+	int revocation_checked;
+	enum sg_revocation_status revocation;
+	char *revocation_reason;
 };
 void sg_verify_result_clear(struct sg_verify_result *res);
 
@@ -325,7 +351,10 @@ void sg_verify_result_clear(struct sg_verify_result *res);
  * sg_ctx_now() against TRUST.  When OUT is not NULL the signed content is
  * written under the original outer headers, signature removed (also when
  * verification fails, so that nothing is lost; check the status).
- * RES is filled as far as it got.  Returns RES->status, or an input error:
+ * RES is filled as far as it got.  With a revocation checker on CTX
+ * (sg_ctx_set_revocation) a trusted chain is then checked for revocation:
+ * SG_ERR_REVOKED, or SG_ERR_REVOCATION_UNKNOWN under hard-fail.
+ * Returns RES->status, or an input error:
  * SG_ERR_NOT_SMIME, SG_ERR_MIME, SG_ERR_CMS, SG_ERR_LIMIT, SG_ERR_IO.
  */
 enum sg_status sg_verify(struct sg_ctx *ctx, struct sg_msg *msg,
@@ -516,11 +545,7 @@ void sg_recipient_ids_free(struct sg_recipient_id *ids, size_t n);
  * options' timeout and size; it happens only when fetch_crl_dp or use_ocsp
  * is set.
  */
-enum sg_revocation_status {
-	SG_REV_GOOD = 0, /* a trusted CRL or OCSP response says not revoked */
-	SG_REV_REVOKED,  /* a trusted CRL or OCSP response says revoked */
-	SG_REV_UNKNOWN,  /* nothing trustworthy could answer */
-};
+/* enum sg_revocation_status is declared before struct sg_verify_result. */
 
 /* "good", "revoked", "unknown" (static text; never NULL). */
 const char *sg_revocation_status_name(enum sg_revocation_status s);

@@ -48,7 +48,7 @@ exit_of(enum sg_revocation_status s)
 	case SG_REV_GOOD:
 		return sg_status_exit_code(SG_OK);
 	case SG_REV_REVOKED:
-		return sg_status_exit_code(SG_ERR_UNTRUSTED);
+		return sg_status_exit_code(SG_ERR_REVOKED);
 	case SG_REV_UNKNOWN:
 		break;
 	}

@@ -64,6 +64,14 @@ sg_ctx_set_time(struct sg_ctx *ctx, time_t now)
 	ctx->now = now;
 }
 
+void
+sg_ctx_set_revocation(struct sg_ctx *ctx, struct sg_revocation *rv,
+                      int hard_fail)
+{
+	ctx->revocation = rv;
+	ctx->revocation_hard_fail = hard_fail != 0;
+}
+
 time_t
 sg_ctx_now(const struct sg_ctx *ctx)
 {

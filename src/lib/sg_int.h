@@ -22,6 +22,8 @@ struct sg_ctx {
 	time_t now; /* 0: the real clock */
 	char *tmpdir;
 	size_t tmp_memory; /* sg_tmpfile keeps up to this in memory */
+	struct sg_revocation *revocation; /* borrowed, or NULL */
+	int revocation_hard_fail;
 	enum sg_status last;
 	char err[SG_ERRLEN];
 };

@@ -48,6 +48,11 @@ static const struct sg_status_row rows[SG__STATUS_COUNT] = {
                        "an entry of that name exists"},
     [SG_ERR_POLICY] = {"policy", 1, 550, "5.7.1",
                        "refused by the gateway's policy"},
+    [SG_ERR_REVOKED] = {"revoked", 1, 550, "5.7.5",
+                        "certificate has been revoked"},
+    [SG_ERR_REVOCATION_UNKNOWN] = {"revocation-unknown", 1, 451, "4.7.5",
+                                   "revocation status could not be "
+                                   "determined"},
     [SG_ERR_NOMEM] = {"nomem", 2, 451, "4.3.0", "out of memory"},
     [SG_ERR_TEMP] = {"temporary", 2, 451, "4.3.0",
                      "temporary failure, try again later"},

@@ -30,6 +30,7 @@ sg_verify_result_clear(struct sg_verify_result *res)
 	free(res->chain_error);
 	free(res->from_address);
 	free(res->weak_reason);
+	free(res->revocation_reason);
 	sg_certs_free(res->certs);
 	memset(res, 0, sizeof(*res));
 }
@@ -125,6 +126,57 @@ chain_status(int err)
 	}
 }
 
+/*
+ * Revocation of the trusted chain CHAIN (the signer first, the anchor
+ * last): each certificate but the anchor, its issuer being the next one.
+ * The worst status wins (revoked, then unknown); its reason is kept.
+ */
+static enum sg_status
+check_revocation(struct sg_ctx *ctx, STACK_OF(X509) * chain,
+                 const struct sg_certs *trust, struct sg_verify_result *res)
+{
+	struct sg_certs c = {chain};
+	enum sg_revocation_status worst = SG_REV_GOOD, s;
+	char why[400], worst_why[512] = "the signer is a trust anchor";
+	int n = sk_X509_num(chain);
+	enum sg_status st;
+
+	/* A signer that is itself a trust anchor is not checked: the
+	 * administrator trusts that certificate as it is. */
+	for (int i = 0; i < n - 1; i++) {
+		why[0] = '\0';
+		if ((st = sg_revocation_check(ctx->revocation, ctx, &c,
+		                              (size_t)i, trust, &s, why,
+		                              sizeof(why))) != SG_OK)
+			return sg_fail_plain(ctx, st, "revocation check: %s",
+			                     sg_status_text(st));
+		if (s == SG_REV_REVOKED ||
+		    (s == SG_REV_UNKNOWN && worst == SG_REV_GOOD) ||
+		    (i == 0 && worst == SG_REV_GOOD)) {
+			worst = s;
+			snprintf(worst_why, sizeof(worst_why), "%s%s", why,
+			         i > 0 ? " (an intermediate of the chain)"
+			               : "");
+		}
+		if (s == SG_REV_REVOKED)
+			break;
+	}
+	res->revocation_checked = 1;
+	res->revocation = worst;
+	res->revocation_reason = strdup(worst_why);
+	if (worst == SG_REV_REVOKED)
+		return sg_fail_plain(
+		    ctx, SG_ERR_REVOKED, "signer %s: %s",
+		    res->signer_subject ? res->signer_subject : "?", worst_why);
+	if (worst == SG_REV_UNKNOWN && ctx->revocation_hard_fail)
+		return sg_fail_plain(
+		    ctx, SG_ERR_REVOCATION_UNKNOWN,
+		    "signer %s: revocation status unknown "
+		    "(hard-fail): %s",
+		    res->signer_subject ? res->signer_subject : "?", worst_why);
+	return SG_OK;
+}
+
 static enum sg_status
 check_chain(struct sg_ctx *ctx, CMS_ContentInfo *cms, X509 *signer,
             const struct sg_certs *trust, struct sg_verify_result *res)
@@ -156,6 +208,14 @@ check_chain(struct sg_ctx *ctx, CMS_ContentInfo *cms, X509 *signer,
 	X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_PARTIAL_CHAIN);
 	if (X509_verify_cert(sctx) == 1) {
 		res->chain_ok = 1;
+		if (ctx->revocation != NULL) {
+			STACK_OF(X509) *chain = X509_STORE_CTX_get1_chain(sctx);
+
+			st = chain == NULL
+			         ? sg_fail(ctx, SG_ERR_NOMEM, "out of memory")
+			         : check_revocation(ctx, chain, trust, res);
+			sk_X509_pop_free(chain, X509_free);
+		}
 		goto out;
 	}
 	err = X509_STORE_CTX_get_error(sctx);
