@@ -68,6 +68,23 @@ cmd_check_config(int argc, char **argv)
 	}
 	printf("  delivery: %s%s\n", cfg->smarthost ? "smarthost " : "maildir ",
 	       cfg->smarthost ? cfg->smarthost : cfg->outbox);
+	if (!cfg->revocation.enabled) {
+		printf("  revocation: off\n");
+	} else {
+		size_t n = 0;
+
+		while (cfg->revocation.crl_files &&
+		       cfg->revocation.crl_files[n])
+			n++;
+		printf("  revocation: %s%s%zu CRL file%s; unknown status: "
+		       "%s by default\n",
+		       cfg->revocation.ocsp ? "OCSP, " : "",
+		       cfg->revocation.fetch_crl ? "CRL distribution points, "
+		                                 : "",
+		       n, n == 1 ? "" : "s",
+		       cfg->revocation.hard_fail ? "hard-fail (defer)"
+		                                 : "soft-fail (go on)");
+	}
 	cfg_free(cfg);
 	return 0;
 }

@@ -78,6 +78,9 @@ static const struct {
                         "Alerts raised for the administrator."},
     [METRICS_HARVESTED] = {"harvested_total", NULL,
                            "Certificates harvested from signed mail."},
+    [METRICS_REVOKED] = {"revoked_certificates_total", NULL,
+                         "Signers' and recipients' certificates found "
+                         "revoked."},
     [METRICS_DELIVERED] = {"delivered_total", NULL,
                            "Messages delivered to every recipient left."},
     [METRICS_DEFERRED] = {"deferred_total", NULL,

@@ -46,6 +46,7 @@ enum metrics_counter {
 	METRICS_DROPPED,     /* dropped by a filter */
 	METRICS_ALERTS,      /* alerts raised (alert.h) */
 	METRICS_HARVESTED,   /* certificates harvested (new or updated) */
+	METRICS_REVOKED,     /* signers or recipients found revoked */
 	/* the queue */
 	METRICS_DELIVERED,
 	METRICS_DEFERRED,

@@ -363,6 +363,70 @@ missing_keys(struct pipeline *pl, struct spool_env *env,
 	return SG_ERR_INTERNAL;
 }
 
+/*
+ * Revocation of recipients' certificates (docs/revocation.md): a revoked
+ * one is never used (the store tries its next candidate; none left: the
+ * profile's missing_key applies), an unknown status is used under
+ * soft-fail and defers the message under hard-fail.  The trust anchors,
+ * where an issuer may be, are read once per message, when first needed.
+ */
+struct rcpt_check {
+	struct worker *w;
+	const struct cfg *cfg;
+	int hard;
+	const char *qid, *rcpt;
+	struct sg_certs *trust; /* NULL until read */
+	int revoked;            /* a candidate was skipped as revoked */
+	char why[1024];
+};
+
+static int
+rcpt_veto(void *arg, const struct sg_certs *c)
+{
+	struct rcpt_check *rc = arg;
+	enum sg_revocation_status s;
+	char why[400] = "";
+
+	if (rc->cfg->revocation.checker == NULL)
+		return 0;
+	if (rc->trust == NULL &&
+	    store_trust_anchors(rc->w->st, &rc->trust) != SG_OK &&
+	    sg_certs_new(&rc->trust) != SG_OK) {
+		snprintf(rc->why, sizeof(rc->why), "out of memory");
+		return -1;
+	}
+	if (sg_revocation_check(rc->cfg->revocation.checker, rc->w->ctx, c, 0,
+	                        rc->trust, &s, why, sizeof(why)) != SG_OK) {
+		snprintf(rc->why, sizeof(rc->why), "revocation check: %s",
+		         sg_ctx_error(rc->w->ctx));
+		return -1;
+	}
+	switch (s) {
+	case SG_REV_GOOD:
+		return 0;
+	case SG_REV_REVOKED:
+		logf_("qid=%s rcpt=<%s> event=certificate-revoked "
+		      "reason=\"%s\"",
+		      rc->qid, rc->rcpt, why);
+		metrics_inc(rc->w->metrics, METRICS_REVOKED);
+		rc->revoked = 1;
+		snprintf(rc->why, sizeof(rc->why), "%s", why);
+		return 1;
+	case SG_REV_UNKNOWN:
+		break;
+	}
+	if (!rc->hard)
+		return 0;
+	logf_("qid=%s rcpt=<%s> event=revocation-unknown action=defer "
+	      "reason=\"%s\"",
+	      rc->qid, rc->rcpt, why);
+	snprintf(rc->why, sizeof(rc->why),
+	         "revocation status of <%s>'s certificate unknown "
+	         "(revocation_unknown = hard): %s",
+	         rc->rcpt, why);
+	return -1;
+}
+
 static enum sg_status
 outgoing(struct pipeline *pl, struct worker *w, const struct cfg *cfg,
          const struct cfg_listener *l, const char *profile,
@@ -379,6 +443,7 @@ outgoing(struct pipeline *pl, struct worker *w, const struct cfg *cfg,
 	struct sg_encrypt_opts eo = {0};
 	struct step sign = {STEP_SIGN, &so, NULL},
 	            enc = {STEP_ENCRYPT, NULL, &eo};
+	struct rcpt_check chk = {0};
 	enum sg_status st;
 
 	if (p == NULL) {
@@ -430,9 +495,19 @@ outgoing(struct pipeline *pl, struct worker *w, const struct cfg *cfg,
 			st = SG_ERR_TEMP;
 			goto out;
 		}
+		chk.w = w;
+		chk.cfg = cfg;
+		chk.hard = cfg_revocation_hard(cfg, p->revocation_unknown);
+		chk.qid = env->id;
 		for (size_t i = 0; i < env->nrcpts; i++) {
-			st =
-			    store_find_encrypt_cert(w->st, env->rcpts[i], &one);
+			chk.rcpt = env->rcpts[i];
+			chk.revoked = 0;
+			st = store_find_encrypt_cert_vetted(
+			    w->st, env->rcpts[i], rcpt_veto, &chk, &one);
+			if (st == SG_ERR_TEMP && chk.why[0] != '\0') {
+				snprintf(reason, rlen, "%s", chk.why);
+				goto out;
+			}
 			if (st == SG_OK) {
 				st = sg_certs_push_from(rcpts, one, 0);
 				sg_certs_free(one);
@@ -456,6 +531,22 @@ outgoing(struct pipeline *pl, struct worker *w, const struct cfg *cfg,
 				st = directory_lookup(pl->dir, w->ctx,
 				                      env->rcpts[i], &one, why,
 				                      sizeof(why));
+				if (st == SG_OK) {
+					int v = rcpt_veto(&chk, one);
+
+					if (v == -1) {
+						sg_certs_free(one);
+						snprintf(reason, rlen, "%s",
+						         chk.why);
+						st = SG_ERR_TEMP;
+						goto out;
+					}
+					if (v == 1) {
+						sg_certs_free(one);
+						missing[nmissing++] = i;
+						continue;
+					}
+				}
 				if (st == SG_OK) {
 					st = sg_certs_push_from(rcpts, one, 0);
 					sg_certs_free(one);
@@ -526,6 +617,7 @@ outgoing(struct pipeline *pl, struct worker *w, const struct cfg *cfg,
 			metrics_inc(w->metrics, METRICS_ENCRYPTED);
 	}
 out:
+	sg_certs_free(chk.trust);
 	sg_key_free(key);
 	sg_certs_free(rcpts);
 	free(missing);
@@ -799,18 +891,45 @@ incoming(struct pipeline *pl, struct worker *w, const struct cfg *cfg,
 			goto out;
 		}
 		sg_sink_fd(&sink, &content);
+		sg_ctx_set_revocation(
+		    w->ctx, cfg->revocation.checker,
+		    cfg_revocation_hard(cfg,
+		                        flow ? flow->revocation_unknown : -1));
 		st = sg_verify(w->ctx, *msg, trust, &res, &sink);
+		if (st == SG_ERR_REVOCATION_UNKNOWN) {
+			/* hard-fail: kept in the queue until the status is
+			 * known (or the message expires) */
+			snprintf(reason, rlen, "%s", sg_ctx_error(w->ctx));
+			logf_("qid=%s event=revocation-unknown action=defer "
+			      "reason=\"%s\"",
+			      env->id, reason);
+			sg_verify_result_clear(&res);
+			close(content);
+			st = SG_ERR_TEMP;
+			goto out;
+		}
+		if (st == SG_ERR_REVOKED)
+			metrics_inc(w->metrics, METRICS_REVOKED);
 		sm->message = sm->signed_ = 1;
 		failed |= st != SG_OK;
-		harvest(pl, w, cfg, flow, env, &res, st == SG_OK);
+		if (st == SG_ERR_REVOKED)
+			logf_("qid=%s event=harvest result=skipped "
+			      "reason=\"the signer's certificate is revoked\"",
+			      env->id);
+		else
+			harvest(pl, w, cfg, flow, env, &res, st == SG_OK);
 		result = st == SG_OK                    ? "pass"
 		         : sg_status_exit_code(st) == 1 ? "fail"
 		                                        : "permerror";
 		logf_("qid=%s event=verified result=%s signer=\"%s\" "
-		      "reason=\"%s\"",
+		      "reason=\"%s\" revocation=%s revocation_reason=\"%s\"",
 		      env->id, result,
 		      res.signer_subject ? res.signer_subject : "",
-		      st == SG_OK ? "" : sg_ctx_error(w->ctx));
+		      st == SG_OK ? "" : sg_ctx_error(w->ctx),
+		      res.revocation_checked
+		          ? sg_revocation_status_name(res.revocation)
+		          : "not-checked",
+		      res.revocation_reason ? res.revocation_reason : "");
 		snprintf(ar + strlen(ar), arlen - strlen(ar), " smime=%s",
 		         result);
 		if (st != SG_OK)

@@ -396,6 +396,8 @@ global_key(struct parser *ps, const char *k, const char *v)
 		                    (size_t)1 << 40);
 	if (strncmp(k, "ldap_", 5) == 0)
 		return cfg_ldap_key(ps, k, v);
+	if (strncmp(k, "revocation", 10) == 0 || strcmp(k, "crl_files") == 0)
+		return cfg_revocation_key(ps, k, v);
 	if (strcmp(k, "message_filters") == 0)
 		return cfg_set_str(ps, &c->message_filters_path, v);
 	return cfg_fail(ps, "unknown setting \"%s\"", k);
@@ -513,6 +515,8 @@ profile_key(struct parser *ps, const char *k, const char *v)
 		if (cfg_keyword(ps, v, missing, CFG_MISSING_BOUNCE, &x) == -1)
 			return -1;
 		p->missing_key = (enum cfg_missing)x;
+	} else if (strcmp(k, "revocation_unknown") == 0) {
+		return cfg_revocation_unknown(ps, &p->revocation_unknown, v);
 	} else {
 		return cfg_fail(ps, "unknown setting \"%s\" in [profile %s]", k,
 		                p->name);
@@ -664,6 +668,7 @@ section(struct parser *ps, char *s)
 		memset(ps->p, 0, sizeof(*ps->p));
 		ps->p->mode = CFG_SIGN;
 		ps->p->missing_key = CFG_MISSING_SPLIT;
+		ps->p->revocation_unknown = -1;
 		ps->sec = SEC_PROFILE;
 		return (ps->p->name = strdup(name))
 		           ? 0
@@ -774,6 +779,7 @@ defaults(struct cfg *c)
 	c->smarthost_tls = CFG_TLS_OPPORTUNISTIC;
 	c->retry_max = 3600;
 	c->harvest_max_size = (size_t)512 << 20; /* seed 002 */
+	cfg_revocation_defaults(c);
 }
 
 static int
@@ -900,7 +906,8 @@ finish(struct parser *ps)
 	    add_quarantine(ps, "Policy") == NULL)
 		return -1;
 	if (load_filters(ps) == -1 || cfg_policy_finish(ps) == -1 ||
-	    cfg_flow_finish(ps) == -1 || cfg_ldap_finish(ps) == -1)
+	    cfg_flow_finish(ps) == -1 || cfg_ldap_finish(ps) == -1 ||
+	    cfg_revocation_finish(ps) == -1)
 		return -1;
 	if (c->nlisteners == 0)
 		return cfg_fail(ps,
@@ -1030,6 +1037,7 @@ cfg_free(struct cfg *c)
 	cfg_policy_free(c);
 	cfg_flow_free(c);
 	cfg_ldap_free(c);
+	cfg_revocation_free(c);
 	free(c->notify_signer);
 	free(c->listeners);
 	free(c->profiles);

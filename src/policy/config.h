@@ -85,6 +85,8 @@ struct cfg_profile {
 	enum sg_cipher cipher;
 	int oaep;
 	enum cfg_missing missing_key;
+	int revocation_unknown; /* recipients' certificates: -1 the global
+	                         * revocation_unknown; 0 soft; 1 hard */
 };
 
 /* A named quarantine: [quarantine NAME] (docs/quarantine.md). */
@@ -124,6 +126,8 @@ struct cfg_flow {
 	int harvest;            /* public key harvesting (issue 6): 0/1 */
 	int harvest_on_failure; /* also when verification fails */
 	int harvest_updated;    /* store updated certificates */
+	int revocation_unknown; /* signers: -1 the global setting; 0 soft
+	                         * (go on, say so); 1 hard (defer) */
 };
 
 /*
@@ -157,6 +161,22 @@ struct cfg_ldap {
 	unsigned timeout;         /* seconds, per operation */
 	unsigned cache_ttl;       /* seconds a found certificate is kept */
 	unsigned negative_ttl;    /* seconds a "none" answer is kept */
+};
+
+/* Revocation checking (global revocation* and crl_* keys,
+ * docs/config.md; config_revocation.c). */
+struct cfg_revocation {
+	int enabled;      /* revocation = on (default) | off */
+	int ocsp;         /* ask the AIA's OCSP responder (on) */
+	int fetch_crl;    /* fetch CRL distribution points (on) */
+	int hard_fail;    /* revocation_unknown: 0 soft (default), 1 hard */
+	char **crl_files; /* NULL-terminated, or NULL */
+	unsigned crl_files_line;
+	unsigned timeout;     /* seconds per HTTP exchange (5) */
+	unsigned crl_refresh; /* seconds a fetched CRL is kept (3600) */
+	size_t max_crl_size;
+	char *proxy;                   /* "http://host:port", or NULL */
+	struct sg_revocation *checker; /* built at load; NULL when off */
 };
 
 struct cfg {
@@ -199,7 +219,12 @@ struct cfg {
 	struct cfg_policy *policies;
 	size_t npolicies;
 	struct cfg_ldap *ldap; /* NULL: no directory */
+	struct cfg_revocation revocation;
 };
+
+/* Whether an unknown status fails, for a [flow] or [profile] SETTING
+ * (-1: the global revocation_unknown). */
+int cfg_revocation_hard(const struct cfg *cfg, int setting);
 
 /* The first flow of listener LISTENER matching the client SA, its HELO
  * and the sender's domain (NULL for the null sender), or NULL. */

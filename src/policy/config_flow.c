@@ -213,6 +213,7 @@ cfg_flow_section(struct parser *ps, const char *name)
 	memset(f, 0, sizeof(*f));
 	f->decrypt_verify = 1;
 	f->remove_signature = -1;
+	f->revocation_unknown = -1;
 	if ((f->name = strdup(name)) == NULL)
 		return cfg_fail(ps, "out of memory");
 	c->nflows++;
@@ -253,6 +254,8 @@ cfg_flow_key(struct parser *ps, const char *k, const char *v)
 		return cfg_set_bool(ps, &f->harvest_on_failure, v, "on", "off");
 	if (strcmp(k, "harvest_updated") == 0)
 		return cfg_set_bool(ps, &f->harvest_updated, v, "on", "off");
+	if (strcmp(k, "revocation_unknown") == 0)
+		return cfg_revocation_unknown(ps, &f->revocation_unknown, v);
 	return cfg_fail(ps, "unknown setting \"%s\" in [flow %s]", k, f->name);
 }
 

@@ -84,4 +84,12 @@ int cfg_ldap_key(struct parser *ps, const char *k, const char *v);
 int cfg_ldap_finish(struct parser *ps);
 void cfg_ldap_free(struct cfg *c);
 
+/* The global revocation* and crl_* keys (config_revocation.c), and
+ * `revocation_unknown = soft | hard` of [flow] and [profile]. */
+int cfg_revocation_key(struct parser *ps, const char *k, const char *v);
+int cfg_revocation_unknown(struct parser *ps, int *dst, const char *v);
+void cfg_revocation_defaults(struct cfg *c);
+int cfg_revocation_finish(struct parser *ps);
+void cfg_revocation_free(struct cfg *c);
+
 #endif /* SG_CONFIG_INT_H */

@@ -135,6 +135,18 @@ enum sg_status store_get_setting(struct store *st, const char *key,
 enum sg_status store_find_encrypt_cert(struct store *st, const char *addr,
                                        struct sg_certs **out);
 /*
+ * The same, with the caller's last word on each candidate that fits, in
+ * the order above (revocation: a revoked certificate is never used, and
+ * the next candidate is tried): VETO(ARG, CERTS) returns 0 to take it, 1
+ * to skip it, -1 to stop with SG_ERR_TEMP (a status that may come back
+ * later; the caller keeps its reason).  All skipped: SG_ERR_NOT_FOUND.
+ */
+typedef int (*store_veto_fn)(void *arg, const struct sg_certs *certs);
+enum sg_status store_find_encrypt_cert_vetted(struct store *st,
+                                              const char *addr,
+                                              store_veto_fn veto, void *arg,
+                                              struct sg_certs **out);
+/*
  * The signing key for SENDER: by NAME when not NULL (a profile names it),
  * else automatic: our certificate whose email SAN is SENDER, else the one
  * whose domain SAN matches SENDER's domain; valid, signing-capable,

@@ -27,6 +27,8 @@
 
 /* What a candidate must be. */
 struct want {
+	store_veto_fn veto; /* the caller's last word, or NULL */
+	void *veto_arg;
 	int sign;             /* signing (ours only) rather than encryption */
 	int harvested;        /* among harvested rows, not added ones */
 	int email;            /* match an email rather than a domain */
@@ -99,11 +101,14 @@ fits(const struct sg_cert_info *in, const struct want *w)
  * OK(info, ARG) wins: *CERTS gets its certificates, *ID (when not NULL)
  * its row id and, when KEY is not NULL, *KEY its private key.  A corrupt
  * candidate is skipped, but when nothing else is found its failure is
- * returned instead of NOT_FOUND. */
+ * returned instead of NOT_FOUND.  VETO (may be NULL) has the last word on
+ * a candidate that passed: 0 take it, 1 skip it, -1 fail with
+ * SG_ERR_TEMP (its reason already on the store). */
 static enum sg_status
 scan(struct store *st, sqlite3_stmt *s,
      int (*ok)(const struct sg_cert_info *, const void *), const void *arg,
-     struct sg_certs **certs, struct sg_key **key, int64_t *id)
+     store_veto_fn veto, void *veto_arg, struct sg_certs **certs,
+     struct sg_key **key, int64_t *id)
 {
 	struct store_row r = {0};
 	struct sg_certs *c = NULL;
@@ -133,6 +138,15 @@ scan(struct store *st, sqlite3_stmt *s,
 		}
 		hit = ok(&info, arg);
 		sg_cert_info_clear(&info);
+		if (hit && veto != NULL) {
+			int v = veto(veto_arg, c);
+
+			if (v == -1) {
+				rc = SG_ERR_TEMP;
+				goto fail;
+			}
+			hit = v == 0;
+		}
 		if (hit) {
 			if (key != NULL &&
 			    (rc = store_row_key(st, &r, c, key)) != SG_OK)
@@ -200,7 +214,7 @@ find(struct store *st, const struct want *w, struct sg_certs **certs,
 	sqlite3_bind_int64(s, 6, (sqlite3_int64)w->now);
 	sqlite3_bind_int(s, 7, STORE_MAX_CANDIDATES);
 	sqlite3_bind_int(s, 8, w->harvested);
-	rc = scan(st, s, fits_cb, w, certs, key, &id);
+	rc = scan(st, s, fits_cb, w, w->veto, w->veto_arg, certs, key, &id);
 	sqlite3_finalize(s);
 	if (rc == SG_OK && w->harvested)
 		store_harvest_touch(st, id);
@@ -229,10 +243,13 @@ store_wildcard_of(const char *domain, char **out)
  * matches, the same among harvested rows: an added key (by email or by
  * domain) always wins over a harvested one. */
 static enum sg_status
-find_addr(struct store *st, const char *addr, int sign, struct sg_certs **certs,
-          struct sg_key **key)
+find_addr(struct store *st, const char *addr, int sign, store_veto_fn veto,
+          void *veto_arg, struct sg_certs **certs, struct sg_key **key)
 {
-	struct want w = {.sign = sign, .now = sg_ctx_now(st->ctx)};
+	struct want w = {.sign = sign,
+	                 .now = sg_ctx_now(st->ctx),
+	                 .veto = veto,
+	                 .veto_arg = veto_arg};
 	const char *domain;
 	char *norm = NULL, *wild = NULL;
 	enum sg_status rc;
@@ -265,10 +282,18 @@ enum sg_status
 store_find_encrypt_cert(struct store *st, const char *addr,
                         struct sg_certs **out)
 {
+	return store_find_encrypt_cert_vetted(st, addr, NULL, NULL, out);
+}
+
+enum sg_status
+store_find_encrypt_cert_vetted(struct store *st, const char *addr,
+                               store_veto_fn veto, void *arg,
+                               struct sg_certs **out)
+{
 	enum sg_status rc;
 
 	store_reset(st);
-	rc = find_addr(st, addr, 0, out, NULL);
+	rc = find_addr(st, addr, 0, veto, arg, out, NULL);
 	if (rc == SG_ERR_NOT_FOUND)
 		return store_fail(
 		    st, rc, "no valid encryption certificate for %s", addr);
@@ -322,7 +347,7 @@ store_find_sign_key(struct store *st, const char *sender, const char *name,
 		return sign_key_by_name(st, name, out);
 	if (sender == NULL)
 		return store_fail(st, SG_ERR_USAGE, "no sender and no name");
-	rc = find_addr(st, sender, 1, &certs, out);
+	rc = find_addr(st, sender, 1, NULL, NULL, &certs, out);
 	sg_certs_free(certs);
 	if (rc == SG_ERR_NOT_FOUND)
 		return store_fail(st, rc, "no valid signing key for %s",
@@ -389,7 +414,7 @@ store_find_decrypt_key(struct store *st, const struct sg_recipient_id *rid,
 	if (ski != NULL)
 		sqlite3_bind_text(s, 3, ski, -1, SQLITE_STATIC);
 	sqlite3_bind_int(s, 4, STORE_MAX_CANDIDATES);
-	rc = scan(st, s, rid_cb, rid, &certs, out, NULL);
+	rc = scan(st, s, rid_cb, rid, NULL, NULL, &certs, out, NULL);
 	if (rc == SG_ERR_NOT_FOUND)
 		rc = store_fail(st, rc, "none of our keys is this recipient");
 out:
