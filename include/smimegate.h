@@ -343,6 +343,8 @@ struct sg_verify_result {
 	int revocation_checked;
 	enum sg_revocation_status revocation;
 	char *revocation_reason;
+	int revocation_final; /* UNKNOWN with no source to ask: retrying
+	                       * later cannot change it */
 };
 void sg_verify_result_clear(struct sg_verify_result *res);
 
@@ -611,6 +613,17 @@ void sg_revocation_free(struct sg_revocation *rv);
  * SG_REV_UNKNOWN, not an error), SG_ERR_USAGE (bad index) or SG_ERR_NOMEM;
  * the outputs are set only on SG_OK.
  */
+/*
+ * Whether anything could answer for certificate I of CERTS: CRL files, or
+ * an http:// OCSP responder (with use_ocsp) or CRL distribution point
+ * (with fetch_crl_dp) named in it.  0: its status is unknown and will stay
+ * so, whatever servers come back; callers under hard-fail treat that as a
+ * final failure rather than a temporary one.  Cheap: no network, no
+ * issuer needed.
+ */
+int sg_revocation_has_source(const struct sg_revocation *rv,
+                             const struct sg_certs *certs, size_t i);
+
 enum sg_status sg_revocation_check(struct sg_revocation *rv, struct sg_ctx *ctx,
                                    const struct sg_certs *certs, size_t i,
                                    const struct sg_certs *trust,

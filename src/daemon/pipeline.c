@@ -376,7 +376,8 @@ struct rcpt_check {
 	int hard;
 	const char *qid, *rcpt;
 	struct sg_certs *trust; /* NULL until read */
-	int revoked;            /* a candidate was skipped as revoked */
+	int revoked; /* a candidate was skipped: revoked, or unknown for
+	              * good under hard-fail */
 	char why[1024];
 };
 
@@ -389,6 +390,19 @@ rcpt_veto(void *arg, const struct sg_certs *c)
 
 	if (rc->cfg->revocation.checker == NULL)
 		return 0;
+	/* Nothing to ask: unknown for good.  Soft-fail uses it; hard-fail
+	 * never will, so it is final (missing_key), not a deferral. */
+	if (!sg_revocation_has_source(rc->cfg->revocation.checker, c, 0)) {
+		if (!rc->hard)
+			return 0;
+		logf_("qid=%s rcpt=<%s> event=revocation-unknown action=skip "
+		      "reason=\"the certificate names no OCSP responder or "
+		      "CRL distribution point, and no CRL file is "
+		      "configured (revocation_unknown = hard)\"",
+		      rc->qid, rc->rcpt);
+		rc->revoked = 1;
+		return 1;
+	}
 	if (rc->trust == NULL &&
 	    store_trust_anchors(rc->w->st, &rc->trust) != SG_OK &&
 	    sg_certs_new(&rc->trust) != SG_OK) {
@@ -896,7 +910,7 @@ incoming(struct pipeline *pl, struct worker *w, const struct cfg *cfg,
 		    cfg_revocation_hard(cfg,
 		                        flow ? flow->revocation_unknown : -1));
 		st = sg_verify(w->ctx, *msg, trust, &res, &sink);
-		if (st == SG_ERR_REVOCATION_UNKNOWN) {
+		if (st == SG_ERR_REVOCATION_UNKNOWN && !res.revocation_final) {
 			/* hard-fail: kept in the queue until the status is
 			 * known (or the message expires) */
 			snprintf(reason, rlen, "%s", sg_ctx_error(w->ctx));

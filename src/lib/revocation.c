@@ -688,6 +688,37 @@ find_issuer(STACK_OF(X509) * list, X509 *cert)
 	return NULL;
 }
 
+int
+sg_revocation_has_source(const struct sg_revocation *rv,
+                         const struct sg_certs *certs, size_t i)
+{
+	STACK_OF(OPENSSL_STRING) * aia;
+	X509 *cert;
+	char *urls[MAX_DP_URLS];
+	size_t n;
+	int found = 0;
+
+	if (rv == NULL || certs == NULL || i >= (size_t)sk_X509_num(certs->sk))
+		return 0;
+	if (sk_X509_CRL_num(rv->files) > 0)
+		return 1;
+	cert = sk_X509_value(certs->sk, (int)i);
+	if (rv->use_ocsp) {
+		aia = X509_get1_ocsp(cert);
+		for (int k = 0; k < sk_OPENSSL_STRING_num(aia) && !found; k++)
+			found = is_http(sk_OPENSSL_STRING_value(aia, k));
+		X509_email_free(aia);
+	}
+	if (!found && rv->fetch_crl_dp) {
+		n = dp_urls(cert, urls);
+		found = n > 0;
+		while (n > 0)
+			free(urls[--n]);
+	}
+	ERR_clear_error();
+	return found;
+}
+
 enum sg_status
 sg_revocation_check(struct sg_revocation *rv, struct sg_ctx *ctx,
                     const struct sg_certs *certs, size_t i,

@@ -154,6 +154,10 @@ check_revocation(struct sg_ctx *ctx, STACK_OF(X509) * chain,
 		    (s == SG_REV_UNKNOWN && worst == SG_REV_GOOD) ||
 		    (i == 0 && worst == SG_REV_GOOD)) {
 			worst = s;
+			res->revocation_final =
+			    s == SG_REV_UNKNOWN &&
+			    !sg_revocation_has_source(ctx->revocation, &c,
+			                              (size_t)i);
 			snprintf(worst_why, sizeof(worst_why), "%s%s", why,
 			         i > 0 ? " (an intermediate of the chain)"
 			               : "");
@@ -161,6 +165,11 @@ check_revocation(struct sg_ctx *ctx, STACK_OF(X509) * chain,
 		if (s == SG_REV_REVOKED)
 			break;
 	}
+	if (res->revocation_final)
+		snprintf(worst_why + strlen(worst_why),
+		         sizeof(worst_why) - strlen(worst_why), "%s",
+		         " (it names no OCSP responder or CRL distribution "
+		         "point, and no CRL file is configured)");
 	res->revocation_checked = 1;
 	res->revocation = worst;
 	res->revocation_reason = strdup(worst_why);

@@ -21,8 +21,15 @@ PARTNER = "partner.example"
 def ca(tmp_path_factory):
     ca = revocation_util.make_ca(tmp_path_factory.mktemp("gwrevca"))
     d = ca["dir"]
+    # certificates that name no OCSP responder and no distribution point
+    with open(d / "ca.cnf", "a") as f:
+        f.write("\n[bare]\nbasicConstraints = CA:false\n"
+                "keyUsage = critical,digitalSignature,keyEncipherment\n"
+                "extendedKeyUsage = emailProtection\n")
     for name in ("sgood", "srevoked", "rgood", "rrevoked"):
         revocation_util.issue(d, name, "ee", email=f"{name}@{PARTNER}")
+    for name in ("sbare", "rbare"):
+        revocation_util.issue(d, name, "bare", email=f"{name}@{PARTNER}")
     for name in ("srevoked", "rrevoked"):
         revocation_util.revoke(ca, name)
     return ca
@@ -202,6 +209,32 @@ def test_unknown_recipient_status_hard_fail_defers(gateway, ca):
     time.sleep(1)
     new = gw.outbox / "new"
     assert not (new.exists() and list(new.glob("*"))), "sent anyway"
+
+
+def test_hard_fail_without_any_source_is_final_not_deferred(gateway, ca):
+    # Nothing could ever answer for these certificates: hard-fail makes
+    # that a failure at once, not a deferral that ends in a bounce.
+    d = ca["dir"]
+    gw = checking_gateway(gateway, ca, extra="revocation_timeout = 1s\n",
+                          flow="revocation_unknown = hard\n",
+                          profile="mode = sign-encrypt\nmissing_key = "
+                                  "split\nrevocation_unknown = hard\n")
+    gw.cli("key", "add", "rbare", d / "rbare.pem")
+    gw.start()
+    send_signed(gw, ca, "sbare", b"No source.")
+    [msg] = gw.delivered(1)
+    assert b"smime=fail (revocation-unknown)" in head(msg), head(msg)
+    assert "names no OCSP responder" in gw.log.read_text()
+    r = swaks(gw.out_port, "--to", f"rbare@{PARTNER}", "--body",
+              "Signed, not encrypted.")
+    assert r.returncode == 0, r.stdout.decode()
+    msgs = gw.delivered(2)
+    out = [m for m in msgs if b"Signed, not encrypted." in m][0]
+    assert b"multipart/signed" in head(out), head(out)
+    log = gw.log.read_text()
+    assert f"rcpt=<rbare@{PARTNER}> event=revocation-unknown action=skip" \
+        in log
+    assert "action=defer" not in log
 
 
 def test_bad_crl_file_is_a_config_error(gateway, ca, tmp_path):
