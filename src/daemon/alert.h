@@ -1,11 +1,11 @@
 /*
  * alert.h - alerts for the administrator (issue 6): something a person
  * should know about (a burst of updated certificates, the harvested key
- * repository full, later certificate expiry).  Each alert is logged
- * (component "alert", warning), counted (smimegate_alerts_total) and
- * handed to a sender that mails it to the configured admin address
- * through the normal delivery path (signed when a notification
- * certificate is configured: serve.c).
+ * repository full, one of our certificates expiring: certexpiry.h).
+ * Each alert is logged (component "alert", warning), counted
+ * (smimegate_alerts_total) and handed to a sender that mails it to the
+ * configured admin address through the normal delivery path (signed
+ * when a notification certificate is configured: serve.c).
  */
 #ifndef SG_ALERT_H
 #define SG_ALERT_H

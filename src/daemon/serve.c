@@ -32,6 +32,7 @@
 #include <event2/thread.h>
 
 #include "daemon/alert.h"
+#include "daemon/certexpiry.h"
 #include "daemon/dsn.h"
 #include "daemon/log.h"
 #include "daemon/metrics.h"
@@ -60,6 +61,9 @@ struct daemon {
 	struct alerts *alerts;   /* for the administrator (alert.h) */
 	struct event *ev_tick;   /* releases and retention */
 	time_t last_expiry;
+	struct certexpiry *certs; /* our certificates' expiry alerts */
+	struct event *ev_certs;   /* ... checked at start, then every
+	                           * alert_cert_expiry_check */
 	int stopping;
 };
 
@@ -300,6 +304,55 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 			        cq->name, err);
 		}
 	}
+}
+
+/*
+ * The certificate-expiry check (certexpiry.h), at start and then every
+ * alert_cert_expiry_check.  It runs on the loop, synchronously, like the
+ * quarantine retention above: one read-only listing of our rows (a
+ * handful; it waits at most 250 ms for another connection's lock, and
+ * WAL readers do not wait for writers) every few hours, and an alert
+ * (spooled, signed when notify_signer is set: send_alert) at most once a
+ * day per certificate.  A worker thread would cost more than it saves.
+ * Time is sg_ctx_now() of the check's own context, the clock the
+ * store's lookups use.
+ */
+static void
+on_cert_check(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+	const struct cfg *cfg = d->cfg;
+	struct timeval next = {(time_t)cfg->alert_cert_expiry_check, 0};
+	struct certexpiry_counts c;
+	struct sg_ctx *ctx = NULL;
+	char err[512] = "";
+	enum sg_status st;
+
+	(void)fd;
+	(void)what;
+	if (d->stopping)
+		return;
+	if (cfg->alert_cert_expiry > 0) {
+		if ((st = sg_ctx_new(&ctx)) == SG_OK)
+			st = certexpiry_check(d->certs, ctx, cfg, &c, err,
+			                      sizeof(err));
+		if (st == SG_OK)
+			dlog("event=cert-expiry-checked ours=%zu expiring=%zu "
+			     "alerted=%zu within=%us next=%us",
+			     c.ours, c.expiring, c.alerted,
+			     cfg->alert_cert_expiry,
+			     cfg->alert_cert_expiry_check);
+		else
+			log_err("daemon",
+			        "event=error op=cert-expiry status=%s "
+			        "reason=\"%s\" (checked again in %us)",
+			        sg_status_name(st), err,
+			        cfg->alert_cert_expiry_check);
+		sg_ctx_free(ctx);
+	}
+	if (event_add(d->ev_certs, &next) != 0)
+		log_err("daemon", "event=error op=cert-expiry reason=\"cannot "
+		                  "schedule the next check\"");
 }
 
 /* Seed 000: a notification signed with a certificate nobody trusts does
@@ -657,6 +710,7 @@ on_reload(evutil_socket_t sig, short what, void *arg)
 {
 	struct daemon *d = arg;
 	struct cfg *cfg = NULL, **old;
+	const struct cfg *old_cfg = d->cfg;
 	struct evhttp *http = d->http;
 	char err[512];
 	int new_log, new_http;
@@ -699,6 +753,15 @@ on_reload(evutil_socket_t sig, short what, void *arg)
 	} /* else the old one leaks rather than being freed under use */
 	/* q_bounce reads it from the queue's threads */
 	__atomic_store_n(&d->cfg, cfg, __ATOMIC_RELEASE);
+	/* New expiry settings or another store: check now, then at the new
+	 * interval. */
+	if (old_cfg->alert_cert_expiry != cfg->alert_cert_expiry ||
+	    old_cfg->alert_cert_expiry_check != cfg->alert_cert_expiry_check ||
+	    !same_str(old_cfg->store_path, cfg->store_path) ||
+	    !same_str(old_cfg->keyfile, cfg->keyfile)) {
+		struct timeval now = {0, 0};
+		(void)event_add(d->ev_certs, &now);
+	}
 	dlog("event=reloaded config=%s", d->config_path);
 	return;
 refused:
@@ -790,6 +853,10 @@ serve_run(const char *config_path, char *err, size_t errlen)
 		goto out;
 	}
 	pipeline_set_alerts(d.pl, d.alerts);
+	if ((d.certs = certexpiry_new(d.alerts)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
 	queue_set_metrics(d.q, d.metrics);
 	smtp_server_set_metrics(d.srv, d.metrics);
 	qp.first_retry = d.cfg->retry_min;
@@ -811,11 +878,13 @@ serve_run(const char *config_path, char *err, size_t errlen)
 	d.ev_int = evsignal_new(d.base, SIGINT, on_stop, &d);
 	d.ev_hup = evsignal_new(d.base, SIGHUP, on_reload, &d);
 	d.ev_tick = event_new(d.base, -1, EV_PERSIST, on_tick, &d);
-	struct timeval tick = {TICK_SECONDS, 0};
+	d.ev_certs = event_new(d.base, -1, 0, on_cert_check, &d);
+	struct timeval tick = {TICK_SECONDS, 0}, at_start = {0, 0};
 	if (d.ev_term == NULL || d.ev_int == NULL || d.ev_hup == NULL ||
-	    d.ev_tick == NULL || evsignal_add(d.ev_term, NULL) ||
-	    evsignal_add(d.ev_int, NULL) || evsignal_add(d.ev_hup, NULL) ||
-	    event_add(d.ev_tick, &tick)) {
+	    d.ev_tick == NULL || d.ev_certs == NULL ||
+	    evsignal_add(d.ev_term, NULL) || evsignal_add(d.ev_int, NULL) ||
+	    evsignal_add(d.ev_hup, NULL) || event_add(d.ev_tick, &tick) ||
+	    event_add(d.ev_certs, &at_start)) {
 		snprintf(err, errlen, "cannot install signal handlers");
 		goto out;
 	}
@@ -842,6 +911,8 @@ out:
 		event_free(d.ev_hup);
 	if (d.ev_tick)
 		event_free(d.ev_tick);
+	if (d.ev_certs)
+		event_free(d.ev_certs);
 	if (d.q != NULL) {
 		queue_stop(d.q);
 		queue_free(d.q);
@@ -849,6 +920,7 @@ out:
 	smtp_server_free(d.srv);
 	pipeline_free(d.pl);
 	quarantine_close(d.quar);
+	certexpiry_free(d.certs);
 	alerts_free(d.alerts);
 	spool_close(d.sp);
 	if (d.base) {

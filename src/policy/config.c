@@ -391,6 +391,12 @@ global_key(struct parser *ps, const char *k, const char *v)
 			return cfg_fail(ps, "alert_to wants an address");
 		return cfg_set_str(ps, &c->alert_to, v);
 	}
+	if (strcmp(k, "alert_cert_expiry") == 0)
+		return cfg_set_duration(ps, &c->alert_cert_expiry, v, 0,
+		                        3650 * 86400u);
+	if (strcmp(k, "alert_cert_expiry_check") == 0)
+		return cfg_set_duration(ps, &c->alert_cert_expiry_check, v, 1,
+		                        30 * 86400);
 	if (strcmp(k, "harvest_max_size") == 0)
 		return cfg_set_size(ps, &c->harvest_max_size, v, 1024,
 		                    (size_t)1 << 40);
@@ -779,6 +785,8 @@ defaults(struct cfg *c)
 	c->smarthost_tls = CFG_TLS_OPPORTUNISTIC;
 	c->retry_max = 3600;
 	c->harvest_max_size = (size_t)512 << 20; /* seed 002 */
+	c->alert_cert_expiry = 30 * 86400;
+	c->alert_cert_expiry_check = 12 * 3600;
 	cfg_revocation_defaults(c);
 }
 

@@ -210,6 +210,9 @@ struct cfg {
 	size_t nroutes;
 	struct cfg_quarantine *quarantines; /* "Policy" always exists */
 	size_t nquarantines;
+	/* Our certificates alert this many seconds before their notAfter
+	 * (0: never), checked every alert_cert_expiry_check seconds. */
+	unsigned alert_cert_expiry, alert_cert_expiry_check;
 	char *alert_to;             /* alerts are mailed here, or NULL */
 	size_t harvest_max_size;    /* bytes of harvested certificates */
 	char *message_filters_path; /* message_filters = FILE */

@@ -11,7 +11,7 @@ static const struct unit_suite *suites[] = {
     &suite_keys,    &suite_store,      &suite_config,     &suite_spool,
     &suite_smtp,    &suite_dsn,        &suite_relay,      &suite_metrics,
     &suite_log,     &suite_filter,     &suite_quarantine, &suite_flow,
-    &suite_harvest, &suite_revocation, &suite_directory,
+    &suite_harvest, &suite_revocation, &suite_directory,  &suite_certexpiry,
 };
 
 static int case_failed;

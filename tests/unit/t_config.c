@@ -327,7 +327,67 @@ quarantines_and_filters(void)
 	free(unknown);
 }
 
+/* alert_cert_expiry (0 turns it off) and alert_cert_expiry_check (at
+ * least 1s): defaults, the units, and bad values named by FILE:LINE. */
+static void
+alert_cert_expiry_keys(void)
+{
+	static const char base[] = "[listener a]\nlisten=127.0.0.1:1\n"
+	                           "role=incoming\n";
+	static const struct {
+		const char *keys;
+		int ok;
+		unsigned expiry, check;
+		const char *want; /* in the error */
+	} cases[] = {
+	    {"", 1, 30 * 86400, 12 * 3600, NULL},
+	    {"alert_cert_expiry = 7d\n", 1, 7 * 86400, 12 * 3600, NULL},
+	    {"alert_cert_expiry = 0\n", 1, 0, 12 * 3600, NULL},
+	    {"alert_cert_expiry = 0d\n", 1, 0, 12 * 3600, NULL},
+	    {"alert_cert_expiry = 3650d\n", 1, 3650 * 86400u, 12 * 3600, NULL},
+	    {"alert_cert_expiry_check = 1s\n", 1, 30 * 86400, 1, NULL},
+	    {"alert_cert_expiry_check = 30m\nalert_cert_expiry = 48h\n", 1,
+	     2 * 86400, 1800, NULL},
+	    {"alert_cert_expiry_check = 30d\n", 1, 30 * 86400, 30 * 86400,
+	     NULL},
+	    {"alert_cert_expiry = soon\n", 0, 0, 0,
+	     ":1: \"soon\" is not a duration"},
+	    {"alert_cert_expiry = 30x\n", 0, 0, 0, ":1: "},
+	    {"alert_cert_expiry = -1d\n", 0, 0, 0, ":1: "},
+	    {"\nalert_cert_expiry = 3651d\n", 0, 0, 0,
+	     ":2: \"3651d\": a duration from 0s"},
+	    {"alert_cert_expiry =\n", 0, 0, 0, ":1: "},
+	    {"alert_cert_expiry_check = 0\n", 0, 0, 0,
+	     ":1: \"0\": a duration from 1s"},
+	    {"\n\nalert_cert_expiry_check = 31d\n", 0, 0, 0, ":3: "},
+	    {"alert_cert_expiry = 1d\nalert_cert_expiry = 2d\n", 0, 0, 0,
+	     ":2: \"alert_cert_expiry\" is set twice"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		char text[512], err[512] = "", msg[700];
+		struct cfg *c = NULL;
+		enum sg_status st;
+		snprintf(text, sizeof(text), "%s%s", cases[i].keys, base);
+		char *path = write_tmp(text);
+		st = cfg_load(path, &c, err, sizeof(err));
+		snprintf(msg, sizeof(msg), "case %zu: %s", i, err);
+		if (cases[i].ok &&
+		    (st != SG_OK || c == NULL ||
+		     c->alert_cert_expiry != cases[i].expiry ||
+		     c->alert_cert_expiry_check != cases[i].check))
+			unit_fail(__FILE__, __LINE__, msg);
+		if (!cases[i].ok && (st != SG_ERR_USAGE || c != NULL ||
+		                     strncmp(err, path, strlen(path)) != 0 ||
+		                     strstr(err, cases[i].want) == NULL))
+			unit_fail(__FILE__, __LINE__, msg);
+		cfg_free(c);
+		unlink(path);
+		free(path);
+	}
+}
+
 static const struct unit_case cases[] = {
+    {"alert_cert_expiry_keys", alert_cert_expiry_keys},
     {"quarantines_and_filters", quarantines_and_filters},
     {"loads_a_full_file", loads_a_full_file},
     {"listener_tls_keys", listener_tls_keys},
