@@ -2,6 +2,7 @@
 daemon with its own store, spool, outbox and configuration on free ports
 (Gateway), the fixture helper that makes them and stops them by PID, and
 small client helpers."""
+import re
 import signal
 import socket
 import subprocess
@@ -140,6 +141,22 @@ def gateways(smimegate, root: Path, graceful=False):
             assert "Sanitizer" not in text and "runtime error" not in text, \
                 text[-4000:]
     assert not problems, problems
+
+
+def wait_log(gw, needle, n=1, timeout=T, regex=False):
+    """Waits until GW's log holds NEEDLE (a substring, or with REGEX a
+    pattern) at least N times; returns the log's text."""
+    deadline = time.time() + timeout
+    while True:
+        text = gw.log.read_text(errors="replace")
+        found = (len(re.findall(needle, text)) if regex
+                 else text.count(needle))
+        if found >= n:
+            return text
+        if time.time() >= deadline:
+            raise AssertionError(f"{needle!r} x{n} not in the log:\n"
+                                 + text)
+        time.sleep(0.05)
 
 
 def swaks(port, *args, to="rcpt@example.net", frm="sender@example.com"):

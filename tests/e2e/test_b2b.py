@@ -9,8 +9,8 @@ decrypted."""
 import smtplib
 import subprocess
 
-from gateway_util import T, crlf, free_port, swaks
-from smime_util import openssl_encrypt, openssl_sign
+from gateway_util import T, crlf, swaks
+from smime_util import openssl_sign
 
 
 def domain_cert(gw, name, cn, domain):

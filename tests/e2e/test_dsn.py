@@ -13,21 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from gateway_util import crlf, free_port, org_cert
+from gateway_util import crlf, free_port, org_cert, wait_log
 
 REPO = Path(__file__).resolve().parents[2]
 
 T = 60
 ENCRYPTING = "mode = sign-encrypt\nmissing_key = bounce\n"
-
-
-def wait_log(gw, needle, timeout=T):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if needle in gw.log.read_text(errors="replace"):
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{needle!r} not logged:\n" + gw.log.read_text())
 
 
 def send(gw, body=b"The secret text.", to="nokey@example.net",

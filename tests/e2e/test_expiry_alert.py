@@ -11,7 +11,7 @@ import signal
 import time
 import urllib.request
 
-from gateway_util import T, free_port
+from gateway_util import T, free_port, wait_log
 
 ADMIN = "admin@example.com"
 KIND = "event=alert kind=certificate-expiry"
@@ -35,15 +35,6 @@ def add_expiring(gw, name="soon", cn="Soon Org", days=5):
 
 def show(gw, name):
     return json.loads(gw.cli("cert", "show", name, "--json").stdout)
-
-
-def wait_log(gw, text, n=1):
-    deadline = time.time() + T
-    while time.time() < deadline:
-        if gw.log.read_text().count(text) >= n:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{text!r} x{n} not in log:\n{gw.log.read_text()}")
 
 
 def alert_lines(gw):

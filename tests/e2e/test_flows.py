@@ -24,7 +24,7 @@ import time
 
 import pytest
 
-from gateway_util import T, gateways, org_cert
+from gateway_util import T, gateways, org_cert, wait_log
 
 SENDER = "sender@example.com"
 OUTSIDER = "127.0.0.2"  # not in relay_from = 127.0.0.1/32
@@ -110,16 +110,6 @@ def log_lines(gw, event):
             if f"event={event} " in ln + " "]
 
 
-def wait_log(gw, pattern, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if re.search(pattern, gw.log.read_text()):
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"no {pattern!r} in the log:\n"
-                         + gw.log.read_text())
-
-
 def test_reject_flow_by_sender_domain(make_gw):
     gw = with_flows(make_gw(),
                     "[flow blocked]\n"
@@ -167,8 +157,10 @@ def test_relay_flow_lets_a_listed_network_relay(make_gw):
                        input=msg, capture_output=True, timeout=T)
     assert v.returncode == 0, v.stderr.decode()
     assert b"Signed for the branch." in v.stdout
-    wait_log(gw, r"event=flow flow=branch action=relay from=<sender@")
-    wait_log(gw, r"event=queued qid=\S+ .* flow=branch")
+    wait_log(gw, r"event=flow flow=branch action=relay from=<sender@",
+             timeout=10, regex=True)
+    wait_log(gw, r"event=queued qid=\S+ .* flow=branch", timeout=10,
+             regex=True)
 
     # Another outsider is not in the flow: no relay (no signing oracle).
     r = swaks_from(gw.out_port, "127.0.0.3")

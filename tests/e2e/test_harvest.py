@@ -11,7 +11,7 @@ import subprocess
 import time
 import urllib.request
 
-from gateway_util import T, crlf, free_port, swaks
+from gateway_util import T, crlf, free_port, swaks, wait_log
 from smime_util import mime_entity, openssl_sign
 
 ADMIN = "admin@example.com"
@@ -58,15 +58,6 @@ def harvested(gw):
                        timeout=T)
     assert r.returncode == 0, r.stderr.decode()
     return json.loads(r.stdout)
-
-
-def wait_log(gw, text, n=1):
-    deadline = time.time() + T
-    while time.time() < deadline:
-        if gw.log.read_text().count(text) >= n:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{text!r} x{n} not in log:\n{gw.log.read_text()}")
 
 
 def test_harvested_certificate_encrypts_the_reply(gateway, pki):

@@ -12,7 +12,7 @@ import time
 import pytest
 from aiosmtpd.controller import Controller
 
-from gateway_util import T, free_port, org_cert, swaks
+from gateway_util import T, free_port, org_cert, swaks, wait_log
 
 
 class SinkHandler:
@@ -124,17 +124,6 @@ def relay_gw(gateway):
         return gateway(
             extra="retry_min = 1s\nretry_max = 2s\n" + extra).start()
     return make
-
-
-def wait_log(gw, needle, timeout=T):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        text = gw.log.read_text()
-        if needle in text:
-            return text
-        time.sleep(0.05)
-    raise AssertionError(f"{needle!r} not in the log:\n"
-                         + gw.log.read_text())
 
 
 def relay_lines(gw):

@@ -11,7 +11,7 @@ import time
 import pytest
 
 import revocation_util
-from gateway_util import T, crlf, swaks
+from gateway_util import T, crlf, swaks, wait_log
 from smime_util import mime_entity
 
 PARTNER = "partner.example"
@@ -68,15 +68,6 @@ def send_signed(gw, ca, signer, body=b"Signed by a partner."):
 
 def head(msg):
     return msg.split(b"\r\n\r\n", 1)[0].replace(b"\r\n\t", b" ")
-
-
-def wait_log(gw, text, n=1, timeout=T):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if gw.log.read_text().count(text) >= n:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{text!r} x{n} not in log:\n{gw.log.read_text()}")
 
 
 def test_revoked_signer_fails_good_signer_passes(gateway, ca):
