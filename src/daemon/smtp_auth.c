@@ -17,17 +17,22 @@
 #include "daemon/smtp_int.h"
 
 #include <crypt.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
-#define AUTH_LINE_MAX  1024   /* user, ':', hash */
-#define AUTH_USERS_MAX 100000 /* lines with a user */
+#define AUTH_LINE_MAX    1024   /* user, ':', hash */
+#define AUTH_USERS_MAX   100000 /* lines with a user */
+#define AUTH_SENDERS_MAX 64     /* senders of one user */
 
 struct auth_user {
 	char *name;
 	char *hash;
+	char **senders; /* the envelope senders this user may give:
+	                 * "a@b" or "@domain" (lowercase); NULL: any */
 };
 
 struct smtp_auth_db {
@@ -69,9 +74,62 @@ name_ok(const char *s, size_t n)
 }
 
 static void
+strv_free(char **v)
+{
+	for (size_t i = 0; v && v[i]; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* "alice@example.com, @sales.example.com": the third field of a line,
+ * lowercased.  NULL with ERR when an entry is not an address or @domain. */
+static char **
+parse_senders(char *list, const char *path, unsigned lineno, char *err,
+              size_t errlen)
+{
+	char **v = NULL, *tok, *save = NULL;
+	size_t n = 0;
+
+	for (tok = strtok_r(list, ", \t", &save); tok != NULL;
+	     tok = strtok_r(NULL, ", \t", &save)) {
+		char *at = strchr(tok, '@'), **g;
+
+		if (at == NULL || at[1] == '\0' || strchr(at + 1, '@') ||
+		    strlen(tok) > 320 || n >= AUTH_SENDERS_MAX) {
+			snprintf(err, errlen,
+			         "auth_users %s:%u: \"%.64s\" is not a sender "
+			         "(an address, or @domain; at most %d)",
+			         path, lineno, tok, AUTH_SENDERS_MAX);
+			strv_free(v);
+			return NULL;
+		}
+		if ((g = realloc(v, (n + 2) * sizeof(*v))) == NULL ||
+		    (g[n] = strdup(tok)) == NULL) {
+			snprintf(err, errlen, "auth_users %s: out of memory",
+			         path);
+			if (g != NULL)
+				g[n] = NULL;
+			strv_free(g ? g : v);
+			return NULL;
+		}
+		for (char *c = g[n]; *c; c++)
+			*c = (char)tolower((unsigned char)*c);
+		g[++n] = NULL;
+		v = g;
+	}
+	if (n == 0)
+		snprintf(err, errlen,
+		         "auth_users %s:%u: an empty sender list (leave out "
+		         "the second ':' to allow any sender)",
+		         path, lineno);
+	return v;
+}
+
+static void
 db_drop(struct smtp_auth_db *db)
 {
 	for (size_t i = 0; i < db->n; i++) {
+		strv_free(db->users[i].senders);
 		free(db->users[i].name);
 		if (db->users[i].hash) {
 			explicit_bzero(db->users[i].hash,
@@ -83,12 +141,13 @@ db_drop(struct smtp_auth_db *db)
 	free(db);
 }
 
-/* One "user:hash" line (without its end) into DB; -1 with ERR. */
+/* One "user:hash[:senders]" line (without its end) into DB; -1 with
+ * ERR. */
 static int
 db_line(struct smtp_auth_db *db, char *s, size_t *cap, const char *path,
         unsigned lineno, char *err, size_t errlen)
 {
-	char *colon = strchr(s, ':'), *hash;
+	char *colon = strchr(s, ':'), *hash, *list = NULL, **senders = NULL;
 	struct auth_user *u;
 	int cs;
 
@@ -101,6 +160,10 @@ db_line(struct smtp_auth_db *db, char *s, size_t *cap, const char *path,
 	}
 	*colon = '\0';
 	hash = colon + 1;
+	/* crypt(3) hashes never hold ':', so a second one starts the
+	 * senders field */
+	if ((list = strchr(hash, ':')) != NULL)
+		*list++ = '\0';
 	/* a DES hash is 13 characters without '$': refused as legacy;
 	 * anything else without '$' is no hash at all (a password?) */
 	cs = strchr(hash, ':') != NULL ||
@@ -123,15 +186,29 @@ db_line(struct smtp_auth_db *db, char *s, size_t *cap, const char *path,
 		         path, lineno, AUTH_USERS_MAX);
 		return -1;
 	}
+	if (list != NULL && strchr(list, ':') != NULL) {
+		snprintf(
+		    err, errlen,
+		    "auth_users %s:%u: not a crypt(3) hash line (user:hash "
+		    "or user:hash:senders; an /etc/shadow line?)",
+		    path, lineno);
+		return -1;
+	}
+	if (list != NULL &&
+	    (senders = parse_senders(list, path, lineno, err, errlen)) == NULL)
+		return -1;
 	if (db->n == *cap) {
 		size_t ncap = *cap ? *cap * 2 : 16;
 		struct auth_user *v = realloc(db->users, ncap * sizeof(*v));
-		if (v == NULL)
+		if (v == NULL) {
+			strv_free(senders);
 			goto nomem;
+		}
 		db->users = v;
 		*cap = ncap;
 	}
 	u = &db->users[db->n];
+	u->senders = senders;
 	u->name = strdup(s);
 	u->hash = strdup(hash);
 	db->n++; /* freed with the database, even half made */
@@ -407,4 +484,26 @@ smtp_auth_check_free(struct smtp_auth_check *c)
 		return;
 	explicit_bzero(c, sizeof(*c));
 	free(c);
+}
+
+int
+smtp_auth_sender_ok(const struct smtp_auth_db *db, const char *user,
+                    const char *sender)
+{
+	struct auth_user key = {.name = (char *)user}, *u;
+	const char *at = strrchr(sender, '@');
+
+	if (db == NULL || db->n == 0)
+		return 0;
+	u = bsearch(&key, db->users, db->n, sizeof(*db->users), user_cmp);
+	if (u == NULL)
+		return 0; /* gone in a reload: no longer this user's */
+	if (u->senders == NULL || *sender == '\0')
+		return 1;
+	for (char **p = u->senders; *p != NULL; p++) {
+		if ((*p)[0] == '@' ? at != NULL && strcasecmp(*p, at) == 0
+		                   : strcasecmp(*p, sender) == 0)
+			return 1;
+	}
+	return 0;
 }

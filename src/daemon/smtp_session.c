@@ -170,6 +170,7 @@ enum smtp_reply {
 	R_AUTH_CANCEL,
 	R_AUTH_BASE64,
 	R_AUTH_TWICE,
+	R_SENDER_LOGIN,
 	R_AUTH_TEMP,
 	R_FLOW_REJECT,
 	R__COUNT
@@ -266,6 +267,10 @@ static const struct smtp_reply_row replies[R__COUNT] = {
                        RF_COUNT},
     [R_AUTH_BASE64] = {501, "5.5.2", "Cannot decode response", SG_OK, RF_COUNT},
     [R_AUTH_TWICE] = {503, "5.5.1", "Already authenticated", SG_OK, RF_COUNT},
+    [R_SENDER_LOGIN] = {553, "5.7.1",
+                        "Sender address not owned by the authenticated "
+                        "user",
+                        SG_OK, 0},
     [R_AUTH_TEMP] = {454, "4.7.0", "Temporary authentication failure", SG_OK,
                      0},
     [R_FLOW_REJECT] = {550, "5.7.1", "Sender refused by mail flow policy",
@@ -698,6 +703,16 @@ check_mail(struct smtp_session *s, struct smtp_args *a)
 		            a->size, s->lim.max_message);
 		metrics_inc(s->srv->metrics, METRICS_REJECTED_TOO_BIG);
 		reply(s, R_SIZE, NULL);
+		return -1;
+	}
+	/* An authenticated user gives only its own senders: the gateway
+	 * signs as the sender, so nobody signs as somebody else. */
+	if (s->user != NULL &&
+	    !smtp_auth_sender_ok(s->auth_db, s->user, a->addr)) {
+		session_log(s, "event=sender-refused user=%s from=<%s>",
+		            s->user, a->addr);
+		metrics_inc(s->srv->metrics, METRICS_REJECTED_OTHER);
+		reply(s, R_SENDER_LOGIN, NULL);
 		return -1;
 	}
 	return mail_flow(s, a);

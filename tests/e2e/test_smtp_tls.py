@@ -205,6 +205,34 @@ def test_auth_plain_relays_for_authenticated_users(gateway):
     assert "s3cret" not in log and "wrong" not in log
 
 
+def test_authenticated_users_send_only_as_their_senders(gateway):
+    # alice may give alice@example.org and anything @sales.example.org;
+    # the gateway signs what she sends, so never as somebody else
+    gw = tls_gateway(gateway, auth=True, relay_from="192.0.2.0/24")
+    users = gw.root / "users"
+    users.write_text(users.read_text().rstrip("\n")
+                     + ":alice@example.org, @sales.example.org\n")
+    gw.start()
+
+    def send(frm):
+        return swaks(gw.out_port, "--tls", "--auth", "PLAIN", "--auth-user",
+                     "alice", "--auth-password", "s3cret pass", "--body",
+                     f"From {frm}.", frm=frm)
+
+    r = send("sender@example.com")
+    assert r.returncode != 0
+    assert b"553 5.7.1 Sender address not owned by the authenticated user" \
+        in r.stdout, r.stdout.decode()
+    assert send("Alice@Example.org").returncode == 0
+    assert send("team@sales.example.org").returncode == 0
+    msgs = gw.delivered(2)
+    assert all(b"multipart/signed" in m for m in msgs)
+    assert not any(b"From sender@example.com." in m for m in msgs)
+    assert gw.stop() == 0
+    assert ("event=sender-refused user=alice from=<sender@example.com>"
+            in gw.log.read_text())
+
+
 def test_auth_needs_tls(gateway):
     gw = tls_gateway(gateway, auth=True, relay_from="192.0.2.0/24").start()
     c = Client(gw.out_port)

@@ -1774,6 +1774,10 @@ t_tls_files(void)
 	    {"space in name", 2, "b b:$6$aa$bb\n", "expected user:hash"},
 	    {"twice", 2, "bob:$6$rounds=1000$aa$bb\nbob:$6$rounds=1000$aa$cc\n",
 	     "appears twice"},
+	    {"bad sender", 2, "bob:$6$rounds=1000$aa$bb:nobody\n",
+	     ":1: \"nobody\" is not a sender"},
+	    {"empty senders", 2, "bob:$6$rounds=1000$aa$bb: \n",
+	     "an empty sender list"},
 	};
 
 	CHECK_EQ(tlsfx_init(&t), 0);
@@ -1907,6 +1911,49 @@ t_auth_check(void)
 	tlsfx_clear(&t);
 }
 
+/* The senders field: who may give which MAIL FROM after AUTH. */
+static void
+t_auth_senders(void)
+{
+	static const struct {
+		const char *user, *sender;
+		int ok;
+	} cases[] = {
+	    {"dave", "dave@example.com", 1},
+	    {"dave", "DAVE@Example.COM", 1},
+	    {"dave", "x@sales.example.com", 1},
+	    {"dave", "x@SALES.example.com", 1},
+	    {"dave", "x@sub.sales.example.com", 0},
+	    {"dave", "eve@example.com", 0},
+	    {"dave", "dave@example.com.evil", 0},
+	    {"dave", "", 1}, /* the null sender */
+	    {"erin", "anyone@anywhere.example", 1},
+	    {"nobody", "dave@example.com", 0},
+	};
+	char dir[] = "/tmp/sg-auth-XXXXXX", path[64], err[256];
+	struct smtp_auth_db *db;
+
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(path, sizeof(path), "%s/users", dir);
+	CHECK_EQ(write_text(path, "dave:$6$rounds=1000$aa$bb:dave@Example.com,"
+	                          " @sales.example.com\n"
+	                          "erin:$6$rounds=1000$aa$cc\n"),
+	         0);
+	db = smtp_auth_db_load(path, err, sizeof(err));
+	CHECK(db != NULL);
+	for (size_t i = 0; db && i < sizeof(cases) / sizeof(*cases); i++) {
+		if (smtp_auth_sender_ok(db, cases[i].user, cases[i].sender) !=
+		    cases[i].ok) {
+			fprintf(stderr, "  %s <%s>\n", cases[i].user,
+			        cases[i].sender);
+			CHECK(0);
+		}
+	}
+	smtp_auth_db_free(db);
+	unlink(path);
+	rmdir(dir);
+}
+
 static const struct unit_case cases[] = {
     {"transaction", t_transaction},
     {"pipelining", t_pipelining},
@@ -1953,6 +2000,7 @@ static const struct unit_case cases[] = {
     {"tls_files", t_tls_files},
     {"auth_plain_decode", t_auth_plain_decode},
     {"auth_check", t_auth_check},
+    {"auth_senders", t_auth_senders},
     {NULL, NULL},
 };
 
