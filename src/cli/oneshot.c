@@ -37,10 +37,15 @@ enum {
 	OPT_CERT,
 	OPT_P12,
 	OPT_PASS_FILE,
+	OPT_CRL,
+	OPT_CHECK_REVOCATION,
+	OPT_REVOCATION_HARD,
+	OPT_REVOCATION_TIMEOUT,
 	OPT_HELP,
 };
 
 #define MAX_RECIPIENTS 1000
+#define MAX_CRLS       16
 
 struct opts {
 	const char *in, *out;
@@ -53,6 +58,10 @@ struct opts {
 	const char *trust, *at;
 	int json;
 	const char *cert, *p12, *pass_file;
+	const char *crls[MAX_CRLS + 1]; /* NULL-terminated */
+	int ncrls;
+	int check_revocation, revocation_hard;
+	const char *revocation_timeout;
 };
 
 static const struct option all_options[] = {
@@ -72,6 +81,10 @@ static const struct option all_options[] = {
     {"cert", required_argument, NULL, OPT_CERT},
     {"p12", required_argument, NULL, OPT_P12},
     {"pass-file", required_argument, NULL, OPT_PASS_FILE},
+    {"crl", required_argument, NULL, OPT_CRL},
+    {"check-revocation", no_argument, NULL, OPT_CHECK_REVOCATION},
+    {"revocation-hard-fail", no_argument, NULL, OPT_REVOCATION_HARD},
+    {"revocation-timeout", required_argument, NULL, OPT_REVOCATION_TIMEOUT},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -84,7 +97,8 @@ static const char *const usages[] = {
     "[--cipher aes-128-cbc|aes-256-cbc|aes-128-gcm|aes-256-gcm] [--oaep] "
     "[--in FILE] [--out FILE]",
     "verify --trust CAFILE.pem [--at 2024-01-01T00:00:00Z] [--json] "
-    "[--in FILE] [--out FILE]",
+    "[--crl FILE ...] [--check-revocation] [--revocation-hard-fail] "
+    "[--revocation-timeout SECONDS] [--in FILE] [--out FILE]",
     "decrypt (--cert CERT.pem --key KEY.pem | --p12 FILE) "
     "[--pass-file FILE] [--in FILE] [--out FILE]",
 };
@@ -97,7 +111,14 @@ allowed(const char *cmd, int opt)
 	                           OPT_OPAQUE, OPT_DIGEST, OPT_PASS_FILE,
 	                           0};
 	static const int encrypt[] = {OPT_RECIPIENT, OPT_CIPHER, OPT_OAEP, 0};
-	static const int verify[] = {OPT_TRUST, OPT_AT, OPT_JSON, 0};
+	static const int verify[] = {OPT_TRUST,
+	                             OPT_AT,
+	                             OPT_JSON,
+	                             OPT_CRL,
+	                             OPT_CHECK_REVOCATION,
+	                             OPT_REVOCATION_HARD,
+	                             OPT_REVOCATION_TIMEOUT,
+	                             0};
 	static const int decrypt[] = {OPT_CERT, OPT_KEY, OPT_P12, OPT_PASS_FILE,
 	                              0};
 	const int *set = strcmp(cmd, "sign") == 0      ? sign
@@ -191,6 +212,21 @@ parse(const char *cmd, int argc, char **argv, struct opts *o)
 			break;
 		case OPT_PASS_FILE:
 			o->pass_file = optarg;
+			break;
+		case OPT_CRL:
+			if (o->ncrls == MAX_CRLS)
+				return cli_usage(
+				    cmd, "more than %d --crl files", MAX_CRLS);
+			o->crls[o->ncrls++] = optarg;
+			break;
+		case OPT_CHECK_REVOCATION:
+			o->check_revocation = 1;
+			break;
+		case OPT_REVOCATION_HARD:
+			o->revocation_hard = 1;
+			break;
+		case OPT_REVOCATION_TIMEOUT:
+			o->revocation_timeout = optarg;
 			break;
 		case OPT_HELP:
 			printf("usage: smimegate %s\n", usage_of(cmd));
@@ -470,7 +506,55 @@ print_json(FILE *f, const struct sg_verify_result *r)
 	fprintf(f, ", \"from_match\": %s, \"weak\": %s, \"weak_reason\": ",
 	        r->from_match ? "true" : "false", r->weak ? "true" : "false");
 	cli_json_str(f, r->weak_reason);
+	fprintf(f, ", \"revocation\": ");
+	cli_json_str(f, r->revocation_checked
+	                    ? sg_revocation_status_name(r->revocation)
+	                    : NULL);
+	fprintf(f, ", \"revocation_reason\": ");
+	cli_json_str(f, r->revocation_checked ? r->revocation_reason : NULL);
 	fprintf(f, "}\n");
+}
+
+/*
+ * The revocation checker the options ask for, or NULL: --crl files alone
+ * check against them (no network); --check-revocation also asks the
+ * certificates' OCSP responders and CRL distribution points.  -1 to go
+ * on, else an exit code.
+ */
+static int
+revocation_of(struct job *j, const struct opts *o, struct sg_revocation **rv)
+{
+	struct sg_revocation_opts ro = {0};
+	unsigned long secs = 5;
+	char *end;
+	enum sg_status st;
+
+	*rv = NULL;
+	if (o->revocation_timeout != NULL) {
+		errno = 0;
+		secs = strtoul(o->revocation_timeout, &end, 10);
+		if (errno || *end || end == o->revocation_timeout || secs < 1 ||
+		    secs > 60)
+			return cli_usage("verify",
+			                 "--revocation-timeout wants 1 to 60 "
+			                 "seconds, not \"%s\"",
+			                 o->revocation_timeout);
+	}
+	if (o->ncrls == 0 && !o->check_revocation) {
+		if (o->revocation_hard || o->revocation_timeout)
+			return cli_usage(
+			    "verify", "--revocation-hard-fail and "
+			              "--revocation-timeout go with --crl or "
+			              "--check-revocation");
+		return -1;
+	}
+	ro.crl_files = o->ncrls > 0 ? o->crls : NULL;
+	ro.use_ocsp = ro.fetch_crl_dp = o->check_revocation;
+	ro.timeout = (unsigned)secs;
+	if ((st = sg_revocation_new(j->ctx, &ro, rv)) != SG_OK)
+		return cli_fail(j->ctx, "verify", st);
+	sg_ctx_set_revocation(j->ctx, *rv, o->revocation_hard);
+	return -1;
 }
 
 int
@@ -479,6 +563,7 @@ cmd_verify(int argc, char **argv)
 	struct opts o;
 	struct job j;
 	struct sg_certs *trust = NULL;
+	struct sg_revocation *rv = NULL;
 	struct sg_verify_result res = {0};
 	struct sg_sink sink;
 	enum sg_status st = SG_ERR_USAGE;
@@ -498,6 +583,7 @@ cmd_verify(int argc, char **argv)
 		return job_end(&j, st, rc);
 	sg_ctx_set_time(j.ctx, at);
 	if ((rc = load_certs(&j, &o.trust, 1, 0, &trust)) != -1 ||
+	    (rc = revocation_of(&j, &o, &rv)) != -1 ||
 	    (rc = job_input(&j, &o)) != -1) {
 		st = SG_ERR_BADKEY;
 		goto out;
@@ -513,7 +599,9 @@ cmd_verify(int argc, char **argv)
 out:
 	sg_verify_result_clear(&res);
 	sg_certs_free(trust);
-	return job_end(&j, st, rc);
+	rc = job_end(&j, st, rc);
+	sg_revocation_free(rv); /* after the handle that borrowed it */
+	return rc;
 }
 
 int

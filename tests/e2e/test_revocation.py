@@ -6,6 +6,7 @@ Exit codes of `cert status`: 0 good, 1 revoked, 2 unknown (or an error).
 """
 
 import json
+import subprocess
 
 import pytest
 
@@ -118,3 +119,78 @@ def test_usage_errors(run, ca):
              "--crl", d / "nonexistent.crl"])
     assert p.returncode == 2
     assert b"cannot read" in p.stderr
+
+
+# ---- smimegate verify with revocation checking ----
+
+def signed_by(ca, name):
+    d = ca["dir"]
+    entity = b"Content-Type: text/plain\r\n\r\nSigned by " + name.encode() \
+        + b".\r\n"
+    return subprocess.run(
+        ["openssl", "cms", "-sign", "-signer", d / f"{name}.pem", "-inkey",
+         d / f"{name}.key", "-md", "sha256", "-from", f"{name}@example.com",
+         "-to", "bob@example.org", "-subject", "revocation"],
+        input=entity, capture_output=True, timeout=60, check=True).stdout
+
+
+def verify(run, ca, name, *extra):
+    d = ca["dir"]
+    return run(["verify", "--trust", d / "ca.pem", *map(str, extra)],
+               input=signed_by(ca, name))
+
+
+def test_verify_without_options_does_not_check(run, ca):
+    p = verify(run, ca, "revoked", "--json")
+    assert p.returncode == 0, p.stderr
+    j = json.loads(out(p))
+    assert j["revocation"] is None and j["revocation_reason"] is None
+
+
+def test_verify_with_a_crl_file(run, ca):
+    d = ca["dir"]
+    p = verify(run, ca, "revoked", "--crl", d / "ca-crl.pem")
+    assert p.returncode == 1
+    assert b"revoked: signer CN=revoked: revoked by CRL" in p.stderr, \
+        p.stderr
+    assert p.stdout == b""  # output only on success
+    p = verify(run, ca, "good", "--crl", d / "ca-crl.pem", "--json")
+    assert p.returncode == 0, p.stderr
+    j = json.loads(out(p))
+    assert j["status"] == "ok" and j["revocation"] == "good"
+    assert "CRL of CN=Revocation Test CA: good" in j["revocation_reason"]
+
+
+def test_verify_check_revocation_by_ocsp(run, ca, ocsp_server):
+    p = verify(run, ca, "revoked", "--check-revocation", "--json")
+    assert p.returncode == 1
+    j = json.loads(out(p))
+    assert j["status"] == "revoked" and j["revocation"] == "revoked"
+    assert "OCSP" in j["revocation_reason"]
+    p = verify(run, ca, "good", "--check-revocation")
+    assert p.returncode == 0, p.stderr
+    assert b"Signed by good." in p.stdout
+
+
+def test_verify_unknown_soft_and_hard(run, ca):
+    # nothing answers: soft-fail goes on and says so, hard-fail fails
+    p = verify(run, ca, "good", "--check-revocation",
+               "--revocation-timeout", "1", "--json")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(out(p))["revocation"] == "unknown"
+    p = verify(run, ca, "good", "--check-revocation",
+               "--revocation-timeout", "1", "--revocation-hard-fail")
+    assert p.returncode == 1
+    assert b"revocation-unknown" in p.stderr
+    assert b"revocation status unknown (hard-fail)" in p.stderr, p.stderr
+
+
+def test_verify_revocation_usage_errors(run, ca):
+    d = ca["dir"]
+    p = verify(run, ca, "good", "--revocation-hard-fail")
+    assert p.returncode == 2 and b"go with --crl" in p.stderr
+    p = verify(run, ca, "good", "--check-revocation",
+               "--revocation-timeout", "0")
+    assert p.returncode == 2 and b"1 to 60" in p.stderr
+    p = verify(run, ca, "good", "--crl", d / "nonexistent.crl")
+    assert p.returncode == 2 and b"cannot read" in p.stderr
