@@ -494,7 +494,113 @@ status_names(void)
 	          "unknown");
 }
 
+static int
+buf_write(void *arg, const void *d, size_t n)
+{
+	return sg_buf_add(arg, d, n);
+}
+
+/* A message signed by SIGNER with CHAIN, then verified against TRUST with
+ * the checker RV (may be NULL) under HARD; the verdict, RES filled. */
+static enum sg_status
+sign_and_verify(struct fx *f, const struct sg_key *signer,
+                const struct sg_certs *chain, struct sg_revocation *rv,
+                int hard, struct sg_verify_result *res)
+{
+	static const char plain[] = "From: alice@example.com\r\n"
+	                            "To: bob@example.org\r\n"
+	                            "Subject: chain\r\n\r\nHello.\r\n";
+	struct sg_sign_opts so = {.signer = signer, .chain = chain};
+	struct sg_buf out;
+	struct sg_sink sink = {buf_write, &out};
+	struct sg_msg *m = NULL, *sm = NULL;
+	enum sg_status st;
+
+	sg_buf_init(&out);
+	CHECK_EQ(sg_msg_open_mem(f->ctx, plain, sizeof(plain) - 1, &m), SG_OK);
+	CHECK_EQ(sg_sign(f->ctx, m, &so, &sink), SG_OK);
+	CHECK_EQ(sg_msg_open_mem(f->ctx, out.data, out.len, &sm), SG_OK);
+	sg_ctx_set_revocation(f->ctx, rv, hard);
+	st = sg_verify(f->ctx, sm, f->trust, res, NULL);
+	sg_ctx_set_revocation(f->ctx, NULL, 0);
+	sg_msg_free(sm);
+	sg_msg_free(m);
+	sg_buf_clear(&out);
+	return st;
+}
+
+/* sg_verify with a checker: the signer and every intermediate of its
+ * chain; revoked fails, unknown fails only under hard-fail, and says
+ * whether asking again could help. */
+static void
+verify_checks_the_chain(void)
+{
+	struct fx f;
+	struct sg_key *inter, *carol;
+	struct sg_certs *chain = NULL;
+	struct sg_revocation *rv = NULL;
+	struct sg_revocation_opts o = {0};
+	struct sg_verify_result res;
+	const char *files[3] = {NULL, NULL, NULL};
+
+	fx_open(&f);
+	inter = mk(f.ctx, "Intermediate CA", 1, f.ca);
+	carol = mk(f.ctx, "Carol", 0, inter);
+	CHECK_EQ(sg_certs_new(&chain), SG_OK);
+	sk_X509_push(chain->sk, inter->cert);
+	X509_up_ref(inter->cert);
+
+	/* No checker: nothing checked. */
+	CHECK_EQ(sign_and_verify(&f, carol, chain, NULL, 0, &res), SG_OK);
+	CHECK_EQ(res.revocation_checked, 0);
+	sg_verify_result_clear(&res);
+
+	/* The root's CRL lists nobody, the intermediate's lists nobody. */
+	files[0] = write_crl(&f, f.ca, f.ca, NULL, -3600, DAY, 0);
+	files[1] = write_crl(&f, inter, inter, NULL, -3600, DAY, 0);
+	o.crl_files = files;
+	CHECK_EQ(sg_revocation_new(f.ctx, &o, &rv), SG_OK);
+	CHECK(sg_revocation_has_source(rv, chain, 0));
+	CHECK_EQ(sign_and_verify(&f, carol, chain, rv, 1, &res), SG_OK);
+	CHECK_EQ(res.revocation_checked, 1);
+	CHECK_EQ(res.revocation, SG_REV_GOOD);
+	sg_verify_result_clear(&res);
+	sg_revocation_free(rv);
+
+	/* The root revokes the intermediate: Carol fails with it. */
+	files[0] = write_crl(&f, f.ca, f.ca, inter->cert, -3600, DAY, 0);
+	CHECK_EQ(sg_revocation_new(f.ctx, &o, &rv), SG_OK);
+	CHECK_EQ(sign_and_verify(&f, carol, chain, rv, 0, &res),
+	         SG_ERR_REVOKED);
+	CHECK_EQ(res.revocation, SG_REV_REVOKED);
+	CHECK(res.revocation_reason != NULL &&
+	      strstr(res.revocation_reason, "an intermediate") != NULL);
+	CHECK(strstr(sg_ctx_error(f.ctx), "revoked") != NULL);
+	CHECK_EQ(res.signature_ok, 1); /* the signature itself is fine */
+	sg_verify_result_clear(&res);
+	sg_revocation_free(rv);
+
+	/* No source at all: unknown, final; soft passes, hard fails. */
+	CHECK_EQ(sg_revocation_new(f.ctx, NULL, &rv), SG_OK);
+	CHECK(!sg_revocation_has_source(rv, chain, 0));
+	CHECK_EQ(sign_and_verify(&f, carol, chain, rv, 0, &res), SG_OK);
+	CHECK_EQ(res.revocation, SG_REV_UNKNOWN);
+	CHECK_EQ(res.revocation_final, 1);
+	sg_verify_result_clear(&res);
+	CHECK_EQ(sign_and_verify(&f, carol, chain, rv, 1, &res),
+	         SG_ERR_REVOCATION_UNKNOWN);
+	CHECK(strstr(sg_ctx_error(f.ctx), "hard-fail") != NULL);
+	sg_verify_result_clear(&res);
+	sg_revocation_free(rv);
+
+	sg_certs_free(chain);
+	sg_key_free(carol);
+	sg_key_free(inter);
+	fx_close(&f);
+}
+
 static const struct unit_case cases[] = {
+    {"verify_checks_the_chain", verify_checks_the_chain},
     {"good_and_revoked_from_crl_file", good_and_revoked_from_crl_file},
     {"der_file_and_pem_bundle", der_file_and_pem_bundle},
     {"untrusted_crls_are_ignored", untrusted_crls_are_ignored},
