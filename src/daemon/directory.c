@@ -39,11 +39,14 @@ struct directory_found {
 struct directory {
 	/* The configuration (copied). */
 	char *uri, *bind_dn, *pass_file, *base, *filter;
+	char *ca_file;
 	int starttls;
-	unsigned timeout, cache_ttl, negative_ttl;
+	unsigned timeout, cache_ttl, negative_ttl, retry_after;
 
-	pthread_mutex_t conn_mu; /* guards ld */
+	pthread_mutex_t conn_mu; /* guards ld, down_until, down_why */
 	LDAP *ld;                /* NULL: not connected */
+	time_t down_until;       /* no new attempt before this */
+	char down_why[512];      /* why the last attempt failed */
 
 	pthread_mutex_t cache_mu; /* guards the cache */
 	struct dir_entry *buckets[DIRECTORY_BUCKETS];
@@ -436,6 +439,23 @@ ldap_open(struct directory *d, char *reason, size_t rlen)
 		st = ldap_temp(d, LDAP_OTHER, "options", reason, rlen);
 		goto fail;
 	}
+	if (d->ca_file != NULL) {
+		/* This handle's own TLS context: the CA file, and a server
+		 * certificate that must check against it. */
+		int demand = LDAP_OPT_X_TLS_DEMAND, server = 0;
+
+		if (ldap_set_option(d->ld, LDAP_OPT_X_TLS_CACERTFILE,
+		                    d->ca_file) != 0 ||
+		    ldap_set_option(d->ld, LDAP_OPT_X_TLS_REQUIRE_CERT,
+		                    &demand) != 0 ||
+		    ldap_set_option(d->ld, LDAP_OPT_X_TLS_NEWCTX, &server) !=
+		        0) {
+			st = ldap_temp(d, LDAP_OTHER,
+			               "TLS options (ldap_ca_file)", reason,
+			               rlen);
+			goto fail;
+		}
+	}
 	if (d->starttls &&
 	    (rc = ldap_start_tls_s(d->ld, NULL, NULL)) != LDAP_SUCCESS) {
 		st = ldap_temp(d, rc, "StartTLS", reason, rlen);
@@ -537,18 +557,38 @@ ldap_search_values(struct directory *d, const char *filter,
                    struct directory_found *f, char *reason, size_t rlen)
 {
 	enum sg_status st = SG_ERR_TEMP;
-	int drop;
+	time_t now = now_of(d);
+	int drop = 0, down = 0;
 
 	pthread_mutex_lock(&d->conn_mu);
+	/* Down a moment ago: say so at once instead of making every
+	 * worker wait for the timeouts again (ldap_retry_after). */
+	if (d->ld == NULL && now < d->down_until) {
+		say(reason, rlen, "%s (not tried again for %llds)", d->down_why,
+		    (long long)(d->down_until - now));
+		pthread_mutex_unlock(&d->conn_mu);
+		return SG_ERR_TEMP;
+	}
 	for (int attempt = 0; attempt < 2; attempt++) {
 		int fresh = d->ld == NULL;
-		if (fresh && (st = ldap_open(d, reason, rlen)) != SG_OK)
+		if (fresh && (st = ldap_open(d, reason, rlen)) != SG_OK) {
+			down = 1;
 			break;
+		}
 		st = ldap_query(d, filter, f, &drop, reason, rlen);
 		if (drop)
 			ldap_drop(d);
-		if (!drop || fresh)
+		if (!drop || fresh) {
+			down = drop;
 			break;
+		}
+	}
+	if (down && d->retry_after > 0) {
+		d->down_until = now_of(d) + (time_t)d->retry_after;
+		snprintf(d->down_why, sizeof(d->down_why), "%s",
+		         reason ? reason : "the directory is down");
+	} else if (!down) {
+		d->down_until = 0;
 	}
 	pthread_mutex_unlock(&d->conn_mu);
 	return st;
@@ -579,7 +619,9 @@ directory_new(const struct cfg_ldap *cfg)
 	d->timeout = cfg->timeout ? cfg->timeout : 5;
 	d->cache_ttl = cfg->cache_ttl;
 	d->negative_ttl = cfg->negative_ttl;
+	d->retry_after = cfg->retry_after;
 	if (dup_opt(&d->uri, cfg->uri) == -1 ||
+	    dup_opt(&d->ca_file, cfg->ca_file) == -1 ||
 	    dup_opt(&d->bind_dn, cfg->bind_dn) == -1 ||
 	    dup_opt(&d->pass_file, cfg->bind_password_file) == -1 ||
 	    dup_opt(&d->base, cfg->base) == -1 ||
@@ -603,6 +645,7 @@ directory_free(struct directory *d)
 	pthread_mutex_destroy(&d->conn_mu);
 	pthread_mutex_destroy(&d->cache_mu);
 	free(d->uri);
+	free(d->ca_file);
 	free(d->bind_dn);
 	free(d->pass_file);
 	free(d->base);

@@ -110,15 +110,27 @@ pipeline_new(const struct cfg *cfg)
 void
 pipeline_set_cfg(struct pipeline *pl, const struct cfg *cfg)
 {
-	struct directory *dir = cfg->ldap ? directory_new(cfg->ldap) : NULL;
+	struct directory *dir = NULL;
+	int keep;
 
-	/* No worker runs under the write lock: the old directory (its
+	/* The same directory settings keep the connection and the cache
+	 * (the directory holds its own copy of them). */
+	pthread_rwlock_rdlock(&pl->lock);
+	keep = pl->dir != NULL && cfg_ldap_equal(pl->cfg->ldap, cfg->ldap);
+	pthread_rwlock_unlock(&pl->lock);
+	if (!keep && cfg->ldap != NULL)
+		dir = directory_new(cfg->ldap);
+	/* No worker runs under the write lock: an old directory (its
 	 * connection and cache) goes with the old configuration. */
 	pthread_rwlock_wrlock(&pl->lock);
+	if (!keep) {
+		directory_free(pl->dir);
+		pl->dir = dir;
+	}
 	pl->cfg = cfg;
-	directory_free(pl->dir);
-	pl->dir = dir;
 	pthread_rwlock_unlock(&pl->lock);
+	if (keep)
+		logf_("event=reload directory=kept");
 }
 
 void

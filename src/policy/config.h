@@ -161,7 +161,15 @@ struct cfg_ldap {
 	unsigned timeout;         /* seconds, per operation */
 	unsigned cache_ttl;       /* seconds a found certificate is kept */
 	unsigned negative_ttl;    /* seconds a "none" answer is kept */
+	unsigned retry_after;     /* seconds no attempt is made after the
+	                           * server was found down (0: always try) */
+	char *ca_file;            /* CA bundle for the server's certificate
+	                           * (StartTLS, ldaps://), or NULL: libldap's */
 };
+
+/* Whether two directory settings are the same (both NULL: yes): a reload
+ * that keeps them keeps the connection and the cache. */
+int cfg_ldap_equal(const struct cfg_ldap *a, const struct cfg_ldap *b);
 
 /* Revocation checking (global revocation* and crl_* keys,
  * docs/config.md; config_revocation.c). */

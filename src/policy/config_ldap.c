@@ -10,6 +10,8 @@
  */
 #include "policy/config_int.h"
 
+#include <errno.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -23,6 +25,7 @@ struct ldap_lines {
 	unsigned bind_dn;   /* 0: not set */
 	unsigned pass_file; /* 0: not set */
 	unsigned starttls;  /* 0: not set */
+	unsigned ca_file;   /* 0: not set */
 };
 
 static struct ldap_lines *
@@ -38,6 +41,7 @@ ldap_get(struct parser *ps)
 	ll->pub.timeout = 5;
 	ll->pub.cache_ttl = 3600;
 	ll->pub.negative_ttl = 600;
+	ll->pub.retry_after = 30;
 	ps->cfg->ldap = &ll->pub;
 	return ll;
 }
@@ -117,6 +121,15 @@ cfg_ldap_key(struct parser *ps, const char *k, const char *v)
 		return cfg_set_duration(ps, &l->cache_ttl, v, 0, 7 * 86400);
 	if (strcmp(k, "ldap_negative_ttl") == 0)
 		return cfg_set_duration(ps, &l->negative_ttl, v, 0, 86400);
+	if (strcmp(k, "ldap_retry_after") == 0)
+		return cfg_set_duration(ps, &l->retry_after, v, 0, 3600);
+	if (strcmp(k, "ldap_ca_file") == 0) {
+		if (access(v, R_OK) != 0)
+			return cfg_fail(ps, "ldap_ca_file %s: %s", v,
+			                strerror(errno));
+		ll->ca_file = ps->line;
+		return cfg_set_str(ps, &l->ca_file, v);
+	}
 	return cfg_fail(ps, "unknown setting \"%s\"", k);
 }
 
@@ -203,6 +216,27 @@ cfg_ldap_free(struct cfg *c)
 	free(l->bind_password_file);
 	free(l->base);
 	free(l->filter);
+	free(l->ca_file);
 	free(l); /* the struct ldap_lines it begins */
 	c->ldap = NULL;
+}
+
+static int
+str_eq(const char *a, const char *b)
+{
+	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+int
+cfg_ldap_equal(const struct cfg_ldap *a, const struct cfg_ldap *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return str_eq(a->uri, b->uri) && str_eq(a->bind_dn, b->bind_dn) &&
+	       str_eq(a->bind_password_file, b->bind_password_file) &&
+	       str_eq(a->base, b->base) && str_eq(a->filter, b->filter) &&
+	       str_eq(a->ca_file, b->ca_file) && a->starttls == b->starttls &&
+	       a->timeout == b->timeout && a->cache_ttl == b->cache_ttl &&
+	       a->negative_ttl == b->negative_ttl &&
+	       a->retry_after == b->retry_after;
 }

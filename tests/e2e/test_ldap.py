@@ -271,7 +271,7 @@ def test_starttls_refused(smimegate, directory, tmp_path):
 
 def test_directory_down(smimegate, pki, tmp_path):
     s = start_slapd(tmp_path / "slapd", pki)
-    conf = write_conf(tmp_path, s.uri)
+    conf = write_conf(tmp_path, s.uri, "ldap_retry_after = 0\n")
     r = lookup(smimegate, conf, "alice@example.com", json_out=False)
     assert r.returncode == 0, r.stderr
     s.stop()
@@ -302,6 +302,61 @@ def test_directory_silent(smimegate, tmp_path):
     assert res["status"] == "temporary"
     assert "Timed out" in res["reason"], res["reason"]
     assert 2 < elapsed < 20  # ldap_timeout = 3s, tried once more
+
+
+def test_fail_fast_while_down(smimegate, tmp_path):
+    # The first lookup waits for the timeout; the next ones, within
+    # ldap_retry_after, are answered at once with the same reason.
+    slapd_or_skip()
+    with socket.socket() as ls:
+        ls.bind(("127.0.0.1", 0))
+        ls.listen(4)
+        port = ls.getsockname()[1]
+        conf = write_conf(tmp_path, f"ldap://127.0.0.1:{port}/")
+        t0 = time.monotonic()
+        r = lookup(smimegate, conf, "alice@example.com", "bob@example.org",
+                   "dave@example.net")
+        elapsed = time.monotonic() - t0
+    assert r.returncode == 2
+    res = results(r)["results"]
+    assert [x["status"] for x in res] == ["temporary"] * 3
+    assert "Timed out" in res[0]["reason"]
+    assert "not tried again for" not in res[0]["reason"]
+    for x in res[1:]:
+        assert "Timed out" in x["reason"]
+        assert "not tried again for 30s" in x["reason"] or \
+            "not tried again for 2" in x["reason"], x["reason"]
+    assert elapsed < 12  # one timeout (3s, tried twice), not three
+
+
+def test_ca_file(smimegate, pki, tmp_path):
+    # ldap_ca_file instead of libldap's own settings: the server's
+    # certificate checks against it, or there is no lookup at all.
+    cert, key = server_cert(tmp_path)
+    s = start_slapd(tmp_path / "slapd", pki, tls=(cert, key))
+    try:
+        conf = write_conf(tmp_path, s.uri,
+                          f"ldap_starttls = on\nldap_ca_file = {cert}\n")
+        r = run_cmd([smimegate, "directory", "lookup", "-c", conf, "--json",
+                     "bob@example.org"], env={"LDAPTLS_CACERT": ""},
+                    timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert results(r)["results"][0]["status"] == "ok"
+        conf = write_conf(tmp_path, s.uri,
+                          "ldap_starttls = on\n"
+                          f"ldap_ca_file = {pki / 'trust.pem'}\n")
+        r = run_cmd([smimegate, "directory", "lookup", "-c", conf, "--json",
+                     "bob@example.org"], env={"LDAPTLS_CACERT": str(cert)},
+                    timeout=60)
+        assert r.returncode == 2
+        assert "StartTLS" in results(r)["results"][0]["reason"]
+    finally:
+        s.stop()
+    conf = write_conf(tmp_path, "ldap://127.0.0.1:1/",
+                      f"ldap_ca_file = {tmp_path / 'missing.pem'}\n")
+    r = run_cmd([smimegate, "check-config", "-c", conf], timeout=60)
+    assert r.returncode == 2
+    assert f"{conf}:5: ldap_ca_file".encode() in r.stderr, r.stderr
 
 
 @pytest.mark.parametrize("extra, line, why", [
@@ -362,3 +417,47 @@ def test_gateway_encrypts_to_a_directory_only_recipient(gateway, directory,
         assert "event=bounced" not in gw.log.read_text()
     finally:
         directory.start()
+
+
+def test_gateway_reconnects_and_keeps_the_cache_over_a_reload(gateway, pki,
+                                                              tmp_path):
+    """slapd restarts under the daemon's open connection: the next lookup
+    reconnects and succeeds (nothing deferred).  A reload with the same
+    ldap_* settings keeps the cache: the next message makes no query."""
+    import signal
+
+    from gateway_util import swaks, wait_log
+    s = start_slapd(tmp_path / "slapd", pki)
+    try:
+        gw = gateway(profile="mode = encrypt\nmissing_key = bounce\n",
+                     extra=f"ldap_uri = {s.uri}\nldap_base = {SUFFIX}\n"
+                           "ldap_timeout = 2s\nldap_cache_ttl = 0\n")
+        gw.start()
+        r = swaks(gw.out_port, "--to", "bob@example.org", "--body", "One.")
+        assert r.returncode == 0, r.stdout.decode()
+        gw.delivered(1)
+        s.stop()
+        s.start()
+        r = swaks(gw.out_port, "--to", "bob@example.org", "--body", "Two.")
+        assert r.returncode == 0, r.stdout.decode()
+        gw.delivered(2)
+        log = wait_log(gw, "certificate=directory queries=2 hits=0")
+        assert "event=deferred" not in log
+
+        # the same settings with a cache now: reloads keep it
+        gw.conf.write_text(gw.conf.read_text().replace(
+            "ldap_cache_ttl = 0\n", "ldap_cache_ttl = 1h\n"))
+        gw.proc.send_signal(signal.SIGHUP)
+        wait_log(gw, "event=reload", n=1)
+        r = swaks(gw.out_port, "--to", "bob@example.org", "--body", "Three.")
+        assert r.returncode == 0
+        gw.delivered(3)
+        wait_log(gw, "certificate=directory queries=1 hits=0")
+        gw.proc.send_signal(signal.SIGHUP)
+        wait_log(gw, "event=reload directory=kept")
+        r = swaks(gw.out_port, "--to", "bob@example.org", "--body", "Four.")
+        assert r.returncode == 0
+        gw.delivered(4)
+        wait_log(gw, "certificate=directory queries=1 hits=1")
+    finally:
+        s.stop()

@@ -129,6 +129,8 @@ config_defaults(void)
 		CHECK_EQ(c->ldap->timeout, 5u);
 		CHECK_EQ(c->ldap->cache_ttl, 3600u);
 		CHECK_EQ(c->ldap->negative_ttl, 600u);
+		CHECK_EQ(c->ldap->retry_after, 30u);
+		CHECK(c->ldap->ca_file == NULL);
 	}
 	cfg_free(c);
 	unlink(path);
@@ -650,7 +652,97 @@ new_refuses_incomplete_config(void)
 	directory_free(NULL);
 }
 
+/* Same settings, same directory across a reload; any change, a new one. */
+static void
+config_equal(void)
+{
+	static const char base[] = "ldap_uri = ldap://dc1.example.com\n"
+	                           "ldap_base = dc=example,dc=com\n";
+	static const struct {
+		const char *extra;
+		int equal;
+	} cases[] = {
+	    {"", 1},
+	    {"ldap_timeout = 5s\n", 1}, /* the default, written out */
+	    {"ldap_timeout = 6s\n", 0},
+	    {"ldap_retry_after = 0\n", 0},
+	    {"ldap_cache_ttl = 0\n", 0},
+	    {"ldap_negative_ttl = 1m\n", 0},
+	    {"ldap_filter = (uid=%s)\n", 0},
+	    {"ldap_starttls = on\n", 0},
+	    {"ldap_ca_file = /dev/null\n", 0},
+	};
+	char err[512] = "", globals[512];
+	struct cfg *a = NULL, *b = NULL;
+	char *pa = write_conf(base), *pb;
+
+	CHECK_EQ(cfg_load(pa, &a, err, sizeof(err)), SG_OK);
+	CHECK(cfg_ldap_equal(NULL, NULL));
+	CHECK(a == NULL || !cfg_ldap_equal(a->ldap, NULL));
+	for (size_t i = 0; a && i < sizeof(cases) / sizeof(*cases); i++) {
+		snprintf(globals, sizeof(globals), "%s%s", base,
+		         cases[i].extra);
+		pb = write_conf(globals);
+		b = NULL;
+		CHECK_EQ(cfg_load(pb, &b, err, sizeof(err)), SG_OK);
+		if (b != NULL &&
+		    cfg_ldap_equal(a->ldap, b->ldap) != cases[i].equal) {
+			fprintf(stderr, "  %s", cases[i].extra);
+			CHECK(0);
+		}
+		cfg_free(b);
+		unlink(pb);
+		free(pb);
+	}
+	cfg_free(a);
+	unlink(pa);
+	free(pa);
+}
+
+/* A server found down is not tried again for ldap_retry_after (the real
+ * libldap path, on a port where nothing listens), then it is. */
+static void
+retry_after_a_failure(void)
+{
+	struct cfg_ldap cl = {.uri = "ldap://127.0.0.1:1",
+	                      .base = "dc=example,dc=org",
+	                      .filter = "(mail=%s)",
+	                      .timeout = 1,
+	                      .retry_after = 30};
+	struct fake fk = {.now = 1000000};
+	struct sg_ctx *ctx = NULL;
+	struct sg_certs *out = NULL;
+	struct directory *d = directory_new(&cl);
+	char why[600];
+
+	CHECK(d != NULL && sg_ctx_new(&ctx) == SG_OK);
+	if (d == NULL || ctx == NULL)
+		goto out;
+	directory_set_clock(d, fake_now, &fk);
+	CHECK_EQ(
+	    directory_lookup(d, ctx, "a@example.org", &out, why, sizeof(why)),
+	    SG_ERR_TEMP);
+	CHECK(strstr(why, "Can't contact") != NULL);
+	CHECK(strstr(why, "not tried again") == NULL);
+	fk.now += 29;
+	CHECK_EQ(
+	    directory_lookup(d, ctx, "b@example.org", &out, why, sizeof(why)),
+	    SG_ERR_TEMP);
+	CHECK(strstr(why, "Can't contact") != NULL);
+	CHECK(strstr(why, "(not tried again for 1s)") != NULL);
+	fk.now += 1;
+	CHECK_EQ(
+	    directory_lookup(d, ctx, "c@example.org", &out, why, sizeof(why)),
+	    SG_ERR_TEMP);
+	CHECK(strstr(why, "not tried again") == NULL);
+out:
+	directory_free(d);
+	sg_ctx_free(ctx);
+}
+
 static const struct unit_case cases[] = {
+    {"retry_after_a_failure", retry_after_a_failure},
+    {"config_equal", config_equal},
     {"filter_escapes_rfc4515", filter_escapes_rfc4515},
     {"filter_bounds", filter_bounds},
     {"config_defaults", config_defaults},
