@@ -439,8 +439,14 @@ write_report(struct dsn_buf *b, const struct dsn_doc *d)
 		const struct dsn_rcpt *r = &info->rcpts[i];
 		clean_value(addr, sizeof(addr), r->addr);
 		rcpt_status(info, r, status, sizeof(status));
+		buf_adds(b, "\r\n");
+		if (r->orcpt != NULL && strchr(r->orcpt, ';') != NULL) {
+			/* RFC 3464 2.3.1: the ORCPT the sender gave */
+			clean_xtext(why, sizeof(why), r->orcpt);
+			buf_addf(b, "Original-Recipient: %s\r\n", why);
+		}
 		buf_addf(b,
-		         "\r\nFinal-Recipient: rfc822; %s\r\n"
+		         "Final-Recipient: rfc822; %s\r\n"
 		         "Action: failed\r\nStatus: %s\r\n",
 		         addr, status);
 		if (r->reply != NULL && r->reply[0] != '\0') {

@@ -49,6 +49,8 @@ struct dsn_rcpt {
 	enum sg_status st; /* why, from the status table */
 	const char *reply; /* the next hop's reply ("550 5.1.1 ...") or our
 	                    * reason; NULL or "" when there is none */
+	const char *orcpt; /* its ORCPT= (addr-type;xtext), or NULL: no
+	                    * Original-Recipient field */
 };
 
 /* What a notification says.  Every pointer is borrowed. */

@@ -135,7 +135,8 @@ quarantine_meta_check(const struct spool_env *env, const char *rule)
 		if (env->rcpts[i] == NULL)
 			return SG_ERR_USAGE;
 		if (too_long(env->rcpts[i]) ||
-		    (env->dsn_notify && too_long(env->dsn_notify[i])))
+		    (env->dsn_notify && too_long(env->dsn_notify[i])) ||
+		    (env->dsn_orcpt && too_long(env->dsn_orcpt[i])))
 			return SG_ERR_LIMIT;
 	}
 	return SG_OK;
@@ -189,6 +190,8 @@ meta_format(struct sbuf *b, const char *name, const struct spool_env *env,
 			         strlen(env->dsn_notify[i]));
 		}
 		sbuf_add(b, "\n", 1);
+		if (env->dsn_orcpt && env->dsn_orcpt[i])
+			sbuf_kv(b, "orcpt", env->dsn_orcpt[i]);
 	}
 	sbuf_str(b, "end\n");
 	if (b->oom)
@@ -320,7 +323,7 @@ struct meta_parser {
 	struct quarantine_info *info;
 	size_t cap;         /* room of env.rcpts and env.dsn_notify */
 	unsigned long seen; /* bit I: meta_fields[I] was given */
-	int any_notify;
+	int any_notify, any_orcpt;
 	unsigned lineno;
 	char *why; /* the reason a file is refused */
 	size_t whylen;
@@ -364,6 +367,10 @@ meta_rcpt(struct meta_parser *mp, const char *val, size_t vlen)
 		if (r == NULL)
 			return SG_ERR_NOMEM;
 		env->dsn_notify = r;
+		r = realloc(env->dsn_orcpt, ncap * sizeof(*r));
+		if (r == NULL)
+			return SG_ERR_NOMEM;
+		env->dsn_orcpt = r;
 		mp->cap = ncap;
 	}
 	if ((addr = meta_decode(val, alen, &st)) == NULL) {
@@ -378,6 +385,7 @@ meta_rcpt(struct meta_parser *mp, const char *val, size_t vlen)
 	}
 	env->rcpts[env->nrcpts] = addr;
 	env->dsn_notify[env->nrcpts] = notify;
+	env->dsn_orcpt[env->nrcpts] = NULL;
 	env->nrcpts++;
 	env->rcpts[env->nrcpts] = NULL;
 	mp->any_notify |= notify != NULL;
@@ -397,6 +405,22 @@ meta_set(struct meta_parser *mp, const char *key, size_t klen, const char *val,
 
 	if (klen == 4 && memcmp(key, "rcpt", 4) == 0)
 		return meta_rcpt(mp, val, vlen);
+	if (klen == 5 && memcmp(key, "orcpt", 5) == 0) {
+		/* the ORCPT of the recipient before it */
+		struct spool_env *env = &mp->info->env;
+
+		if (env->nrcpts == 0 || env->dsn_orcpt[env->nrcpts - 1]) {
+			mp_err(mp, "\"orcpt\" without its recipient");
+			return SG_ERR_IO;
+		}
+		if ((v = meta_decode(val, vlen, &st)) == NULL) {
+			mp_err(mp, "bad value of \"orcpt\"");
+			return st;
+		}
+		env->dsn_orcpt[env->nrcpts - 1] = v;
+		mp->any_orcpt = 1;
+		return SG_OK;
+	}
 	for (i = 0; i < N_FIELDS; i++)
 		if (strlen(meta_fields[i].key) == klen &&
 		    memcmp(meta_fields[i].key, key, klen) == 0) {
@@ -462,7 +486,7 @@ enum sg_status
 quarantine_meta_parse(const char *text, size_t len, struct quarantine_info *out,
                       char *why, size_t whylen)
 {
-	struct meta_parser mp = {out, 0, 0, 0, 0, why, whylen};
+	struct meta_parser mp = {.info = out, .why = why, .whylen = whylen};
 	enum sg_status st = SG_ERR_IO;
 	size_t pos = 0;
 	unsigned lineno = 0;
@@ -537,6 +561,10 @@ quarantine_meta_parse(const char *text, size_t len, struct quarantine_info *out,
 	if (!mp.any_notify) { /* kept only when some recipient has one */
 		free(out->env.dsn_notify);
 		out->env.dsn_notify = NULL;
+	}
+	if (!mp.any_orcpt) {
+		free(out->env.dsn_orcpt);
+		out->env.dsn_orcpt = NULL;
 	}
 	if (out->env.rcpts == NULL &&
 	    (out->env.rcpts = calloc(1, sizeof(char *))) == NULL) {

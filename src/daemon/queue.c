@@ -339,6 +339,11 @@ queue_env_drop_rcpt(struct spool_env *env, size_t i)
 		memmove(&env->dsn_notify[i], &env->dsn_notify[i + 1],
 		        (env->nrcpts - i - 1) * sizeof(*env->dsn_notify));
 	}
+	if (env->dsn_orcpt != NULL) {
+		free(env->dsn_orcpt[i]);
+		memmove(&env->dsn_orcpt[i], &env->dsn_orcpt[i + 1],
+		        (env->nrcpts - i - 1) * sizeof(*env->dsn_orcpt));
+	}
 	env->nrcpts--;
 }
 

@@ -971,17 +971,24 @@ path_ok(const char *s)
 	return 1;
 }
 
-/* Whether S is a safe parameter value (xtext, NOTIFY list, RET). */
+/* Whether S is a safe parameter value (xtext, NOTIFY list, RET) of at
+ * most MAX octets. */
 static int
-param_ok(const char *s)
+param_ok_max(const char *s, size_t max)
 {
-	if (*s == '\0' || strlen(s) > 200)
+	if (*s == '\0' || strlen(s) > max)
 		return 0;
 	for (; *s; s++)
 		if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f ||
 		    *s == '=')
 			return 0;
 	return 1;
+}
+
+static int
+param_ok(const char *s)
+{
+	return param_ok_max(s, 200);
 }
 
 /* Whether FD has an octet with the high bit set: 1, 0, -1 (read error). */
@@ -1163,7 +1170,9 @@ txn_rcpts(struct txn *t)
 		const char *rcpt = t->env->rcpts[idx];
 		const char *notify =
 		    t->env->dsn_notify ? t->env->dsn_notify[idx] : NULL;
-		char params[64] = "", line[RELAY_REPLY_MAX];
+		const char *orcpt =
+		    t->env->dsn_orcpt ? t->env->dsn_orcpt[idx] : NULL;
+		char params[600] = "", line[RELAY_REPLY_MAX];
 		struct relay_reply rep;
 		enum sg_status st;
 
@@ -1175,6 +1184,12 @@ txn_rcpts(struct txn *t)
 		if ((c->ext.flags & RELAY_EXT_DSN) && notify &&
 		    param_ok(notify) && strlen(notify) < 40)
 			snprintf(params, sizeof(params), " NOTIFY=%s", notify);
+		/* ORCPT as received (RFC 3461 4.2: passed on unchanged) */
+		if ((c->ext.flags & RELAY_EXT_DSN) && orcpt &&
+		    param_ok_max(orcpt, 500) && strchr(orcpt, ';') != NULL)
+			snprintf(params + strlen(params),
+			         sizeof(params) - strlen(params), " ORCPT=%s",
+			         orcpt);
 		if (conn_cmd(c, &rep, "RCPT TO:<%s>%s", rcpt, params) < 0) {
 			txn_broken(t, 0);
 			return;

@@ -197,22 +197,28 @@ split_copy(void *arg, const struct spool_env *orig, int data_fd,
 {
 	struct daemon *d = arg;
 	struct spool_env env = *orig;
-	char **rcpts = NULL, **notify = NULL;
+	char **rcpts = NULL, **notify = NULL, **orcpt = NULL;
 	enum sg_status st;
 
 	if ((rcpts = calloc(n + 1, sizeof(*rcpts))) == NULL ||
 	    (orig->dsn_notify != NULL &&
-	     (notify = calloc(n + 1, sizeof(*notify))) == NULL)) {
+	     (notify = calloc(n + 1, sizeof(*notify))) == NULL) ||
+	    (orig->dsn_orcpt != NULL &&
+	     (orcpt = calloc(n + 1, sizeof(*orcpt))) == NULL)) {
 		free(rcpts);
+		free(notify);
 		return SG_ERR_NOMEM;
 	}
 	for (size_t i = 0; i < n; i++) {
 		rcpts[i] = orig->rcpts[idx[i]]; /* borrowed */
 		if (notify != NULL)
 			notify[i] = orig->dsn_notify[idx[i]];
+		if (orcpt != NULL)
+			orcpt[i] = orig->dsn_orcpt[idx[i]];
 	}
 	env.rcpts = rcpts;
 	env.dsn_notify = notify;
+	env.dsn_orcpt = orcpt;
 	env.nrcpts = n;
 	env.policy = (char *)policy;
 	env.plain = plain;
@@ -224,6 +230,7 @@ split_copy(void *arg, const struct spool_env *orig, int data_fd,
 		snprintf(id, idlen, "%s", env.id);
 	free(rcpts);
 	free(notify);
+	free(orcpt);
 	return st;
 }
 
@@ -498,12 +505,18 @@ notify_sender(struct daemon *d, const struct spool_env *env,
 	}
 	/* NOTIFY= is per recipient of the envelope. */
 	for (size_t i = 0; i < n; i++) {
-		const char *notify = NULL;
-		for (size_t j = 0; env->dsn_notify && j < env->nrcpts; j++)
-			if (strcmp(env->rcpts[j], rcpts[i].addr) == 0)
-				notify = env->dsn_notify[j];
-		if (dsn_wants_failure(notify))
-			want[info.nrcpts++] = rcpts[i];
+		const char *notify = NULL, *orcpt = NULL;
+		for (size_t j = 0; j < env->nrcpts; j++)
+			if (strcmp(env->rcpts[j], rcpts[i].addr) == 0) {
+				if (env->dsn_notify)
+					notify = env->dsn_notify[j];
+				if (env->dsn_orcpt)
+					orcpt = env->dsn_orcpt[j];
+			}
+		if (dsn_wants_failure(notify)) {
+			want[info.nrcpts] = rcpts[i];
+			want[info.nrcpts++].orcpt = orcpt;
+		}
 	}
 	if (info.nrcpts == 0) {
 		dlog("qid=%s event=dsn-none reason=notify", env->id);
@@ -566,7 +579,7 @@ q_bounce(void *arg, const struct spool_env *env, enum sg_status st,
 	if ((rcpts = calloc(env->nrcpts + 1, sizeof(*rcpts))) == NULL)
 		return SG_ERR_NOMEM;
 	for (size_t i = 0; i < env->nrcpts; i++)
-		rcpts[i] = (struct dsn_rcpt){env->rcpts[i], st, reason};
+		rcpts[i] = (struct dsn_rcpt){env->rcpts[i], st, reason, NULL};
 	rc = notify_sender(arg, env, rcpts, env->nrcpts, exp);
 	free(rcpts);
 	return rc;
@@ -577,7 +590,7 @@ static enum sg_status
 q_rcpt_failed(void *arg, const struct spool_env *env, const char *rcpt,
               enum sg_status st, const char *reply)
 {
-	const struct dsn_rcpt r = {rcpt, st, reply};
+	const struct dsn_rcpt r = {rcpt, st, reply, NULL};
 
 	return notify_sender(arg, env, &r, 1, 0);
 }

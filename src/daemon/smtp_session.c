@@ -296,8 +296,9 @@ struct smtp_tx {
 	char *from;    /* "" for <> */
 	char **rcpts;  /* NULL-terminated */
 	char **notify; /* parallel to rcpts: NOTIFY= or NULL */
+	char **orcpt;  /* parallel to rcpts: ORCPT= or NULL */
 	size_t nrcpts, cap;
-	int any_notify;
+	int any_notify, any_orcpt;
 	char *ret, *envid; /* MAIL RET= and ENVID= (xtext as received) */
 	struct spool_rx *rx;
 	size_t size;          /* client octets after unstuffing */
@@ -362,6 +363,7 @@ struct smtp_args {
 	const char *ret; /* "FULL", "HDRS" or NULL */
 	char envid[SMTP_ENVID_MAX + 1];
 	char notify[32];
+	char orcpt[SMTP_ORCPT_MAX + 1];
 	const struct cfg_flow *flow; /* MAIL: the matching flow, or NULL */
 };
 
@@ -455,9 +457,11 @@ tx_reset(struct smtp_session *s)
 	for (size_t i = 0; i < tx->nrcpts; i++) {
 		free(tx->rcpts[i]);
 		free(tx->notify[i]);
+		free(tx->orcpt[i]);
 	}
 	free(tx->rcpts);
 	free(tx->notify);
+	free(tx->orcpt);
 	free(tx->ret);
 	free(tx->envid);
 	free(tx->flow);
@@ -780,11 +784,12 @@ check_rcpt(struct smtp_session *s, struct smtp_args *a)
 			                      sizeof(a->notify)) < 0)
 				goto syntax;
 		} else if (strcasecmp(key, "ORCPT") == 0) {
-			/* checked, then dropped: the envelope has no
-			 * place for it yet */
+			/* kept as received (xtext), for the next hop and
+			 * for a DSN's Original-Recipient */
 			bit = 2;
 			if (val == NULL || !smtp_parse_orcpt(val))
 				goto syntax;
+			snprintf(a->orcpt, sizeof(a->orcpt), "%s", val);
 		} else {
 			reply(s, R_PARAM, NULL);
 			return -1;
@@ -818,7 +823,7 @@ static void
 proceed_rcpt(struct smtp_session *s, struct smtp_args *a)
 {
 	struct smtp_tx *tx = &s->tx;
-	char *rcpt, *notify = NULL;
+	char *rcpt, *notify = NULL, *orcpt = NULL;
 
 	for (size_t i = 0; i < tx->nrcpts; i++) {
 		if (strcmp(tx->rcpts[i], a->addr) == 0) {
@@ -836,20 +841,29 @@ proceed_rcpt(struct smtp_session *s, struct smtp_args *a)
 		if (r == NULL)
 			goto nomem;
 		tx->notify = r;
+		r = realloc(tx->orcpt, cap * sizeof(*r));
+		if (r == NULL)
+			goto nomem;
+		tx->orcpt = r;
 		tx->cap = cap;
 	}
 	if ((rcpt = strdup(a->addr)) == NULL)
 		goto nomem;
-	if (a->notify[0] && (notify = strdup(a->notify)) == NULL) {
+	if ((a->notify[0] && (notify = strdup(a->notify)) == NULL) ||
+	    (a->orcpt[0] && (orcpt = strdup(a->orcpt)) == NULL)) {
 		free(rcpt);
+		free(notify);
 		goto nomem;
 	}
 	tx->rcpts[tx->nrcpts] = rcpt;
 	tx->notify[tx->nrcpts] = notify;
+	tx->orcpt[tx->nrcpts] = orcpt;
 	tx->nrcpts++;
 	tx->rcpts[tx->nrcpts] = NULL;
 	tx->notify[tx->nrcpts] = NULL;
+	tx->orcpt[tx->nrcpts] = NULL;
 	tx->any_notify |= notify != NULL;
+	tx->any_orcpt |= orcpt != NULL;
 	s->state = S_RCPT;
 	reply(s, R_RCPT_OK, NULL);
 	return;
@@ -1433,11 +1447,16 @@ tx_to_env(struct smtp_session *s, struct spool_env *env)
 	} else {
 		free(tx->notify);
 	}
+	if (tx->any_orcpt) {
+		env->dsn_orcpt = tx->orcpt;
+	} else {
+		free(tx->orcpt);
+	}
 	env->dsn_ret = tx->ret;
 	env->dsn_envid = tx->envid;
 	env->flow = tx->flow;
 	tx->from = tx->ret = tx->envid = tx->flow = NULL;
-	tx->rcpts = tx->notify = NULL;
+	tx->rcpts = tx->notify = tx->orcpt = NULL;
 	tx->nrcpts = tx->cap = 0;
 	env->role = (int)s->role;
 	env->received = time(NULL);

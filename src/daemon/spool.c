@@ -238,6 +238,10 @@ spool_env_clear(struct spool_env *env)
 		for (size_t i = 0; i < env->nrcpts; i++)
 			free(env->dsn_notify[i]);
 	free(env->dsn_notify);
+	if (env->dsn_orcpt)
+		for (size_t i = 0; i < env->nrcpts; i++)
+			free(env->dsn_orcpt[i]);
+	free(env->dsn_orcpt);
 	free(env->listener);
 	free(env->client);
 	free(env->helo);
@@ -341,7 +345,8 @@ env_format(const struct spool_env *env, struct sbuf *b)
 	for (size_t i = 0; i < env->nrcpts; i++)
 		if (env->rcpts == NULL || env->rcpts[i] == NULL ||
 		    too_long(env->rcpts[i]) ||
-		    (env->dsn_notify && too_long(env->dsn_notify[i])))
+		    (env->dsn_notify && too_long(env->dsn_notify[i])) ||
+		    (env->dsn_orcpt && too_long(env->dsn_orcpt[i])))
 			return env->rcpts && env->rcpts[i] ? SG_ERR_LIMIT
 			                                   : SG_ERR_USAGE;
 	sbuf_str(b, "version 1\n");
@@ -375,6 +380,9 @@ env_format(const struct spool_env *env, struct sbuf *b)
 			sbuf_enc(b, env->dsn_notify[i], SPOOL_VALUE_MAX);
 		}
 		sbuf_add(b, "\n", 1);
+		/* its ORCPT, on a line of its own (older readers skip it) */
+		if (env->dsn_orcpt && env->dsn_orcpt[i])
+			sbuf_kv(b, "orcpt", env->dsn_orcpt[i]);
 	}
 	return b->oom ? SG_ERR_NOMEM : SG_OK;
 }
@@ -470,6 +478,10 @@ env_add_rcpt(struct spool_env *env, const char *val, size_t vlen, size_t *cap)
 		if (r == NULL)
 			return SG_ERR_NOMEM;
 		env->dsn_notify = r;
+		r = realloc(env->dsn_orcpt, ncap * sizeof(*r));
+		if (r == NULL)
+			return SG_ERR_NOMEM;
+		env->dsn_orcpt = r;
 		*cap = ncap;
 	}
 	if ((addr = env_decode(val, alen, &st)) == NULL)
@@ -480,6 +492,7 @@ env_add_rcpt(struct spool_env *env, const char *val, size_t vlen, size_t *cap)
 	}
 	env->rcpts[env->nrcpts] = addr;
 	env->dsn_notify[env->nrcpts] = notify;
+	env->dsn_orcpt[env->nrcpts] = NULL;
 	env->nrcpts++;
 	env->rcpts[env->nrcpts] = NULL;
 	return SG_OK;
@@ -528,6 +541,14 @@ env_set(struct spool_env *env, const char *key, size_t klen, const char *val,
 
 	if (key_is(key, klen, "rcpt"))
 		return env_add_rcpt(env, val, vlen, cap);
+	if (key_is(key, klen, "orcpt")) { /* of the recipient before it */
+		if (env->nrcpts == 0 || env->dsn_orcpt[env->nrcpts - 1])
+			return SG_ERR_IO;
+		if ((v = env_decode(val, vlen, &st)) == NULL)
+			return st;
+		env->dsn_orcpt[env->nrcpts - 1] = v;
+		return SG_OK;
+	}
 	for (size_t i = 0; i < sizeof(env_fields) / sizeof(*env_fields); i++)
 		if (key_is(key, klen, env_fields[i].key))
 			f = &env_fields[i];
@@ -612,6 +633,13 @@ env_parse(const char *text, size_t len, struct spool_env *env)
 	if (!any) {
 		free(env->dsn_notify);
 		env->dsn_notify = NULL;
+	}
+	any = 0;
+	for (size_t i = 0; i < env->nrcpts; i++)
+		any |= env->dsn_orcpt[i] != NULL;
+	if (!any) {
+		free(env->dsn_orcpt);
+		env->dsn_orcpt = NULL;
 	}
 	if (env->rcpts == NULL &&
 	    (env->rcpts = calloc(1, sizeof(char *))) == NULL) {

@@ -36,6 +36,8 @@ struct spool_env {
 	char *dsn_envid;   /* MAIL ENVID= or NULL */
 	char **dsn_notify; /* per recipient NOTIFY= or NULL entries; may be
 	                    * NULL as a whole */
+	char **dsn_orcpt;  /* per recipient ORCPT= (addr-type;xtext, as
+	                    * received) or NULL; may be NULL as a whole */
 	time_t received;
 	unsigned attempts;
 	time_t next_try;

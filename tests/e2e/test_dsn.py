@@ -261,3 +261,24 @@ def test_next_hop_550_for_one_recipient_of_two(gateway):
     assert len(blocks) == 2, blocks
     assert blocks[1]["Final-Recipient"] == "rfc822; gone@example.net"
     assert blocks[1]["Status"] == "5.1.1"
+
+
+def test_orcpt_is_kept_for_the_dsn(gateway):
+    # RCPT ORCPT= goes into the spool with the recipient and comes back
+    # in the notification as Original-Recipient (RFC 3461, RFC 3464).
+    gw = gateway(profile=ENCRYPTING).start()
+    send(gw, rcpt_options=["ORCPT=rfc822;Team+2Bnokey@example.net"])
+    (raw,) = gw.delivered()
+    parts = report_parts(parse(raw))
+    _, per_rcpt = status_fields(parts[1])
+    assert per_rcpt["Original-Recipient"] == "rfc822;Team+nokey@example.net"
+    assert per_rcpt["Final-Recipient"] == "rfc822; nokey@example.net"
+
+
+def test_bad_orcpt_is_refused(gateway):
+    gw = gateway(profile=ENCRYPTING).start()
+    with smtplib.SMTP("127.0.0.1", gw.out_port, timeout=T) as s:
+        s.ehlo("client.test")
+        s.mail("sender@example.com")
+        code, _ = s.rcpt("a@example.net", options=["ORCPT=no-semicolon"])
+        assert code == 501

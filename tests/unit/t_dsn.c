@@ -54,10 +54,12 @@ orig_fd(const char *data, size_t len)
 
 static const struct dsn_rcpt two_rcpts[] = {
     {"nokey@example.net", SG_ERR_NOT_RECIPIENT,
-     "no encryption certificate for <nokey@example.net>"},
+     "no encryption certificate for <nokey@example.net>",
+     "rfc822;No+2BKey@example.net"},
     {"gone@example.org", SG_ERR_NOT_FOUND,
      "550 5.1.1 <gone@example.org>: "
-     "no such user"},
+     "no such user",
+     NULL},
 };
 
 static void
@@ -215,6 +217,13 @@ structure_of_a_full_report(void)
 	CHECK(!line_starts(text, "Original-Envelope-Id:"));
 	CHECK(has_line(text, "Final-Recipient: rfc822; nokey@example.net"));
 	CHECK(has_line(text, "Final-Recipient: rfc822; gone@example.org"));
+	/* ORCPT, decoded from xtext, for the one recipient that gave it,
+	 * just before its Final-Recipient (RFC 3464 2.3) */
+	CHECK(strstr(text,
+	             "\r\nOriginal-Recipient: rfc822;No+Key@example.net"
+	             "\r\nFinal-Recipient: rfc822; nokey@example.net") != NULL);
+	CHECK(strstr(strstr(text, "Original-Recipient:") + 1,
+	             "Original-Recipient:") == NULL);
 	CHECK(has_line(text, "Action: failed"));
 	CHECK(has_line(text, "Status: 5.7.5")); /* the status table's */
 	CHECK(has_line(text, "Status: 5.1.1")); /* the next hop's */
@@ -257,7 +266,7 @@ status_codes(void)
 
 	for (size_t c = 0; c < sizeof(cases) / sizeof(*cases); c++) {
 		struct dsn_rcpt r = {"x@example.net", cases[c].st,
-		                     cases[c].reply};
+		                     cases[c].reply, NULL};
 		struct dsn_info info;
 		char *text;
 
@@ -376,8 +385,10 @@ header_injection_stays_on_one_line(void)
 {
 	static const struct dsn_rcpt evil[] = {
 	    {"a@example.net\r\nBcc: victim@example.org", SG_ERR_NOT_FOUND,
-	     "550 5.1.1 no\r\nX-Injected: 1\r\n\r\nbody\n.\r\n"},
-	    {"b@example.net", SG_ERR_NOT_FOUND, "550 5.1.1 \x80\xff\x01 x"},
+	     "550 5.1.1 no\r\nX-Injected: 1\r\n\r\nbody\n.\r\n",
+	     "rfc822;x+0D+0ABcc:+20v@example.org"},
+	    {"b@example.net", SG_ERR_NOT_FOUND, "550 5.1.1 \x80\xff\x01 x",
+	     NULL},
 	};
 	struct dsn_info info;
 	GMimeMessage *m;
@@ -394,6 +405,8 @@ header_injection_stays_on_one_line(void)
 		return;
 	CHECK(!line_starts(text, "Bcc:"));
 	CHECK(!line_starts(text, "X-Injected:"));
+	CHECK(
+	    has_line(text, "Original-Recipient: rfc822;x  Bcc: v@example.org"));
 	CHECK(!line_starts(text, "X-Host:"));
 	CHECK(!line_starts(text, "X-Envid:"));
 	CHECK(!line_starts(text, "body"));
@@ -416,7 +429,7 @@ static void
 long_values_are_cut(void)
 {
 	char addr[3000], reply[3000];
-	struct dsn_rcpt r = {addr, SG_ERR_NOT_FOUND, reply};
+	struct dsn_rcpt r = {addr, SG_ERR_NOT_FOUND, reply, NULL};
 	struct dsn_info info;
 	char *text;
 

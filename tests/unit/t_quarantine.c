@@ -317,7 +317,10 @@ env_same(const struct spool_env *a, const struct spool_env *b)
 	for (size_t i = 0; i < a->nrcpts; i++) {
 		const char *na = a->dsn_notify ? a->dsn_notify[i] : NULL;
 		const char *nb = b->dsn_notify ? b->dsn_notify[i] : NULL;
-		if (strcmp(a->rcpts[i], b->rcpts[i]) != 0 || !same_opt(na, nb))
+		const char *oa = a->dsn_orcpt ? a->dsn_orcpt[i] : NULL;
+		const char *ob = b->dsn_orcpt ? b->dsn_orcpt[i] : NULL;
+		if (strcmp(a->rcpts[i], b->rcpts[i]) != 0 ||
+		    !same_opt(na, nb) || !same_opt(oa, ob))
 			return 0;
 	}
 	return b->rcpts != NULL && b->rcpts[b->nrcpts] == NULL;
@@ -401,6 +404,10 @@ put_show_round_trip(void)
 		env.rcpts = cases[c].rcpts;
 		env.nrcpts = cases[c].nrcpts;
 		env.dsn_notify = cases[c].notify;
+		/* every other case: an ORCPT for the first recipient */
+		char *orcpt[3] = {"rfc822;Orig+2B1@example.org", NULL, NULL};
+		if (c % 2 == 1 && cases[c].nrcpts <= 2)
+			env.dsn_orcpt = orcpt;
 		env.dsn_ret = (char *)cases[c].ret;
 		env.dsn_envid = (char *)cases[c].envid;
 		env.helo = (char *)cases[c].helo;

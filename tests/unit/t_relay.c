@@ -648,6 +648,79 @@ transaction_with_a_refused_rcpt(void)
 	CHECK_EQ(p.mismatch, 0);
 }
 
+/* NOTIFY and ORCPT go on to a next hop that offers DSN, as received;
+ * to one that does not, neither does. */
+static void
+dsn_parameters_passed_on(void)
+{
+	static const char *const with_dsn[] = {
+	    "S:220 mx.test ESMTP",
+	    "C:EHLO gw.test",
+	    "S:250-mx.test",
+	    "S:250 DSN",
+	    "C:MAIL FROM:<s@example.com>",
+	    "S:250 ok",
+	    "C:RCPT TO:<a@x.test> NOTIFY=FAILURE ORCPT=rfc822;A+2Bx@x.test",
+	    "S:250 ok",
+	    "C:RCPT TO:<b@x.test>",
+	    "S:250 ok",
+	    "C:DATA",
+	    "S:354 go",
+	    "D",
+	    "S:250 2.0.0 queued",
+	    NULL};
+	static const char *const without[] = {"S:220 mx.test ESMTP",
+	                                      "C:EHLO gw.test",
+	                                      "S:250 mx.test",
+	                                      "C:MAIL FROM:<s@example.com>",
+	                                      "S:250 ok",
+	                                      "C:RCPT TO:<a@x.test>",
+	                                      "S:250 ok",
+	                                      "C:RCPT TO:<b@x.test>",
+	                                      "S:250 ok",
+	                                      "C:DATA",
+	                                      "S:354 go",
+	                                      "D",
+	                                      "S:250 2.0.0 queued",
+	                                      NULL};
+	static const char *const rcpts[] = {"a@x.test", "b@x.test", NULL};
+	static const char *const notify[] = {"FAILURE", NULL, NULL};
+	const char *const *scripts[] = {with_dsn, without};
+
+	for (int k = 0; k < 2; k++) {
+		struct relay_result res[2] = {{0}};
+		struct relay *r = relay_new();
+		char nexthop[64];
+		size_t idx[2] = {0, 1};
+		struct relay_hop hop = {nexthop, CFG_TLS_NONE, idx, 2};
+		struct spool_env env;
+		struct peer p;
+		int fd = msg_fd("Subject: x\r\n\r\nhi\r\n");
+
+		CHECK(r != NULL && fd >= 0);
+		peer_start(&p, scripts[k], NULL);
+		snprintf(nexthop, sizeof(nexthop), "127.0.0.1:%d", p.port);
+		env_make(&env, "s@example.com", rcpts, notify);
+		env.dsn_orcpt = calloc(3, sizeof(char *));
+		env.dsn_orcpt[0] = strdup("rfc822;A+2Bx@x.test");
+		CHECK_EQ(relay_deliver(r, "gw.test", &hop, &env, fd, res),
+		         SG_OK);
+		close(fd);
+		CHECK_EQ(res[0].st, SG_OK);
+		CHECK_EQ(res[1].st, SG_OK);
+		if (k == 1) {
+			CHECK(strstr(p.seen, "ORCPT") == NULL);
+			CHECK(strstr(p.seen, "NOTIFY") == NULL);
+		}
+		CHECK(strstr(p.seen, "<b@x.test> ") == NULL);
+		relay_results_clear(res, 2);
+		spool_env_clear(&env);
+		relay_free(r);
+		peer_stop(&p);
+		CHECK_EQ(p.mismatch, 0);
+	}
+}
+
 static void
 next_hops_that_refuse_or_break(void)
 {
@@ -767,6 +840,7 @@ static const struct unit_case cases[] = {
     {"plan_groups_by_next_hop", plan_groups_by_next_hop},
     {"drop_rcpt_keeps_the_rest", drop_rcpt_keeps_the_rest},
     {"transaction_with_a_refused_rcpt", transaction_with_a_refused_rcpt},
+    {"dsn_parameters_passed_on", dsn_parameters_passed_on},
     {"next_hops_that_refuse_or_break", next_hops_that_refuse_or_break},
     {"helo_when_ehlo_is_refused", helo_when_ehlo_is_refused},
     {"nobody_listening_defers", nobody_listening_defers},

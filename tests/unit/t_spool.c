@@ -276,7 +276,10 @@ env_equal(const struct spool_env *a, const struct spool_env *b)
 	for (size_t i = 0; i < a->nrcpts; i++) {
 		const char *na = a->dsn_notify ? a->dsn_notify[i] : NULL;
 		const char *nb = b->dsn_notify ? b->dsn_notify[i] : NULL;
-		if (strcmp(a->rcpts[i], b->rcpts[i]) != 0 || !same_opt(na, nb))
+		const char *oa = a->dsn_orcpt ? a->dsn_orcpt[i] : NULL;
+		const char *ob = b->dsn_orcpt ? b->dsn_orcpt[i] : NULL;
+		if (strcmp(a->rcpts[i], b->rcpts[i]) != 0 ||
+		    !same_opt(na, nb) || !same_opt(oa, ob))
 			return 0;
 	}
 	return b->rcpts[b->nrcpts] == NULL;
@@ -349,20 +352,22 @@ envelope_round_trips(void)
 	                            "tab\tcr\rlf\n@example.org",
 	                            "\xc3\xa9l\xc3\xa8ve@example.org", NULL};
 	static char *notify[] = {"SUCCESS,FAILURE", NULL, "NEVER", NULL};
+	static char *orcpt[] = {NULL, "rfc822;100+25@example.org", NULL,
+	                        "utf-8;\\x{E9}l\\x{E8}ve@example.org", NULL};
 	static char *one[] = {"only@example.org", NULL};
 	static const struct {
 		const char *name;
 		const char *from;
 		char **rcpts;
 		size_t nrcpts;
-		char **notify;
+		char **notify, **orcpt;
 		const char *ret, *envid, *helo;
 	} cases[] = {
-	    {"plain", "a@example.org", one, 1, NULL, NULL, NULL, "h"},
-	    {"null-sender", "", one, 1, NULL, NULL, NULL, "h"},
-	    {"odd-bytes", "a b%c\x01@example.org", odd_rcpts, 4, notify, "HDRS",
-	     "id with space", "helo\r\nRCPT TO:<x>"},
-	    {"no-helo", "a@example.org", one, 1, NULL, "FULL", "", NULL},
+	    {"plain", "a@example.org", one, 1, NULL, NULL, NULL, NULL, "h"},
+	    {"null-sender", "", one, 1, NULL, NULL, NULL, NULL, "h"},
+	    {"odd-bytes", "a b%c\x01@example.org", odd_rcpts, 4, notify, orcpt,
+	     "HDRS", "id with space", "helo\r\nRCPT TO:<x>"},
+	    {"no-helo", "a@example.org", one, 1, NULL, NULL, "FULL", "", NULL},
 	};
 	for (size_t c = 0; c < sizeof(cases) / sizeof(*cases); c++) {
 		struct fx f;
@@ -373,6 +378,7 @@ envelope_round_trips(void)
 		env.rcpts = cases[c].rcpts;
 		env.nrcpts = cases[c].nrcpts;
 		env.dsn_notify = cases[c].notify;
+		env.dsn_orcpt = cases[c].orcpt;
 		env.dsn_ret = (char *)cases[c].ret;
 		env.dsn_envid = (char *)cases[c].envid;
 		env.helo = (char *)cases[c].helo;
