@@ -35,6 +35,8 @@ exit_codes_follow_the_contract(void)
 	    {SG_ERR_KEY_USAGE, 1},
 	    {SG_ERR_NOT_RECIPIENT, 1},
 	    {SG_ERR_DECRYPT, 1},
+	    {SG_ERR_REVOKED, 1},
+	    {SG_ERR_REVOCATION_UNKNOWN, 1},
 	    {SG_ERR_USAGE, 2},
 	    {SG_ERR_MIME, 2},
 	    {SG_ERR_NOT_SMIME, 2},
@@ -60,6 +62,12 @@ smtp_classes_match_the_verdict(void)
 	CHECK_EQ(sg_status_smtp_code(SG_ERR_BAD_SIGNATURE) / 100, 5);
 	CHECK_EQ(sg_status_smtp_code(SG_ERR_TEMP) / 100, 4);
 	CHECK_EQ(sg_status_smtp_code(SG_ERR_NOMEM) / 100, 4);
+	/* Revoked is final; an unknown status (hard-fail) may clear up. */
+	CHECK_EQ(sg_status_smtp_code(SG_ERR_REVOKED) / 100, 5);
+	CHECK_EQ(sg_status_smtp_code(SG_ERR_REVOCATION_UNKNOWN) / 100, 4);
+	CHECK_STR(sg_status_name(SG_ERR_REVOKED), "revoked");
+	CHECK_STR(sg_status_name(SG_ERR_REVOCATION_UNKNOWN),
+	          "revocation-unknown");
 	CHECK_STR(sg_status_enhanced(SG_ERR_LIMIT), "5.3.4");
 }
 
