@@ -595,6 +595,12 @@ cmd_verify(int argc, char **argv)
 	if (o.json && (res.signer_subject != NULL || st == SG_OK ||
 	               sg_status_exit_code(st) == 1))
 		print_json(stdout, &res);
+	if (st == SG_OK && res.revocation_checked &&
+	    res.revocation == SG_REV_UNKNOWN)
+		fprintf(stderr,
+		        "smimegate: verify: warning: revocation status unknown "
+		        "(soft-fail): %s\n",
+		        res.revocation_reason ? res.revocation_reason : "");
 	rc = st == SG_OK ? 0 : cli_fail(j.ctx, "verify", st);
 out:
 	sg_verify_result_clear(&res);

@@ -178,6 +178,7 @@ def test_verify_unknown_soft_and_hard(run, ca):
                "--revocation-timeout", "1", "--json")
     assert p.returncode == 0, p.stderr
     assert json.loads(out(p))["revocation"] == "unknown"
+    assert b"warning: revocation status unknown (soft-fail)" in p.stderr
     p = verify(run, ca, "good", "--check-revocation",
                "--revocation-timeout", "1", "--revocation-hard-fail")
     assert p.returncode == 1
