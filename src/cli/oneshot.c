@@ -147,20 +147,23 @@ usage_of(const char *cmd)
 static int
 parse(const char *cmd, int argc, char **argv, struct opts *o)
 {
-	int c;
+	int c, li;
 
 	memset(o, 0, sizeof(*o));
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", all_options, NULL)) != -1) {
+	while ((li = -1, c = getopt_long(argc, argv, "", all_options, &li)) !=
+	       -1) {
 		if (c == '?' || c == ':')
 			return cli_usage(cmd,
 			                 "unknown or incomplete option "
 			                 "\"%s\"",
 			                 argv[optind - 1]);
 		if (!allowed(cmd, c))
-			return cli_usage(cmd, "option \"%s\" does not apply",
-			                 argv[optind - 1]);
+			/* named from the table: argv[optind - 1] may be
+			 * the option's value */
+			return cli_usage(cmd, "option \"--%s\" does not apply",
+			                 li >= 0 ? all_options[li].name : "?");
 		switch (c) {
 		case OPT_IN:
 			o->in = optarg;

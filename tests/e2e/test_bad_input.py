@@ -493,6 +493,15 @@ def test_usage_error(run, pki, plain, case):
     expect(run(args, input=plain, timeout=T), 2)
 
 
+def test_misplaced_option_is_named(run, pki, plain):
+    # the option, not its value, even when it takes one
+    p = run(["sign", "--signer", pki / "alice.pem", "--key",
+             pki / "alice.key", "--trust", "somefile"], input=plain,
+            timeout=T)
+    assert p.returncode == 2
+    assert b'option "--trust" does not apply' in p.stderr, p.stderr
+
+
 NOFILE = "/nonexistent/dir/file"
 NOFILE_CASES = {
     "sign-in": ["sign", "--signer", "{p}/alice.pem", "--key",
