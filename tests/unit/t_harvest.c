@@ -60,21 +60,8 @@ fx_open(struct fx *f)
 static void
 fx_clear(struct fx *f)
 {
-	DIR *d;
-	struct dirent *e;
-	char p[512];
-
 	store_close(f->st);
-	if ((d = opendir(f->dir)) != NULL) {
-		while ((e = readdir(d)) != NULL) {
-			if (e->d_name[0] == '.')
-				continue;
-			snprintf(p, sizeof(p), "%s/%s", f->dir, e->d_name);
-			unlink(p);
-		}
-		closedir(d);
-	}
-	rmdir(f->dir);
+	unit_rm_tree(f->dir);
 	sg_ctx_free(f->ctx);
 	memset(f, 0, sizeof(*f));
 }

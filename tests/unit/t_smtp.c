@@ -119,29 +119,6 @@ fx_start(struct fx *f)
 	return f->srv ? 0 : -1;
 }
 
-static void
-rm_tree(const char *dir)
-{
-	DIR *d;
-	struct dirent *e;
-	char p[512];
-
-	if ((d = opendir(dir)) != NULL) {
-		while ((e = readdir(d)) != NULL) {
-			if (strcmp(e->d_name, ".") == 0 ||
-			    strcmp(e->d_name, "..") == 0)
-				continue;
-			snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-			if (e->d_type == DT_DIR)
-				rm_tree(p);
-			else
-				unlink(p);
-		}
-		closedir(d);
-	}
-	rmdir(dir);
-}
-
 static void fx_spin(struct fx *f, int ms);
 
 /* Freed bufferevents are finalized by the loop: it runs once more
@@ -158,7 +135,7 @@ fx_clear(struct fx *f)
 	if (f->base)
 		event_base_free(f->base);
 	if (f->dir[0])
-		rm_tree(f->dir);
+		unit_rm_tree(f->dir);
 }
 
 /* ---- a client: one end of a pair ---- */
@@ -1453,7 +1430,7 @@ tlsfx_clear(struct tlsfx *t)
 {
 	SSL_CTX_free(t->client);
 	if (t->dir[0])
-		rm_tree(t->dir);
+		unit_rm_tree(t->dir);
 }
 
 /* Listener 0 (outgoing) with STARTTLS MODE and AUTH PLAIN, loaded into

@@ -18,6 +18,9 @@ struct unit_suite {
 	const struct unit_case *cases; /* ends with {NULL, NULL} */
 };
 
+/* Removes DIR and everything below it (a test's temporary directory). */
+void unit_rm_tree(const char *dir);
+
 /* Records a failed check of the running case. */
 void unit_fail(const char *file, int line, const char *expr);
 
