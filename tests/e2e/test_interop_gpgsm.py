@@ -11,6 +11,8 @@ test root; gpg-agent is killed at teardown.
 """
 
 import base64
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -41,6 +43,18 @@ def gpg_verifier(pki):
         g.close()
 
 
+def remake_alice_legacy(pki, d: Path) -> Path:
+    """Alice's legacy PKCS#12 written again as tests/pki/mkpki.sh does, with
+    new salts, into D (the shared test PKI is left alone)."""
+    out = d / "alice-legacy.p12"
+    subprocess.run(["openssl", "pkcs12", "-export", "-legacy",
+                    "-in", pki / "alice.pem", "-inkey", pki / "alice.key",
+                    "-certfile", pki / "inter.pem", "-name", "alice",
+                    "-passout", f"file:{pki / 'pass.txt'}", "-out", out],
+                   check=True, timeout=60)
+    return out
+
+
 @pytest.fixture(scope="module")
 def gpg_alice_template(pki):
     """A GNUPGHOME with Alice's key (legacy PKCS#12) and Bob's and Dave's
@@ -49,7 +63,8 @@ def gpg_alice_template(pki):
     g = GpgsmHome(trusted_roots=[pki / "trust.pem"])
     try:
         g.import_certs(pki / "trust.pem", pki / "bob.pem", pki / "dave.pem")
-        g.import_p12(pki / "alice-legacy.p12", passphrase(pki))
+        g.import_p12(pki / "alice-legacy.p12", passphrase(pki),
+                     remake=lambda: remake_alice_legacy(pki, g.home))
         g.stop_agent()
         yield g
     finally:

@@ -263,7 +263,11 @@ def test_created_certificate_signs_mail_that_others_verify(
     try:
         (g.home / "trustlist.txt").write_text(colon_fpr(fpr) + " S relax\n")
         if key.startswith("rsa"):
-            g.import_p12(ident.p12, ident.passfile.read_text())
+            def remake():
+                store.ok("cert", "export", "signer", "--p12", ident.p12,
+                         "--pass-file", ident.passfile, "--legacy")
+                return ident.p12
+            g.import_p12(ident.p12, ident.passfile.read_text(), remake=remake)
         else:
             g.import_certs(ident.cert)
         res = g.verify(sig, signed)
