@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -250,6 +251,8 @@ relay_plan_clear(struct relay_plan *plan)
 	for (size_t h = 0; h < plan->nhops; h++) {
 		free(plan->hops[h].nexthop);
 		free(plan->hops[h].rcpts);
+		X509_STORE_free(plan->hops[h].ca);
+		free(plan->hops[h].pins);
 	}
 	free(plan->hops);
 	free(plan->local);
@@ -267,19 +270,38 @@ plan_hop(const struct cfg *cfg, struct relay_plan *p, const char *rcpt,
 	const struct cfg_route *route = cfg_route_for(cfg, at ? at + 1 : "");
 	const char *nexthop = route ? route->nexthop : cfg->smarthost;
 	enum cfg_tls tls = route ? route->tls : cfg->smarthost_tls;
+	const struct cfg_peer *peer =
+	    route ? &route->peer : &cfg->smarthost_peer;
+	struct relay_hop *hop;
 	size_t h;
 
 	if (nexthop == NULL)
 		return SIZE_MAX;
 	for (h = 0; h < p->nhops; h++)
-		if (p->hops[h].tls == tls &&
+		if (p->hops[h].tls == tls && p->hops[h].ca == peer->ca &&
+		    p->hops[h].npins == peer->npins &&
+		    (peer->npins == 0 ||
+		     memcmp(p->hops[h].pins, peer->pins,
+		            peer->npins * sizeof(*peer->pins)) == 0) &&
 		    strcasecmp(p->hops[h].nexthop, nexthop) == 0)
 			return h;
-	if ((p->hops[h].nexthop = strdup(nexthop)) == NULL) {
+	hop = &p->hops[h];
+	if ((hop->nexthop = strdup(nexthop)) == NULL ||
+	    (peer->npins > 0 &&
+	     (hop->pins = malloc(peer->npins * sizeof(*peer->pins))) == NULL) ||
+	    (peer->ca != NULL && X509_STORE_up_ref(peer->ca) != 1)) {
+		free(hop->nexthop);
+		free(hop->pins);
+		memset(hop, 0, sizeof(*hop));
 		*nomem = 1;
 		return SIZE_MAX;
 	}
-	p->hops[h].tls = tls;
+	hop->tls = tls;
+	hop->ca = peer->ca;
+	if (peer->npins > 0)
+		memcpy(hop->pins, peer->pins,
+		       peer->npins * sizeof(*peer->pins));
+	hop->npins = peer->npins;
 	p->nhops++;
 	return h;
 }
@@ -356,6 +378,9 @@ struct relay_conn {
 	char nexthop[RELAY_HOST_MAX + 16]; /* as configured */
 	char host[RELAY_HOST_MAX];         /* for SNI and verification */
 	enum cfg_tls tls;                  /* the mode it was opened with */
+	X509_STORE *ca;                    /* and the check (a reference) */
+	unsigned char (*pins)[32];         /* (owned) */
+	size_t npins;
 	int fd;
 	SSL *ssl;     /* once STARTTLS succeeded */
 	int verified; /* the certificate verified */
@@ -636,6 +661,8 @@ conn_close(struct relay_conn *c, int quit_it)
 	}
 	if (c->fd >= 0)
 		close(c->fd);
+	X509_STORE_free(c->ca);
+	free(c->pins);
 	free(c);
 }
 
@@ -689,6 +716,40 @@ conn_connect(struct relay_conn *c, const char *host, const char *port)
 	return c->fd >= 0 ? 0 : -1;
 }
 
+/* Whether CERT matches one of C's pins, by the SHA-256 of the certificate
+ * or of its SubjectPublicKeyInfo; when not, WHY names it. */
+static int
+pinned(struct relay_conn *c, X509 *cert)
+{
+	unsigned char fp[2][EVP_MAX_MD_SIZE], *spki = NULL;
+	unsigned n = 0, m = 0;
+	char hex[2 * 32 + 1];
+	int len;
+
+	if (cert == NULL) {
+		why(c, "%s sent no certificate (tls_fingerprint)", c->nexthop);
+		return 0;
+	}
+	if (X509_digest(cert, EVP_sha256(), fp[0], &n) != 1 ||
+	    (len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &spki)) <= 0 ||
+	    EVP_Digest(spki, (size_t)len, fp[1], &m, EVP_sha256(), NULL) != 1) {
+		OPENSSL_free(spki);
+		ERR_clear_error();
+		why(c, "cannot digest the certificate of %s", c->nexthop);
+		return 0;
+	}
+	OPENSSL_free(spki);
+	for (size_t i = 0; i < c->npins; i++)
+		if (memcmp(c->pins[i], fp[0], 32) == 0 ||
+		    memcmp(c->pins[i], fp[1], 32) == 0)
+			return 1;
+	for (unsigned i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02X", fp[0][i]);
+	why(c, "certificate of %s matches no tls_fingerprint (its SHA-256: %s)",
+	    c->nexthop, hex);
+	return 0;
+}
+
 /* The TLS handshake on C (after the next hop's 220 to STARTTLS). */
 static int
 conn_handshake(struct relay *r, struct relay_conn *c)
@@ -696,11 +757,13 @@ conn_handshake(struct relay *r, struct relay_conn *c)
 	long long deadline = now_ms() + RELAY_COMMAND_TIMEOUT * 1000LL;
 	unsigned char ip[16];
 	char err[160];
+	X509 *peer;
 	long vr;
 
 	ERR_clear_error();
 	if ((c->ssl = SSL_new(r->ssl_ctx)) == NULL ||
-	    SSL_set_fd(c->ssl, c->fd) != 1) {
+	    SSL_set_fd(c->ssl, c->fd) != 1 ||
+	    (c->ca != NULL && SSL_set1_verify_cert_store(c->ssl, c->ca) != 1)) {
 		why(c, "TLS setup: %s", ssl_error(err, sizeof(err)));
 		return -1;
 	}
@@ -729,8 +792,13 @@ conn_handshake(struct relay *r, struct relay_conn *c)
 			return -1;
 	}
 	vr = SSL_get_verify_result(c->ssl);
-	c->verified = vr == X509_V_OK && SSL_get0_peer_certificate(c->ssl);
-	if (!c->verified)
+	peer = SSL_get0_peer_certificate(c->ssl);
+	c->verified = vr == X509_V_OK && peer != NULL;
+	if (c->npins > 0 && !pinned(c, peer))
+		c->verified = 0; /* why says which certificate came */
+	else if (c->npins > 0 && c->ca == NULL)
+		c->verified = 1; /* the pin is the check (relay.h) */
+	else if (!c->verified)
 		why(c, "certificate of %s not verified: %s", c->nexthop,
 		    X509_verify_cert_error_string(vr));
 	return 0;
@@ -813,7 +881,18 @@ conn_open(struct relay *r, const char *helo, const struct relay_hop *hop,
 	}
 	c->fd = -1;
 	c->tls = hop->tls;
+	if (hop->ca != NULL && X509_STORE_up_ref(hop->ca) == 1)
+		c->ca = hop->ca;
+	if (hop->npins > 0 &&
+	    (c->pins = malloc(hop->npins * sizeof(*hop->pins))) != NULL) {
+		memcpy(c->pins, hop->pins, hop->npins * sizeof(*hop->pins));
+		c->npins = hop->npins;
+	}
 	snprintf(c->nexthop, sizeof(c->nexthop), "%s", hop->nexthop);
+	if (c->ca != hop->ca || c->npins != hop->npins) {
+		why(c, "out of memory");
+		goto fail;
+	}
 	if (relay_split_hostport(hop->nexthop, c->host, sizeof(c->host), port,
 	                         sizeof(port)) < 0) {
 		why(c, "bad next hop \"%s\"", hop->nexthop);
@@ -945,7 +1024,11 @@ cache_take(struct relay_cache *cache, const struct relay_hop *hop)
 	for (size_t i = 0; i < cache->n; i++) {
 		struct relay_conn *c = cache->conns[i];
 
-		if (c->tls != hop->tls || strcasecmp(c->nexthop, hop->nexthop))
+		if (c->tls != hop->tls || c->ca != hop->ca ||
+		    c->npins != hop->npins ||
+		    (c->npins > 0 &&
+		     memcmp(c->pins, hop->pins, c->npins * sizeof(*c->pins))) ||
+		    strcasecmp(c->nexthop, hop->nexthop))
 			continue;
 		cache_remove(cache, i);
 		if (conn_alive(c) && conn_cmd(c, &rep, "RSET") == 0 &&

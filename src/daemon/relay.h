@@ -7,8 +7,9 @@
  * replies are bounded (RELAY_LINE_MAX octets per line, RELAY_LINES_MAX
  * lines per reply) and a reply that breaks the grammar ends the session
  * as a temporary failure.  What it can reach: DNS (getaddrinfo of the
- * next hop's name), TCP to the next hops, and the system's CA bundle (to
- * verify a next hop's certificate); never the spool or the store.
+ * next hop's name), TCP to the next hops, and the system's CA bundle or a
+ * route's own CA file (read with the configuration) to verify a next
+ * hop's certificate; never the spool or the store.
  *
  * Blocking I/O with deadlines, meant for the queue's worker threads:
  * RELAY_CONNECT_TIMEOUT per address tried, RELAY_COMMAND_TIMEOUT per
@@ -28,6 +29,10 @@
  *                  certificate verify against the system CA bundle and the
  *                  next hop's name (or IP address); otherwise every
  *                  recipient of that hop is deferred (a temporary status).
+ * A hop's own CA file (tls_ca_file) replaces the system bundle; its pins
+ * (tls_fingerprint: SHA-256 of the certificate or of its public key)
+ * verify a certificate that matches one without any CA, or together with
+ * the CA file when both are given.
  *
  * Log lines (stderr), one per transaction:
  *   smimegate[PID]: relay: qid=ID nexthop=HOST:PORT tls=yes|no
@@ -141,6 +146,12 @@ struct relay_hop {
 	enum cfg_tls tls;
 	size_t *rcpts; /* indexes into the envelope's rcpts (owned) */
 	size_t nrcpts;
+	/* The certificate check of its route or the smarthost (struct
+	 * cfg_peer): the anchors (a reference, or NULL for the system's)
+	 * and the pins (owned copies). */
+	struct x509_store_st *ca;
+	unsigned char (*pins)[32];
+	size_t npins;
 };
 
 /* Where the recipients of a message go, independent of the configuration
@@ -157,7 +168,8 @@ struct relay_plan {
  * Groups the recipients of ENV by next hop: the route of the recipient's
  * domain (cfg_route_for, the part after the last '@'), else the
  * smarthost, else none (PLAN->local).  Recipients with the same next hop
- * (any case) and TLS mode share one hop, in envelope order.  SG_OK or
+ * (any case), TLS mode and certificate check share one hop, in envelope
+ * order.  SG_OK or
  * SG_ERR_NOMEM (PLAN untouched).  Free with relay_plan_clear.
  */
 enum sg_status relay_plan_make(const struct cfg *cfg,

@@ -326,8 +326,14 @@ global_key(struct parser *ps, const char *k, const char *v)
 {
 	struct cfg *c = ps->cfg;
 
-	if (strcmp(k, "smarthost_tls") == 0)
+	if (strcmp(k, "smarthost_tls") == 0) {
+		c->smarthost_peer.tls_set = 1;
 		return set_tls(ps, &c->smarthost_tls, v);
+	}
+	if (strcmp(k, "smarthost_tls_ca_file") == 0)
+		return cfg_peer_ca_file(ps, &c->smarthost_peer, v);
+	if (strcmp(k, "smarthost_tls_fingerprint") == 0)
+		return cfg_peer_pins(ps, &c->smarthost_peer, v);
 	if (strcmp(k, "notify_signer") == 0)
 		return cfg_set_str(ps, &c->notify_signer, v);
 
@@ -557,8 +563,14 @@ route_key(struct parser *ps, const char *k, const char *v)
 			    ps, "nexthop wants host:port, not \"%s\"", v);
 		return cfg_set_str(ps, &r->nexthop, v);
 	}
-	if (strcmp(k, "tls") == 0)
+	if (strcmp(k, "tls") == 0) {
+		r->peer.tls_set = 1;
 		return set_tls(ps, &r->tls, v);
+	}
+	if (strcmp(k, "tls_ca_file") == 0)
+		return cfg_peer_ca_file(ps, &r->peer, v);
+	if (strcmp(k, "tls_fingerprint") == 0)
+		return cfg_peer_pins(ps, &r->peer, v);
 	return cfg_fail(ps, "unknown setting \"%s\" in [route %s]", k, r->name);
 }
 
@@ -900,12 +912,26 @@ finish(struct parser *ps)
 	    dup_default(ps, &c->postmaster, buf) == -1 ||
 	    dup_default(ps, &c->log, "stderr") == -1)
 		return -1;
-	for (size_t i = 0; i < c->nroutes; i++)
-		if (c->routes[i].domains == NULL ||
-		    c->routes[i].nexthop == NULL)
+	for (size_t i = 0; i < c->nroutes; i++) {
+		struct cfg_route *r = &c->routes[i];
+		char what[300];
+
+		if (r->domains == NULL || r->nexthop == NULL)
 			return cfg_fail(ps,
 			                "[route %s] needs domains and nexthop",
-			                c->routes[i].name);
+			                r->name);
+		snprintf(what, sizeof(what), "[route %s]", r->name);
+		if (cfg_peer_finish(ps, &r->peer, &r->tls, what) == -1)
+			return -1;
+	}
+	if (c->smarthost == NULL &&
+	    (c->smarthost_peer.ca_file != NULL || c->smarthost_peer.npins > 0))
+		return cfg_fail(ps,
+		                "smarthost_tls_ca_file and "
+		                "smarthost_tls_fingerprint need a smarthost");
+	if (cfg_peer_finish(ps, &c->smarthost_peer, &c->smarthost_tls,
+	                    "smarthost") == -1)
+		return -1;
 	if (c->retry_max < c->retry_min)
 		return cfg_fail(
 		    ps, "retry_max (%us) is shorter than retry_min (%us)",
@@ -1034,8 +1060,10 @@ cfg_free(struct cfg *c)
 		free(c->routes[i].name);
 		cfg_strv_free(c->routes[i].domains);
 		free(c->routes[i].nexthop);
+		cfg_peer_free(&c->routes[i].peer);
 	}
 	free(c->routes);
+	cfg_peer_free(&c->smarthost_peer);
 	for (size_t i = 0; i < c->nquarantines; i++)
 		free(c->quarantines[i].name);
 	free(c->quarantines);

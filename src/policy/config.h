@@ -61,12 +61,26 @@ enum cfg_starttls cfg_listener_starttls(const struct cfg_listener *l);
 
 enum cfg_tls { CFG_TLS_OPPORTUNISTIC = 1, CFG_TLS_REQUIRED, CFG_TLS_NONE };
 
+/* How a next hop's certificate is checked beyond its TLS mode
+ * (config_tls.c): a [route]'s tls_ca_file and tls_fingerprint, or the
+ * smarthost's smarthost_tls_ca_file and smarthost_tls_fingerprint. */
+struct x509_store_st;
+struct cfg_peer {
+	char *ca_file;             /* the anchors, or NULL: the system's */
+	struct x509_store_st *ca;  /* its certificates, read with the file */
+	unsigned char (*pins)[32]; /* SHA-256 of the certificate or of its
+	                            * SubjectPublicKeyInfo; any one matches */
+	size_t npins;
+	int tls_set; /* the TLS mode was given, not defaulted */
+};
+
 /* A next hop for some recipient domains: [route NAME]. */
 struct cfg_route {
 	char *name;
 	char **domains; /* NULL-terminated, lowercased */
 	char *nexthop;  /* "host:port" */
 	enum cfg_tls tls;
+	struct cfg_peer peer;
 };
 
 enum cfg_mode { CFG_SIGN = 1, CFG_ENCRYPT, CFG_SIGN_ENCRYPT, CFG_TRIPLE };
@@ -195,6 +209,7 @@ struct cfg {
 	char *outbox;    /* maildir used when no smarthost is set */
 	char *smarthost; /* "host:port" or NULL */
 	enum cfg_tls smarthost_tls;
+	struct cfg_peer smarthost_peer;
 	char *notify_signer;      /* certificate that signs notifications, or
 	                           * NULL: unsigned (seed 000) */
 	char *postmaster;         /* DSN From: */

@@ -92,4 +92,15 @@ void cfg_revocation_defaults(struct cfg *c);
 int cfg_revocation_finish(struct parser *ps);
 void cfg_revocation_free(struct cfg *c);
 
+/* tls_ca_file and tls_fingerprint of a next hop (config_tls.c): V into
+ * PEER (the CA file is read at once, so errors carry its line); the
+ * checks when the file is read (WHAT names the section in errors; a pin
+ * makes TLS required unless a mode was given, which must then be
+ * "required"); freeing. */
+int cfg_peer_ca_file(struct parser *ps, struct cfg_peer *peer, const char *v);
+int cfg_peer_pins(struct parser *ps, struct cfg_peer *peer, const char *v);
+int cfg_peer_finish(struct parser *ps, struct cfg_peer *peer, enum cfg_tls *tls,
+                    const char *what);
+void cfg_peer_free(struct cfg_peer *peer);
+
 #endif /* SG_CONFIG_INT_H */

@@ -71,12 +71,16 @@ def throwaway_cert(d):
 class Sink:
     """An aiosmtpd next hop on 127.0.0.1, optionally with STARTTLS."""
 
-    def __init__(self, tmp, tls=False, **kw):
+    def __init__(self, tmp, tls=False, cert=None, **kw):
+        """CERT: (certificate, key) files for STARTTLS instead of a
+        throw-away self-signed one; either is at self.cert."""
         self.handler = SinkHandler(**kw)
         self.port = free_port()
+        self.cert = None
         extra = {}
         if tls:
-            cert, key = throwaway_cert(tmp)
+            cert, key = cert or throwaway_cert(tmp)
+            self.cert = cert
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ctx.load_cert_chain(cert, key)
             extra = {"tls_context": ctx, "require_starttls": False}

@@ -386,7 +386,136 @@ alert_cert_expiry_keys(void)
 	}
 }
 
+/* IN into OUT with @CA@, @GOOD@ and @PIN@ replaced. */
+static void
+subst(const char *in, char *out, size_t len, const char *ca,
+      const char *good_ca, const char *pin)
+{
+	size_t n = 0;
+
+	while (*in && n + 1 < len) {
+		const char *put = NULL;
+		if (strncmp(in, "@CA@", 4) == 0)
+			put = ca, in += 4;
+		else if (strncmp(in, "@GOOD@", 6) == 0)
+			put = good_ca, in += 6;
+		else if (strncmp(in, "@PIN@", 5) == 0)
+			put = pin, in += 5;
+		if (put != NULL)
+			n += (size_t)snprintf(out + n, len - n, "%s", put);
+		else
+			out[n++] = *in++;
+		if (n >= len)
+			n = len - 1;
+	}
+	out[n] = '\0';
+}
+
+/* tls_ca_file and tls_fingerprint of a route and of the smarthost: the CA
+ * file read with the configuration, pins parsed, a pin making TLS
+ * required, and each mistake reported with its line. */
+static void
+next_hop_certificate_checks(void)
+{
+	static const char pin_hex[] =
+	    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+	char *ca = write_tmp("not a certificate\n"), *good_ca;
+	char text[2048], err[512] = "";
+	struct cfg *c = NULL;
+	char *path;
+
+	/* a real CA file: a self-signed certificate made by OpenSSL */
+	good_ca = write_tmp("");
+	snprintf(
+	    text, sizeof(text),
+	    "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
+	    "-nodes -keyout /dev/null -subj /CN=t -days 1 -out %s "
+	    "2>/dev/null",
+	    good_ca);
+	CHECK_EQ(system(text), 0);
+
+	snprintf(text, sizeof(text),
+	         "smarthost = smart.example:25\n"
+	         "smarthost_tls_fingerprint = SHA256:%.2s:%s\n"
+	         "[listener a]\nlisten = 127.0.0.1:1\nrole = incoming\n"
+	         "[route p]\ndomains = p.example\nnexthop = mx.p.example:25\n"
+	         "tls = required\ntls_ca_file = %s\n"
+	         "[route q]\ndomains = q.example\nnexthop = mx.q.example:25\n"
+	         "tls_fingerprint = %s, %s\n",
+	         pin_hex, pin_hex + 2, good_ca, pin_hex, pin_hex);
+	path = write_tmp(text);
+	CHECK_EQ(cfg_load(path, &c, err, sizeof(err)), SG_OK);
+	if (c != NULL) {
+		CHECK_EQ(c->smarthost_tls, CFG_TLS_REQUIRED); /* by the pin */
+		CHECK_EQ(c->smarthost_peer.npins, 1u);
+		CHECK_EQ(c->smarthost_peer.pins[0][0], 0x01);
+		CHECK_EQ(c->smarthost_peer.pins[0][31], 0xef);
+		CHECK(c->routes[0].peer.ca != NULL);
+		CHECK_STR(c->routes[0].peer.ca_file, good_ca);
+		CHECK_EQ(c->routes[0].peer.npins, 0u);
+		CHECK_EQ(c->routes[1].tls, CFG_TLS_REQUIRED);
+		CHECK_EQ(c->routes[1].peer.npins, 2u);
+		CHECK(c->routes[1].peer.ca == NULL);
+	}
+	cfg_free(c);
+	c = NULL;
+	unlink(path);
+	free(path);
+
+	static const struct {
+		const char *body, *want;
+	} bad[] = {
+	    {"[route r]\ndomains = r.example\nnexthop = h:25\n"
+	     "tls_ca_file = /nonexistent/ca.pem\n",
+	     ":4: CA file \"/nonexistent/ca.pem\": No such file"},
+	    {"[route r]\ndomains = r.example\nnexthop = h:25\n"
+	     "tls_ca_file = @CA@\n",
+	     ":4: CA file \"@CA@\" holds no PEM certificate"},
+	    {"[route r]\ndomains = r.example\nnexthop = h:25\n"
+	     "tls_fingerprint = abcd\n",
+	     ":4: \"abcd\" is not a SHA-256 fingerprint"},
+	    {"[route r]\ndomains = r.example\nnexthop = h:25\n"
+	     "tls = opportunistic\ntls_fingerprint = @PIN@\n",
+	     "[route r]: tls_fingerprint needs TLS required, not "
+	     "opportunistic"},
+	    {"[route r]\ndomains = r.example\nnexthop = h:25\n"
+	     "tls = none\ntls_ca_file = @GOOD@\n",
+	     "[route r]: tls_ca_file with TLS none checks nothing"},
+	    {"smarthost_tls_fingerprint = @PIN@\n",
+	     "smarthost_tls_ca_file and smarthost_tls_fingerprint need a "
+	     "smarthost"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char body[1024], want[512], msg[1200];
+
+		subst(bad[i].body, body, sizeof(body), ca, good_ca, pin_hex);
+		subst(bad[i].want, want, sizeof(want), ca, good_ca, pin_hex);
+		snprintf(
+		    text, sizeof(text),
+		    "%s[listener a]\nlisten = 127.0.0.1:1\nrole = incoming\n",
+		    body);
+		path = write_tmp(text);
+		err[0] = '\0';
+		c = NULL;
+		if (cfg_load(path, &c, err, sizeof(err)) != SG_ERR_USAGE ||
+		    c != NULL || strstr(err, want) == NULL) {
+			snprintf(msg, sizeof(msg),
+			         "case %zu: got \"%s\", want \"%s\"", i, err,
+			         want);
+			unit_fail(__FILE__, __LINE__, msg);
+		}
+		cfg_free(c);
+		unlink(path);
+		free(path);
+	}
+	unlink(ca);
+	unlink(good_ca);
+	free(ca);
+	free(good_ca);
+}
+
 static const struct unit_case cases[] = {
+    {"next_hop_certificate_checks", next_hop_certificate_checks},
     {"alert_cert_expiry_keys", alert_cert_expiry_keys},
     {"quarantines_and_filters", quarantines_and_filters},
     {"loads_a_full_file", loads_a_full_file},

@@ -19,6 +19,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/x509.h>
+
 #include "daemon/queue.h"
 #include "daemon/relay.h"
 #include "daemon/spool.h"
@@ -302,10 +304,10 @@ plan_groups_by_next_hop(void)
 	char *dom_c[] = {"c.example", NULL};
 	char *dom_d[] = {"d.example", NULL};
 	struct cfg_route routes[] = {
-	    {"a", dom_a, "mx-a.example:25", CFG_TLS_REQUIRED},
-	    {"b", dom_b, "MX-A.example:25", CFG_TLS_REQUIRED}, /* = a's */
-	    {"c", dom_c, "mx-a.example:25", CFG_TLS_NONE},     /* own TLS */
-	    {"d", dom_d, "relay.example:2525", CFG_TLS_OPPORTUNISTIC},
+	    {"a", dom_a, "mx-a.example:25", CFG_TLS_REQUIRED, {0}},
+	    {"b", dom_b, "MX-A.example:25", CFG_TLS_REQUIRED, {0}}, /* = a's */
+	    {"c", dom_c, "mx-a.example:25", CFG_TLS_NONE, {0}}, /* own TLS */
+	    {"d", dom_d, "relay.example:2525", CFG_TLS_OPPORTUNISTIC, {0}},
 	};
 	static const char *const rcpts[] = {
 	    "x@other.example", "y@a.example",  "z@B.EXAMPLE",
@@ -363,6 +365,55 @@ plan_groups_by_next_hop(void)
 	CHECK_EQ(plan.nhops, 0u);
 	CHECK_EQ(plan.nlocal, env.nrcpts);
 	relay_plan_clear(&plan);
+	spool_env_clear(&env);
+}
+
+/* Recipients share a hop only under the same certificate check: another
+ * route to the same host with a pin or its own CA gets its own hop, which
+ * holds a copy of the pins and a reference to the anchors. */
+static void
+plan_keeps_certificate_checks_apart(void)
+{
+	char *dom_a[] = {"a.example", NULL}, *dom_b[] = {"b.example", NULL};
+	char *dom_c[] = {"c.example", NULL}, *dom_d[] = {"d.example", NULL};
+	unsigned char pin[1][32] = {{1, 2, 3}};
+	X509_STORE *ca = X509_STORE_new();
+	struct cfg_route routes[] = {
+	    {"a", dom_a, "mx.example:25", CFG_TLS_REQUIRED, {0}},
+	    {"b", dom_b, "mx.example:25", CFG_TLS_REQUIRED, {0}},
+	    {"c", dom_c, "mx.example:25", CFG_TLS_REQUIRED, {0}},
+	    {"d", dom_d, "mx.example:25", CFG_TLS_REQUIRED, {0}},
+	};
+	static const char *const rcpts[] = {"x@a.example", "y@b.example",
+	                                    "z@c.example", "w@d.example",
+	                                    "v@b.example", NULL};
+	struct cfg cfg = {0};
+	struct spool_env env;
+	struct relay_plan plan;
+
+	routes[1].peer.pins = pin;
+	routes[1].peer.npins = 1;
+	routes[2].peer.ca = ca;
+	routes[3].peer.pins = pin; /* = b's check */
+	routes[3].peer.npins = 1;
+	cfg.hostname = "gw.test";
+	cfg.routes = routes;
+	cfg.nroutes = 4;
+	env_make(&env, "s@example.com", rcpts, NULL);
+	CHECK_EQ(relay_plan_make(&cfg, &env, &plan), SG_OK);
+	CHECK_EQ(plan.nhops, 3u);
+	if (plan.nhops == 3) {
+		CHECK_EQ(plan.hops[0].nrcpts, 1u); /* x: no check */
+		CHECK(plan.hops[0].ca == NULL && plan.hops[0].npins == 0);
+		CHECK_EQ(plan.hops[1].nrcpts, 3u); /* y, w, v: the pin */
+		CHECK_EQ(plan.hops[1].npins, 1u);
+		CHECK(plan.hops[1].pins != NULL && plan.hops[1].pins != pin &&
+		      plan.hops[1].pins[0][2] == 3);
+		CHECK_EQ(plan.hops[2].nrcpts, 1u); /* z: the CA */
+		CHECK(plan.hops[2].ca == ca);
+	}
+	relay_plan_clear(&plan);
+	X509_STORE_free(ca); /* the plan's reference was its own */
 	spool_env_clear(&env);
 }
 
@@ -562,7 +613,7 @@ deliver_to(struct relay *r, struct peer *p, enum cfg_tls tls,
 {
 	char nexthop[64];
 	size_t idx[8];
-	struct relay_hop hop = {nexthop, tls, idx, 0};
+	struct relay_hop hop = {.nexthop = nexthop, .tls = tls, .rcpts = idx};
 	struct spool_env env;
 	enum sg_status st;
 	int fd = msg_fd(msg);
@@ -692,7 +743,10 @@ dsn_parameters_passed_on(void)
 		struct relay *r = relay_new();
 		char nexthop[64];
 		size_t idx[2] = {0, 1};
-		struct relay_hop hop = {nexthop, CFG_TLS_NONE, idx, 2};
+		struct relay_hop hop = {.nexthop = nexthop,
+		                        .tls = CFG_TLS_NONE,
+		                        .rcpts = idx,
+		                        .nrcpts = 2};
 		struct spool_env env;
 		struct peer p;
 		int fd = msg_fd("Subject: x\r\n\r\nhi\r\n");
@@ -788,7 +842,10 @@ helo_when_ehlo_is_refused(void)
 	struct relay *r = relay_new();
 	char nexthop[64];
 	size_t idx[1] = {0};
-	struct relay_hop hop = {nexthop, CFG_TLS_OPPORTUNISTIC, idx, 1};
+	struct relay_hop hop = {.nexthop = nexthop,
+	                        .tls = CFG_TLS_OPPORTUNISTIC,
+	                        .rcpts = idx,
+	                        .nrcpts = 1};
 	struct spool_env env;
 	struct peer p;
 	int fd = msg_fd("Subject: x\r\n\r\nhi\r\n");
@@ -838,6 +895,8 @@ static const struct unit_case cases[] = {
     {"dot_stuffing", dot_stuffing},
     {"hostport_splits", hostport_splits},
     {"plan_groups_by_next_hop", plan_groups_by_next_hop},
+    {"plan_keeps_certificate_checks_apart",
+     plan_keeps_certificate_checks_apart},
     {"drop_rcpt_keeps_the_rest", drop_rcpt_keeps_the_rest},
     {"transaction_with_a_refused_rcpt", transaction_with_a_refused_rcpt},
     {"dsn_parameters_passed_on", dsn_parameters_passed_on},
