@@ -10,7 +10,7 @@ CC      ?= cc
 PKGS     = gmime-3.0 openssl sqlite3 libevent libevent_pthreads libevent_openssl \
            libxcrypt ldap
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lresolv
 
 WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wformat=2 -Wno-unused-parameter

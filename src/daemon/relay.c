@@ -44,6 +44,7 @@
 #include <openssl/x509v3.h>
 
 #include "daemon/log.h"
+#include "daemon/mx.h"
 
 #define RELAY_CACHE_MAX    16    /* idle connections kept per thread */
 #define RELAY_QUIT_TIMEOUT 5     /* seconds for QUIT when closing */
@@ -273,12 +274,23 @@ plan_hop(const struct cfg *cfg, struct relay_plan *p, const char *rcpt,
 	const struct cfg_peer *peer =
 	    route ? &route->peer : &cfg->smarthost_peer;
 	struct relay_hop *hop;
+	char mxhop[RELAY_HOST_MAX + 16];
+	unsigned mxport;
+	int mx;
 	size_t h;
 
 	if (nexthop == NULL)
 		return SIZE_MAX;
+	if ((mx = cfg_nexthop_mx(nexthop, &mxport)) != 0) {
+		snprintf(mxhop, sizeof(mxhop), "%.*s:%u", RELAY_HOST_MAX - 1,
+		         at ? at + 1 : "", mxport);
+		for (char *q = mxhop; *q; q++)
+			*q = (char)tolower((unsigned char)*q);
+		nexthop = mxhop;
+	}
 	for (h = 0; h < p->nhops; h++)
-		if (p->hops[h].tls == tls && p->hops[h].ca == peer->ca &&
+		if (p->hops[h].tls == tls && p->hops[h].mx == mx &&
+		    p->hops[h].ca == peer->ca &&
 		    p->hops[h].npins == peer->npins &&
 		    (peer->npins == 0 ||
 		     memcmp(p->hops[h].pins, peer->pins,
@@ -297,6 +309,8 @@ plan_hop(const struct cfg *cfg, struct relay_plan *p, const char *rcpt,
 		return SIZE_MAX;
 	}
 	hop->tls = tls;
+	hop->mx = mx;
+	hop->dns = cfg->dns_server;
 	hop->ca = peer->ca;
 	if (peer->npins > 0)
 		memcpy(hop->pins, peer->pins,
@@ -666,6 +680,39 @@ conn_close(struct relay_conn *c, int quit_it)
 	free(c);
 }
 
+/* Connects C to the address SA; 0, or -1 with WHY. */
+static int
+conn_connect_to(struct relay_conn *c, const struct sockaddr *sa, socklen_t len)
+{
+	int err = 0, one = 1;
+	socklen_t elen = sizeof(err);
+
+	c->fd = socket(sa->sa_family,
+	               SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->fd < 0) {
+		why(c, "socket: %s", strerror(errno));
+		return -1;
+	}
+	/* Commands are small writes waiting for replies: without this every
+	 * delivery waits for the peer's delayed ACK. */
+	(void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(c->fd, sa, len) == 0)
+		return 0;
+	if (errno != EINPROGRESS)
+		err = errno;
+	else if (conn_wait(c, POLLOUT,
+	                   now_ms() + RELAY_CONNECT_TIMEOUT * 1000LL) < 0)
+		err = ETIMEDOUT;
+	else if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
+		err = errno;
+	if (err == 0)
+		return 0;
+	why(c, "connect to %s: %s", c->nexthop, strerror(err));
+	close(c->fd);
+	c->fd = -1;
+	return -1;
+}
+
 /* Connects C to HOST:PORT, trying each address in turn. */
 static int
 conn_connect(struct relay_conn *c, const char *host, const char *port)
@@ -680,39 +727,66 @@ conn_connect(struct relay_conn *c, const char *host, const char *port)
 		return -1;
 	}
 	why(c, "no address for %s", host);
-	for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
-		int err = 0;
-		socklen_t elen = sizeof(err);
-
-		c->fd = socket(ai->ai_family,
-		               SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (c->fd < 0) {
-			why(c, "socket: %s", strerror(errno));
-			continue;
-		}
-		/* Commands are small writes waiting for replies: without
-		 * this every delivery waits for the peer's delayed ACK. */
-		int one = 1;
-		(void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one,
-		                 sizeof(one));
-		if (connect(c->fd, ai->ai_addr, ai->ai_addrlen) == 0)
+	for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next)
+		if (conn_connect_to(c, ai->ai_addr, ai->ai_addrlen) == 0)
 			break;
-		if (errno != EINPROGRESS)
-			err = errno;
-		else if (conn_wait(c, POLLOUT,
-		                   now_ms() + RELAY_CONNECT_TIMEOUT * 1000LL) <
-		         0)
-			err = ETIMEDOUT;
-		else if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &elen) <
-		         0)
-			err = errno;
-		if (err == 0)
-			break;
-		why(c, "connect to %s: %s", c->nexthop, strerror(err));
-		close(c->fd);
-		c->fd = -1;
-	}
 	freeaddrinfo(res);
+	return c->fd >= 0 ? 0 : -1;
+}
+
+/* Connects C to the first MX host of DOMAIN (HOP) that answers with a
+ * 220 greeting, in preference order, on PORT; C->host becomes its name.
+ * 0, or -1 with WHY and *PERM set when the domain takes no mail. */
+static int
+conn_connect_mx(struct relay_conn *c, const struct relay_hop *hop,
+                const char *self, const char *domain, const char *port,
+                struct relay_reply *rep, int *perm)
+{
+	struct mx_list *mx = malloc(sizeof(*mx));
+	char line[RELAY_REPLY_MAX], reason[RELAY_WHY_MAX];
+	enum sg_status st;
+
+	if (mx == NULL) {
+		why(c, "out of memory");
+		return -1;
+	}
+	st = mx_lookup(domain, self, &hop->dns, mx, reason, sizeof(reason));
+	if (st != SG_OK) {
+		why(c, "%s", reason);
+		*perm = st == SG_ERR_NOT_FOUND;
+		free(mx);
+		return -1;
+	}
+	for (size_t i = 0; i < mx->n && c->fd < 0; i++) {
+		struct mx_host *h = &mx->host[i];
+		for (size_t a = 0; a < h->naddrs && c->fd < 0; a++) {
+			struct sockaddr_storage *ss = &h->addr[a];
+			uint16_t p = htons((uint16_t)atoi(port));
+			socklen_t len;
+
+			if (ss->ss_family == AF_INET) {
+				((struct sockaddr_in *)ss)->sin_port = p;
+				len = sizeof(struct sockaddr_in);
+			} else {
+				((struct sockaddr_in6 *)ss)->sin6_port = p;
+				len = sizeof(struct sockaddr_in6);
+			}
+			snprintf(c->host, sizeof(c->host), "%s", h->name);
+			if (conn_connect_to(c, (struct sockaddr *)ss, len) < 0)
+				continue;
+			if (conn_reply(c, rep, RELAY_COMMAND_TIMEOUT) == 0 &&
+			    rep->code == 220)
+				break;
+			if (c->fd >= 0 && rep->code != 0) {
+				relay_reply_line(rep, line, sizeof(line));
+				why(c, "MX %s greeted with %s", h->name, line);
+			}
+			if (c->fd >= 0)
+				close(c->fd);
+			c->fd = -1;
+		}
+	}
+	free(mx);
 	return c->fd >= 0 ? 0 : -1;
 }
 
@@ -869,7 +943,7 @@ conn_tls(struct relay *r, struct relay_conn *c, const char *helo, int *retry)
  * mode says (not at all without USE_TLS).  NULL with WHY. */
 static struct relay_conn *
 conn_open(struct relay *r, const char *helo, const struct relay_hop *hop,
-          int use_tls, int *retry, char *whybuf, size_t whylen)
+          int use_tls, int *retry, int *perm, char *whybuf, size_t whylen)
 {
 	struct relay_conn *c = calloc(1, sizeof(*c));
 	struct relay_reply rep;
@@ -898,8 +972,13 @@ conn_open(struct relay *r, const char *helo, const struct relay_hop *hop,
 		why(c, "bad next hop \"%s\"", hop->nexthop);
 		goto fail;
 	}
-	if (conn_connect(c, c->host, port) < 0 ||
-	    conn_reply(c, &rep, RELAY_COMMAND_TIMEOUT) < 0)
+	if (hop->mx) {
+		char domain[RELAY_HOST_MAX];
+		snprintf(domain, sizeof(domain), "%s", c->host);
+		if (conn_connect_mx(c, hop, helo, domain, port, &rep, perm) < 0)
+			goto fail;
+	} else if (conn_connect(c, c->host, port) < 0 ||
+	           conn_reply(c, &rep, RELAY_COMMAND_TIMEOUT) < 0)
 		goto fail;
 	if (rep.code != 220) {
 		relay_reply_line(&rep, line, sizeof(line));
@@ -1336,32 +1415,39 @@ log_value(char *dst, size_t len, const char *src)
 	dst[i] = '\0';
 }
 
+/* MX: the MX host it reached, or "none"; else NULL. */
 static void
-relay_log(const struct txn *t, int tls, int verified, const char *event)
+relay_log(const struct txn *t, int tls, int verified, const char *mx,
+          const char *event)
 {
 	char reply[RELAY_REPLY_MAX], hop[RELAY_HOST_MAX + 16];
+	char host[RELAY_HOST_MAX + 8] = "";
 
 	log_value(reply, sizeof(reply), t->last);
 	log_value(hop, sizeof(hop), t->hop->nexthop);
+	if (mx != NULL) {
+		memcpy(host, " mx=", 4);
+		log_value(host + 4, sizeof(host) - 4, mx);
+	}
 	log_event("relay",
-	          "qid=%s nexthop=%s tls=%s verified=%s rcpts=%zu "
+	          "qid=%s nexthop=%s%s tls=%s verified=%s rcpts=%zu "
 	          "reply=\"%s\" event=%s",
-	          t->env->id, hop, tls ? "yes" : "no", verified ? "yes" : "no",
-	          t->hop->nrcpts, reply, event);
+	          t->env->id, hop, host, tls ? "yes" : "no",
+	          verified ? "yes" : "no", t->hop->nrcpts, reply, event);
 }
 
 /* A session to HOP: a kept one, else a new one (on opportunistic TLS
  * that failed its handshake, a second one without TLS). */
 static struct relay_conn *
 session_get(struct relay *r, struct relay_cache *cache, const char *helo,
-            const struct txn *t, char *whybuf, size_t whylen)
+            const struct txn *t, int *perm, char *whybuf, size_t whylen)
 {
 	struct relay_conn *c;
 	int retry = 0;
 
 	if ((c = cache_take(cache, t->hop)) != NULL)
 		return c;
-	c = conn_open(r, helo, t->hop, 1, &retry, whybuf, whylen);
+	c = conn_open(r, helo, t->hop, 1, &retry, perm, whybuf, whylen);
 	if (c == NULL && retry) {
 		char safe[RELAY_WHY_MAX], hop[RELAY_HOST_MAX + 16];
 		log_value(safe, sizeof(safe), whybuf);
@@ -1370,7 +1456,7 @@ session_get(struct relay *r, struct relay_cache *cache, const char *helo,
 		         "qid=%s nexthop=%s event=tls-failed reason=\"%s\" "
 		         "(again without TLS)",
 		         t->env->id, hop, safe);
-		c = conn_open(r, helo, t->hop, 0, &retry, whybuf, whylen);
+		c = conn_open(r, helo, t->hop, 0, &retry, perm, whybuf, whylen);
 	}
 	return c;
 }
@@ -1381,10 +1467,10 @@ relay_deliver(struct relay *r, const char *helo, const struct relay_hop *hop,
 {
 	struct txn t = {.hop = hop, .env = env, .fd = fd, .res = res};
 	struct relay_cache *cache = cache_get(r);
-	char whybuf[RELAY_WHY_MAX];
+	char whybuf[RELAY_WHY_MAX], mxhost[RELAY_HOST_MAX] = "none";
 	size_t ok = 0, perm = 0;
 	enum sg_status st = SG_ERR_TEMP, first = SG_OK;
-	int tls = 0, verified = 0;
+	int tls = 0, verified = 0, no_mail = 0;
 
 	txn_all(&t, 0, SG_ERR_TEMP, "not tried");
 	t.in = malloc(RELAY_BUF);
@@ -1394,11 +1480,13 @@ relay_deliver(struct relay *r, const char *helo, const struct relay_hop *hop,
 		goto out;
 	}
 	cache_sweep(cache);
-	t.c = session_get(r, cache, helo, &t, whybuf, sizeof(whybuf));
+	t.c = session_get(r, cache, helo, &t, &no_mail, whybuf, sizeof(whybuf));
 	if (t.c == NULL) {
-		txn_all(&t, 0, SG_ERR_TEMP, whybuf);
+		txn_all(&t, 0, no_mail ? SG_ERR_NOT_FOUND : SG_ERR_TEMP,
+		        whybuf);
 		goto out;
 	}
+	snprintf(mxhost, sizeof(mxhost), "%s", t.c->host);
 	if (txn_mail(&t) == 0) {
 		txn_rcpts(&t);
 		if (t.accepted > 0)
@@ -1426,7 +1514,7 @@ out:
 		st = SG_OK;
 	else if (perm == hop->nrcpts && hop->nrcpts > 0)
 		st = first;
-	relay_log(&t, tls, verified,
+	relay_log(&t, tls, verified, hop->mx ? mxhost : NULL,
 	          ok > 0              ? "delivered"
 	          : st != SG_ERR_TEMP ? "failed"
 	                              : "deferred");

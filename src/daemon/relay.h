@@ -7,9 +7,9 @@
  * replies are bounded (RELAY_LINE_MAX octets per line, RELAY_LINES_MAX
  * lines per reply) and a reply that breaks the grammar ends the session
  * as a temporary failure.  What it can reach: DNS (getaddrinfo of the
- * next hop's name), TCP to the next hops, and the system's CA bundle or a
- * route's own CA file (read with the configuration) to verify a next
- * hop's certificate; never the spool or the store.
+ * next hop's name, or MX lookups through mx.h), TCP to the next hops, and the
+ * system's CA bundle or a route's own CA file (read with the configuration) to
+ * verify a next hop's certificate; never the spool or the store.
  *
  * Blocking I/O with deadlines, meant for the queue's worker threads:
  * RELAY_CONNECT_TIMEOUT per address tried, RELAY_COMMAND_TIMEOUT per
@@ -152,6 +152,11 @@ struct relay_hop {
 	struct x509_store_st *ca;
 	unsigned char (*pins)[32];
 	size_t npins;
+	/* MX: NEXTHOP is "DOMAIN:PORT", the recipients' domain, whose MX
+	 * hosts (mx.h) are tried in order, asking DNS (family AF_INET) or
+	 * the system's resolver. */
+	int mx;
+	struct sockaddr_in dns;
 };
 
 /* Where the recipients of a message go, independent of the configuration
@@ -167,7 +172,8 @@ struct relay_plan {
 /*
  * Groups the recipients of ENV by next hop: the route of the recipient's
  * domain (cfg_route_for, the part after the last '@'), else the
- * smarthost, else none (PLAN->local).  Recipients with the same next hop
+ * smarthost, else none (PLAN->local); a next hop "mx" makes one MX hop
+ * per recipient domain (lowercased).  Recipients with the same next hop
  * (any case), TLS mode and certificate check share one hop, in envelope
  * order.  SG_OK or
  * SG_ERR_NOMEM (PLAN untouched).  Free with relay_plan_clear.

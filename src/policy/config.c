@@ -201,6 +201,23 @@ parse_hostport(const char *v, char **host, int *port)
 }
 
 int
+cfg_nexthop_mx(const char *nexthop, unsigned *port)
+{
+	int p = 25;
+	char *host = NULL;
+
+	if (strcasecmp(nexthop, "mx") != 0) {
+		if (strncasecmp(nexthop, "mx:", 3) != 0 ||
+		    parse_hostport(nexthop, &host, &p) == -1)
+			return 0;
+		free(host);
+	}
+	if (port != NULL)
+		*port = (unsigned)p;
+	return 1;
+}
+
+int
 cfg_parse_net(const char *s, struct cfg_net *n)
 {
 	char buf[INET6_ADDRSTRLEN + 8], *slash, *end;
@@ -330,6 +347,24 @@ global_key(struct parser *ps, const char *k, const char *v)
 		c->smarthost_peer.tls_set = 1;
 		return set_tls(ps, &c->smarthost_tls, v);
 	}
+	if (strcmp(k, "dns_server") == 0) {
+		char *host = NULL;
+		int port;
+		struct sockaddr_in *a = &c->dns_server;
+		if (parse_hostport(v, &host, &port) == -1 ||
+		    inet_pton(AF_INET, host, &a->sin_addr) != 1) {
+			free(host);
+			return cfg_fail(
+			    ps,
+			    "dns_server wants IPv4-address:port, not "
+			    "\"%s\"",
+			    v);
+		}
+		free(host);
+		a->sin_family = AF_INET;
+		a->sin_port = htons((uint16_t)port);
+		return 0;
+	}
 	if (strcmp(k, "smarthost_tls_ca_file") == 0)
 		return cfg_peer_ca_file(ps, &c->smarthost_peer, v);
 	if (strcmp(k, "smarthost_tls_fingerprint") == 0)
@@ -349,9 +384,12 @@ global_key(struct parser *ps, const char *k, const char *v)
 		return cfg_set_str(ps, &c->outbox, v);
 	if (strcmp(k, "smarthost") == 0) {
 		int port;
-		if (parse_hostport(v, NULL, &port) == -1)
-			return cfg_fail(
-			    ps, "smarthost wants host:port, not \"%s\"", v);
+		if (!cfg_nexthop_mx(v, NULL) &&
+		    parse_hostport(v, NULL, &port) == -1)
+			return cfg_fail(ps,
+			                "smarthost wants host:port or mx, not "
+			                "\"%s\"",
+			                v);
 		return cfg_set_str(ps, &c->smarthost, v);
 	}
 	if (strcmp(k, "postmaster") == 0) {
@@ -558,9 +596,10 @@ route_key(struct parser *ps, const char *k, const char *v)
 		return 0;
 	}
 	if (strcmp(k, "nexthop") == 0) {
-		if (parse_hostport(v, NULL, &port) == -1)
+		if (!cfg_nexthop_mx(v, NULL) &&
+		    parse_hostport(v, NULL, &port) == -1)
 			return cfg_fail(
-			    ps, "nexthop wants host:port, not \"%s\"", v);
+			    ps, "nexthop wants host:port or mx, not \"%s\"", v);
 		return cfg_set_str(ps, &r->nexthop, v);
 	}
 	if (strcmp(k, "tls") == 0) {

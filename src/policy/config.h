@@ -210,6 +210,8 @@ struct cfg {
 	char *smarthost; /* "host:port" or NULL */
 	enum cfg_tls smarthost_tls;
 	struct cfg_peer smarthost_peer;
+	struct sockaddr_in dns_server; /* AF_INET: the DNS for MX lookups,
+	                                * else (0) the system's resolver */
 	char *notify_signer;      /* certificate that signs notifications, or
 	                           * NULL: unsigned (seed 000) */
 	char *postmaster;         /* DSN From: */
@@ -276,6 +278,11 @@ const struct cfg_quarantine *cfg_quarantine(const struct cfg *cfg,
                                             const char *name);
 
 /* The route for recipient DOMAIN (any case), or NULL: the smarthost. */
+/* Whether NEXTHOP (a smarthost or a route's nexthop) is "mx" or
+ * "mx:PORT": the recipient domain's MX hosts, on PORT (25).  "[mx]:25"
+ * is a host called mx. */
+int cfg_nexthop_mx(const char *nexthop, unsigned *port);
+
 const struct cfg_route *cfg_route_for(const struct cfg *cfg,
                                       const char *domain);
 

@@ -71,11 +71,13 @@ def throwaway_cert(d):
 class Sink:
     """An aiosmtpd next hop on 127.0.0.1, optionally with STARTTLS."""
 
-    def __init__(self, tmp, tls=False, cert=None, **kw):
+    def __init__(self, tmp, tls=False, cert=None, host="127.0.0.1",
+                 port=None, **kw):
         """CERT: (certificate, key) files for STARTTLS instead of a
         throw-away self-signed one; either is at self.cert."""
         self.handler = SinkHandler(**kw)
-        self.port = free_port()
+        self.host = host
+        self.port = port or free_port()
         self.cert = None
         extra = {}
         if tls:
@@ -84,13 +86,13 @@ class Sink:
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ctx.load_cert_chain(cert, key)
             extra = {"tls_context": ctx, "require_starttls": False}
-        self.ctl = Controller(self.handler, hostname="127.0.0.1",
+        self.ctl = Controller(self.handler, hostname=host,
                               port=self.port, **extra)
         self.ctl.start()
 
     @property
     def address(self):
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     def messages(self, n=1, timeout=T, log=None):
         deadline = time.time() + timeout

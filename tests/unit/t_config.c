@@ -481,6 +481,10 @@ next_hop_certificate_checks(void)
 	    {"[route r]\ndomains = r.example\nnexthop = h:25\n"
 	     "tls = none\ntls_ca_file = @GOOD@\n",
 	     "[route r]: tls_ca_file with TLS none checks nothing"},
+	    {"dns_server = resolver.example:53\n",
+	     ":1: dns_server wants IPv4-address:port, not "
+	     "\"resolver.example:53\""},
+	    {"smarthost = mx:0\n", ":1: smarthost wants host:port or mx"},
 	    {"smarthost_tls_fingerprint = @PIN@\n",
 	     "smarthost_tls_ca_file and smarthost_tls_fingerprint need a "
 	     "smarthost"},

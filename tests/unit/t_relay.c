@@ -417,6 +417,48 @@ plan_keeps_certificate_checks_apart(void)
 	spool_env_clear(&env);
 }
 
+/* A next hop "mx": one hop per recipient domain (any case), on port 25 or
+ * the one given; "[mx]:25" is a host. */
+static void
+plan_makes_one_mx_hop_per_domain(void)
+{
+	char *dom[] = {"b.example", NULL};
+	struct cfg_route routes[] = {
+	    {"b", dom, "[mx]:26", CFG_TLS_OPPORTUNISTIC, {0}},
+	};
+	static const char *const rcpts[] = {"x@A.example", "y@c.example",
+	                                    "z@a.EXAMPLE", "w@b.example", NULL};
+	struct cfg cfg = {0};
+	struct spool_env env;
+	struct relay_plan plan;
+
+	cfg.hostname = "gw.test";
+	cfg.routes = routes;
+	cfg.nroutes = 1;
+	cfg.smarthost = "MX:2525";
+	cfg.dns_server.sin_family = AF_INET;
+	cfg.dns_server.sin_port = htons(53);
+	env_make(&env, "s@example.com", rcpts, NULL);
+	CHECK_EQ(relay_plan_make(&cfg, &env, &plan), SG_OK);
+	CHECK_EQ(plan.nhops, 3u);
+	if (plan.nhops == 3) {
+		CHECK_STR(plan.hops[0].nexthop, "a.example:2525");
+		CHECK(plan.hops[0].mx);
+		CHECK_EQ(plan.hops[0].nrcpts, 2u); /* x, z */
+		CHECK_EQ(plan.hops[0].dns.sin_port, htons(53));
+		CHECK_STR(plan.hops[1].nexthop, "c.example:2525");
+		CHECK_STR(plan.hops[2].nexthop, "[mx]:26");
+		CHECK(!plan.hops[2].mx);
+	}
+	relay_plan_clear(&plan);
+	cfg.smarthost = "mx";
+	CHECK_EQ(relay_plan_make(&cfg, &env, &plan), SG_OK);
+	CHECK(plan.nhops > 0 &&
+	      strcmp(plan.hops[0].nexthop, "a.example:25") == 0);
+	relay_plan_clear(&plan);
+	spool_env_clear(&env);
+}
+
 static void
 drop_rcpt_keeps_the_rest(void)
 {
@@ -897,6 +939,7 @@ static const struct unit_case cases[] = {
     {"plan_groups_by_next_hop", plan_groups_by_next_hop},
     {"plan_keeps_certificate_checks_apart",
      plan_keeps_certificate_checks_apart},
+    {"plan_makes_one_mx_hop_per_domain", plan_makes_one_mx_hop_per_domain},
     {"drop_rcpt_keeps_the_rest", drop_rcpt_keeps_the_rest},
     {"transaction_with_a_refused_rcpt", transaction_with_a_refused_rcpt},
     {"dsn_parameters_passed_on", dsn_parameters_passed_on},
