@@ -2,7 +2,8 @@
  * smtp_session.c - one ESMTP session (RFC 5321 with PIPELINING 2920,
  * SIZE 1870, 8BITMIME 6152, ENHANCEDSTATUSCODES 2034/3463, DSN 3461):
  * the command table, the reply table, DATA, and the hand-over of a
- * finished message to a commit thread (smtp.c).
+ * finished message to a commit thread (smtp.c).  STARTTLS and AUTH are in
+ * smtp_session_auth.c; what both files share is smtp_session_int.h.
  *
  * What it trusts: nothing the client says.  A command line is at most 512
  * octets with its CRLF; a DATA line at most max_line octets without it;
@@ -55,7 +56,7 @@
  *
  * STARTTLS (RFC 3207): offered in EHLO when the listener has a
  * certificate (tls = offer or required) and TLS is not up yet.  All I/O
- * goes through s->bev, whose callbacks and watermarks session_set_bev()
+ * goes through s->bev, whose callbacks and watermarks ss_set_bev()
  * installs: after "220 2.0.0" (in clear) the socket's bufferevent is
  * wrapped in a TLS filter (smtp_tls.c) and the session goes back to
  * S_CONNECTED with EHLO and the transaction forgotten.  Whatever the
@@ -92,89 +93,16 @@
 #include <event2/util.h>
 
 #include "daemon/smtp_int.h"
+#include "daemon/smtp_session_int.h"
 #include "daemon/spool.h"
 #include "policy/config.h"
 #include "smimegate.h"
 
-#define SMTP_CMD_MAX     512 /* a command line with its CRLF */
-#define SMTP_OUTBUF_MAX  (64u << 10)
-#define SMTP_INBUF_MIN   (64u << 10)
-#define SMTP_MAX_ERRORS  10
-#define SMTP_CLOSE_GRACE 10 /* seconds to flush the last reply */
-#define SMTP_CLOSE_POLL  50 /* ms: checking that TLS output left */
-#define SMTP_AUTH_DELAY  2  /* seconds before a 535 */
-
-enum smtp_state {
-	S_CONNECTED, /* banner sent, no EHLO/HELO yet */
-	S_HELO,      /* greeted, no transaction */
-	S_MAIL,      /* MAIL accepted */
-	S_RCPT,      /* and at least one RCPT */
-	S_DATA,      /* reading the message */
-	S_COMMIT,    /* the message is with a commit thread */
-	S_CLOSING,   /* the last reply is being flushed */
-	S_AUTH_LINE, /* "334 " sent: the next line is the AUTH response */
-	S_AUTH,      /* a password is being checked on a commit thread */
-	S_PAUSE      /* a failed AUTH waits before its 535 */
-};
 static const char *const state_names[] = {
     "connected", "helo",    "mail",      "rcpt", "data",
     "commit",    "closing", "auth-line", "auth", "pause"};
-#define ST(s)  (1u << (s))
-#define ST_CMD (ST(S_CONNECTED) | ST(S_HELO) | ST(S_MAIL) | ST(S_RCPT))
 
 /* ---- replies ---- */
-
-enum smtp_reply {
-	R_BANNER,
-	R_HELO,
-	R_EHLO_EXT,
-	R_OK,
-	R_MAIL_OK,
-	R_RCPT_OK,
-	R_DATA,
-	R_QUEUED,
-	R_BYE,
-	R_VRFY,
-	R_HELP,
-	R_BAD_SEQ,
-	R_NO_RCPT,
-	R_SYNTAX,
-	R_HELO_SYNTAX,
-	R_MAIL_SYNTAX,
-	R_RCPT_SYNTAX,
-	R_FROM_ADDR,
-	R_RCPT_ADDR,
-	R_PARAM,
-	R_UNKNOWN,
-	R_CMD_TOO_LONG,
-	R_CMD_BAD_CHAR,
-	R_SIZE,
-	R_TOO_MANY_RCPTS,
-	R_RELAY_DENIED,
-	R_DATA_TOO_LONG,
-	R_BARE_EOL,
-	R_BUSY,
-	R_TIMEOUT,
-	R_SHUTDOWN,
-	R_TOO_MANY_ERRORS,
-	R_INTERNAL,
-	R_STARTTLS,
-	R_TLS_FIRST,
-	R_TLS_UNAVAIL,
-	R_NOT_IMPL,
-	R_AUTH_OK,
-	R_AUTH_CONT,
-	R_AUTH_ENCRYPT,
-	R_AUTH_MECH,
-	R_AUTH_FAILED,
-	R_AUTH_CANCEL,
-	R_AUTH_BASE64,
-	R_AUTH_TWICE,
-	R_SENDER_LOGIN,
-	R_AUTH_TEMP,
-	R_FLOW_REJECT,
-	R__COUNT
-};
 
 #define RF_HOST   0x01 /* our hostname before the text */
 #define RF_CLOSE  0x02 /* the session ends after this reply */
@@ -285,98 +213,10 @@ static const char *const ehlo_ext[] = {
 
 /* ---- the session ---- */
 
-/* Why a message is refused at its end (data_end picks the first). */
-#define DERR_BARE_EOL 0x01
-#define DERR_LONG     0x02
-#define DERR_SIZE     0x04
-#define DERR_IO       0x08
-
-/* A transaction: MAIL, RCPT, DATA.  Every pointer is owned. */
-struct smtp_tx {
-	char *from;    /* "" for <> */
-	char **rcpts;  /* NULL-terminated */
-	char **notify; /* parallel to rcpts: NOTIFY= or NULL */
-	char **orcpt;  /* parallel to rcpts: ORCPT= or NULL */
-	size_t nrcpts, cap;
-	int any_notify, any_orcpt;
-	char *ret, *envid; /* MAIL RET= and ENVID= (xtext as received) */
-	struct spool_rx *rx;
-	size_t size;          /* client octets after unstuffing */
-	unsigned errs;        /* DERR_* */
-	enum sg_status io_st; /* with DERR_IO */
-	int bol;              /* the last data line ended with CRLF */
-	char *flow;           /* the mail flow policy matched at MAIL */
-	enum cfg_flow_action flow_action; /* its action; 0: none matched */
-};
-
-struct smtp_session {
-	TAILQ_ENTRY(smtp_session) entry;
-	struct smtp_server *srv;
-	unsigned long id;
-	struct bufferevent *bev;
-	struct event *timer; /* command, DATA and closing deadlines */
-	enum smtp_state state;
-
-	/* fixed at the start (a reload does not change them) */
-	struct smtp_limits lim;
-	char *hostname;
-	char *lname; /* the listener's name */
-	enum cfg_role role;
-	int may_relay;
-	char client[NI_MAXHOST];
-	struct sockaddr_storage peer; /* the client's address ... */
-	int has_peer;                 /* ... when known */
-	/* the listener in the server's current configuration, or NULL */
-	const struct cfg_listener *listener;
-	/* STARTTLS and AUTH, fixed at the start too */
-	enum cfg_starttls starttls;
-	struct smtp_tls *tls;         /* a reference, or NULL: no STARTTLS */
-	int auth_on;                  /* the listener has auth = plain */
-	struct smtp_auth_db *auth_db; /* a reference, or NULL */
-	int in_tls;                   /* after STARTTLS: s->bev is TLS */
-	const char *tls_version;      /* after the handshake (static) */
-	const char *tls_cipher;
-	char *user;      /* authenticated as, or NULL */
-	time_t close_by; /* S_CLOSING under TLS: free by then at the latest */
-
-	char *helo;
-	int esmtp;
-	struct smtp_tx tx;
-	struct smtp_job *job; /* with a commit thread */
-	size_t scanned;       /* input octets known to hold no LF */
-	int skip;             /* dropping the rest of an overlong command */
-	int errors;           /* RF_COUNT replies so far */
-	int dead;             /* the connection is gone */
-	int in_process;
-	int out_blocked;    /* waiting for replies to drain */
-	size_t commit_size; /* of the message with the commit thread */
-	unsigned nmsgs;
-};
-
-/* What a check step hands its proceed step. */
-struct smtp_args {
-	char *arg; /* after the verb, without surrounding spaces */
-	char addr[SMTP_PATH_MAX];
-	const char *domain; /* in addr */
-	uintmax_t size;
-	int has_size;
-	const char *ret; /* "FULL", "HDRS" or NULL */
-	char envid[SMTP_ENVID_MAX + 1];
-	char notify[32];
-	char orcpt[SMTP_ORCPT_MAX + 1];
-	const struct cfg_flow *flow; /* MAIL: the matching flow, or NULL */
-};
-
-static void session_process(struct smtp_session *s);
 static void session_close(struct smtp_session *s);
-static void session_set_bev(struct smtp_session *s, struct bufferevent *bev);
-static void session_free(struct smtp_session *s);
 
-static void session_log(struct smtp_session *s, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
-session_log(struct smtp_session *s, const char *fmt, ...)
+void
+ss_log(struct smtp_session *s, const char *fmt, ...)
 {
 	char line[768];
 	va_list ap;
@@ -387,8 +227,8 @@ session_log(struct smtp_session *s, const char *fmt, ...)
 	smtp_log("session=%lu client=%s %s", s->id, s->client, line);
 }
 
-static void
-arm_timer(struct smtp_session *s, unsigned seconds)
+void
+ss_arm_timer(struct smtp_session *s, unsigned seconds)
 {
 	struct timeval tv = {(time_t)seconds, 0};
 
@@ -424,17 +264,17 @@ reply_sep(struct smtp_session *s, enum smtp_reply r, char sep, const char *arg)
 
 /* Sends reply R (with ARG after its text); closes the session after the
  * rows that say so, and after too many protocol errors. */
-static void
-reply(struct smtp_session *s, enum smtp_reply r, const char *arg)
+void
+ss_reply(struct smtp_session *s, enum smtp_reply r, const char *arg)
 {
 	reply_sep(s, r, ' ', arg);
 	if (replies[r].flags & RF_CLOSE) {
 		session_close(s);
 	} else if ((replies[r].flags & RF_COUNT) &&
 	           ++s->errors >= SMTP_MAX_ERRORS) {
-		session_log(s, "event=too-many-errors errors=%d", s->errors);
+		ss_log(s, "event=too-many-errors errors=%d", s->errors);
 		metrics_inc(s->srv->metrics, METRICS_REJECTED_TOO_MANY_ERRORS);
-		reply(s, R_TOO_MANY_ERRORS, NULL);
+		ss_reply(s, R_TOO_MANY_ERRORS, NULL);
 	}
 }
 
@@ -448,8 +288,8 @@ reply_status(struct smtp_session *s, enum sg_status st)
 
 /* ---- transaction ---- */
 
-static void
-tx_reset(struct smtp_session *s)
+void
+ss_tx_reset(struct smtp_session *s)
 {
 	struct smtp_tx *tx = &s->tx;
 
@@ -521,11 +361,11 @@ write_received(struct smtp_session *s, struct spool_rx *rx)
 
 /* ---- commands ---- */
 
-static int
-check_noargs(struct smtp_session *s, struct smtp_args *a)
+int
+ss_check_noargs(struct smtp_session *s, struct smtp_args *a)
 {
 	if (a->arg[0] != '\0') {
-		reply(s, R_SYNTAX, NULL);
+		ss_reply(s, R_SYNTAX, NULL);
 		return -1;
 	}
 	return 0;
@@ -535,7 +375,7 @@ static int
 check_helo(struct smtp_session *s, struct smtp_args *a)
 {
 	if (!smtp_parse_helo(a->arg)) {
-		reply(s, R_HELO_SYNTAX, NULL);
+		ss_reply(s, R_HELO_SYNTAX, NULL);
 		return -1;
 	}
 	return 0;
@@ -550,7 +390,7 @@ greet(struct smtp_session *s, struct smtp_args *a, int esmtp)
 		reply_status(s, SG_ERR_NOMEM);
 		return;
 	}
-	tx_reset(s);
+	ss_tx_reset(s);
 	free(s->helo);
 	s->helo = helo;
 	s->esmtp = esmtp;
@@ -562,7 +402,7 @@ proceed_helo(struct smtp_session *s, struct smtp_args *a)
 {
 	greet(s, a, 0);
 	if (s->state == S_HELO)
-		reply(s, R_HELO, s->helo);
+		ss_reply(s, R_HELO, s->helo);
 }
 
 static void
@@ -604,17 +444,17 @@ command_path(struct smtp_session *s, struct smtp_args *a, const char *keyword,
 	const char *end;
 
 	if (strncasecmp(a->arg, keyword, n) != 0) {
-		reply(s, syntax, NULL);
+		ss_reply(s, syntax, NULL);
 		return -1;
 	}
 	for (end = a->arg + n; *end == ' '; end++)
 		;
 	if (smtp_parse_path(end, &end, a->addr, sizeof(a->addr), null_ok) < 0) {
-		reply(s, bad_addr, NULL);
+		ss_reply(s, bad_addr, NULL);
 		return -1;
 	}
 	if (*end != '\0' && *end != ' ') {
-		reply(s, R_SYNTAX, NULL);
+		ss_reply(s, R_SYNTAX, NULL);
 		return -1;
 	}
 	*rest = (char *)end;
@@ -640,11 +480,11 @@ mail_flow(struct smtp_session *s, struct smtp_args *a)
 	                   s->helo, at != NULL ? at + 1 : NULL);
 	if (f == NULL)
 		return 0;
-	session_log(s, "event=flow flow=%s action=%s from=<%s>", f->name,
-	            flow_actions[f->action], a->addr);
+	ss_log(s, "event=flow flow=%s action=%s from=<%s>", f->name,
+	       flow_actions[f->action], a->addr);
 	if (f->action == CFG_FLOW_REJECT) {
 		metrics_inc(s->srv->metrics, METRICS_REJECTED_OTHER);
-		reply(s, R_FLOW_REJECT, f->name);
+		ss_reply(s, R_FLOW_REJECT, f->name);
 		return -1;
 	}
 	a->flow = f;
@@ -659,8 +499,8 @@ check_mail(struct smtp_session *s, struct smtp_args *a)
 	int r;
 
 	if (s->starttls == CFG_STARTTLS_REQUIRED && !s->in_tls) {
-		session_log(s, "event=refused reason=no-starttls");
-		reply(s, R_TLS_FIRST, NULL);
+		ss_log(s, "event=refused reason=no-starttls");
+		ss_reply(s, R_TLS_FIRST, NULL);
 		return -1;
 	}
 	if (command_path(s, a, "FROM:", 1, R_MAIL_SYNTAX, R_FROM_ADDR, &p) < 0)
@@ -693,7 +533,7 @@ check_mail(struct smtp_session *s, struct smtp_args *a)
 				goto syntax;
 			snprintf(a->envid, sizeof(a->envid), "%s", val);
 		} else {
-			reply(s, R_PARAM, NULL);
+			ss_reply(s, R_PARAM, NULL);
 			return -1;
 		}
 		if (seen & bit)
@@ -703,25 +543,25 @@ check_mail(struct smtp_session *s, struct smtp_args *a)
 	if (r < 0)
 		goto syntax;
 	if (a->has_size && a->size > s->lim.max_message) {
-		session_log(s, "event=refused reason=size declared=%ju max=%zu",
-		            a->size, s->lim.max_message);
+		ss_log(s, "event=refused reason=size declared=%ju max=%zu",
+		       a->size, s->lim.max_message);
 		metrics_inc(s->srv->metrics, METRICS_REJECTED_TOO_BIG);
-		reply(s, R_SIZE, NULL);
+		ss_reply(s, R_SIZE, NULL);
 		return -1;
 	}
 	/* An authenticated user gives only its own senders: the gateway
 	 * signs as the sender, so nobody signs as somebody else. */
 	if (s->user != NULL &&
 	    !smtp_auth_sender_ok(s->auth_db, s->user, a->addr)) {
-		session_log(s, "event=sender-refused user=%s from=<%s>",
-		            s->user, a->addr);
+		ss_log(s, "event=sender-refused user=%s from=<%s>", s->user,
+		       a->addr);
 		metrics_inc(s->srv->metrics, METRICS_REJECTED_OTHER);
-		reply(s, R_SENDER_LOGIN, NULL);
+		ss_reply(s, R_SENDER_LOGIN, NULL);
 		return -1;
 	}
 	return mail_flow(s, a);
 syntax:
-	reply(s, R_SYNTAX, NULL);
+	ss_reply(s, R_SYNTAX, NULL);
 	return -1;
 }
 
@@ -738,12 +578,12 @@ proceed_mail(struct smtp_session *s, struct smtp_args *a)
 	if (tx->from == NULL || (a->ret && tx->ret == NULL) ||
 	    (a->envid[0] && tx->envid == NULL) ||
 	    (a->flow && tx->flow == NULL)) {
-		tx_reset(s);
+		ss_tx_reset(s);
 		reply_status(s, SG_ERR_NOMEM);
 		return;
 	}
 	s->state = S_MAIL;
-	reply(s, R_MAIL_OK, NULL);
+	ss_reply(s, R_MAIL_OK, NULL);
 }
 
 /* Whether RCPT to DOMAIN is allowed: by the transaction's flow, else by
@@ -791,7 +631,7 @@ check_rcpt(struct smtp_session *s, struct smtp_args *a)
 				goto syntax;
 			snprintf(a->orcpt, sizeof(a->orcpt), "%s", val);
 		} else {
-			reply(s, R_PARAM, NULL);
+			ss_reply(s, R_PARAM, NULL);
 			return -1;
 		}
 		if (seen & bit)
@@ -802,20 +642,20 @@ check_rcpt(struct smtp_session *s, struct smtp_args *a)
 		goto syntax;
 	a->domain = strrchr(a->addr, '@') + 1;
 	if (!rcpt_allowed(s, a->domain)) {
-		session_log(s, "event=relay-denied rcpt=<%s>%s%s", a->addr,
-		            s->tx.flow ? " flow=" : "",
-		            s->tx.flow ? s->tx.flow : "");
+		ss_log(s, "event=relay-denied rcpt=<%s>%s%s", a->addr,
+		       s->tx.flow ? " flow=" : "",
+		       s->tx.flow ? s->tx.flow : "");
 		metrics_inc(s->srv->metrics, METRICS_REJECTED_RELAY_DENIED);
-		reply(s, R_RELAY_DENIED, NULL);
+		ss_reply(s, R_RELAY_DENIED, NULL);
 		return -1;
 	}
 	if (s->tx.nrcpts >= s->lim.max_recipients) {
-		reply(s, R_TOO_MANY_RCPTS, NULL);
+		ss_reply(s, R_TOO_MANY_RCPTS, NULL);
 		return -1;
 	}
 	return 0;
 syntax:
-	reply(s, R_SYNTAX, NULL);
+	ss_reply(s, R_SYNTAX, NULL);
 	return -1;
 }
 
@@ -827,7 +667,7 @@ proceed_rcpt(struct smtp_session *s, struct smtp_args *a)
 
 	for (size_t i = 0; i < tx->nrcpts; i++) {
 		if (strcmp(tx->rcpts[i], a->addr) == 0) {
-			reply(s, R_RCPT_OK, NULL); /* once is enough */
+			ss_reply(s, R_RCPT_OK, NULL); /* once is enough */
 			return;
 		}
 	}
@@ -865,7 +705,7 @@ proceed_rcpt(struct smtp_session *s, struct smtp_args *a)
 	tx->any_notify |= notify != NULL;
 	tx->any_orcpt |= orcpt != NULL;
 	s->state = S_RCPT;
-	reply(s, R_RCPT_OK, NULL);
+	ss_reply(s, R_RCPT_OK, NULL);
 	return;
 nomem:
 	reply_status(s, SG_ERR_NOMEM);
@@ -874,10 +714,10 @@ nomem:
 static int
 check_data(struct smtp_session *s, struct smtp_args *a)
 {
-	if (check_noargs(s, a) < 0)
+	if (ss_check_noargs(s, a) < 0)
 		return -1;
 	if (s->state != S_RCPT) {
-		reply(s, R_NO_RCPT, NULL);
+		ss_reply(s, R_NO_RCPT, NULL);
 		return -1;
 	}
 	return 0;
@@ -890,15 +730,14 @@ proceed_data(struct smtp_session *s, struct smtp_args *a)
 	enum sg_status st;
 
 	if ((st = spool_rx_begin(s->srv->sp, &rx)) != SG_OK) {
-		session_log(s, "event=spool-error status=%s",
-		            sg_status_name(st));
+		ss_log(s, "event=spool-error status=%s", sg_status_name(st));
 		metrics_inc(s->srv->metrics, METRICS_REJECTED_SPOOL_ERROR);
 		reply_status(s, st);
 		return;
 	}
 	if ((st = write_received(s, rx)) != SG_OK) {
-		session_log(s, "event=spool-error qid=%s status=%s",
-		            spool_rx_id(rx), sg_status_name(st));
+		ss_log(s, "event=spool-error qid=%s status=%s", spool_rx_id(rx),
+		       sg_status_name(st));
 		metrics_inc(s->srv->metrics, METRICS_REJECTED_SPOOL_ERROR);
 		spool_rx_abort(rx);
 		reply_status(s, st);
@@ -909,36 +748,36 @@ proceed_data(struct smtp_session *s, struct smtp_args *a)
 	s->tx.errs = 0;
 	s->tx.bol = 1;
 	s->state = S_DATA;
-	arm_timer(s, s->lim.data_timeout);
-	reply(s, R_DATA, NULL);
+	ss_arm_timer(s, s->lim.data_timeout);
+	ss_reply(s, R_DATA, NULL);
 }
 
 static void
 proceed_rset(struct smtp_session *s, struct smtp_args *a)
 {
-	tx_reset(s);
+	ss_tx_reset(s);
 	if (s->state != S_CONNECTED)
 		s->state = S_HELO;
-	reply(s, R_OK, NULL);
+	ss_reply(s, R_OK, NULL);
 }
 
 static void
 proceed_noop(struct smtp_session *s, struct smtp_args *a)
 {
-	reply(s, R_OK, NULL);
+	ss_reply(s, R_OK, NULL);
 }
 
 static void
 proceed_quit(struct smtp_session *s, struct smtp_args *a)
 {
-	reply(s, R_BYE, NULL);
+	ss_reply(s, R_BYE, NULL);
 }
 
 static int
 check_vrfy(struct smtp_session *s, struct smtp_args *a)
 {
 	if (a->arg[0] == '\0') {
-		reply(s, R_SYNTAX, NULL);
+		ss_reply(s, R_SYNTAX, NULL);
 		return -1;
 	}
 	return 0;
@@ -947,215 +786,15 @@ check_vrfy(struct smtp_session *s, struct smtp_args *a)
 static void
 proceed_vrfy(struct smtp_session *s, struct smtp_args *a)
 {
-	reply(s, R_VRFY, NULL);
+	ss_reply(s, R_VRFY, NULL);
 }
 
 static void
 proceed_help(struct smtp_session *s, struct smtp_args *a)
 {
-	reply(s, R_HELP, NULL);
+	ss_reply(s, R_HELP, NULL);
 }
 
-/* ---- STARTTLS ---- */
-
-static int
-check_starttls(struct smtp_session *s, struct smtp_args *a)
-{
-	if (s->starttls == CFG_STARTTLS_NONE) {
-		reply(s, R_NOT_IMPL, NULL);
-		return -1;
-	}
-	if (s->in_tls) {
-		reply(s, R_BAD_SEQ, NULL);
-		return -1;
-	}
-	if (check_noargs(s, a) < 0)
-		return -1;
-	if (s->tls == NULL) { /* configured, but not loaded (tests) */
-		reply(s, R_TLS_UNAVAIL, NULL);
-		return -1;
-	}
-	return 0;
-}
-
-static void
-proceed_starttls(struct smtp_session *s, struct smtp_args *a)
-{
-	struct evbuffer *in = bufferevent_get_input(s->bev);
-	size_t junk = evbuffer_get_length(in);
-	struct bufferevent *tbev;
-
-	/* Anything after STARTTLS came in clear before the handshake: it
-	 * is dropped, never read as a command under TLS (RFC 3207 4.2,
-	 * CVE-2011-0411).  The TLS filter would take it as TLS records. */
-	if (junk > 0) {
-		evbuffer_drain(in, junk);
-		session_log(s, "event=starttls-pipelined discarded=%zu", junk);
-	}
-	s->scanned = 0;
-	s->skip = 0;
-	if ((tbev = smtp_tls_wrap(s->tls, s->srv->base, s->bev)) == NULL) {
-		session_set_bev(s, s->bev); /* its callbacks again */
-		session_log(s, "event=error op=starttls error=\"out of "
-		               "memory\"");
-		reply(s, R_TLS_UNAVAIL, NULL);
-		return;
-	}
-	reply(s, R_STARTTLS, NULL); /* in clear: s->bev is the socket's */
-	/* RFC 3207 4.2: as after the banner, the client must EHLO again */
-	tx_reset(s);
-	free(s->helo);
-	s->helo = NULL;
-	s->esmtp = 0;
-	s->in_tls = 1;
-	s->state = S_CONNECTED;
-	session_set_bev(s, tbev);
-}
-
-/* ---- AUTH ---- */
-
-static int
-check_auth(struct smtp_session *s, struct smtp_args *a)
-{
-	char *mech = a->arg, *resp;
-
-	if (!s->auth_on) {
-		reply(s, R_NOT_IMPL, NULL);
-		return -1;
-	}
-	if (!s->in_tls) {
-		session_log(s, "event=auth-refused reason=cleartext");
-		reply(s, R_AUTH_ENCRYPT, NULL);
-		return -1;
-	}
-	if (s->user != NULL) {
-		reply(s, R_AUTH_TWICE, NULL);
-		return -1;
-	}
-	if ((resp = strchr(mech, ' ')) != NULL) {
-		*resp++ = '\0';
-		while (*resp == ' ')
-			resp++;
-	}
-	if (*mech == '\0' || (resp && strchr(resp, ' ') != NULL)) {
-		reply(s, R_SYNTAX, NULL);
-		return -1;
-	}
-	if (strcasecmp(mech, "PLAIN") != 0) {
-		reply(s, R_AUTH_MECH, NULL);
-		return -1;
-	}
-	if (s->auth_db == NULL) { /* configured, but not loaded (tests) */
-		reply(s, R_AUTH_TEMP, NULL);
-		return -1;
-	}
-	a->arg = resp ? resp : mech + strlen(mech); /* "": no response yet */
-	return 0;
-}
-
-/* A failed AUTH: the 535 comes after a pause (session_timer_cb). */
-static void
-auth_fail(struct smtp_session *s, const char *shown, const char *why)
-{
-	struct timeval tv = {SMTP_AUTH_DELAY, 0};
-
-	session_log(s, "event=auth-failed user=%s reason=%s", shown, why);
-	s->state = S_PAUSE;
-	evtimer_add(s->timer, &tv);
-}
-
-/* On the loop thread, after the password check. */
-static void
-auth_job_done(struct smtp_job *job, int cancelled)
-{
-	struct smtp_session *s = job->arg;
-	struct smtp_auth_check *chk = job->work_arg;
-	int r = smtp_auth_check_result(chk);
-	char shown[72];
-
-	s->job = NULL;
-	free(job);
-	if (cancelled || s->dead) {
-		smtp_auth_check_free(chk);
-		if (!cancelled)
-			session_free(s);
-		return;
-	}
-	smtp_auth_printable(smtp_auth_check_user(chk), shown, sizeof(shown));
-	s->state = S_HELO;
-	if (r == 0) {
-		auth_fail(s, shown, "credentials");
-	} else if (r == 1 &&
-	           (s->user = strdup(smtp_auth_check_user(chk))) != NULL) {
-		s->may_relay = 1;
-		session_log(s, "event=auth user=%s mechanism=PLAIN relay=yes",
-		            shown);
-		reply(s, R_AUTH_OK, NULL);
-	} else {
-		session_log(s, "event=auth-error user=%s", shown);
-		reply(s, R_AUTH_TEMP, NULL);
-	}
-	smtp_auth_check_free(chk);
-	if (s->state == S_HELO) {
-		arm_timer(s, s->lim.command_timeout);
-		session_process(s);
-	}
-}
-
-/* The PLAIN response (the initial one, or the line after "334 "): off
- * to a commit thread for the password check. */
-static void
-auth_response(struct smtp_session *s, const char *resp)
-{
-	char user[SMTP_AUTH_USER_MAX + 1], pass[SMTP_AUTH_PASS_MAX + 1];
-	struct smtp_auth_check *chk = NULL;
-	struct smtp_job *job = NULL;
-	enum smtp_auth_plain rc;
-
-	s->state = S_HELO;
-	if (strcmp(resp, "*") == 0) {
-		reply(s, R_AUTH_CANCEL, NULL);
-		return;
-	}
-	rc = smtp_auth_plain_decode(resp, user, sizeof(user), pass,
-	                            sizeof(pass));
-	if (rc == SMTP_AUTH_PLAIN_AUTHZID) {
-		auth_fail(s, "", "authzid");
-		return;
-	}
-	if (rc != SMTP_AUTH_PLAIN_OK) {
-		reply(s, R_AUTH_BASE64, NULL);
-		return;
-	}
-	chk = smtp_auth_check_new(s->auth_db, user, pass);
-	explicit_bzero(pass, sizeof(pass));
-	if (chk == NULL || (job = calloc(1, sizeof(*job))) == NULL) {
-		smtp_auth_check_free(chk);
-		reply(s, R_AUTH_TEMP, NULL);
-		return;
-	}
-	job->work = smtp_auth_check_run;
-	job->work_arg = chk;
-	job->done = auth_job_done;
-	job->arg = s;
-	s->job = job;
-	s->state = S_AUTH;
-	evtimer_del(s->timer);
-	smtp_pool_submit(s->srv, job);
-}
-
-static void
-proceed_auth(struct smtp_session *s, struct smtp_args *a)
-{
-	if (a->arg[0] == '\0') {
-		s->state = S_AUTH_LINE;
-		reply(s, R_AUTH_CONT, NULL);
-		return;
-	}
-	auth_response(s, a->arg);
-}
-
-/* The state machine: a command outside its STATES gets 503 5.5.1. */
 static const struct smtp_cmd {
 	const char *verb;
 	unsigned states;
@@ -1167,9 +806,9 @@ static const struct smtp_cmd {
     {"MAIL", ST(S_HELO), check_mail, proceed_mail},
     {"RCPT", ST(S_MAIL) | ST(S_RCPT), check_rcpt, proceed_rcpt},
     {"DATA", ST(S_MAIL) | ST(S_RCPT), check_data, proceed_data},
-    {"RSET", ST_CMD, check_noargs, proceed_rset},
+    {"RSET", ST_CMD, ss_check_noargs, proceed_rset},
     {"NOOP", ST_CMD, NULL, proceed_noop},
-    {"QUIT", ST_CMD, check_noargs, proceed_quit},
+    {"QUIT", ST_CMD, ss_check_noargs, proceed_quit},
     {"VRFY", ST_CMD, check_vrfy, proceed_vrfy},
     {"HELP", ST_CMD, NULL, proceed_help},
     {"STARTTLS", ST(S_CONNECTED) | ST(S_HELO), check_starttls,
@@ -1198,15 +837,15 @@ session_command(struct smtp_session *s, char *line)
 		if (strcasecmp(line, commands[i].verb) == 0)
 			c = &commands[i];
 	if (c == NULL) {
-		reply(s, R_UNKNOWN, NULL);
+		ss_reply(s, R_UNKNOWN, NULL);
 		return;
 	}
 	if (s->srv->shutting && c->proceed != proceed_quit) {
-		reply(s, R_SHUTDOWN, NULL);
+		ss_reply(s, R_SHUTDOWN, NULL);
 		return;
 	}
 	if (!(c->states & ST(s->state))) {
-		reply(s, R_BAD_SEQ, NULL);
+		ss_reply(s, R_BAD_SEQ, NULL);
 		return;
 	}
 	memset(&a, 0, sizeof(a));
@@ -1257,10 +896,10 @@ read_command(struct smtp_session *s, char *line)
 		s->scanned = 0;
 		if (!s->skip) {
 			s->skip = 1;
-			session_log(s, "event=line-too-long phase=command");
+			ss_log(s, "event=line-too-long phase=command");
 			metrics_inc(s->srv->metrics,
 			            METRICS_REJECTED_LINE_TOO_LONG);
-			reply(s, R_CMD_TOO_LONG, NULL);
+			ss_reply(s, R_CMD_TOO_LONG, NULL);
 		}
 		return -1;
 	}
@@ -1276,7 +915,7 @@ read_command(struct smtp_session *s, char *line)
 	if (len > 0 && line[len - 1] == '\r')
 		len--;
 	if (memchr(line, '\0', len) || memchr(line, '\r', len)) {
-		reply(s, R_CMD_BAD_CHAR, NULL);
+		ss_reply(s, R_CMD_BAD_CHAR, NULL);
 		return -1;
 	}
 	line[len] = '\0';
@@ -1355,13 +994,13 @@ data_consume(struct smtp_session *s)
 
 /* ---- commit ---- */
 
-static void
-session_free(struct smtp_session *s)
+void
+ss_free(struct smtp_session *s)
 {
 	struct smtp_server *srv = s->srv;
 
 	TAILQ_REMOVE(&srv->sessions, s, entry);
-	tx_reset(s);
+	ss_tx_reset(s);
 	if (s->timer)
 		event_free(s->timer);
 	if (s->bev) {
@@ -1374,7 +1013,7 @@ session_free(struct smtp_session *s)
 			bufferevent_flush(u, EV_WRITE, BEV_FINISHED);
 		bufferevent_free(s->bev); /* and the socket's under it */
 	}
-	session_log(s, "event=close messages=%u", s->nmsgs);
+	ss_log(s, "event=close messages=%u", s->nmsgs);
 	free(s->helo);
 	free(s->hostname);
 	free(s->lname);
@@ -1396,25 +1035,24 @@ session_job_done(struct smtp_job *job, int cancelled)
 	s->job = NULL;
 	if (job->status == SG_OK) {
 		s->nmsgs++;
-		session_log(s,
-		            "event=queued qid=%s from=<%s> nrcpt=%zu size=%zu "
-		            "tls=%s%s%s%s%s%s%s",
-		            job->env.id, job->env.mail_from, job->env.nrcpts,
-		            s->commit_size,
-		            s->tls_version ? s->tls_version : "no",
-		            s->tls_version ? "/" : "",
-		            s->tls_version ? s->tls_cipher : "",
-		            s->user ? " user=" : "", s->user ? s->user : "",
-		            job->env.flow ? " flow=" : "",
-		            job->env.flow ? job->env.flow : "");
+		ss_log(s,
+		       "event=queued qid=%s from=<%s> nrcpt=%zu size=%zu "
+		       "tls=%s%s%s%s%s%s%s",
+		       job->env.id, job->env.mail_from, job->env.nrcpts,
+		       s->commit_size, s->tls_version ? s->tls_version : "no",
+		       s->tls_version ? "/" : "",
+		       s->tls_version ? s->tls_cipher : "",
+		       s->user ? " user=" : "", s->user ? s->user : "",
+		       job->env.flow ? " flow=" : "",
+		       job->env.flow ? job->env.flow : "");
 		metrics_inc(srv->metrics, METRICS_MESSAGES_RECEIVED);
 		if (!cancelled && srv->committed)
 			srv->committed(&job->env, srv->committed_arg);
 		if (!cancelled)
-			reply(s, R_QUEUED, job->env.id);
+			ss_reply(s, R_QUEUED, job->env.id);
 	} else {
-		session_log(s, "event=commit-failed qid=%s status=%s",
-		            job->env.id, sg_status_name(job->status));
+		ss_log(s, "event=commit-failed qid=%s status=%s", job->env.id,
+		       sg_status_name(job->status));
 		metrics_inc(srv->metrics, METRICS_REJECTED_SPOOL_ERROR);
 		if (!cancelled)
 			reply_status(s, job->status);
@@ -1424,12 +1062,12 @@ session_job_done(struct smtp_job *job, int cancelled)
 	if (cancelled)
 		return;
 	if (s->dead) {
-		session_free(s);
+		ss_free(s);
 		return;
 	}
 	s->state = S_HELO;
-	arm_timer(s, s->lim.command_timeout);
-	session_process(s);
+	ss_arm_timer(s, s->lim.command_timeout);
+	ss_process(s);
 }
 
 /* The envelope of the finished transaction, moved into ENV. */
@@ -1478,16 +1116,16 @@ session_commit(struct smtp_session *s)
 		if (job)
 			spool_env_clear(&job->env);
 		free(job);
-		tx_reset(s);
+		ss_tx_reset(s);
 		s->state = S_HELO;
-		arm_timer(s, s->lim.command_timeout);
+		ss_arm_timer(s, s->lim.command_timeout);
 		reply_status(s, SG_ERR_NOMEM);
 		return;
 	}
 	job->rx = s->tx.rx;
 	s->tx.rx = NULL;
 	s->commit_size = s->tx.size;
-	tx_reset(s); /* what is left of it: counters */
+	ss_tx_reset(s); /* what is left of it: counters */
 	job->done = session_job_done;
 	job->arg = s;
 	s->job = job;
@@ -1520,20 +1158,20 @@ data_end(struct smtp_session *s)
 	for (size_t i = 0; i < sizeof(refusals) / sizeof(*refusals); i++) {
 		if (!(tx->errs & refusals[i].bit))
 			continue;
-		session_log(s, "event=refused qid=%s reason=%s from=<%s>",
-		            spool_rx_id(tx->rx), refusals[i].why, tx->from);
+		ss_log(s, "event=refused qid=%s reason=%s from=<%s>",
+		       spool_rx_id(tx->rx), refusals[i].why, tx->from);
 		metrics_inc(s->srv->metrics,
 		            metrics_rejected_by_reason(refusals[i].why));
 		if (refusals[i].r == R__COUNT)
 			reply_status(s, tx->io_st);
 		else
-			reply(s, refusals[i].r, NULL);
+			ss_reply(s, refusals[i].r, NULL);
 		break;
 	}
-	tx_reset(s);
+	ss_tx_reset(s);
 	if (s->state == S_DATA) {
 		s->state = S_HELO;
-		arm_timer(s, s->lim.command_timeout);
+		ss_arm_timer(s, s->lim.command_timeout);
 	}
 }
 
@@ -1541,8 +1179,8 @@ data_end(struct smtp_session *s)
 
 /* Reads and answers whatever complete input there is, in order, until
  * the session waits: for input, for a commit, for replies to drain. */
-static void
-session_process(struct smtp_session *s)
+void
+ss_process(struct smtp_session *s)
 {
 	char line[SMTP_CMD_MAX + 1];
 	struct evbuffer *out;
@@ -1562,8 +1200,8 @@ session_process(struct smtp_session *s)
 			if ((r = data_consume(s)) == 0)
 				break;
 			if (r < 0) {
-				session_log(s, "event=error op=read");
-				reply(s, R_INTERNAL, NULL);
+				ss_log(s, "event=error op=read");
+				ss_reply(s, R_INTERNAL, NULL);
 				break;
 			}
 			data_end(s);
@@ -1571,7 +1209,7 @@ session_process(struct smtp_session *s)
 		}
 		if ((r = read_command(s, line)) == 0) {
 			if (s->srv->shutting)
-				reply(s, R_SHUTDOWN, NULL);
+				ss_reply(s, R_SHUTDOWN, NULL);
 			break;
 		}
 		if (r > 0 && s->state == S_AUTH_LINE)
@@ -1582,7 +1220,7 @@ session_process(struct smtp_session *s)
 			s->state = S_HELO; /* too long or bad: answered */
 		if ((r > 0 || !s->skip) &&
 		    (ST(s->state) & (ST_CMD | ST(S_AUTH_LINE))))
-			arm_timer(s, s->lim.command_timeout);
+			ss_arm_timer(s, s->lim.command_timeout);
 	}
 	explicit_bzero(line, sizeof(line)); /* it may have held a password */
 	s->in_process = 0;
@@ -1614,7 +1252,7 @@ session_close(struct smtp_session *s)
 		return;
 	s->state = S_CLOSING;
 	s->close_by = time(NULL) + SMTP_CLOSE_GRACE;
-	tx_reset(s);
+	ss_tx_reset(s);
 	bufferevent_disable(s->bev, EV_READ);
 	evtimer_add(s->timer, s->in_tls ? &poll : &tv);
 	if (session_drained(s))
@@ -1624,7 +1262,7 @@ session_close(struct smtp_session *s)
 static void
 session_read_cb(struct bufferevent *bev, void *arg)
 {
-	session_process(arg);
+	ss_process(arg);
 }
 
 static void
@@ -1634,12 +1272,12 @@ session_write_cb(struct bufferevent *bev, void *arg)
 
 	if (s->state == S_CLOSING) {
 		if (session_drained(s))
-			session_free(s);
+			ss_free(s);
 		return;
 	}
 	if (s->out_blocked) {
 		s->out_blocked = 0;
-		session_process(s);
+		ss_process(s);
 	}
 }
 
@@ -1651,8 +1289,8 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 
 	if ((what & BEV_EVENT_CONNECTED) && s->in_tls) {
 		smtp_tls_info(bev, &s->tls_version, &s->tls_cipher);
-		session_log(s, "event=starttls version=%s cipher=%s",
-		            s->tls_version, s->tls_cipher);
+		ss_log(s, "event=starttls version=%s cipher=%s", s->tls_version,
+		       s->tls_cipher);
 		return;
 	}
 	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) ||
@@ -1660,15 +1298,15 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	if (s->in_tls && (what & BEV_EVENT_ERROR)) {
 		smtp_tls_error(bev, why, sizeof(why));
-		session_log(s, "event=tls-error phase=%s error=\"%s\"",
-		            s->tls_version ? "session" : "handshake", why);
+		ss_log(s, "event=tls-error phase=%s error=\"%s\"",
+		       s->tls_version ? "session" : "handshake", why);
 	}
 	if (s->state != S_CLOSING)
-		session_log(s, "event=lost state=%s", state_names[s->state]);
+		ss_log(s, "event=lost state=%s", state_names[s->state]);
 	s->dead = 1;
 	bufferevent_disable(bev, EV_READ | EV_WRITE);
 	if (s->job == NULL)
-		session_free(s);
+		ss_free(s);
 	/* else session_job_done frees it */
 }
 
@@ -1685,35 +1323,35 @@ session_timer_cb(evutil_socket_t fd, short what, void *arg)
 			evtimer_add(s->timer, &poll);
 			return;
 		}
-		session_free(s);
+		ss_free(s);
 		return;
 	case S_COMMIT:
 	case S_AUTH:
 		return;
 	case S_PAUSE:
 		s->state = S_HELO;
-		reply(s, R_AUTH_FAILED, NULL);
+		ss_reply(s, R_AUTH_FAILED, NULL);
 		if (s->state == S_HELO) {
-			arm_timer(s, s->lim.command_timeout);
-			session_process(s);
+			ss_arm_timer(s, s->lim.command_timeout);
+			ss_process(s);
 		}
 		return;
 	case S_DATA:
-		session_log(s, "event=timeout phase=data qid=%s",
-		            spool_rx_id(s->tx.rx));
+		ss_log(s, "event=timeout phase=data qid=%s",
+		       spool_rx_id(s->tx.rx));
 		break;
 	default:
-		session_log(s, "event=timeout phase=command");
+		ss_log(s, "event=timeout phase=command");
 		break;
 	}
 	metrics_inc(s->srv->metrics, METRICS_REJECTED_TIMEOUT);
-	reply(s, R_TIMEOUT, NULL);
+	ss_reply(s, R_TIMEOUT, NULL);
 }
 
 /* Installs BEV as the session's transport (STARTTLS will call it again
  * with a TLS filter). */
-static void
-session_set_bev(struct smtp_session *s, struct bufferevent *bev)
+void
+ss_set_bev(struct smtp_session *s, struct bufferevent *bev)
 {
 	size_t hi = (size_t)s->lim.max_line + 3;
 
@@ -1775,20 +1413,20 @@ smtp_session_start(struct smtp_server *srv, const struct cfg_listener *l,
 	}
 	TAILQ_INSERT_TAIL(&srv->sessions, s, entry);
 	srv->nsessions++;
-	session_set_bev(s, bev);
-	session_log(s, "event=connect listener=%s relay=%s", s->lname,
-	            s->may_relay ? "yes" : "no");
+	ss_set_bev(s, bev);
+	ss_log(s, "event=connect listener=%s relay=%s", s->lname,
+	       s->may_relay ? "yes" : "no");
 	metrics_inc(srv->metrics, METRICS_SESSIONS_ACCEPTED);
 	if (srv->shutting) {
-		reply(s, R_SHUTDOWN, NULL);
+		ss_reply(s, R_SHUTDOWN, NULL);
 	} else if (srv->nsessions > s->lim.max_sessions) {
-		session_log(s, "event=busy sessions=%zu", srv->nsessions);
+		ss_log(s, "event=busy sessions=%zu", srv->nsessions);
 		metrics_inc(srv->metrics, METRICS_REJECTED_BUSY);
-		reply(s, R_BUSY, NULL);
+		ss_reply(s, R_BUSY, NULL);
 	} else {
 		s->state = S_CONNECTED;
-		reply(s, R_BANNER, NULL);
-		arm_timer(s, s->lim.command_timeout);
+		ss_reply(s, R_BANNER, NULL);
+		ss_arm_timer(s, s->lim.command_timeout);
 	}
 	return 0;
 fail:
@@ -1820,7 +1458,7 @@ smtp_session_shutdown_all(struct smtp_server *srv)
 	/* an idle session reads no command and hears 421; one busy with a
 	 * command or a message gets there when it is done */
 	TAILQ_FOREACH(s, &srv->sessions, entry)
-	session_process(s);
+	ss_process(s);
 }
 
 void
@@ -1829,7 +1467,7 @@ smtp_session_free_all(struct smtp_server *srv)
 	struct smtp_session *s;
 
 	while ((s = TAILQ_FIRST(&srv->sessions)) != NULL)
-		session_free(s);
+		ss_free(s);
 }
 
 size_t
