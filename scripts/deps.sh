@@ -4,7 +4,7 @@
 set -eu
 
 build="make gcc pkg-config libssl-dev libgmime-3.0-dev libglib2.0-dev libsqlite3-dev libevent-dev libcrypt-dev libldap-dev"
-test="openssl python3 python3-pytest python3-aiosmtpd swaks libnet-ssleay-perl libnss3-tools gpgsm gnupg clang-format time postfix slapd ldap-utils dnsmasq-base"
+test="openssl python3 python3-pytest python3-aiosmtpd swaks libnet-ssleay-perl libnss3-tools gpgsm gnupg clang-format time postfix slapd ldap-utils dnsmasq-base msmtp"
 want="$build $test"
 
 missing=""
