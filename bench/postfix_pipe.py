@@ -25,6 +25,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 
 POSTFIX = shutil.which("postfix") or "/usr/sbin/postfix"
@@ -35,7 +36,7 @@ FILTER = """\
 # pipe(8) content filter: sign with openssl cms, re-inject with msmtp.
 # Exit 75 (EX_TEMPFAIL): Postfix keeps the message and tries again.
 set -e
-openssl cms -sign -signer {cert} -inkey {key} -md sha256 |
+openssl cms -sign -signer {cert} -inkey {key} -md sha256 |{encrypt}
 	{msmtp} -C /dev/null --host=127.0.0.1 --port={port} -f "$1" -- "$2" ||
 	exit 75
 """
@@ -58,8 +59,10 @@ def available():
 
 
 class PostfixPipe:
-    def __init__(self, tmp, sink_port, cert, key):
-        self.root = os.path.join(tmp, "postfix")
+    def __init__(self, tmp, sink_port, cert, key, encrypt_to=None):
+        """ENCRYPT_TO: a recipient certificate; the filter then also
+        encrypts (`openssl cms -encrypt -aes256`) what it signed."""
+        self.root = tempfile.mkdtemp(prefix="postfix.", dir=tmp)
         self.etc = os.path.join(self.root, "etc")
         self.queue = os.path.join(self.root, "queue")
         self.data = os.path.join(self.root, "data")
@@ -67,21 +70,31 @@ class PostfixPipe:
         self.port = free_port()
         reinject = free_port()
         for d in (self.etc, self.queue, self.data):
-            os.makedirs(d)
+            os.mkdir(d)
+        # Postfix's own processes (user postfix) and the filter (nobody)
+        # must reach their directories: TMP only passable (no listing).
+        os.chmod(tmp, 0o711)
         os.chmod(self.root, 0o755)
         shutil.chown(self.data, "postfix")
         # The filter runs as nobody: its key and script readable by it.
         fdir = os.path.join(self.root, "filter")
         os.makedirs(fdir)
         os.chmod(fdir, 0o755)
-        for src, name in ((cert, "cert.pem"), (key, "key.pem")):
+        files = [(cert, "cert.pem"), (key, "key.pem")]
+        encrypt = ""
+        if encrypt_to:
+            files.append((encrypt_to, "rcpt.pem"))
+            encrypt = ("\n\topenssl cms -encrypt -aes256 "
+                       + os.path.join(fdir, "rcpt.pem") + " |")
+        for src, name in files:
             shutil.copy(src, os.path.join(fdir, name))
             os.chmod(os.path.join(fdir, name), 0o644)
         script = os.path.join(fdir, "filter.sh")
         with open(script, "w") as f:
             f.write(FILTER.format(cert=os.path.join(fdir, "cert.pem"),
                                   key=os.path.join(fdir, "key.pem"),
-                                  msmtp=MSMTP, port=reinject))
+                                  msmtp=MSMTP, port=reinject,
+                                  encrypt=encrypt))
         os.chmod(script, 0o755)
         with open(os.path.join(self.etc, "main.cf"), "w") as f:
             f.write(f"""\
