@@ -2,11 +2,13 @@
 # bench/gateway.sh - the gateway end to end: messages per second and
 # latency through the real daemon (smtp-source -> smimegate -> smtp-sink),
 # sign and sign+encrypt of a 10 KiB message at 1, 8 and 32 concurrent
-# clients, next to the RSA-2048 signing ceiling (`openssl speed`) and a
-# pipe-style `openssl cms -sign` per message; and the spool's commits per
-# second alone (see bench/README.md, "Gateway throughput").
+# clients, next to the RSA-2048 signing ceiling (`openssl speed`), a
+# pipe-style `openssl cms -sign` per message and a real Postfix with that
+# as its pipe(8) content filter (bench/postfix_pipe.py, needs root and
+# msmtp); and the spool's commits per second alone (see bench/README.md,
+# "Gateway throughput").
 #
-#   make bench-gateway            (or: sh bench/gateway.sh), about 1.5 min
+#   make bench-gateway            (or: sh bench/gateway.sh), about 2 min
 #   BENCH_QUICK=1 ...             shorter runs, one round, about 25 s
 #   SMIMEGATE_BIN=path            another smimegate binary
 #   BENCH_DIR=dir                 where the spools go (default: build/;
