@@ -25,6 +25,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "daemon/kvtext.h"
 #include "daemon/quarantine.h"
 #include "daemon/spool.h"
 #include "smimegate.h"
@@ -42,77 +43,6 @@ set_err(char *err, size_t errlen, const char *fmt, ...)
 }
 
 /* ---- writing ---- */
-
-/* A growing text buffer (no NUL kept). */
-struct sbuf {
-	char *p;
-	size_t len, cap;
-	int oom;
-};
-
-static void
-sbuf_add(struct sbuf *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->len + n > b->cap) {
-		size_t cap = b->cap ? b->cap : 1024;
-		char *p;
-		while (cap < b->len + n)
-			cap *= 2;
-		if ((p = realloc(b->p, cap)) == NULL) {
-			b->oom = 1;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-}
-
-static void
-sbuf_str(struct sbuf *b, const char *s)
-{
-	sbuf_add(b, s, strlen(s));
-}
-
-/* Appends the N bytes of V percent-encoded (bytes <= 0x20, 0x7f, '%'). */
-static void
-sbuf_enc(struct sbuf *b, const char *v, size_t n)
-{
-	static const char hex[] = "0123456789ABCDEF";
-
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)v[i];
-		if (c <= 0x20 || c == 0x7f || c == '%') {
-			char e[3] = {'%', hex[c >> 4], hex[c & 15]};
-			sbuf_add(b, e, 3);
-		} else {
-			sbuf_add(b, (const char *)&c, 1);
-		}
-	}
-}
-
-static void
-sbuf_kv(struct sbuf *b, const char *key, const char *v)
-{
-	if (v == NULL)
-		return;
-	sbuf_str(b, key);
-	sbuf_add(b, " ", 1);
-	sbuf_enc(b, v, strlen(v));
-	sbuf_add(b, "\n", 1);
-}
-
-static void
-sbuf_num(struct sbuf *b, const char *key, long long v)
-{
-	char num[32];
-
-	snprintf(num, sizeof(num), "%lld", v);
-	sbuf_kv(b, key, num);
-}
 
 static int
 too_long(const char *v)
@@ -159,41 +89,41 @@ reason_len(const char *reason)
 
 /* The text of a .meta file (quarantine_meta_check passed). */
 static enum sg_status
-meta_format(struct sbuf *b, const char *name, const struct spool_env *env,
+meta_format(struct kv_buf *b, const char *name, const struct spool_env *env,
             const char *rule, const char *reason, time_t when, uint64_t size)
 {
-	sbuf_str(b, "version 1\n");
-	sbuf_kv(b, "id", env->id);
-	sbuf_kv(b, "quarantine", name);
-	sbuf_num(b, "quarantined", (long long)when);
-	sbuf_num(b, "size", (long long)size);
-	sbuf_kv(b, "rule", rule);
+	kv_str(b, "version 1\n");
+	kv_put(b, "id", env->id, SIZE_MAX);
+	kv_put(b, "quarantine", name, SIZE_MAX);
+	kv_num(b, "quarantined", (long long)when);
+	kv_num(b, "size", (long long)size);
+	kv_put(b, "rule", rule, SIZE_MAX);
 	if (reason != NULL) {
-		sbuf_str(b, "reason ");
-		sbuf_enc(b, reason, reason_len(reason));
-		sbuf_add(b, "\n", 1);
+		kv_str(b, "reason ");
+		kv_enc(b, reason, reason_len(reason));
+		kv_add(b, "\n", 1);
 	}
-	sbuf_num(b, "received", (long long)env->received);
-	sbuf_kv(b, "mail_from", env->mail_from ? env->mail_from : "");
-	sbuf_kv(b, "listener", env->listener);
-	sbuf_num(b, "role", (long long)env->role);
-	sbuf_kv(b, "client", env->client);
-	sbuf_kv(b, "helo", env->helo);
-	sbuf_kv(b, "dsn_ret", env->dsn_ret);
-	sbuf_kv(b, "dsn_envid", env->dsn_envid);
+	kv_num(b, "received", (long long)env->received);
+	kv_put(b, "mail_from", env->mail_from ? env->mail_from : "", SIZE_MAX);
+	kv_put(b, "listener", env->listener, SIZE_MAX);
+	kv_num(b, "role", (long long)env->role);
+	kv_put(b, "client", env->client, SIZE_MAX);
+	kv_put(b, "helo", env->helo, SIZE_MAX);
+	kv_put(b, "dsn_ret", env->dsn_ret, SIZE_MAX);
+	kv_put(b, "dsn_envid", env->dsn_envid, SIZE_MAX);
 	for (size_t i = 0; i < env->nrcpts; i++) {
-		sbuf_str(b, "rcpt ");
-		sbuf_enc(b, env->rcpts[i], strlen(env->rcpts[i]));
+		kv_str(b, "rcpt ");
+		kv_enc(b, env->rcpts[i], strlen(env->rcpts[i]));
 		if (env->dsn_notify && env->dsn_notify[i]) {
-			sbuf_add(b, " ", 1);
-			sbuf_enc(b, env->dsn_notify[i],
-			         strlen(env->dsn_notify[i]));
+			kv_add(b, " ", 1);
+			kv_enc(b, env->dsn_notify[i],
+			       strlen(env->dsn_notify[i]));
 		}
-		sbuf_add(b, "\n", 1);
+		kv_add(b, "\n", 1);
 		if (env->dsn_orcpt && env->dsn_orcpt[i])
-			sbuf_kv(b, "orcpt", env->dsn_orcpt[i]);
+			kv_put(b, "orcpt", env->dsn_orcpt[i], SIZE_MAX);
 	}
-	sbuf_str(b, "end\n");
+	kv_str(b, "end\n");
 	if (b->oom)
 		return SG_ERR_NOMEM;
 	return b->len > QUARANTINE_META_MAX ? SG_ERR_LIMIT : SG_OK;
@@ -204,7 +134,7 @@ quarantine_meta_format(const char *name, const struct spool_env *env,
                        const char *rule, const char *reason, time_t when,
                        uint64_t size, char **text, size_t *len)
 {
-	struct sbuf b = {0};
+	struct kv_buf b = {0};
 	enum sg_status st;
 
 	st = meta_format(&b, name, env, rule, reason, when, size);
@@ -218,61 +148,6 @@ quarantine_meta_format(const char *name, const struct spool_env *env,
 }
 
 /* ---- reading ---- */
-
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-/* Decodes the N bytes at S into a new string; NULL with *ST (SG_ERR_IO:
- * a bad escape, a raw space or control byte, an encoded NUL, too long;
- * SG_ERR_NOMEM). */
-static char *
-meta_decode(const char *s, size_t n, enum sg_status *st)
-{
-	char *out, *o;
-
-	*st = SG_ERR_IO;
-	if (n > 3 * (size_t)QUARANTINE_VALUE_MAX)
-		return NULL;
-	if ((o = out = malloc(n + 1)) == NULL) {
-		*st = SG_ERR_NOMEM;
-		return NULL;
-	}
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '%') {
-			int h, l;
-			if (i + 2 >= n)
-				goto fail;
-			h = hexval(s[i + 1]);
-			l = hexval(s[i + 2]);
-			if (h < 0 || l < 0 || (h == 0 && l == 0))
-				goto fail;
-			*o++ = (char)(h << 4 | l);
-			i += 2;
-		} else if (c <= 0x20 || c == 0x7f) {
-			goto fail;
-		} else {
-			*o++ = (char)c;
-		}
-	}
-	*o = '\0';
-	if ((size_t)(o - out) > QUARANTINE_VALUE_MAX)
-		goto fail;
-	*st = SG_OK;
-	return out;
-fail:
-	free(out);
-	return NULL;
-}
 
 static int
 parse_ll(const char *s, long long hi, long long *out)
@@ -373,12 +248,12 @@ meta_rcpt(struct meta_parser *mp, const char *val, size_t vlen)
 		env->dsn_orcpt = r;
 		mp->cap = ncap;
 	}
-	if ((addr = meta_decode(val, alen, &st)) == NULL) {
+	if ((addr = kv_decode(val, alen, QUARANTINE_VALUE_MAX, &st)) == NULL) {
 		mp_err(mp, "bad recipient");
 		return st;
 	}
-	if (sp &&
-	    (notify = meta_decode(sp + 1, vlen - alen - 1, &st)) == NULL) {
+	if (sp && (notify = kv_decode(sp + 1, vlen - alen - 1,
+	                              QUARANTINE_VALUE_MAX, &st)) == NULL) {
 		mp_err(mp, "bad recipient NOTIFY");
 		free(addr);
 		return st;
@@ -413,7 +288,8 @@ meta_set(struct meta_parser *mp, const char *key, size_t klen, const char *val,
 			mp_err(mp, "\"orcpt\" without its recipient");
 			return SG_ERR_IO;
 		}
-		if ((v = meta_decode(val, vlen, &st)) == NULL) {
+		if ((v = kv_decode(val, vlen, QUARANTINE_VALUE_MAX, &st)) ==
+		    NULL) {
 			mp_err(mp, "bad value of \"orcpt\"");
 			return st;
 		}
@@ -434,7 +310,7 @@ meta_set(struct meta_parser *mp, const char *key, size_t klen, const char *val,
 		return SG_ERR_IO;
 	}
 	mp->seen |= 1ul << i;
-	if ((v = meta_decode(val, vlen, &st)) == NULL) {
+	if ((v = kv_decode(val, vlen, QUARANTINE_VALUE_MAX, &st)) == NULL) {
 		mp_err(mp, "bad value of \"%s\"", f->key);
 		return st;
 	}

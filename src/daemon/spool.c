@@ -78,6 +78,7 @@
 #include <unistd.h>
 
 #include "daemon/fsio.h"
+#include "daemon/kvtext.h"
 #include "daemon/log.h"
 #include "smimegate.h"
 
@@ -253,78 +254,6 @@ spool_env_clear(struct spool_env *env)
 	memset(env, 0, sizeof(*env));
 }
 
-/* A growing text buffer; len and cap exclude nothing, no NUL kept. */
-struct sbuf {
-	char *p;
-	size_t len, cap;
-	int oom;
-};
-
-static void
-sbuf_add(struct sbuf *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->len + n > b->cap) {
-		size_t cap = b->cap ? b->cap : 1024;
-		while (cap < b->len + n)
-			cap *= 2;
-		char *p = realloc(b->p, cap);
-		if (p == NULL) {
-			b->oom = 1;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-}
-
-static void
-sbuf_str(struct sbuf *b, const char *s)
-{
-	sbuf_add(b, s, strlen(s));
-}
-
-/* Appends V percent-encoded, at most MAX bytes of it. */
-static void
-sbuf_enc(struct sbuf *b, const char *v, size_t max)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	size_t n = strnlen(v, max);
-
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)v[i];
-		if (c <= 0x20 || c == 0x7f || c == '%') {
-			char e[3] = {'%', hex[c >> 4], hex[c & 15]};
-			sbuf_add(b, e, 3);
-		} else {
-			sbuf_add(b, (const char *)&c, 1);
-		}
-	}
-}
-
-static void
-sbuf_kv(struct sbuf *b, const char *key, const char *v)
-{
-	if (v == NULL)
-		return;
-	sbuf_str(b, key);
-	sbuf_add(b, " ", 1);
-	sbuf_enc(b, v, SPOOL_VALUE_MAX);
-	sbuf_add(b, "\n", 1);
-}
-
-static void
-sbuf_num(struct sbuf *b, const char *key, long long v)
-{
-	char num[32];
-
-	snprintf(num, sizeof(num), "%lld", v);
-	sbuf_kv(b, key, num);
-}
-
 static int
 too_long(const char *v)
 {
@@ -334,7 +263,7 @@ too_long(const char *v)
 /* The envelope's text.  SG_ERR_LIMIT when a value is too long (except
  * last_error, which is cut) or there are too many recipients. */
 static enum sg_status
-env_format(const struct spool_env *env, struct sbuf *b)
+env_format(const struct spool_env *env, struct kv_buf *b)
 {
 	if (env->nrcpts > SPOOL_RCPT_MAX || too_long(env->mail_from) ||
 	    too_long(env->listener) || too_long(env->client) ||
@@ -349,96 +278,46 @@ env_format(const struct spool_env *env, struct sbuf *b)
 		    (env->dsn_orcpt && too_long(env->dsn_orcpt[i])))
 			return env->rcpts && env->rcpts[i] ? SG_ERR_LIMIT
 			                                   : SG_ERR_USAGE;
-	sbuf_str(b, "version 1\n");
-	sbuf_kv(b, "id", env->id);
-	sbuf_num(b, "received", (long long)env->received);
-	sbuf_num(b, "attempts", (long long)env->attempts);
-	sbuf_num(b, "next_try", (long long)env->next_try);
-	sbuf_kv(b, "mail_from", env->mail_from ? env->mail_from : "");
-	sbuf_kv(b, "listener", env->listener);
-	sbuf_num(b, "role", (long long)env->role);
-	sbuf_kv(b, "client", env->client);
-	sbuf_kv(b, "helo", env->helo);
-	sbuf_kv(b, "dsn_ret", env->dsn_ret);
-	sbuf_kv(b, "dsn_envid", env->dsn_envid);
+	kv_str(b, "version 1\n");
+	kv_put(b, "id", env->id, SPOOL_VALUE_MAX);
+	kv_num(b, "received", (long long)env->received);
+	kv_num(b, "attempts", (long long)env->attempts);
+	kv_num(b, "next_try", (long long)env->next_try);
+	kv_put(b, "mail_from", env->mail_from ? env->mail_from : "",
+	       SPOOL_VALUE_MAX);
+	kv_put(b, "listener", env->listener, SPOOL_VALUE_MAX);
+	kv_num(b, "role", (long long)env->role);
+	kv_put(b, "client", env->client, SPOOL_VALUE_MAX);
+	kv_put(b, "helo", env->helo, SPOOL_VALUE_MAX);
+	kv_put(b, "dsn_ret", env->dsn_ret, SPOOL_VALUE_MAX);
+	kv_put(b, "dsn_envid", env->dsn_envid, SPOOL_VALUE_MAX);
 	if (env->released)
-		sbuf_num(b, "released", (long long)env->released);
+		kv_num(b, "released", (long long)env->released);
 	if (env->plain)
-		sbuf_num(b, "plain", (long long)env->plain);
-	sbuf_kv(b, "flow", env->flow);
-	sbuf_kv(b, "policy", env->policy);
+		kv_num(b, "plain", (long long)env->plain);
+	kv_put(b, "flow", env->flow, SPOOL_VALUE_MAX);
+	kv_put(b, "policy", env->policy, SPOOL_VALUE_MAX);
 	if (env->last_error) {
-		sbuf_str(b, "last_error ");
-		sbuf_enc(b, env->last_error, SPOOL_ERROR_MAX);
-		sbuf_add(b, "\n", 1);
+		kv_str(b, "last_error ");
+		kv_enc(b, env->last_error,
+		       strnlen(env->last_error, SPOOL_ERROR_MAX));
+		kv_add(b, "\n", 1);
 	}
 	for (size_t i = 0; i < env->nrcpts; i++) {
-		sbuf_str(b, "rcpt ");
-		sbuf_enc(b, env->rcpts[i], SPOOL_VALUE_MAX);
+		kv_str(b, "rcpt ");
+		kv_enc(b, env->rcpts[i],
+		       strnlen(env->rcpts[i], SPOOL_VALUE_MAX));
 		if (env->dsn_notify && env->dsn_notify[i]) {
-			sbuf_add(b, " ", 1);
-			sbuf_enc(b, env->dsn_notify[i], SPOOL_VALUE_MAX);
+			kv_add(b, " ", 1);
+			kv_enc(b, env->dsn_notify[i],
+			       strnlen(env->dsn_notify[i], SPOOL_VALUE_MAX));
 		}
-		sbuf_add(b, "\n", 1);
+		kv_add(b, "\n", 1);
 		/* its ORCPT, on a line of its own (older readers skip it) */
 		if (env->dsn_orcpt && env->dsn_orcpt[i])
-			sbuf_kv(b, "orcpt", env->dsn_orcpt[i]);
+			kv_put(b, "orcpt", env->dsn_orcpt[i], SPOOL_VALUE_MAX);
 	}
 	return b->oom ? SG_ERR_NOMEM : SG_OK;
-}
-
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-/* Decodes the N bytes at S into a new string (*ST = SG_OK); NULL (with
- * *ST) on a bad escape, a NUL, too long, or no memory. */
-static char *
-env_decode(const char *s, size_t n, enum sg_status *st)
-{
-	char *out, *o;
-
-	*st = SG_ERR_IO;
-	if (n > 3 * SPOOL_VALUE_MAX)
-		return NULL;
-	if ((o = out = malloc(n + 1)) == NULL) {
-		*st = SG_ERR_NOMEM;
-		return NULL;
-	}
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '%') {
-			int h, l;
-			if (i + 2 >= n)
-				goto fail;
-			h = hexval(s[i + 1]);
-			l = hexval(s[i + 2]);
-			if (h < 0 || l < 0 || (h == 0 && l == 0))
-				goto fail;
-			*o++ = (char)(h << 4 | l);
-			i += 2;
-		} else if (c <= 0x20 || c == 0x7f) {
-			goto fail;
-		} else {
-			*o++ = (char)c;
-		}
-	}
-	*o = '\0';
-	if ((size_t)(o - out) > SPOOL_VALUE_MAX)
-		goto fail;
-	*st = SG_OK;
-	return out;
-fail:
-	free(out);
-	return NULL;
 }
 
 static int
@@ -484,9 +363,10 @@ env_add_rcpt(struct spool_env *env, const char *val, size_t vlen, size_t *cap)
 		env->dsn_orcpt = r;
 		*cap = ncap;
 	}
-	if ((addr = env_decode(val, alen, &st)) == NULL)
+	if ((addr = kv_decode(val, alen, SPOOL_VALUE_MAX, &st)) == NULL)
 		return st;
-	if (sp && (notify = env_decode(sp + 1, vlen - alen - 1, &st)) == NULL) {
+	if (sp && (notify = kv_decode(sp + 1, vlen - alen - 1, SPOOL_VALUE_MAX,
+	                              &st)) == NULL) {
 		free(addr);
 		return st;
 	}
@@ -544,7 +424,7 @@ env_set(struct spool_env *env, const char *key, size_t klen, const char *val,
 	if (key_is(key, klen, "orcpt")) { /* of the recipient before it */
 		if (env->nrcpts == 0 || env->dsn_orcpt[env->nrcpts - 1])
 			return SG_ERR_IO;
-		if ((v = env_decode(val, vlen, &st)) == NULL)
+		if ((v = kv_decode(val, vlen, SPOOL_VALUE_MAX, &st)) == NULL)
 			return st;
 		env->dsn_orcpt[env->nrcpts - 1] = v;
 		return SG_OK;
@@ -552,7 +432,7 @@ env_set(struct spool_env *env, const char *key, size_t klen, const char *val,
 	for (size_t i = 0; i < sizeof(env_fields) / sizeof(*env_fields); i++)
 		if (key_is(key, klen, env_fields[i].key))
 			f = &env_fields[i];
-	if ((v = env_decode(val, vlen, &st)) == NULL)
+	if ((v = kv_decode(val, vlen, SPOOL_VALUE_MAX, &st)) == NULL)
 		return st;
 	field = (char *)env + (f ? f->off : 0);
 	if (key_is(key, klen, "version")) {
@@ -770,7 +650,7 @@ pool_adopt(struct spool *sp, const char *name)
 static enum sg_status
 env_write_tmp(struct spool *sp, const char *name, const struct spool_env *env)
 {
-	struct sbuf b = {0};
+	struct kv_buf b = {0};
 	enum sg_status st;
 	int fd = -1, created = 0;
 
