@@ -128,7 +128,6 @@ mx_lookup(const char *domain, const char *self, const struct sockaddr_in *dns,
 	memset(out, 0, sizeof(*out));
 	if (ans == NULL) {
 		snprintf(why, whylen, "out of memory");
-		free(ans);
 		return SG_ERR_TEMP;
 	}
 	if (!host_name_ok(domain) || domain[0] == '.') {

@@ -246,14 +246,52 @@ relay_split_hostport(const char *s, char *host, size_t hostlen, char *port,
 	return 0;
 }
 
+/* ---- certificate checks ---- */
+
+/* DST (empty) becomes a copy of SRC; -1 when out of memory (DST empty). */
+static int
+check_copy(struct relay_check *dst, const struct relay_check *src)
+{
+	memset(dst, 0, sizeof(*dst));
+	if (src->npins > 0) {
+		if ((dst->pins = malloc(src->npins * sizeof(*src->pins))) ==
+		    NULL)
+			return -1;
+		memcpy(dst->pins, src->pins, src->npins * sizeof(*src->pins));
+		dst->npins = src->npins;
+	}
+	if (src->ca != NULL && X509_STORE_up_ref(src->ca) != 1) {
+		free(dst->pins);
+		memset(dst, 0, sizeof(*dst));
+		return -1;
+	}
+	dst->ca = src->ca;
+	return 0;
+}
+
+static int
+check_same(const struct relay_check *a, const struct relay_check *b)
+{
+	return a->ca == b->ca && a->npins == b->npins &&
+	       (a->npins == 0 ||
+	        memcmp(a->pins, b->pins, a->npins * sizeof(*a->pins)) == 0);
+}
+
+static void
+check_clear(struct relay_check *c)
+{
+	X509_STORE_free(c->ca);
+	free(c->pins);
+	memset(c, 0, sizeof(*c));
+}
+
 void
 relay_plan_clear(struct relay_plan *plan)
 {
 	for (size_t h = 0; h < plan->nhops; h++) {
 		free(plan->hops[h].nexthop);
 		free(plan->hops[h].rcpts);
-		X509_STORE_free(plan->hops[h].ca);
-		free(plan->hops[h].pins);
+		check_clear(&plan->hops[h].check);
 	}
 	free(plan->hops);
 	free(plan->local);
@@ -273,15 +311,16 @@ plan_hop(const struct cfg *cfg, struct relay_plan *p, const char *rcpt,
 	enum cfg_tls tls = route ? route->tls : cfg->smarthost_tls;
 	const struct cfg_peer *peer =
 	    route ? &route->peer : &cfg->smarthost_peer;
+	const struct relay_check want = {peer->ca, peer->pins, peer->npins};
 	struct relay_hop *hop;
+	unsigned mxport = route ? route->mx_port : cfg->smarthost_mx_port;
+	int mx = mxport != 0;
 	char mxhop[RELAY_HOST_MAX + 16];
-	unsigned mxport;
-	int mx;
 	size_t h;
 
 	if (nexthop == NULL)
 		return SIZE_MAX;
-	if ((mx = cfg_nexthop_mx(nexthop, &mxport)) != 0) {
+	if (mx) {
 		snprintf(mxhop, sizeof(mxhop), "%.*s:%u", RELAY_HOST_MAX - 1,
 		         at ? at + 1 : "", mxport);
 		for (char *q = mxhop; *q; q++)
@@ -290,20 +329,13 @@ plan_hop(const struct cfg *cfg, struct relay_plan *p, const char *rcpt,
 	}
 	for (h = 0; h < p->nhops; h++)
 		if (p->hops[h].tls == tls && p->hops[h].mx == mx &&
-		    p->hops[h].ca == peer->ca &&
-		    p->hops[h].npins == peer->npins &&
-		    (peer->npins == 0 ||
-		     memcmp(p->hops[h].pins, peer->pins,
-		            peer->npins * sizeof(*peer->pins)) == 0) &&
+		    check_same(&p->hops[h].check, &want) &&
 		    strcasecmp(p->hops[h].nexthop, nexthop) == 0)
 			return h;
 	hop = &p->hops[h];
 	if ((hop->nexthop = strdup(nexthop)) == NULL ||
-	    (peer->npins > 0 &&
-	     (hop->pins = malloc(peer->npins * sizeof(*peer->pins))) == NULL) ||
-	    (peer->ca != NULL && X509_STORE_up_ref(peer->ca) != 1)) {
+	    check_copy(&hop->check, &want) == -1) {
 		free(hop->nexthop);
-		free(hop->pins);
 		memset(hop, 0, sizeof(*hop));
 		*nomem = 1;
 		return SIZE_MAX;
@@ -311,11 +343,6 @@ plan_hop(const struct cfg *cfg, struct relay_plan *p, const char *rcpt,
 	hop->tls = tls;
 	hop->mx = mx;
 	hop->dns = cfg->dns_server;
-	hop->ca = peer->ca;
-	if (peer->npins > 0)
-		memcpy(hop->pins, peer->pins,
-		       peer->npins * sizeof(*peer->pins));
-	hop->npins = peer->npins;
 	p->nhops++;
 	return h;
 }
@@ -392,9 +419,8 @@ struct relay_conn {
 	char nexthop[RELAY_HOST_MAX + 16]; /* as configured */
 	char host[RELAY_HOST_MAX];         /* for SNI and verification */
 	enum cfg_tls tls;                  /* the mode it was opened with */
-	X509_STORE *ca;                    /* and the check (a reference) */
-	unsigned char (*pins)[32];         /* (owned) */
-	size_t npins;
+	int mx;                            /* an MX hop's */
+	struct relay_check check;          /* and its certificate check */
 	int fd;
 	SSL *ssl;     /* once STARTTLS succeeded */
 	int verified; /* the certificate verified */
@@ -675,8 +701,7 @@ conn_close(struct relay_conn *c, int quit_it)
 	}
 	if (c->fd >= 0)
 		close(c->fd);
-	X509_STORE_free(c->ca);
-	free(c->pins);
+	check_clear(&c->check);
 	free(c);
 }
 
@@ -744,6 +769,7 @@ conn_connect_mx(struct relay_conn *c, const struct relay_hop *hop,
 {
 	struct mx_list *mx = malloc(sizeof(*mx));
 	char line[RELAY_REPLY_MAX], reason[RELAY_WHY_MAX];
+	uint16_t p = htons((uint16_t)atoi(port));
 	enum sg_status st;
 
 	if (mx == NULL) {
@@ -761,7 +787,6 @@ conn_connect_mx(struct relay_conn *c, const struct relay_hop *hop,
 		struct mx_host *h = &mx->host[i];
 		for (size_t a = 0; a < h->naddrs && c->fd < 0; a++) {
 			struct sockaddr_storage *ss = &h->addr[a];
-			uint16_t p = htons((uint16_t)atoi(port));
 			socklen_t len;
 
 			if (ss->ss_family == AF_INET) {
@@ -813,9 +838,9 @@ pinned(struct relay_conn *c, X509 *cert)
 		return 0;
 	}
 	OPENSSL_free(spki);
-	for (size_t i = 0; i < c->npins; i++)
-		if (memcmp(c->pins[i], fp[0], 32) == 0 ||
-		    memcmp(c->pins[i], fp[1], 32) == 0)
+	for (size_t i = 0; i < c->check.npins; i++)
+		if (memcmp(c->check.pins[i], fp[0], 32) == 0 ||
+		    memcmp(c->check.pins[i], fp[1], 32) == 0)
 			return 1;
 	for (unsigned i = 0; i < 32; i++)
 		snprintf(hex + 2 * i, 3, "%02X", fp[0][i]);
@@ -837,7 +862,8 @@ conn_handshake(struct relay *r, struct relay_conn *c)
 	ERR_clear_error();
 	if ((c->ssl = SSL_new(r->ssl_ctx)) == NULL ||
 	    SSL_set_fd(c->ssl, c->fd) != 1 ||
-	    (c->ca != NULL && SSL_set1_verify_cert_store(c->ssl, c->ca) != 1)) {
+	    (c->check.ca != NULL &&
+	     SSL_set1_verify_cert_store(c->ssl, c->check.ca) != 1)) {
 		why(c, "TLS setup: %s", ssl_error(err, sizeof(err)));
 		return -1;
 	}
@@ -868,9 +894,9 @@ conn_handshake(struct relay *r, struct relay_conn *c)
 	vr = SSL_get_verify_result(c->ssl);
 	peer = SSL_get0_peer_certificate(c->ssl);
 	c->verified = vr == X509_V_OK && peer != NULL;
-	if (c->npins > 0 && !pinned(c, peer))
+	if (c->check.npins > 0 && !pinned(c, peer))
 		c->verified = 0; /* why says which certificate came */
-	else if (c->npins > 0 && c->ca == NULL)
+	else if (c->check.npins > 0 && c->check.ca == NULL)
 		c->verified = 1; /* the pin is the check (relay.h) */
 	else if (!c->verified)
 		why(c, "certificate of %s not verified: %s", c->nexthop,
@@ -955,15 +981,9 @@ conn_open(struct relay *r, const char *helo, const struct relay_hop *hop,
 	}
 	c->fd = -1;
 	c->tls = hop->tls;
-	if (hop->ca != NULL && X509_STORE_up_ref(hop->ca) == 1)
-		c->ca = hop->ca;
-	if (hop->npins > 0 &&
-	    (c->pins = malloc(hop->npins * sizeof(*hop->pins))) != NULL) {
-		memcpy(c->pins, hop->pins, hop->npins * sizeof(*hop->pins));
-		c->npins = hop->npins;
-	}
+	c->mx = hop->mx;
 	snprintf(c->nexthop, sizeof(c->nexthop), "%s", hop->nexthop);
-	if (c->ca != hop->ca || c->npins != hop->npins) {
+	if (check_copy(&c->check, &hop->check) == -1) {
 		why(c, "out of memory");
 		goto fail;
 	}
@@ -1103,10 +1123,8 @@ cache_take(struct relay_cache *cache, const struct relay_hop *hop)
 	for (size_t i = 0; i < cache->n; i++) {
 		struct relay_conn *c = cache->conns[i];
 
-		if (c->tls != hop->tls || c->ca != hop->ca ||
-		    c->npins != hop->npins ||
-		    (c->npins > 0 &&
-		     memcmp(c->pins, hop->pins, c->npins * sizeof(*c->pins))) ||
+		if (c->tls != hop->tls || c->mx != hop->mx ||
+		    !check_same(&c->check, &hop->check) ||
 		    strcasecmp(c->nexthop, hop->nexthop))
 			continue;
 		cache_remove(cache, i);

@@ -140,18 +140,23 @@ size_t relay_stuff_end(struct relay_stuff *s, unsigned char *out);
 
 /* ---- next hops (pure; unit tested) ---- */
 
+/* How a next hop's certificate is checked: a copy of its route's or the
+ * smarthost's struct cfg_peer that outlives a reload of the
+ * configuration: the anchors (a reference, or NULL for the system's) and
+ * the pins (owned). */
+struct relay_check {
+	struct x509_store_st *ca;
+	unsigned char (*pins)[32];
+	size_t npins;
+};
+
 /* The recipients of one message that go to one next hop. */
 struct relay_hop {
 	char *nexthop; /* "host:port" or "[v6]:port" (owned) */
 	enum cfg_tls tls;
 	size_t *rcpts; /* indexes into the envelope's rcpts (owned) */
 	size_t nrcpts;
-	/* The certificate check of its route or the smarthost (struct
-	 * cfg_peer): the anchors (a reference, or NULL for the system's)
-	 * and the pins (owned copies). */
-	struct x509_store_st *ca;
-	unsigned char (*pins)[32];
-	size_t npins;
+	struct relay_check check;
 	/* MX: NEXTHOP is "DOMAIN:PORT", the recipients' domain, whose MX
 	 * hosts (mx.h) are tried in order, asking DNS (family AF_INET) or
 	 * the system's resolver. */

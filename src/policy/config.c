@@ -200,20 +200,23 @@ parse_hostport(const char *v, char **host, int *port)
 	return 0;
 }
 
-int
-cfg_nexthop_mx(const char *nexthop, unsigned *port)
+/* Whether NEXTHOP (a smarthost or a route's nexthop) is "mx" or
+ * "mx:PORT": the recipient domain's MX hosts, on *PORT (25).  "[mx]:25"
+ * is a host called mx. */
+static int
+nexthop_mx(const char *nexthop, unsigned *port)
 {
 	int p = 25;
 	char *host = NULL;
 
+	*port = 0;
 	if (strcasecmp(nexthop, "mx") != 0) {
 		if (strncasecmp(nexthop, "mx:", 3) != 0 ||
 		    parse_hostport(nexthop, &host, &p) == -1)
 			return 0;
 		free(host);
 	}
-	if (port != NULL)
-		*port = (unsigned)p;
+	*port = (unsigned)p;
 	return 1;
 }
 
@@ -384,7 +387,7 @@ global_key(struct parser *ps, const char *k, const char *v)
 		return cfg_set_str(ps, &c->outbox, v);
 	if (strcmp(k, "smarthost") == 0) {
 		int port;
-		if (!cfg_nexthop_mx(v, NULL) &&
+		if (!nexthop_mx(v, &c->smarthost_mx_port) &&
 		    parse_hostport(v, NULL, &port) == -1)
 			return cfg_fail(ps,
 			                "smarthost wants host:port or mx, not "
@@ -596,7 +599,7 @@ route_key(struct parser *ps, const char *k, const char *v)
 		return 0;
 	}
 	if (strcmp(k, "nexthop") == 0) {
-		if (!cfg_nexthop_mx(v, NULL) &&
+		if (!nexthop_mx(v, &r->mx_port) &&
 		    parse_hostport(v, NULL, &port) == -1)
 			return cfg_fail(
 			    ps, "nexthop wants host:port or mx, not \"%s\"", v);

@@ -77,8 +77,10 @@ struct cfg_peer {
 /* A next hop for some recipient domains: [route NAME]. */
 struct cfg_route {
 	char *name;
-	char **domains; /* NULL-terminated, lowercased */
-	char *nexthop;  /* "host:port" */
+	char **domains;   /* NULL-terminated, lowercased */
+	char *nexthop;    /* "host:port", or "mx" / "mx:PORT" */
+	unsigned mx_port; /* nexthop "mx[:PORT]": the recipient domain's MX
+	                   * hosts on this port; 0: nexthop is a host */
 	enum cfg_tls tls;
 	struct cfg_peer peer;
 };
@@ -206,8 +208,9 @@ struct cfg {
 	char *hostname;
 	char *store_path, *keyfile;
 	char *spool_dir;
-	char *outbox;    /* maildir used when no smarthost is set */
-	char *smarthost; /* "host:port" or NULL */
+	char *outbox;               /* maildir used when no smarthost is set */
+	char *smarthost;            /* "host:port", "mx[:PORT]" or NULL */
+	unsigned smarthost_mx_port; /* as cfg_route.mx_port */
 	enum cfg_tls smarthost_tls;
 	struct cfg_peer smarthost_peer;
 	struct sockaddr_in dns_server; /* AF_INET: the DNS for MX lookups,
@@ -278,11 +281,6 @@ const struct cfg_quarantine *cfg_quarantine(const struct cfg *cfg,
                                             const char *name);
 
 /* The route for recipient DOMAIN (any case), or NULL: the smarthost. */
-/* Whether NEXTHOP (a smarthost or a route's nexthop) is "mx" or
- * "mx:PORT": the recipient domain's MX hosts, on PORT (25).  "[mx]:25"
- * is a host called mx. */
-int cfg_nexthop_mx(const char *nexthop, unsigned *port);
-
 const struct cfg_route *cfg_route_for(const struct cfg *cfg,
                                       const char *domain);
 

@@ -1,7 +1,8 @@
 /*
  * config_tls.c - how the certificate of a next hop is checked: a [route]'s
  * tls_ca_file and tls_fingerprint, the smarthost's smarthost_tls_ca_file
- * and smarthost_tls_fingerprint (docs/config.md, "Next hops and TLS").
+ * and smarthost_tls_fingerprint (docs/config.md, "[route NAME]";
+ * docs/daemon.md, "TLS").
  *
  * tls_ca_file replaces the system's CA bundle for that next hop: a
  * partner's private CA, or a public one only.  The file is read when the

@@ -9,7 +9,6 @@ to aiosmtpd sinks on 127.0.0.2, 127.0.0.3 and 127.0.0.4 (all on one port:
 - no such domain, and a null MX (RFC 7505): failed for good;
 - the DNS not answering, and an MX that is ourselves: deferred.
 """
-import shutil
 import socket
 import subprocess
 import time
@@ -20,9 +19,7 @@ from gateway_util import T, free_port, wait_log
 from test_relay import (Sink, relay_gw, relay_lines, send,  # noqa: F401
                         spooled, verify)
 
-pytestmark = pytest.mark.skipif(shutil.which("dnsmasq") is None and
-                                not shutil.os.path.exists("/usr/sbin/dnsmasq"),
-                                reason="dnsmasq-base is not installed")
+DNSMASQ = "/usr/sbin/dnsmasq"  # dnsmasq-base, from scripts/deps.sh
 
 RECORDS = [
     "--mx-host=a.test,mx1.a.test,10",
@@ -42,7 +39,7 @@ def dns(tmp_path):
     port = free_port()
     log = tmp_path / "dnsmasq.log"
     proc = subprocess.Popen(
-        ["/usr/sbin/dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
+        [DNSMASQ, "--keep-in-foreground", "--conf-file=/dev/null",
          "--no-resolv", "--no-hosts", f"--port={port}",
          "--listen-address=127.0.0.1", "--bind-interfaces", "--user=root",
          "--pid-file=", "--local=/test/", f"--log-facility={log}", *RECORDS],

@@ -518,7 +518,33 @@ next_hop_certificate_checks(void)
 	free(good_ca);
 }
 
+/* "mx" and "mx:PORT" as next hops are recognized when the file is read
+ * (the relay does not parse them per message); "[mx]:25" is a host. */
+static void
+mx_next_hops(void)
+{
+	char *path = write_tmp("smarthost = mx:2525\n"
+	                       "[listener a]\nlisten = 127.0.0.1:1\n"
+	                       "role = incoming\n"
+	                       "[route m]\ndomains = m.example\nnexthop = MX\n"
+	                       "[route h]\ndomains = h.example\n"
+	                       "nexthop = [mx]:25\n");
+	char err[256] = "";
+	struct cfg *c = NULL;
+
+	CHECK_EQ(cfg_load(path, &c, err, sizeof(err)), SG_OK);
+	if (c != NULL) {
+		CHECK_EQ(c->smarthost_mx_port, 2525u);
+		CHECK_EQ(c->routes[0].mx_port, 25u);
+		CHECK_EQ(c->routes[1].mx_port, 0u);
+	}
+	cfg_free(c);
+	unlink(path);
+	free(path);
+}
+
 static const struct unit_case cases[] = {
+    {"mx_next_hops", mx_next_hops},
     {"next_hop_certificate_checks", next_hop_certificate_checks},
     {"alert_cert_expiry_keys", alert_cert_expiry_keys},
     {"quarantines_and_filters", quarantines_and_filters},

@@ -304,10 +304,11 @@ plan_groups_by_next_hop(void)
 	char *dom_c[] = {"c.example", NULL};
 	char *dom_d[] = {"d.example", NULL};
 	struct cfg_route routes[] = {
-	    {"a", dom_a, "mx-a.example:25", CFG_TLS_REQUIRED, {0}},
-	    {"b", dom_b, "MX-A.example:25", CFG_TLS_REQUIRED, {0}}, /* = a's */
-	    {"c", dom_c, "mx-a.example:25", CFG_TLS_NONE, {0}}, /* own TLS */
-	    {"d", dom_d, "relay.example:2525", CFG_TLS_OPPORTUNISTIC, {0}},
+	    {"a", dom_a, "mx-a.example:25", 0, CFG_TLS_REQUIRED, {0}},
+	    {"b", dom_b, "MX-A.example:25", 0, CFG_TLS_REQUIRED, {0}}, /* = a's
+	                                                                */
+	    {"c", dom_c, "mx-a.example:25", 0, CFG_TLS_NONE, {0}}, /* own TLS */
+	    {"d", dom_d, "relay.example:2525", 0, CFG_TLS_OPPORTUNISTIC, {0}},
 	};
 	static const char *const rcpts[] = {
 	    "x@other.example", "y@a.example",  "z@B.EXAMPLE",
@@ -379,10 +380,10 @@ plan_keeps_certificate_checks_apart(void)
 	unsigned char pin[1][32] = {{1, 2, 3}};
 	X509_STORE *ca = X509_STORE_new();
 	struct cfg_route routes[] = {
-	    {"a", dom_a, "mx.example:25", CFG_TLS_REQUIRED, {0}},
-	    {"b", dom_b, "mx.example:25", CFG_TLS_REQUIRED, {0}},
-	    {"c", dom_c, "mx.example:25", CFG_TLS_REQUIRED, {0}},
-	    {"d", dom_d, "mx.example:25", CFG_TLS_REQUIRED, {0}},
+	    {"a", dom_a, "mx.example:25", 0, CFG_TLS_REQUIRED, {0}},
+	    {"b", dom_b, "mx.example:25", 0, CFG_TLS_REQUIRED, {0}},
+	    {"c", dom_c, "mx.example:25", 0, CFG_TLS_REQUIRED, {0}},
+	    {"d", dom_d, "mx.example:25", 0, CFG_TLS_REQUIRED, {0}},
 	};
 	static const char *const rcpts[] = {"x@a.example", "y@b.example",
 	                                    "z@c.example", "w@d.example",
@@ -404,13 +405,15 @@ plan_keeps_certificate_checks_apart(void)
 	CHECK_EQ(plan.nhops, 3u);
 	if (plan.nhops == 3) {
 		CHECK_EQ(plan.hops[0].nrcpts, 1u); /* x: no check */
-		CHECK(plan.hops[0].ca == NULL && plan.hops[0].npins == 0);
+		CHECK(plan.hops[0].check.ca == NULL &&
+		      plan.hops[0].check.npins == 0);
 		CHECK_EQ(plan.hops[1].nrcpts, 3u); /* y, w, v: the pin */
-		CHECK_EQ(plan.hops[1].npins, 1u);
-		CHECK(plan.hops[1].pins != NULL && plan.hops[1].pins != pin &&
-		      plan.hops[1].pins[0][2] == 3);
+		CHECK_EQ(plan.hops[1].check.npins, 1u);
+		CHECK(plan.hops[1].check.pins != NULL &&
+		      plan.hops[1].check.pins != pin &&
+		      plan.hops[1].check.pins[0][2] == 3);
 		CHECK_EQ(plan.hops[2].nrcpts, 1u); /* z: the CA */
-		CHECK(plan.hops[2].ca == ca);
+		CHECK(plan.hops[2].check.ca == ca);
 	}
 	relay_plan_clear(&plan);
 	X509_STORE_free(ca); /* the plan's reference was its own */
@@ -424,7 +427,7 @@ plan_makes_one_mx_hop_per_domain(void)
 {
 	char *dom[] = {"b.example", NULL};
 	struct cfg_route routes[] = {
-	    {"b", dom, "[mx]:26", CFG_TLS_OPPORTUNISTIC, {0}},
+	    {"b", dom, "[mx]:26", 0, CFG_TLS_OPPORTUNISTIC, {0}},
 	};
 	static const char *const rcpts[] = {"x@A.example", "y@c.example",
 	                                    "z@a.EXAMPLE", "w@b.example", NULL};
@@ -435,7 +438,8 @@ plan_makes_one_mx_hop_per_domain(void)
 	cfg.hostname = "gw.test";
 	cfg.routes = routes;
 	cfg.nroutes = 1;
-	cfg.smarthost = "MX:2525";
+	cfg.smarthost = "MX:2525"; /* as the parser leaves it: */
+	cfg.smarthost_mx_port = 2525;
 	cfg.dns_server.sin_family = AF_INET;
 	cfg.dns_server.sin_port = htons(53);
 	env_make(&env, "s@example.com", rcpts, NULL);
@@ -452,6 +456,7 @@ plan_makes_one_mx_hop_per_domain(void)
 	}
 	relay_plan_clear(&plan);
 	cfg.smarthost = "mx";
+	cfg.smarthost_mx_port = 25;
 	CHECK_EQ(relay_plan_make(&cfg, &env, &plan), SG_OK);
 	CHECK(plan.nhops > 0 &&
 	      strcmp(plan.hops[0].nexthop, "a.example:25") == 0);
