@@ -13,8 +13,9 @@ Facts about gpgsm 2.2.40 used here:
 - It cannot import OpenSSL 3's default PKCS#12 (AES/PBKDF2); use the legacy
   (3DES) one.  About 1 legacy file in 100, whoever wrote it, gets a wrong
   3DES key from gpgsm's KDF and is refused (gpgsm_p12.py); import_p12
-  predicts that and asks for the file again with new salts.  The imported key stays protected by the PKCS#12 passphrase,
-  so signing and decrypting need it again (loopback pinentry).
+  predicts that and asks for the file again with new salts.  The imported
+  key stays protected by the PKCS#12 passphrase, so signing and
+  decrypting need it again (loopback pinentry).
 - With --status-fd the verdict is a GOODSIG/BADSIG/EXPKEYSIG... line; a good
   signature also gives VALIDSIG <fpr> ... and TRUST_FULLY.
 - It cannot decrypt a RecipientInfo identified by subjectKeyIdentifier
