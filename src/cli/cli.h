@@ -19,14 +19,18 @@ int cli_usage(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* An output that appears only when the command succeeds: a temporary file
- * renamed over --out, or copied to stdout.  With DIRECT, stdout is written
- * as the result is produced: for operations that check everything before
- * their first output byte (sign, encrypt, decrypt), so that only an I/O
- * error can fail after output began. */
+ * renamed over --out when --out is a regular file (or does not exist yet;
+ * a symbolic link is followed, not replaced), else spooled and copied to
+ * stdout or to the device, FIFO or socket that --out names.  With DIRECT,
+ * such a stream is written as the result is produced: for operations that
+ * check everything before their first output byte (sign, encrypt,
+ * decrypt), so that only an I/O error can fail after output began. */
 struct cli_out {
 	const char *path; /* NULL: stdout */
+	char *file;       /* the regular file renamed over, NULL for a stream */
 	char *tmp_path;
-	int fd;
+	int fd;      /* where the result is written */
+	int dest_fd; /* the stream it is copied to, -1 for a file */
 	int direct;
 };
 int cli_out_open(struct cli_out *o, const char *path, int direct);

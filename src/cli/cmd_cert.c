@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 enum {
@@ -306,8 +307,11 @@ write_text(const char *cmd, const char *path, const char *text, mode_t mode)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 	size_t n = strlen(text);
+	struct stat sb;
 
-	if (fd == -1 || write(fd, text, n) != (ssize_t)n || fsync(fd) == -1) {
+	/* fsync a file; a stream such as /dev/stdout cannot be synced. */
+	if (fd == -1 || write(fd, text, n) != (ssize_t)n ||
+	    fstat(fd, &sb) == -1 || (S_ISREG(sb.st_mode) && fsync(fd) == -1)) {
 		fprintf(stderr, "smimegate: %s: io: %s: %s\n", cmd, path,
 		        strerror(errno));
 		if (fd != -1)
@@ -559,9 +563,10 @@ cert_export(int argc, char **argv)
 	struct sg_key *key = NULL;
 	struct sg_certs *certs = NULL;
 	struct sg_sink sink;
-	char *pass = NULL, *tmp = NULL;
+	struct cli_out p12;
+	char *pass = NULL;
 	enum sg_status st;
-	int rc, fd = -1, out = STDOUT_FILENO;
+	int rc, p12_open = 0, out = STDOUT_FILENO;
 
 	if ((rc = parse(&a, "cert export", argc, argv, &o)) != -1)
 		return rc;
@@ -596,42 +601,34 @@ cert_export(int argc, char **argv)
 		rc = admin_fail(&a, st);
 		goto out;
 	}
-	/* 0600 from the start, renamed into place when complete. */
-	if (asprintf(&tmp, "%s.tmpXXXXXX", o.p12) == -1) {
-		tmp = NULL;
-		rc = cli_fail(NULL, a.cmd, SG_ERR_NOMEM);
-		goto out;
-	}
-	if ((fd = mkstemp(tmp)) == -1) {
+	/* 0600 from the start, renamed into place when complete (or a
+	 * stream written only on success). */
+	if (cli_out_open(&p12, o.p12, 0) == -1) {
 		fprintf(stderr, "smimegate: cert export: io: %s: %s\n", o.p12,
 		        strerror(errno));
 		rc = sg_status_exit_code(SG_ERR_IO);
 		goto out;
 	}
-	sg_sink_fd(&sink, &fd);
+	p12_open = 1;
+	sg_sink_fd(&sink, &p12.fd);
 	if ((st = sg_key_write_p12(a.ctx, key, pass, o.legacy, &sink)) !=
 	    SG_OK) {
 		rc = admin_fail_ctx(&a, st);
 		goto out;
 	}
-	if (fsync(fd) == -1 || rename(tmp, o.p12) == -1) {
+	p12_open = 0;
+	if (cli_out_close(&p12, 1) == -1) {
 		fprintf(stderr, "smimegate: cert export: io: %s: %s\n", o.p12,
 		        strerror(errno));
 		rc = sg_status_exit_code(SG_ERR_IO);
 		goto out;
 	}
-	free(tmp);
-	tmp = NULL;
 	fprintf(stderr, "smimegate: wrote %s (%s PKCS#12)\n", o.p12,
 	        o.legacy ? "legacy 3DES/SHA-1" : "AES-256/PBKDF2");
 	rc = 0;
 out:
-	if (fd != -1)
-		close(fd);
-	if (tmp != NULL) {
-		(void)unlink(tmp);
-		free(tmp);
-	}
+	if (p12_open)
+		(void)cli_out_close(&p12, 0);
 	if (pass != NULL) {
 		explicit_bzero(pass, strlen(pass));
 		free(pass);

@@ -75,38 +75,79 @@ cli_usage(const char *cmd, const char *fmt, ...)
 	return sg_status_exit_code(SG_ERR_USAGE);
 }
 
+/* Opens the stream that --out PATH names when it is not a regular file
+ * (/dev/null, /dev/stdout, a FIFO): replacing it with a renamed file would
+ * destroy it.  Returns 1 and sets O->dest_fd for a stream, 0 for a regular
+ * or new file (O->file set), -1 on error. */
+static int
+out_target(struct cli_out *o, const char *path)
+{
+	struct stat sb;
+	char *real;
+
+	if (stat(path, &sb) == -1) {
+		if (errno != ENOENT)
+			return -1;
+		o->file = strdup(path); /* new, or a dangling link: create */
+		return o->file ? 0 : -1;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		if (S_ISDIR(sb.st_mode)) {
+			errno = EISDIR;
+			return -1;
+		}
+		o->dest_fd = open(path, O_WRONLY | O_CLOEXEC);
+		return o->dest_fd == -1 ? -1 : 1;
+	}
+	/* A link to a regular file: replace the file, keep the link. */
+	if ((real = realpath(path, NULL)) == NULL)
+		return -1;
+	o->file = real;
+	return 0;
+}
+
 int
 cli_out_open(struct cli_out *o, const char *path, int direct)
 {
 	const char *dir = getenv("TMPDIR");
+	int kind = 1;
 
 	o->path = path;
+	o->file = NULL;
 	o->tmp_path = NULL;
-	o->direct = path == NULL && direct;
+	o->dest_fd = STDOUT_FILENO;
+	if (path != NULL && (kind = out_target(o, path)) == -1)
+		return -1;
+	o->direct = kind == 1 && direct;
 	if (o->direct) {
-		o->fd = STDOUT_FILENO;
+		o->fd = o->dest_fd;
 		return 0;
 	}
-	if (path == NULL) {
-		/* stdout: spool, copy only on success. */
+	if (kind == 1) {
+		/* A stream: spool, copy only on success. */
 		o->fd = open(dir ? dir : "/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC,
 		             0600);
 		return o->fd == -1 ? -1 : 0;
 	}
-	if (asprintf(&o->tmp_path, "%s.tmpXXXXXX", path) == -1) {
+	o->dest_fd = -1;
+	if (asprintf(&o->tmp_path, "%s.tmpXXXXXX", o->file) == -1) {
 		o->tmp_path = NULL;
-		return -1;
+		goto fail;
 	}
 	if ((o->fd = mkstemp(o->tmp_path)) == -1) {
 		free(o->tmp_path);
 		o->tmp_path = NULL;
-		return -1;
+		goto fail;
 	}
 	return 0;
+fail:
+	free(o->file);
+	o->file = NULL;
+	return -1;
 }
 
 static int
-copy_to_stdout(int fd)
+copy_fd(int fd, int to)
 {
 	char buf[65536];
 	ssize_t n, w;
@@ -115,8 +156,8 @@ copy_to_stdout(int fd)
 		return -1;
 	while ((n = read(fd, buf, sizeof(buf))) > 0)
 		for (ssize_t done = 0; done < n; done += w)
-			if ((w = write(STDOUT_FILENO, buf + done,
-			               (size_t)(n - done))) <= 0)
+			if ((w = write(to, buf + done, (size_t)(n - done))) <=
+			    0)
 				return -1;
 	return n < 0 ? -1 : 0;
 }
@@ -126,21 +167,25 @@ cli_out_close(struct cli_out *o, int ok)
 {
 	int rc = 0;
 
-	if (o->direct)
-		return 0;
-	if (o->path == NULL) {
-		if (ok)
-			rc = copy_to_stdout(o->fd);
-		close(o->fd);
+	if (o->file == NULL) {
+		if (!o->direct) {
+			if (ok)
+				rc = copy_fd(o->fd, o->dest_fd);
+			close(o->fd);
+		}
+		if (o->dest_fd != STDOUT_FILENO && close(o->dest_fd) == -1)
+			rc = -1;
 		return rc;
 	}
-	if (ok && (fsync(o->fd) == -1 || rename(o->tmp_path, o->path) == -1))
+	if (ok && (fsync(o->fd) == -1 || rename(o->tmp_path, o->file) == -1))
 		rc = -1;
 	close(o->fd);
 	if (!ok || rc == -1)
 		(void)unlink(o->tmp_path);
 	free(o->tmp_path);
 	o->tmp_path = NULL;
+	free(o->file);
+	o->file = NULL;
 	return rc;
 }
 

@@ -1,0 +1,157 @@
+"""Where `--out` writes: a regular file is replaced atomically (a temporary
+file renamed over it, only on success); anything else that already exists
+(a FIFO, a character device such as /dev/null, a socket) is written to,
+never replaced; a symbolic link is followed and stays a link.
+
+The outputs are checked with `openssl cms -verify`, not by smimegate.
+"""
+
+import os
+import stat
+import threading
+
+import pytest
+
+from smime_util import (msg_plain_lf, openssl_sign, openssl_verify,
+                        mime_entity)
+
+T = 60
+
+
+def sign_args(pki):
+    return ["sign", "--signer", pki / "alice.pem", "--key",
+            pki / "alice.key", "--certfile", pki / "inter.pem"]
+
+
+class FifoReader:
+    """Reads everything written to a FIFO, in a thread (opening a FIFO for
+    writing blocks until a reader has it open)."""
+
+    def __init__(self, path):
+        self.data = None
+        self.thread = threading.Thread(target=self._read, args=(path,))
+        self.thread.start()
+
+    def _read(self, path):
+        with open(path, "rb") as f:
+            self.data = f.read()
+
+    def join(self):
+        self.thread.join(T)
+        assert not self.thread.is_alive(), "FIFO reader still waiting"
+        return self.data
+
+
+def test_out_fifo_is_written_not_replaced(run, pki, tmp_path):
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    reader = FifoReader(fifo)
+    proc = run(sign_args(pki) + ["--out", fifo], input=msg_plain_lf(),
+               timeout=T)
+    data = reader.join()
+    assert proc.returncode == 0, proc.stderr
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode), "the FIFO was replaced"
+    assert list(tmp_path.iterdir()) == [fifo], "a temporary file was left"
+    assert b"multipart/signed" in data
+    openssl_verify(pki, data)
+
+
+def test_out_fifo_gets_nothing_when_verify_fails(run, pki, tmp_path):
+    signed = bytearray(openssl_sign(pki, mime_entity(msg_plain_lf())))
+    at = signed.index(b"Hello")
+    signed[at] ^= 0x20  # tamper with the signed text
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    reader = FifoReader(fifo)
+    proc = run(["verify", "--trust", pki / "trust.pem", "--out", fifo],
+               input=bytes(signed), timeout=T)
+    data = reader.join()
+    assert proc.returncode == 1, proc.stderr
+    assert data == b""
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+def test_out_link_to_own_stdout_is_a_stream(run, pki, tmp_path):
+    # Like --out /dev/stdout, without touching /dev: a link to the pipe
+    # that run() reads is written to, and neither link nor pipe replaced.
+    link = tmp_path / "stdout"
+    link.symlink_to("/proc/self/fd/1")
+    proc = run(sign_args(pki) + ["--out", link], input=msg_plain_lf(),
+               timeout=T)
+    assert proc.returncode == 0, proc.stderr
+    assert os.readlink(link) == "/proc/self/fd/1"
+    assert list(tmp_path.iterdir()) == [link], "a temporary file was left"
+    assert b"multipart/signed" in proc.stdout
+    openssl_verify(pki, proc.stdout)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mknod needs root")
+def test_out_character_device_is_not_replaced(run, pki, tmp_path):
+    # A private copy of /dev/null (1, 3): what `--out /dev/null` would meet.
+    null = tmp_path / "null"
+    os.mknod(null, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    proc = run(sign_args(pki) + ["--out", null], input=msg_plain_lf(),
+               timeout=T)
+    assert proc.returncode == 0, proc.stderr
+    assert stat.S_ISCHR(os.lstat(null).st_mode), "the device was replaced"
+    assert list(tmp_path.iterdir()) == [null], "a temporary file was left"
+
+
+def test_out_symlink_is_followed(run, pki, tmp_path):
+    target = tmp_path / "real.eml"
+    target.write_bytes(b"old content\n")
+    link = tmp_path / "link.eml"
+    link.symlink_to(target)
+    proc = run(sign_args(pki) + ["--out", link], input=msg_plain_lf(),
+               timeout=T)
+    assert proc.returncode == 0, proc.stderr
+    assert link.is_symlink(), "the link was replaced by a file"
+    assert os.readlink(link) == str(target)
+    openssl_verify(pki, target.read_bytes())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.eml",
+                                                         "real.eml"]
+
+
+def test_out_existing_file_kept_on_failure(run, pki, tmp_path):
+    out = tmp_path / "out.eml"
+    out.write_bytes(b"keep me\n")
+    proc = run(["verify", "--trust", pki / "trust.pem", "--out", out],
+               input=msg_plain_lf(), timeout=T)
+    assert proc.returncode == 2, proc.stderr
+    assert out.read_bytes() == b"keep me\n"
+    assert list(tmp_path.iterdir()) == [out], "a temporary file was left"
+
+
+def test_out_directory_is_an_error(run, pki, tmp_path):
+    proc = run(sign_args(pki) + ["--out", tmp_path], input=msg_plain_lf(),
+               timeout=T)
+    assert proc.returncode == 2
+    assert b"Is a directory" in proc.stderr, proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_store_outputs_to_streams(store, tmp_path):
+    # `cert export --p12` to a FIFO and `cert csr --out` to our own stdout:
+    # written, not replaced, and readable by openssl.
+    from smime_util import openssl
+    from store_util import write_passfile
+    passfile = write_passfile(tmp_path)
+    store.ok("cert", "create", "--name", "s", "--cn", "Stream Test",
+             "--san-email", "stream@example.com", "--key", "rsa:2048")
+    fifo = tmp_path / "p12.fifo"
+    os.mkfifo(fifo)
+    reader = FifoReader(fifo)
+    store.ok("cert", "export", "s", "--p12", fifo, "--pass-file", passfile)
+    p12 = reader.join()
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode), "the FIFO was replaced"
+    certs = openssl("pkcs12", "-nokeys", "-passin", f"file:{passfile}",
+                    input=p12).stdout
+    assert b"BEGIN CERTIFICATE" in certs
+
+    link = tmp_path / "stdout"
+    link.symlink_to("/proc/self/fd/1")
+    csr = store.ok("cert", "csr", "t", "--out", link, "--cn", "T",
+                   "--san-email", "t@example.com", "--key", "rsa:2048")
+    assert os.readlink(link) == "/proc/self/fd/1"
+    v = openssl("req", "-verify", "-noout", input=csr, check=False)
+    assert v.returncode == 0, v.stderr
