@@ -8,13 +8,19 @@
 
 CC      ?= cc
 PKGS     = gmime-3.0 openssl sqlite3 libevent libevent_pthreads libevent_openssl \
-           libxcrypt ldap
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+           libxcrypt
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) ldap)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lresolv
+# libldap is loaded when a directory is first used, not linked
+# (src/daemon/ldap_dl.h): its soname, as this machine's libldap-dev has it
+# (none before scripts/deps.sh ran: ldap_dl.c then stops with #error).
+LDAP_SONAME := $(shell objdump -p $$(pkg-config --variable=libdir ldap)/libldap.so \
+                 2>/dev/null | awk '$$1 == "SONAME" { print $$2 }')
 
 WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wformat=2 -Wno-unused-parameter
-BASE     = -std=c17 -D_GNU_SOURCE -Iinclude -Isrc $(PKG_CFLAGS)
+BASE     = -std=c17 -D_GNU_SOURCE -Iinclude -Isrc $(PKG_CFLAGS) \
+           $(if $(LDAP_SONAME),-DSG_LDAP_SONAME='"$(LDAP_SONAME)"')
 CFLAGS_REL  = $(BASE) $(WARN) -O2 -g -D_FORTIFY_SOURCE=2 -fstack-protector-strong
 CFLAGS_TEST = $(BASE) $(WARN) -O1 -g -fno-omit-frame-pointer \
               -fsanitize=address,undefined -fno-sanitize-recover=undefined

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include <ldap.h>
+#include "daemon/ldap_dl.h"
 
 #define DIRECTORY_MAX_CERTS 64   /* certificates decoded per search */
 #define DIRECTORY_BUCKETS   8192 /* cache hash buckets */
@@ -43,10 +43,11 @@ struct directory {
 	int starttls;
 	unsigned timeout, cache_ttl, negative_ttl, retry_after;
 
-	pthread_mutex_t conn_mu; /* guards ld, down_until, down_why */
-	LDAP *ld;                /* NULL: not connected */
-	time_t down_until;       /* no new attempt before this */
-	char down_why[512];      /* why the last attempt failed */
+	pthread_mutex_t conn_mu;  /* guards ld, down_until, down_why */
+	const struct ldap_api *L; /* libldap, loaded when first connecting */
+	LDAP *ld;                 /* NULL: not connected */
+	time_t down_until;        /* no new attempt before this */
+	char down_why[512];       /* why the last attempt failed */
 
 	pthread_mutex_t cache_mu; /* guards the cache */
 	struct dir_entry *buckets[DIRECTORY_BUCKETS];
@@ -385,13 +386,15 @@ static enum sg_status
 ldap_temp(struct directory *d, int rc, const char *what, char *reason,
           size_t rlen)
 {
+	const struct ldap_api *L = d->L;
 	char *diag = NULL;
 
 	if (d->ld != NULL)
-		ldap_get_option(d->ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diag);
+		L->ldap_get_option(d->ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diag);
 	say(reason, rlen, "directory %s: %s: %s%s%.200s", d->uri, what,
-	    ldap_err2string(rc), diag && *diag ? ": " : "", diag ? diag : "");
-	ldap_memfree(diag);
+	    L->ldap_err2string(rc), diag && *diag ? ": " : "",
+	    diag ? diag : "");
+	L->ldap_memfree(diag);
 	return SG_ERR_TEMP;
 }
 
@@ -399,7 +402,7 @@ static void
 ldap_drop(struct directory *d)
 {
 	if (d->ld != NULL)
-		ldap_unbind_ext_s(d->ld, NULL, NULL);
+		d->L->ldap_unbind_ext_s(d->ld, NULL, NULL);
 	d->ld = NULL;
 }
 
@@ -426,16 +429,20 @@ ldap_open(struct directory *d, char *reason, size_t rlen)
 	struct timeval tv = {.tv_sec = (time_t)d->timeout};
 	int rc, v3 = LDAP_VERSION3;
 	char pw[DIRECTORY_PASS_MAX];
+	const struct ldap_api *L;
 	enum sg_status st;
 
-	if ((rc = ldap_initialize(&d->ld, d->uri)) != LDAP_SUCCESS) {
+	/* Loaded here, on first use (ldap_dl.h). */
+	if ((L = d->L = ldap_api(reason, rlen)) == NULL)
+		return SG_ERR_TEMP;
+	if ((rc = L->ldap_initialize(&d->ld, d->uri)) != LDAP_SUCCESS) {
 		d->ld = NULL;
 		return ldap_temp(d, rc, "cannot use the URI", reason, rlen);
 	}
-	if (ldap_set_option(d->ld, LDAP_OPT_PROTOCOL_VERSION, &v3) != 0 ||
-	    ldap_set_option(d->ld, LDAP_OPT_NETWORK_TIMEOUT, &tv) != 0 ||
-	    ldap_set_option(d->ld, LDAP_OPT_TIMEOUT, &tv) != 0 ||
-	    ldap_set_option(d->ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF) != 0) {
+	if (L->ldap_set_option(d->ld, LDAP_OPT_PROTOCOL_VERSION, &v3) != 0 ||
+	    L->ldap_set_option(d->ld, LDAP_OPT_NETWORK_TIMEOUT, &tv) != 0 ||
+	    L->ldap_set_option(d->ld, LDAP_OPT_TIMEOUT, &tv) != 0 ||
+	    L->ldap_set_option(d->ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF) != 0) {
 		st = ldap_temp(d, LDAP_OTHER, "options", reason, rlen);
 		goto fail;
 	}
@@ -444,11 +451,11 @@ ldap_open(struct directory *d, char *reason, size_t rlen)
 		 * certificate that must check against it. */
 		int demand = LDAP_OPT_X_TLS_DEMAND, server = 0;
 
-		if (ldap_set_option(d->ld, LDAP_OPT_X_TLS_CACERTFILE,
-		                    d->ca_file) != 0 ||
-		    ldap_set_option(d->ld, LDAP_OPT_X_TLS_REQUIRE_CERT,
-		                    &demand) != 0 ||
-		    ldap_set_option(d->ld, LDAP_OPT_X_TLS_NEWCTX, &server) !=
+		if (L->ldap_set_option(d->ld, LDAP_OPT_X_TLS_CACERTFILE,
+		                       d->ca_file) != 0 ||
+		    L->ldap_set_option(d->ld, LDAP_OPT_X_TLS_REQUIRE_CERT,
+		                       &demand) != 0 ||
+		    L->ldap_set_option(d->ld, LDAP_OPT_X_TLS_NEWCTX, &server) !=
 		        0) {
 			st = ldap_temp(d, LDAP_OTHER,
 			               "TLS options (ldap_ca_file)", reason,
@@ -457,7 +464,7 @@ ldap_open(struct directory *d, char *reason, size_t rlen)
 		}
 	}
 	if (d->starttls &&
-	    (rc = ldap_start_tls_s(d->ld, NULL, NULL)) != LDAP_SUCCESS) {
+	    (rc = L->ldap_start_tls_s(d->ld, NULL, NULL)) != LDAP_SUCCESS) {
 		st = ldap_temp(d, rc, "StartTLS", reason, rlen);
 		goto fail;
 	}
@@ -470,8 +477,8 @@ ldap_open(struct directory *d, char *reason, size_t rlen)
 		goto fail;
 	}
 	struct berval cred = {.bv_len = strlen(pw), .bv_val = pw};
-	rc = ldap_sasl_bind_s(d->ld, d->bind_dn, LDAP_SASL_SIMPLE, &cred, NULL,
-	                      NULL, NULL);
+	rc = L->ldap_sasl_bind_s(d->ld, d->bind_dn, LDAP_SASL_SIMPLE, &cred,
+	                         NULL, NULL, NULL);
 	explicit_bzero(pw, sizeof(pw));
 	if (rc != LDAP_SUCCESS) {
 		st = ldap_temp(d, rc, "bind", reason, rlen);
@@ -497,23 +504,24 @@ wanted_attr(const char *a)
 }
 
 static void
-ldap_collect(LDAP *ld, LDAPMessage *res, struct directory_found *f)
+ldap_collect(const struct ldap_api *L, LDAP *ld, LDAPMessage *res,
+             struct directory_found *f)
 {
-	for (LDAPMessage *e = ldap_first_entry(ld, res); e != NULL;
-	     e = ldap_next_entry(ld, e)) {
+	for (LDAPMessage *e = L->ldap_first_entry(ld, res); e != NULL;
+	     e = L->ldap_next_entry(ld, e)) {
 		BerElement *ber = NULL;
-		for (char *a = ldap_first_attribute(ld, e, &ber); a != NULL;
-		     a = ldap_next_attribute(ld, e, ber)) {
-			struct berval **v = wanted_attr(a)
-			                        ? ldap_get_values_len(ld, e, a)
-			                        : NULL;
+		for (char *a = L->ldap_first_attribute(ld, e, &ber); a != NULL;
+		     a = L->ldap_next_attribute(ld, e, ber)) {
+			struct berval **v =
+			    wanted_attr(a) ? L->ldap_get_values_len(ld, e, a)
+			                   : NULL;
 			for (size_t i = 0; v != NULL && v[i] != NULL; i++)
 				directory_found_add(f, v[i]->bv_val,
 				                    v[i]->bv_len);
-			ldap_value_free_len(v);
-			ldap_memfree(a);
+			L->ldap_value_free_len(v);
+			L->ldap_memfree(a);
 		}
-		ber_free(ber, 0);
+		L->ber_free(ber, 0);
 	}
 }
 
@@ -526,16 +534,17 @@ ldap_query(struct directory *d, const char *filter, struct directory_found *f,
 	                        "userCertificate;binary", "userCertificate",
 	                        NULL};
 	struct timeval tv = {.tv_sec = (time_t)d->timeout};
+	const struct ldap_api *L = d->L;
 	LDAPMessage *res = NULL;
 	enum sg_status st = SG_OK;
 	int rc;
 
 	*drop = 0;
-	rc =
-	    ldap_search_ext_s(d->ld, d->base, LDAP_SCOPE_SUBTREE, filter, attrs,
-	                      0, NULL, NULL, &tv, DIRECTORY_MAX_ENTRIES, &res);
+	rc = L->ldap_search_ext_s(d->ld, d->base, LDAP_SCOPE_SUBTREE, filter,
+	                          attrs, 0, NULL, NULL, &tv,
+	                          DIRECTORY_MAX_ENTRIES, &res);
 	if (rc == LDAP_SUCCESS || rc == LDAP_SIZELIMIT_EXCEEDED)
-		ldap_collect(d->ld, res, f);
+		ldap_collect(L, d->ld, res, f);
 	else if (rc == LDAP_NO_SUCH_OBJECT) {
 		say(reason, rlen,
 		    "directory %s: the search base %s does not "
@@ -546,7 +555,7 @@ ldap_query(struct directory *d, const char *filter, struct directory_found *f,
 		st = ldap_temp(d, rc, "search", reason, rlen);
 		*drop = 1;
 	}
-	ldap_msgfree(res);
+	L->ldap_msgfree(res);
 	return st;
 }
 
