@@ -104,25 +104,8 @@ meta_format(struct kv_buf *b, const char *name, const struct spool_env *env,
 		kv_add(b, "\n", 1);
 	}
 	kv_num(b, "received", (long long)env->received);
-	kv_put(b, "mail_from", env->mail_from ? env->mail_from : "", SIZE_MAX);
-	kv_put(b, "listener", env->listener, SIZE_MAX);
-	kv_num(b, "role", (long long)env->role);
-	kv_put(b, "client", env->client, SIZE_MAX);
-	kv_put(b, "helo", env->helo, SIZE_MAX);
-	kv_put(b, "dsn_ret", env->dsn_ret, SIZE_MAX);
-	kv_put(b, "dsn_envid", env->dsn_envid, SIZE_MAX);
-	for (size_t i = 0; i < env->nrcpts; i++) {
-		kv_str(b, "rcpt ");
-		kv_enc(b, env->rcpts[i], strlen(env->rcpts[i]));
-		if (env->dsn_notify && env->dsn_notify[i]) {
-			kv_add(b, " ", 1);
-			kv_enc(b, env->dsn_notify[i],
-			       strlen(env->dsn_notify[i]));
-		}
-		kv_add(b, "\n", 1);
-		if (env->dsn_orcpt && env->dsn_orcpt[i])
-			kv_put(b, "orcpt", env->dsn_orcpt[i], SIZE_MAX);
-	}
+	spool_env_put_sender(b, env, SIZE_MAX);
+	spool_env_put_rcpts(b, env, SIZE_MAX);
 	kv_str(b, "end\n");
 	if (b->oom)
 		return SG_ERR_NOMEM;

@@ -262,6 +262,36 @@ too_long(const char *v)
 
 /* The envelope's text.  SG_ERR_LIMIT when a value is too long (except
  * last_error, which is cut) or there are too many recipients. */
+void
+spool_env_put_sender(struct kv_buf *b, const struct spool_env *env, size_t max)
+{
+	kv_put(b, "mail_from", env->mail_from ? env->mail_from : "", max);
+	kv_put(b, "listener", env->listener, max);
+	kv_num(b, "role", (long long)env->role);
+	kv_put(b, "client", env->client, max);
+	kv_put(b, "helo", env->helo, max);
+	kv_put(b, "dsn_ret", env->dsn_ret, max);
+	kv_put(b, "dsn_envid", env->dsn_envid, max);
+}
+
+void
+spool_env_put_rcpts(struct kv_buf *b, const struct spool_env *env, size_t max)
+{
+	for (size_t i = 0; i < env->nrcpts; i++) {
+		kv_str(b, "rcpt ");
+		kv_enc(b, env->rcpts[i], strnlen(env->rcpts[i], max));
+		if (env->dsn_notify && env->dsn_notify[i]) {
+			kv_add(b, " ", 1);
+			kv_enc(b, env->dsn_notify[i],
+			       strnlen(env->dsn_notify[i], max));
+		}
+		kv_add(b, "\n", 1);
+		/* its ORCPT, on a line of its own (older readers skip it) */
+		if (env->dsn_orcpt && env->dsn_orcpt[i])
+			kv_put(b, "orcpt", env->dsn_orcpt[i], max);
+	}
+}
+
 static enum sg_status
 env_format(const struct spool_env *env, struct kv_buf *b)
 {
@@ -283,14 +313,7 @@ env_format(const struct spool_env *env, struct kv_buf *b)
 	kv_num(b, "received", (long long)env->received);
 	kv_num(b, "attempts", (long long)env->attempts);
 	kv_num(b, "next_try", (long long)env->next_try);
-	kv_put(b, "mail_from", env->mail_from ? env->mail_from : "",
-	       SPOOL_VALUE_MAX);
-	kv_put(b, "listener", env->listener, SPOOL_VALUE_MAX);
-	kv_num(b, "role", (long long)env->role);
-	kv_put(b, "client", env->client, SPOOL_VALUE_MAX);
-	kv_put(b, "helo", env->helo, SPOOL_VALUE_MAX);
-	kv_put(b, "dsn_ret", env->dsn_ret, SPOOL_VALUE_MAX);
-	kv_put(b, "dsn_envid", env->dsn_envid, SPOOL_VALUE_MAX);
+	spool_env_put_sender(b, env, SPOOL_VALUE_MAX);
 	if (env->released)
 		kv_num(b, "released", (long long)env->released);
 	if (env->plain)
@@ -303,20 +326,7 @@ env_format(const struct spool_env *env, struct kv_buf *b)
 		       strnlen(env->last_error, SPOOL_ERROR_MAX));
 		kv_add(b, "\n", 1);
 	}
-	for (size_t i = 0; i < env->nrcpts; i++) {
-		kv_str(b, "rcpt ");
-		kv_enc(b, env->rcpts[i],
-		       strnlen(env->rcpts[i], SPOOL_VALUE_MAX));
-		if (env->dsn_notify && env->dsn_notify[i]) {
-			kv_add(b, " ", 1);
-			kv_enc(b, env->dsn_notify[i],
-			       strnlen(env->dsn_notify[i], SPOOL_VALUE_MAX));
-		}
-		kv_add(b, "\n", 1);
-		/* its ORCPT, on a line of its own (older readers skip it) */
-		if (env->dsn_orcpt && env->dsn_orcpt[i])
-			kv_put(b, "orcpt", env->dsn_orcpt[i], SPOOL_VALUE_MAX);
-	}
+	spool_env_put_rcpts(b, env, SPOOL_VALUE_MAX);
 	return b->oom ? SG_ERR_NOMEM : SG_OK;
 }
 

@@ -52,6 +52,17 @@ struct spool_env {
 };
 void spool_env_clear(struct spool_env *env);
 
+/* The envelope's lines in the key-value format (kvtext.h) that .env and
+ * quarantine .meta files share: the sender's (mail_from, listener, role,
+ * client, helo, dsn_ret, dsn_envid), and one rcpt line per recipient
+ * (with its NOTIFY) followed by its orcpt line.  At most MAX bytes of
+ * each value are written. */
+struct kv_buf;
+void spool_env_put_sender(struct kv_buf *b, const struct spool_env *env,
+                          size_t max);
+void spool_env_put_rcpts(struct kv_buf *b, const struct spool_env *env,
+                         size_t max);
+
 struct spool;
 
 /* Opens (creating 0700) the spool at DIR and recovers it: incomplete
