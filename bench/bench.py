@@ -29,6 +29,10 @@ SIZES = [
 ]
 OPS = ["sign", "encrypt", "sign+encrypt", "verify", "decrypt"]
 
+# Batch: this many copies of the 10 KiB message, timed runs per tool
+BATCH = (50, 3) if QUICK else (200, 5)
+BATCH_OPS = ["sign", "encrypt", "verify", "decrypt"]
+
 RSS_LIMIT_MIB = 32          # 25 MiB sign and encrypt: peak RSS below this
 VERIFY_FACTOR = 0.5         # 25 MiB verify: time <= this x openssl's
 
@@ -366,6 +370,63 @@ def measure(runner, tools, f, op, n, n_rss):
     return out
 
 
+def batch_dirs(tmp, f, count):
+    """COUNT copies of the 10 KiB message, signed and encrypted messages
+    in three input directories: {"msg": dir, "signed": dir, "enc": dir}."""
+    dirs = {}
+    for kind in ("msg", "signed", "enc"):
+        d = os.path.join(tmp, f"batch.{kind}")
+        os.mkdir(d)
+        with open(f[kind], "rb") as fh:
+            data = fh.read()
+        for i in range(count):
+            with open(os.path.join(d, f"m{i:05d}.eml"), "wb") as fh:
+                fh.write(data)
+        dirs[kind] = d
+    return dirs
+
+
+def batch_stages(tools, tool, op, dirs, out):
+    """smimegate: one process over the directory (--in-dir/--out-dir);
+    openssl: what a script does without it, one `openssl cms` per file in
+    a shell loop, each writing its own output file."""
+    src = dirs["signed" if op == "verify" else "enc" if op == "decrypt"
+               else "msg"]
+    if tool == "sg":
+        return [getattr(tools, op)("sg", None)
+                + ["--in-dir", src, "--out-dir", out]]
+    argv = getattr(tools, op)("os", "$f")
+    # -out before the operands (encrypt's recipient certificate is last)
+    argv = argv[:3] + ["-out", "$2/${f##*/}"] + argv[3:]
+    cmd = " ".join('"' + a + '"' if a.startswith("$") else "'" + a + "'"
+                   for a in argv)
+    return [["sh", "-c", f'for f in "$1"/*; do {cmd} || exit 1; done',
+             "sh", src, out]]
+
+
+def measure_batch(runner, tools, dirs, tmp, op, count, n):
+    """Median wall time per message over N interleaved runs of each tool
+    on COUNT messages (one untimed warm-up each; every run's outputs are
+    counted, and the first run's checked with openssl)."""
+    res = {"sg": [], "os": []}
+    for i in range(n + 1):
+        for tool in ("sg", "os"):
+            out = os.path.join(tmp, f"batch.out.{tool}")
+            shutil.rmtree(out, ignore_errors=True)
+            os.mkdir(out)
+            wall, _, _ = runner.run(batch_stages(tools, tool, op, dirs, out))
+            names = sorted(os.listdir(out))
+            if len(names) != count:
+                raise CommandFailed(f"batch {op} by {name(tool)}: "
+                                    f"{len(names)} outputs of {count}")
+            if i == 0 and op in ("sign", "encrypt"):
+                check = tools.verify if op == "sign" else tools.decrypt
+                runner.run([check("os", os.path.join(out, names[-1]))])
+            if i > 0:
+                res[tool].append(wall / count)
+    return {t: statistics.median(v) for t, v in res.items()}
+
+
 def fmt_num(v, digits):
     return "n/a" if v is None else f"{v:.{digits}f}"
 
@@ -455,7 +516,13 @@ def main():
                 rows.append((label, size, op, n,
                              measure(runner, tools, files[label], op, n,
                                      n_rss)))
+        count, n = BATCH
+        log(f"bench: batch of {count} x 10 KiB: {n} runs per tool")
+        dirs = batch_dirs(tmp, files[SIZES[0][0]], count)
+        batch = [(op, measure_batch(runner, tools, dirs, tmp, op, count, n))
+                 for op in BATCH_OPS]
         elapsed = time.monotonic() - t_start
+        report_batch(batch, count, n)
         report(rows, sg, root, ossl, runner, load_start, elapsed)
     except CommandFailed as e:
         print(f"bench: FAILED, comparison invalid: {e}", file=sys.stderr)
@@ -547,6 +614,22 @@ def report(rows, sg, root, ossl, runner, load_start, elapsed):
     print(f"{met} of {len(checks)} targets met"
           + (f" ({skipped} not measured)" if skipped else "")
           + f"; bench took {elapsed:.0f} s")
+
+
+def report_batch(batch, count, n):
+    print(f"batch: {count} messages of 10 KiB, wall time per message, "
+          f"median of {n} runs")
+    print("  smimegate: one process, --in-dir DIR --out-dir DIR (each "
+          "output fsync'd and renamed)")
+    print("  openssl:   a shell loop, one `openssl cms ... -in F -out "
+          "OUT/F` per message")
+    h = f"  {'operation':10}| {'smimegate':>10} | {'openssl cms':>11} | ratio"
+    print(h)
+    print("  " + "-" * (len(h) - 2))
+    for op, m in batch:
+        print(f"  {op:10}| {fmt_time(m['sg']):>10} | "
+              f"{fmt_time(m['os']):>11} | {m['sg'] / m['os']:5.2f}")
+    print()
 
 
 if __name__ == "__main__":

@@ -7,22 +7,28 @@
  *   exit 2  usage error or unreadable / malformed input
  *
  * Output appears only on success: a temporary file renamed over --out, or
- * copied to stdout.
+ * copied to stdout.  With --in-dir and --out-dir, one process takes every
+ * message of a directory (run_batch): the keys are loaded once, and the
+ * exit code is the worst of the messages'.
  */
 #include "cli/cli.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 enum {
 	OPT_IN = 256,
 	OPT_OUT,
+	OPT_IN_DIR,
+	OPT_OUT_DIR,
 	OPT_SIGNER,
 	OPT_KEY,
 	OPT_CERTFILE,
@@ -49,6 +55,7 @@ enum {
 
 struct opts {
 	const char *in, *out;
+	const char *in_dir, *out_dir;
 	const char *signer, *key, *certfile, *digest;
 	int opaque;
 	const char *recipients[MAX_RECIPIENTS];
@@ -67,6 +74,8 @@ struct opts {
 static const struct option all_options[] = {
     {"in", required_argument, NULL, OPT_IN},
     {"out", required_argument, NULL, OPT_OUT},
+    {"in-dir", required_argument, NULL, OPT_IN_DIR},
+    {"out-dir", required_argument, NULL, OPT_OUT_DIR},
     {"signer", required_argument, NULL, OPT_SIGNER},
     {"key", required_argument, NULL, OPT_KEY},
     {"certfile", required_argument, NULL, OPT_CERTFILE},
@@ -92,15 +101,17 @@ static const struct option all_options[] = {
 static const char *const usages[] = {
     "sign --signer CERT.pem --key KEY.pem [--certfile CHAIN.pem] "
     "[--opaque] [--digest sha256|sha384|sha512] [--pass-file FILE] "
-    "[--in FILE] [--out FILE]",
+    "[--in FILE] [--out FILE] [--in-dir DIR --out-dir DIR]",
     "encrypt --recipient CERT.pem [--recipient CERT2.pem ...] "
     "[--cipher aes-128-cbc|aes-256-cbc|aes-128-gcm|aes-256-gcm] [--oaep] "
-    "[--in FILE] [--out FILE]",
+    "[--in FILE] [--out FILE] [--in-dir DIR --out-dir DIR]",
     "verify --trust CAFILE.pem [--at 2024-01-01T00:00:00Z] [--json] "
     "[--crl FILE ...] [--check-revocation] [--revocation-hard-fail] "
-    "[--revocation-timeout SECONDS] [--in FILE] [--out FILE]",
+    "[--revocation-timeout SECONDS] [--in FILE] [--out FILE] "
+    "[--in-dir DIR [--out-dir DIR]]",
     "decrypt (--cert CERT.pem --key KEY.pem | --p12 FILE) "
-    "[--pass-file FILE] [--in FILE] [--out FILE]",
+    "[--pass-file FILE] [--in FILE] [--out FILE] "
+    "[--in-dir DIR --out-dir DIR]",
 };
 
 /* Which options each command takes (a string of OPT_ offsets). */
@@ -126,7 +137,8 @@ allowed(const char *cmd, int opt)
 	                 : strcmp(cmd, "verify") == 0  ? verify
 	                                               : decrypt;
 
-	if (opt == OPT_IN || opt == OPT_OUT || opt == OPT_HELP)
+	if (opt == OPT_IN || opt == OPT_OUT || opt == OPT_IN_DIR ||
+	    opt == OPT_OUT_DIR || opt == OPT_HELP)
 		return 1;
 	for (; *set; set++)
 		if (*set == opt)
@@ -170,6 +182,12 @@ parse(const char *cmd, int argc, char **argv, struct opts *o)
 			break;
 		case OPT_OUT:
 			o->out = optarg;
+			break;
+		case OPT_IN_DIR:
+			o->in_dir = optarg;
+			break;
+		case OPT_OUT_DIR:
+			o->out_dir = optarg;
 			break;
 		case OPT_SIGNER:
 			o->signer = optarg;
@@ -239,26 +257,51 @@ parse(const char *cmd, int argc, char **argv, struct opts *o)
 	if (optind < argc)
 		return cli_usage(cmd, "unexpected argument \"%s\"",
 		                 argv[optind]);
+	if (o->in_dir != NULL && (o->in != NULL || o->out != NULL))
+		return cli_usage(cmd, "--in-dir and --out-dir go instead of "
+		                      "--in and --out");
+	if (o->out_dir != NULL && o->in_dir == NULL)
+		return cli_usage(cmd, "--out-dir goes with --in-dir");
+	if (o->in_dir != NULL && o->out_dir == NULL &&
+	    !(strcmp(cmd, "verify") == 0 && o->json))
+		return cli_usage(cmd, "--in-dir wants --out-dir%s",
+		                 strcmp(cmd, "verify") == 0 ? " (or --json)"
+		                                            : "");
 	return -1;
 }
 
 /* Everything one command holds, released in one place. */
 struct job {
 	const char *cmd;
+	const char *label; /* CMD, or "CMD: NAME" for a file of a batch */
+	const char *name;  /* the batch file, NULL for one message */
 	struct sg_ctx *ctx;
+	char *pass;
+	int want_out; /* write the resulting message */
+	int direct;   /* see cli_out_open() */
+	/* The current message. */
 	struct sg_msg *msg;
 	struct cli_out out;
+	struct sg_sink sink; /* writes to out.fd */
 	int out_open;
-	int in_fd;
-	char *pass;
+	int in_fd; /* closed at the end, -1 for stdin */
+	enum sg_status st;
 };
+
+/* The work of a command on the job's current message: sets j->st and
+ * returns 0, or reports the failure and returns its exit code. */
+typedef int (*one_fn)(struct job *j, void *arg);
+/* Called after each message, whatever became of it (verify --json). */
+typedef void (*done_fn)(struct job *j, void *arg);
 
 static int
 job_start(struct job *j, const char *cmd, const struct opts *o)
 {
 	memset(j, 0, sizeof(*j));
-	j->cmd = cmd;
+	j->cmd = j->label = cmd;
 	j->in_fd = -1;
+	j->want_out = 1;
+	j->direct = strcmp(cmd, "verify") != 0;
 	if (sg_ctx_new(&j->ctx) != SG_OK)
 		return cli_fail(NULL, cmd, SG_ERR_NOMEM);
 	if (o->pass_file != NULL &&
@@ -270,55 +313,236 @@ job_start(struct job *j, const char *cmd, const struct opts *o)
 	return -1;
 }
 
-/* Opens the input message (after the keys, so that a bad key is reported
- * before stdin is read). */
 static int
-job_input(struct job *j, const struct opts *o)
+job_end(struct job *j, int rc)
 {
-	enum sg_status st;
-
-	if (o->in != NULL &&
-	    (j->in_fd = open(o->in, O_RDONLY | O_CLOEXEC)) == -1) {
-		fprintf(stderr, "smimegate: %s: io: cannot open %s: %s\n",
-		        j->cmd, o->in, strerror(errno));
-		return sg_status_exit_code(SG_ERR_IO);
-	}
-	st = sg_msg_open_fd(j->ctx, o->in ? j->in_fd : STDIN_FILENO, &j->msg);
-	if (st != SG_OK)
-		return cli_fail(j->ctx, j->cmd, st);
-	if (cli_out_open(&j->out, o->out, strcmp(j->cmd, "verify") != 0) ==
-	    -1) {
-		fprintf(stderr, "smimegate: %s: io: cannot create %s: %s\n",
-		        j->cmd, o->out ? o->out : "a temporary file",
-		        strerror(errno));
-		return sg_status_exit_code(SG_ERR_IO);
-	}
-	j->out_open = 1;
-	return -1;
-}
-
-/* Finishes: commits the output when ST is SG_OK; returns the exit code. */
-static int
-job_end(struct job *j, enum sg_status st, int rc)
-{
-	if (j->out_open &&
-	    cli_out_close(&j->out, st == SG_OK && rc == 0) == -1 &&
-	    st == SG_OK && rc == 0) {
-		fprintf(stderr,
-		        "smimegate: %s: io: cannot write the output: "
-		        "%s\n",
-		        j->cmd, strerror(errno));
-		rc = sg_status_exit_code(SG_ERR_IO);
-	}
-	sg_msg_free(j->msg);
-	if (j->in_fd != -1)
-		close(j->in_fd);
 	if (j->pass != NULL) {
 		explicit_bzero(j->pass, strlen(j->pass));
 		free(j->pass);
 	}
 	sg_ctx_free(j->ctx);
 	return rc;
+}
+
+/* Reports an I/O error about PATH on the current message. */
+static int
+msg_io_error(struct job *j, const char *what, const char *path)
+{
+	fprintf(stderr, "smimegate: %s: io: %s %s: %s\n", j->label, what, path,
+	        strerror(errno));
+	j->st = SG_ERR_IO;
+	return sg_status_exit_code(SG_ERR_IO);
+}
+
+/* Parses the message on IN_FD and opens its output OUT (NULL: stdout).
+ * -1 to go on, else an exit code. */
+static int
+msg_open(struct job *j, int in_fd, const char *out)
+{
+	if ((j->st = sg_msg_open_fd(j->ctx, in_fd, &j->msg)) != SG_OK)
+		return cli_fail(j->ctx, j->label, j->st);
+	if (!j->want_out)
+		return -1;
+	if (cli_out_open(&j->out, out, j->direct) == -1)
+		return msg_io_error(j, "cannot create",
+		                    out ? out : "a temporary file");
+	j->out_open = 1;
+	sg_sink_fd(&j->sink, &j->out.fd);
+	return -1;
+}
+
+/* Ends the current message: commits its output when RC is 0. */
+static int
+msg_close(struct job *j, int rc)
+{
+	if (j->out_open && cli_out_close(&j->out, rc == 0) == -1 && rc == 0) {
+		fprintf(stderr,
+		        "smimegate: %s: io: cannot write the output: %s\n",
+		        j->label, strerror(errno));
+		j->st = SG_ERR_IO;
+		rc = sg_status_exit_code(SG_ERR_IO);
+	}
+	j->out_open = 0;
+	sg_msg_free(j->msg);
+	j->msg = NULL;
+	if (j->in_fd != -1)
+		close(j->in_fd);
+	j->in_fd = -1;
+	return rc;
+}
+
+/* One message from --in (or stdin) to --out (or stdout).  The input is
+ * opened after the keys, so that a bad key is reported before stdin is
+ * read. */
+static int
+run_one(struct job *j, const struct opts *o, one_fn fn, done_fn done, void *arg)
+{
+	int fd = STDIN_FILENO, rc;
+
+	j->st = SG_OK;
+	if (o->in != NULL && (fd = open(o->in, O_RDONLY | O_CLOEXEC)) == -1)
+		rc = msg_io_error(j, "cannot open", o->in);
+	else {
+		j->in_fd = o->in ? fd : -1;
+		if ((rc = msg_open(j, fd, o->out)) == -1)
+			rc = fn(j, arg);
+		rc = msg_close(j, rc);
+	}
+	if (done != NULL)
+		done(j, arg);
+	return rc;
+}
+
+/* A batch takes the visible entries of the input directory; directories
+ * are passed over without a word (a "done/" beside the mail is common). */
+static int
+batch_entry(const struct dirent *d)
+{
+	return d->d_name[0] != '.' && d->d_type != DT_DIR;
+}
+
+/* NAME with control characters shown as '?', so that a file name cannot
+ * forge lines on stderr. */
+static void
+printable(char *dst, size_t cap, const char *cmd, const char *name)
+{
+	size_t n = (size_t)snprintf(dst, cap, "%s: %s", cmd, name);
+
+	for (size_t i = strlen(cmd) + 2; i < n && i < cap; i++)
+		if ((unsigned char)dst[i] < 0x20 || dst[i] == 0x7f)
+			dst[i] = '?';
+}
+
+/* One file of a batch: DFD/NAME to OUT_DIR/NAME.  Returns its exit code,
+ * or -1 when the entry is not a message (a link to a directory). */
+static int
+batch_file(struct job *j, const struct opts *o, int dfd, const char *name,
+           one_fn fn, void *arg)
+{
+	struct stat sb;
+	char *out = NULL;
+	int fd, rc;
+
+	/* O_NONBLOCK: a FIFO in the directory must not hang the batch. */
+	fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd == -1)
+		return msg_io_error(j, "cannot open", name);
+	if (fstat(fd, &sb) == -1)
+		sb.st_mode = 0;
+	if (!S_ISREG(sb.st_mode)) {
+		close(fd);
+		if (S_ISDIR(sb.st_mode))
+			return -1;
+		fprintf(stderr,
+		        "smimegate: %s: io: not a regular file, left alone\n",
+		        j->label);
+		j->st = SG_ERR_IO;
+		return sg_status_exit_code(SG_ERR_IO);
+	}
+	if (o->out_dir != NULL &&
+	    asprintf(&out, "%s/%s", o->out_dir, name) == -1) {
+		close(fd);
+		j->st = SG_ERR_NOMEM;
+		return cli_fail(NULL, j->label, SG_ERR_NOMEM);
+	}
+	j->in_fd = fd;
+	if ((rc = msg_open(j, fd, out)) == -1)
+		rc = fn(j, arg);
+	rc = msg_close(j, rc);
+	free(out);
+	return rc;
+}
+/* Opens directory PATH (for --in-dir or --out-dir); -1 on error, reported. */
+static int
+open_dir(const char *cmd, const char *opt, const char *path, struct stat *sb)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd == -1 || fstat(fd, sb) == -1) {
+		fprintf(stderr, "smimegate: %s: io: %s %s: %s\n", cmd, opt,
+		        path, strerror(errno));
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * Every message in --in-dir, in byte order of the names, each to the file
+ * of the same name in --out-dir: one process, one key load, for many
+ * messages.  Each output appears (atomically) only when its message
+ * succeeded, as with --out; the output directory is synced once at the
+ * end.  Returns the worst exit code of all the messages.
+ */
+static int
+run_batch(struct job *j, const struct opts *o, one_fn fn, done_fn done,
+          void *arg)
+{
+	struct dirent **ents = NULL;
+	struct stat in_sb, out_sb;
+	char label[300];
+	int in_dfd, out_dfd = -1, n, rc, worst = 0, nmsg = 0, nfail = 0;
+
+	if ((in_dfd = open_dir(j->cmd, "--in-dir", o->in_dir, &in_sb)) == -1)
+		return sg_status_exit_code(SG_ERR_IO);
+	if (o->out_dir != NULL &&
+	    (out_dfd = open_dir(j->cmd, "--out-dir", o->out_dir, &out_sb)) ==
+	        -1) {
+		close(in_dfd);
+		return sg_status_exit_code(SG_ERR_IO);
+	}
+	if (out_dfd != -1 && in_sb.st_dev == out_sb.st_dev &&
+	    in_sb.st_ino == out_sb.st_ino) {
+		close(in_dfd);
+		close(out_dfd);
+		return cli_usage(j->cmd,
+		                 "--in-dir and --out-dir are the same "
+		                 "directory: outputs would be taken for "
+		                 "messages");
+	}
+	if ((n = scandirat(in_dfd, ".", &ents, batch_entry, alphasort)) == -1) {
+		fprintf(stderr, "smimegate: %s: io: cannot read %s: %s\n",
+		        j->cmd, o->in_dir, strerror(errno));
+		worst = sg_status_exit_code(SG_ERR_IO);
+		n = 0;
+	}
+	for (int i = 0; i < n; i++) {
+		printable(label, sizeof(label), j->cmd, ents[i]->d_name);
+		j->label = label;
+		j->name = ents[i]->d_name;
+		j->st = SG_OK;
+		rc = batch_file(j, o, in_dfd, ents[i]->d_name, fn, arg);
+		if (rc != -1) {
+			nmsg++;
+			nfail += rc != 0;
+			worst = rc > worst ? rc : worst;
+			if (done != NULL)
+				done(j, arg);
+		}
+		free(ents[i]);
+	}
+	free(ents);
+	j->label = j->cmd;
+	j->name = NULL;
+	if (out_dfd != -1 && fsync(out_dfd) == -1 && nmsg > nfail) {
+		fprintf(stderr, "smimegate: %s: io: cannot sync %s: %s\n",
+		        j->cmd, o->out_dir, strerror(errno));
+		worst = sg_status_exit_code(SG_ERR_IO);
+	}
+	fprintf(stderr, "smimegate: %s: %d message%s: %d done, %d failed\n",
+	        j->cmd, nmsg, nmsg == 1 ? "" : "s", nmsg - nfail, nfail);
+	close(in_dfd);
+	if (out_dfd != -1)
+		close(out_dfd);
+	return worst;
+}
+
+static int
+run(struct job *j, const struct opts *o, one_fn fn, done_fn done, void *arg)
+{
+	return o->in_dir != NULL ? run_batch(j, o, fn, done, arg)
+	                         : run_one(j, o, fn, done, arg);
 }
 
 /* Loads certificate files; END_ENTITIES skips CA certificates (the chain
@@ -341,6 +565,13 @@ load_certs(struct job *j, const char *const *paths, int n, int end_entities,
 	return -1;
 }
 
+static int
+sign_one(struct job *j, void *arg)
+{
+	j->st = sg_sign(j->ctx, j->msg, arg, &j->sink);
+	return j->st == SG_OK ? 0 : cli_fail(j->ctx, j->label, j->st);
+}
+
 int
 cmd_sign(int argc, char **argv)
 {
@@ -349,8 +580,7 @@ cmd_sign(int argc, char **argv)
 	struct sg_key *key = NULL;
 	struct sg_certs *chain = NULL;
 	struct sg_sign_opts so = {0};
-	struct sg_sink sink;
-	enum sg_status st = SG_ERR_USAGE;
+	enum sg_status st;
 	int rc;
 
 	if ((rc = parse("sign", argc, argv, &o)) != -1)
@@ -367,30 +597,26 @@ cmd_sign(int argc, char **argv)
 		return cli_usage("sign", "unknown digest \"%s\"", o.digest);
 	so.opaque = o.opaque;
 	if ((rc = job_start(&j, "sign", &o)) != -1)
-		return job_end(&j, st, rc);
+		return job_end(&j, rc);
 	if ((st = sg_key_load_files(j.ctx, o.signer, o.key, j.pass, &key)) !=
-	    SG_OK) {
+	    SG_OK)
 		rc = cli_fail(j.ctx, "sign", st);
-		goto out;
+	else if (o.certfile == NULL ||
+	         (rc = load_certs(&j, &o.certfile, 1, 0, &chain)) == -1) {
+		so.signer = key;
+		so.chain = chain;
+		rc = run(&j, &o, sign_one, NULL, &so);
 	}
-	if (o.certfile != NULL &&
-	    (rc = load_certs(&j, &o.certfile, 1, 0, &chain)) != -1) {
-		st = SG_ERR_BADKEY;
-		goto out;
-	}
-	if ((rc = job_input(&j, &o)) != -1) {
-		st = SG_ERR_IO;
-		goto out;
-	}
-	so.signer = key;
-	so.chain = chain;
-	sg_sink_fd(&sink, &j.out.fd);
-	st = sg_sign(j.ctx, j.msg, &so, &sink);
-	rc = st == SG_OK ? 0 : cli_fail(j.ctx, "sign", st);
-out:
 	sg_key_free(key);
 	sg_certs_free(chain);
-	return job_end(&j, st, rc);
+	return job_end(&j, rc);
+}
+
+static int
+encrypt_one(struct job *j, void *arg)
+{
+	j->st = sg_encrypt(j->ctx, j->msg, arg, &j->sink);
+	return j->st == SG_OK ? 0 : cli_fail(j->ctx, j->label, j->st);
 }
 
 int
@@ -409,8 +635,6 @@ cmd_encrypt(int argc, char **argv)
 	struct job j;
 	struct sg_certs *rcpt = NULL;
 	struct sg_encrypt_opts eo = {.cipher = SG_CIPHER_AES256_CBC};
-	struct sg_sink sink;
-	enum sg_status st = SG_ERR_USAGE;
 	size_t i;
 	int rc;
 
@@ -428,20 +652,14 @@ cmd_encrypt(int argc, char **argv)
 		eo.cipher = names[i].c;
 	eo.oaep = o.oaep;
 	if ((rc = job_start(&j, "encrypt", &o)) != -1)
-		return job_end(&j, st, rc);
-	if ((rc = load_certs(&j, o.recipients, o.nrecipients, 1, &rcpt)) !=
-	        -1 ||
-	    (rc = job_input(&j, &o)) != -1) {
-		st = SG_ERR_BADKEY;
-		goto out;
+		return job_end(&j, rc);
+	if ((rc = load_certs(&j, o.recipients, o.nrecipients, 1, &rcpt)) ==
+	    -1) {
+		eo.recipients = rcpt;
+		rc = run(&j, &o, encrypt_one, NULL, &eo);
 	}
-	eo.recipients = rcpt;
-	sg_sink_fd(&sink, &j.out.fd);
-	st = sg_encrypt(j.ctx, j.msg, &eo, &sink);
-	rc = st == SG_OK ? 0 : cli_fail(j.ctx, "encrypt", st);
-out:
 	sg_certs_free(rcpt);
-	return job_end(&j, st, rc);
+	return job_end(&j, rc);
 }
 
 /* "2024-01-01T00:00:00Z" or "2024-01-01" (UTC). */
@@ -466,12 +684,18 @@ parse_time(const char *s, time_t *out)
 }
 
 static void
-print_json(FILE *f, const struct sg_verify_result *r)
+print_json(FILE *f, const char *file, const struct sg_verify_result *r)
 {
 	char when[32];
 	struct tm tm;
 
-	fprintf(f, "{\"status\": ");
+	fputc('{', f);
+	if (file != NULL) {
+		fputs("\"file\": ", f);
+		cli_json_str(f, file);
+		fputs(", ", f);
+	}
+	fprintf(f, "\"status\": ");
 	cli_json_str(f, sg_status_name(r->status));
 	fprintf(f, ", \"kind\": %s",
 	        r->kind == SG_KIND_SIGNED_OPAQUE ? "\"opaque\""
@@ -560,16 +784,57 @@ revocation_of(struct job *j, const struct opts *o, struct sg_revocation **rv)
 	return -1;
 }
 
+/* What verify keeps across the messages of a batch. */
+struct verify_job {
+	struct sg_certs *trust;
+	int json;
+	struct sg_verify_result res; /* the current message's */
+};
+
+static int
+verify_one(struct job *j, void *arg)
+{
+	struct verify_job *v = arg;
+
+	/* With --json alone the message is not written. */
+	j->st = sg_verify(j->ctx, j->msg, v->trust, &v->res,
+	                  j->out_open ? &j->sink : NULL);
+	if (j->st == SG_OK && v->res.revocation_checked &&
+	    v->res.revocation == SG_REV_UNKNOWN)
+		fprintf(stderr,
+		        "smimegate: %s: warning: revocation status unknown "
+		        "(soft-fail): %s\n",
+		        j->label,
+		        v->res.revocation_reason ? v->res.revocation_reason
+		                                 : "");
+	return j->st == SG_OK ? 0 : cli_fail(j->ctx, j->label, j->st);
+}
+
+/* --json: one object per message.  A single message that is not signed
+ * at all gets none (the reason is on stderr); in a batch every file gets
+ * its line, so that a script can account for each. */
+static void
+verify_done(struct job *j, void *arg)
+{
+	struct verify_job *v = arg;
+
+	v->res.status = j->st;
+	if (v->json && (j->name != NULL || v->res.signer_subject != NULL ||
+	                j->st == SG_OK || sg_status_exit_code(j->st) == 1)) {
+		print_json(stdout, j->name, &v->res);
+		fflush(stdout);
+	}
+	sg_verify_result_clear(&v->res);
+	memset(&v->res, 0, sizeof(v->res));
+}
+
 int
 cmd_verify(int argc, char **argv)
 {
 	struct opts o;
 	struct job j;
-	struct sg_certs *trust = NULL;
 	struct sg_revocation *rv = NULL;
-	struct sg_verify_result res = {0};
-	struct sg_sink sink;
-	enum sg_status st = SG_ERR_USAGE;
+	struct verify_job v = {0};
 	time_t at = 0;
 	int rc;
 
@@ -583,34 +848,24 @@ cmd_verify(int argc, char **argv)
 		                 "not \"%s\"",
 		                 o.at);
 	if ((rc = job_start(&j, "verify", &o)) != -1)
-		return job_end(&j, st, rc);
+		return job_end(&j, rc);
 	sg_ctx_set_time(j.ctx, at);
-	if ((rc = load_certs(&j, &o.trust, 1, 0, &trust)) != -1 ||
-	    (rc = revocation_of(&j, &o, &rv)) != -1 ||
-	    (rc = job_input(&j, &o)) != -1) {
-		st = SG_ERR_BADKEY;
-		goto out;
-	}
-	sg_sink_fd(&sink, &j.out.fd);
-	/* With --json the message goes only to --out. */
-	st = sg_verify(j.ctx, j.msg, trust, &res,
-	               o.json && o.out == NULL ? NULL : &sink);
-	if (o.json && (res.signer_subject != NULL || st == SG_OK ||
-	               sg_status_exit_code(st) == 1))
-		print_json(stdout, &res);
-	if (st == SG_OK && res.revocation_checked &&
-	    res.revocation == SG_REV_UNKNOWN)
-		fprintf(stderr,
-		        "smimegate: verify: warning: revocation status unknown "
-		        "(soft-fail): %s\n",
-		        res.revocation_reason ? res.revocation_reason : "");
-	rc = st == SG_OK ? 0 : cli_fail(j.ctx, "verify", st);
-out:
-	sg_verify_result_clear(&res);
-	sg_certs_free(trust);
-	rc = job_end(&j, st, rc);
+	v.json = o.json;
+	j.want_out = !o.json || o.out != NULL || o.out_dir != NULL;
+	if ((rc = load_certs(&j, &o.trust, 1, 0, &v.trust)) == -1 &&
+	    (rc = revocation_of(&j, &o, &rv)) == -1)
+		rc = run(&j, &o, verify_one, verify_done, &v);
+	sg_certs_free(v.trust);
+	rc = job_end(&j, rc);
 	sg_revocation_free(rv); /* after the handle that borrowed it */
 	return rc;
+}
+
+static int
+decrypt_one(struct job *j, void *arg)
+{
+	j->st = sg_decrypt(j->ctx, j->msg, arg, &j->sink);
+	return j->st == SG_OK ? 0 : cli_fail(j->ctx, j->label, j->st);
 }
 
 int
@@ -619,8 +874,7 @@ cmd_decrypt(int argc, char **argv)
 	struct opts o;
 	struct job j;
 	struct sg_key *key = NULL;
-	struct sg_sink sink;
-	enum sg_status st = SG_ERR_USAGE;
+	enum sg_status st;
 	int rc;
 
 	if ((rc = parse("decrypt", argc, argv, &o)) != -1)
@@ -630,21 +884,11 @@ cmd_decrypt(int argc, char **argv)
 		return cli_usage("decrypt", "give either --cert and --key, or "
 		                            "--p12");
 	if ((rc = job_start(&j, "decrypt", &o)) != -1)
-		return job_end(&j, st, rc);
+		return job_end(&j, rc);
 	st = o.p12 ? sg_key_load_p12(j.ctx, o.p12, j.pass, &key)
 	           : sg_key_load_files(j.ctx, o.cert, o.key, j.pass, &key);
-	if (st != SG_OK) {
-		rc = cli_fail(j.ctx, "decrypt", st);
-		goto out;
-	}
-	if ((rc = job_input(&j, &o)) != -1) {
-		st = SG_ERR_IO;
-		goto out;
-	}
-	sg_sink_fd(&sink, &j.out.fd);
-	st = sg_decrypt(j.ctx, j.msg, key, &sink);
-	rc = st == SG_OK ? 0 : cli_fail(j.ctx, "decrypt", st);
-out:
+	rc = st == SG_OK ? run(&j, &o, decrypt_one, NULL, key)
+	                 : cli_fail(j.ctx, "decrypt", st);
 	sg_key_free(key);
-	return job_end(&j, st, rc);
+	return job_end(&j, rc);
 }
