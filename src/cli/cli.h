@@ -20,8 +20,9 @@ int cli_usage(const char *cmd, const char *fmt, ...)
 
 /* An output that appears only when the command succeeds: a temporary file
  * renamed over --out when --out is a regular file (or does not exist yet;
- * a symbolic link is followed, not replaced), else spooled and copied to
- * stdout or to the device, FIFO or socket that --out names.  With DIRECT,
+ * a symbolic link is followed, not replaced) -- unnamed until it is
+ * complete, so that a killed command leaves nothing -- else spooled and copied
+ * to stdout or to the device, FIFO or socket that --out names.  With DIRECT,
  * such a stream is written as the result is produced: for operations that
  * check everything before their first output byte (sign, encrypt,
  * decrypt), so that only an I/O error can fail after output began. */
@@ -32,6 +33,7 @@ struct cli_out {
 	int fd;      /* where the result is written */
 	int dest_fd; /* the stream it is copied to, -1 for a file */
 	int direct;
+	int unnamed; /* fd is an O_TMPFILE file, named only when complete */
 };
 int cli_out_open(struct cli_out *o, const char *path, int direct);
 /* Commits (rename or copy to stdout) when OK, else discards. */

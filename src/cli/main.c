@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,15 +107,97 @@ out_target(struct cli_out *o, const char *path)
 	return 0;
 }
 
+/*
+ * A regular --out file is written as an unnamed file in its directory
+ * (O_TMPFILE), given a name only when complete and fsync'd, then renamed
+ * over the path: a command killed half-way, even by SIGKILL, leaves
+ * nothing behind.  Where the file system has no O_TMPFILE (NFS, some FUSE)
+ * a named PATH.tmpXXXXXX file is used instead.  The name a temporary file
+ * has while it exists is in pending_tmp, for the signal handler.
+ */
+static char *volatile pending_tmp;
+
+static void
+on_fatal_signal(int sig)
+{
+	char *p = pending_tmp;
+
+	if (p != NULL)
+		(void)unlink(p);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static const int fatal_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+
+/* Blocks (BLOCK) or restores the fatal signals around a change of
+ * pending_tmp, installing the handler the first time. */
+static void
+fatal_signals_block(int block, sigset_t *saved)
+{
+	static int installed;
+	sigset_t set;
+
+	if (!installed) {
+		struct sigaction sa, old;
+
+		installed = 1;
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = on_fatal_signal;
+		sigemptyset(&sa.sa_mask);
+		for (size_t i = 0; i < sizeof(fatal_signals) / sizeof(int); i++)
+			/* keep a signal ignored (nohup) ignored */
+			if (sigaction(fatal_signals[i], NULL, &old) == 0 &&
+			    old.sa_handler != SIG_IGN)
+				sigaction(fatal_signals[i], &sa, NULL);
+	}
+	if (!block) {
+		sigprocmask(SIG_SETMASK, saved, NULL);
+		return;
+	}
+	sigemptyset(&set);
+	for (size_t i = 0; i < sizeof(fatal_signals) / sizeof(int); i++)
+		sigaddset(&set, fatal_signals[i]);
+	sigprocmask(SIG_BLOCK, &set, saved);
+}
+
+/* An unnamed file in FILE's directory; -1 with errno, EOPNOTSUPP when the
+ * file system cannot. */
+static int
+open_unnamed(const char *file)
+{
+	const char *slash = strrchr(file, '/');
+	char *dir;
+	int fd, e;
+
+	if (slash == NULL)
+		dir = strdup(".");
+	else if (slash == file)
+		dir = strdup("/");
+	else
+		dir = strndup(file, (size_t)(slash - file));
+	if (dir == NULL)
+		return -1;
+	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	e = errno;
+	free(dir);
+	if (fd == -1 && (e == EISDIR || e == EINVAL || e == EOPNOTSUPP))
+		e = EOPNOTSUPP; /* kernels and file systems without it */
+	errno = e;
+	return fd;
+}
+
 int
 cli_out_open(struct cli_out *o, const char *path, int direct)
 {
 	const char *dir = getenv("TMPDIR");
+	sigset_t saved;
 	int kind = 1;
 
 	o->path = path;
 	o->file = NULL;
 	o->tmp_path = NULL;
+	o->unnamed = 0;
 	o->dest_fd = STDOUT_FILENO;
 	if (path != NULL && (kind = out_target(o, path)) == -1)
 		return -1;
@@ -130,11 +213,21 @@ cli_out_open(struct cli_out *o, const char *path, int direct)
 		return o->fd == -1 ? -1 : 0;
 	}
 	o->dest_fd = -1;
+	if ((o->fd = open_unnamed(o->file)) != -1) {
+		o->unnamed = 1;
+		return 0;
+	}
+	if (errno != EOPNOTSUPP)
+		goto fail;
 	if (asprintf(&o->tmp_path, "%s.tmpXXXXXX", o->file) == -1) {
 		o->tmp_path = NULL;
 		goto fail;
 	}
-	if ((o->fd = mkstemp(o->tmp_path)) == -1) {
+	fatal_signals_block(1, &saved);
+	if ((o->fd = mkstemp(o->tmp_path)) != -1)
+		pending_tmp = o->tmp_path;
+	fatal_signals_block(0, &saved);
+	if (o->fd == -1) {
 		free(o->tmp_path);
 		o->tmp_path = NULL;
 		goto fail;
@@ -162,9 +255,25 @@ copy_fd(int fd, int to)
 	return n < 0 ? -1 : 0;
 }
 
+/* Gives the complete unnamed file FD the name TMP (for the rename). */
+static int
+name_unnamed(int fd, const char *tmp)
+{
+	char proc[64];
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	if (linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) == 0)
+		return 0;
+	if (errno != ENOENT)
+		return -1;
+	/* no /proc (a chroot): this way needs CAP_DAC_READ_SEARCH */
+	return linkat(fd, "", AT_FDCWD, tmp, AT_EMPTY_PATH);
+}
+
 int
 cli_out_close(struct cli_out *o, int ok)
 {
+	sigset_t saved;
 	int rc = 0;
 
 	if (o->file == NULL) {
@@ -177,11 +286,33 @@ cli_out_close(struct cli_out *o, int ok)
 			rc = -1;
 		return rc;
 	}
-	if (ok && (fsync(o->fd) == -1 || rename(o->tmp_path, o->file) == -1))
+	if (ok && fsync(o->fd) == -1)
 		rc = -1;
-	close(o->fd);
-	if (!ok || rc == -1)
+	fatal_signals_block(1, &saved);
+	if (ok && rc == 0 && o->unnamed) {
+		/* one name per process at a time: a leftover of a killed
+		 * process with our PID is garbage */
+		if (asprintf(&o->tmp_path, "%s.tmp%ld", o->file,
+		             (long)getpid()) == -1) {
+			o->tmp_path = NULL;
+			rc = -1;
+		} else {
+			(void)unlink(o->tmp_path);
+			if ((rc = name_unnamed(o->fd, o->tmp_path)) == 0)
+				pending_tmp = o->tmp_path;
+		}
+	}
+	if (ok && rc == 0 && rename(o->tmp_path, o->file) == -1)
+		rc = -1;
+	if (o->tmp_path != NULL && (!ok || rc == -1)) {
+		int e = errno;
+
 		(void)unlink(o->tmp_path);
+		errno = e;
+	}
+	pending_tmp = NULL;
+	fatal_signals_block(0, &saved);
+	close(o->fd);
 	free(o->tmp_path);
 	o->tmp_path = NULL;
 	free(o->file);

@@ -1,19 +1,24 @@
 """Where `--out` writes: a regular file is replaced atomically (a temporary
 file renamed over it, only on success); anything else that already exists
 (a FIFO, a character device such as /dev/null, a socket) is written to,
-never replaced; a symbolic link is followed and stays a link.
+never replaced; a symbolic link is followed and stays a link.  A regular
+file is written unnamed (O_TMPFILE) until complete, so that a command
+killed half-way leaves nothing behind.
 
 The outputs are checked with `openssl cms -verify`, not by smimegate.
 """
 
 import os
+import signal
 import stat
+import subprocess
 import threading
+import time
 
 import pytest
 
-from smime_util import (msg_plain_lf, openssl_sign, openssl_verify,
-                        mime_entity)
+from smime_util import (msg_big, msg_plain_lf, openssl_sign,
+                        openssl_verify, mime_entity)
 
 T = 60
 
@@ -155,3 +160,97 @@ def test_store_outputs_to_streams(store, tmp_path):
     assert os.readlink(link) == "/proc/self/fd/1"
     v = openssl("req", "-verify", "-noout", input=csr, check=False)
     assert v.returncode == 0, v.stderr
+
+
+def unnamed_file_open(pid, directory):
+    """True while process PID holds an unnamed (O_TMPFILE) file of
+    DIRECTORY open: /proc shows it as "DIR/#INODE (deleted)"."""
+    fds = f"/proc/{pid}/fd"
+    try:
+        names = os.listdir(fds)
+    except FileNotFoundError:
+        return False
+    for n in names:
+        try:
+            target = os.readlink(f"{fds}/{n}")
+        except OSError:
+            continue
+        if target.startswith(f"{directory}/#"):
+            return True
+    return False
+
+
+def kill_while_writing(smimegate, args, out_dir, sig):
+    """Starts smimegate ARGS, waits until it writes its output in OUT_DIR,
+    sends SIG; returns the exit status."""
+    proc = subprocess.Popen([str(a) for a in [smimegate] + args],
+                            stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + T
+        while not unnamed_file_open(proc.pid, out_dir):
+            assert proc.poll() is None, (
+                "finished before it could be interrupted: "
+                + proc.stderr.read().decode(errors="replace"))
+            assert time.monotonic() < deadline, "no output file appeared"
+            time.sleep(0.0005)
+        proc.send_signal(sig)
+        proc.wait(T)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    proc.stderr.close()
+    return proc.returncode
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_killed_while_writing_leaves_nothing(smimegate, pki, tmp_path, sig):
+    # The output is an unnamed file until it is complete: no NAME.tmp*
+    # left behind, even after SIGKILL, and an existing file is untouched.
+    src = tmp_path / "big.eml"
+    src.write_bytes(msg_big(48 << 20))
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    (out_dir / "signed.eml").write_bytes(b"previous\n")
+    rc = kill_while_writing(smimegate, sign_args(pki) + [
+        "--in", src, "--out", out_dir / "signed.eml"], out_dir, sig)
+    assert rc == -sig
+    assert sorted(p.name for p in out_dir.iterdir()) == ["signed.eml"]
+    assert (out_dir / "signed.eml").read_bytes() == b"previous\n"
+
+
+def test_batch_interrupted_keeps_finished_outputs(smimegate, pki, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    big = msg_big(12 << 20)
+    for i in range(6):
+        (src / f"m{i}.eml").write_bytes(big)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    args = sign_args(pki) + ["--in-dir", src, "--out-dir", out_dir]
+    # wait for the second message's output, so one is finished
+    proc = subprocess.Popen([str(a) for a in [smimegate] + args],
+                            stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + T
+        while not ((out_dir / "m0.eml").exists()
+                   and unnamed_file_open(proc.pid, out_dir)):
+            assert proc.poll() is None, "the batch finished too soon"
+            assert time.monotonic() < deadline
+            time.sleep(0.0005)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(T)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGINT
+    done = sorted(p.name for p in out_dir.iterdir())
+    assert done and len(done) < 6, done
+    assert done == [f"m{i}.eml" for i in range(len(done))], done
+    for name in done:  # every file there is complete
+        openssl_verify(pki, (out_dir / name).read_bytes())
