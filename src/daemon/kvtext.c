@@ -4,6 +4,7 @@
  */
 #include "daemon/kvtext.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,4 +122,20 @@ kv_decode(const char *s, size_t n, size_t max, enum sg_status *st)
 fail:
 	free(out);
 	return NULL;
+}
+
+int
+kv_parse_num(const char *s, long long max, long long *out)
+{
+	char *end;
+	long long v;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || *end || v > max)
+		return -1;
+	*out = v;
+	return 0;
 }

@@ -36,4 +36,7 @@ void kv_num(struct kv_buf *b, const char *key, long long v);
  */
 char *kv_decode(const char *s, size_t n, size_t max, enum sg_status *st);
 
+/* A decoded numeric value: decimal digits only, 0 to MAX; -1 otherwise. */
+int kv_parse_num(const char *s, long long max, long long *out);
+
 #endif

@@ -132,22 +132,6 @@ quarantine_meta_format(const char *name, const struct spool_env *env,
 
 /* ---- reading ---- */
 
-static int
-parse_ll(const char *s, long long hi, long long *out)
-{
-	char *end;
-	long long v;
-
-	if (*s < '0' || *s > '9')
-		return -1;
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno || *end || v < 0 || v > hi)
-		return -1;
-	*out = v;
-	return 0;
-}
-
 enum meta_kind { M_STR, M_TIME, M_SIZE, M_INT, M_ID, M_NAME };
 
 /* The single-valued keys ("rcpt" repeats; "version" and "end" frame). */
@@ -205,48 +189,16 @@ static enum sg_status
 meta_rcpt(struct meta_parser *mp, const char *val, size_t vlen)
 {
 	struct spool_env *env = &mp->info->env;
-	const char *sp = memchr(val, ' ', vlen);
-	size_t alen = sp ? (size_t)(sp - val) : vlen;
-	char *addr, *notify = NULL;
+	const char *why;
 	enum sg_status st;
 
-	if (env->nrcpts >= QUARANTINE_RCPT_MAX) {
-		mp_err(mp, "too many recipients");
-		return SG_ERR_IO;
+	st = spool_env_read_rcpt(env, val, vlen, &mp->cap, QUARANTINE_RCPT_MAX,
+	                         QUARANTINE_VALUE_MAX, &why);
+	if (st != SG_OK) {
+		mp_err(mp, "%s", why);
+		return st == SG_ERR_LIMIT ? SG_ERR_IO : st;
 	}
-	if (env->nrcpts + 1 >= mp->cap) {
-		size_t ncap = mp->cap ? mp->cap * 2 : 8;
-		char **r = realloc(env->rcpts, ncap * sizeof(*r));
-		if (r == NULL)
-			return SG_ERR_NOMEM;
-		env->rcpts = r;
-		r[env->nrcpts] = NULL; /* spool_env_clear's end */
-		r = realloc(env->dsn_notify, ncap * sizeof(*r));
-		if (r == NULL)
-			return SG_ERR_NOMEM;
-		env->dsn_notify = r;
-		r = realloc(env->dsn_orcpt, ncap * sizeof(*r));
-		if (r == NULL)
-			return SG_ERR_NOMEM;
-		env->dsn_orcpt = r;
-		mp->cap = ncap;
-	}
-	if ((addr = kv_decode(val, alen, QUARANTINE_VALUE_MAX, &st)) == NULL) {
-		mp_err(mp, "bad recipient");
-		return st;
-	}
-	if (sp && (notify = kv_decode(sp + 1, vlen - alen - 1,
-	                              QUARANTINE_VALUE_MAX, &st)) == NULL) {
-		mp_err(mp, "bad recipient NOTIFY");
-		free(addr);
-		return st;
-	}
-	env->rcpts[env->nrcpts] = addr;
-	env->dsn_notify[env->nrcpts] = notify;
-	env->dsn_orcpt[env->nrcpts] = NULL;
-	env->nrcpts++;
-	env->rcpts[env->nrcpts] = NULL;
-	mp->any_notify |= notify != NULL;
+	mp->any_notify |= env->dsn_notify[env->nrcpts - 1] != NULL;
 	return SG_OK;
 }
 
@@ -265,18 +217,14 @@ meta_set(struct meta_parser *mp, const char *key, size_t klen, const char *val,
 		return meta_rcpt(mp, val, vlen);
 	if (klen == 5 && memcmp(key, "orcpt", 5) == 0) {
 		/* the ORCPT of the recipient before it */
-		struct spool_env *env = &mp->info->env;
+		const char *why;
 
-		if (env->nrcpts == 0 || env->dsn_orcpt[env->nrcpts - 1]) {
-			mp_err(mp, "\"orcpt\" without its recipient");
-			return SG_ERR_IO;
-		}
-		if ((v = kv_decode(val, vlen, QUARANTINE_VALUE_MAX, &st)) ==
-		    NULL) {
-			mp_err(mp, "bad value of \"orcpt\"");
+		st = spool_env_read_orcpt(&mp->info->env, val, vlen,
+		                          QUARANTINE_VALUE_MAX, &why);
+		if (st != SG_OK) {
+			mp_err(mp, "%s", why);
 			return st;
 		}
-		env->dsn_orcpt[env->nrcpts - 1] = v;
 		mp->any_orcpt = 1;
 		return SG_OK;
 	}
@@ -317,19 +265,19 @@ meta_set(struct meta_parser *mp, const char *key, size_t klen, const char *val,
 			st = SG_ERR_IO;
 		break;
 	case M_TIME:
-		if (parse_ll(v, LLONG_MAX, &n) == 0)
+		if (kv_parse_num(v, LLONG_MAX, &n) == 0)
 			*(time_t *)field = (time_t)n;
 		else
 			st = SG_ERR_IO;
 		break;
 	case M_SIZE:
-		if (parse_ll(v, (long long)QUARANTINE_MSG_MAX, &n) == 0)
+		if (kv_parse_num(v, (long long)QUARANTINE_MSG_MAX, &n) == 0)
 			*(uint64_t *)field = (uint64_t)n;
 		else
 			st = SG_ERR_IO;
 		break;
 	case M_INT:
-		if (parse_ll(v, INT_MAX, &n) == 0)
+		if (kv_parse_num(v, INT_MAX, &n) == 0)
 			*(int *)field = (int)n;
 		else
 			st = SG_ERR_IO;

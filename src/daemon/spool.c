@@ -330,32 +330,20 @@ env_format(const struct spool_env *env, struct kv_buf *b)
 	return b->oom ? SG_ERR_NOMEM : SG_OK;
 }
 
-static int
-parse_ll(const char *s, long long lo, long long hi, long long *out)
-{
-	char *end;
-	long long v;
-
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno || end == s || *end || v < lo || v > hi)
-		return -1;
-	*out = v;
-	return 0;
-}
-
-/* "rcpt ADDR" or "rcpt ADDR NOTIFY": one more recipient.  *CAP is the
- * room of both arrays, kept one ahead for the NULL at the end. */
-static enum sg_status
-env_add_rcpt(struct spool_env *env, const char *val, size_t vlen, size_t *cap)
+enum sg_status
+spool_env_read_rcpt(struct spool_env *env, const char *val, size_t vlen,
+                    size_t *cap, size_t limit, size_t max, const char **why)
 {
 	const char *sp = memchr(val, ' ', vlen);
 	size_t alen = sp ? (size_t)(sp - val) : vlen;
 	char *addr, *notify = NULL;
 	enum sg_status st;
 
-	if (env->nrcpts >= SPOOL_RCPT_MAX)
+	if (env->nrcpts >= limit) {
+		*why = "too many recipients";
 		return SG_ERR_LIMIT;
+	}
+	*why = "out of memory";
 	if (env->nrcpts + 1 >= *cap) {
 		size_t ncap = *cap ? *cap * 2 : 8;
 		char **r = realloc(env->rcpts, ncap * sizeof(*r));
@@ -373,10 +361,13 @@ env_add_rcpt(struct spool_env *env, const char *val, size_t vlen, size_t *cap)
 		env->dsn_orcpt = r;
 		*cap = ncap;
 	}
-	if ((addr = kv_decode(val, alen, SPOOL_VALUE_MAX, &st)) == NULL)
+	if ((addr = kv_decode(val, alen, max, &st)) == NULL) {
+		*why = "bad recipient";
 		return st;
-	if (sp && (notify = kv_decode(sp + 1, vlen - alen - 1, SPOOL_VALUE_MAX,
-	                              &st)) == NULL) {
+	}
+	if (sp &&
+	    (notify = kv_decode(sp + 1, vlen - alen - 1, max, &st)) == NULL) {
+		*why = "bad recipient NOTIFY";
 		free(addr);
 		return st;
 	}
@@ -385,6 +376,25 @@ env_add_rcpt(struct spool_env *env, const char *val, size_t vlen, size_t *cap)
 	env->dsn_orcpt[env->nrcpts] = NULL;
 	env->nrcpts++;
 	env->rcpts[env->nrcpts] = NULL;
+	return SG_OK;
+}
+
+enum sg_status
+spool_env_read_orcpt(struct spool_env *env, const char *val, size_t vlen,
+                     size_t max, const char **why)
+{
+	enum sg_status st;
+	char *v;
+
+	if (env->nrcpts == 0 || env->dsn_orcpt[env->nrcpts - 1]) {
+		*why = "\"orcpt\" without its recipient";
+		return SG_ERR_IO;
+	}
+	if ((v = kv_decode(val, vlen, max, &st)) == NULL) {
+		*why = "bad value of \"orcpt\"";
+		return st;
+	}
+	env->dsn_orcpt[env->nrcpts - 1] = v;
 	return SG_OK;
 }
 
@@ -426,19 +436,16 @@ env_set(struct spool_env *env, const char *key, size_t klen, const char *val,
 {
 	const struct env_field *f = NULL;
 	enum sg_status st = SG_OK;
+	const char *why;
 	char *field, *v;
 	long long n = 0;
 
 	if (key_is(key, klen, "rcpt"))
-		return env_add_rcpt(env, val, vlen, cap);
-	if (key_is(key, klen, "orcpt")) { /* of the recipient before it */
-		if (env->nrcpts == 0 || env->dsn_orcpt[env->nrcpts - 1])
-			return SG_ERR_IO;
-		if ((v = kv_decode(val, vlen, SPOOL_VALUE_MAX, &st)) == NULL)
-			return st;
-		env->dsn_orcpt[env->nrcpts - 1] = v;
-		return SG_OK;
-	}
+		return spool_env_read_rcpt(env, val, vlen, cap, SPOOL_RCPT_MAX,
+		                           SPOOL_VALUE_MAX, &why);
+	if (key_is(key, klen, "orcpt")) /* of the recipient before it */
+		return spool_env_read_orcpt(env, val, vlen, SPOOL_VALUE_MAX,
+		                            &why);
 	for (size_t i = 0; i < sizeof(env_fields) / sizeof(*env_fields); i++)
 		if (key_is(key, klen, env_fields[i].key))
 			f = &env_fields[i];
@@ -458,11 +465,11 @@ env_set(struct spool_env *env, const char *key, size_t klen, const char *val,
 		free(*(char **)field);
 		*(char **)field = v;
 		return SG_OK;
-	} else if (parse_ll(v, 0,
-	                    f->kind == ENV_UINT  ? UINT_MAX
-	                    : f->kind == ENV_INT ? INT_MAX
-	                                         : LLONG_MAX,
-	                    &n) < 0) {
+	} else if (kv_parse_num(v,
+	                        f->kind == ENV_UINT  ? UINT_MAX
+	                        : f->kind == ENV_INT ? INT_MAX
+	                                             : LLONG_MAX,
+	                        &n) < 0) {
 		st = SG_ERR_IO;
 	} else if (f->kind == ENV_TIME) {
 		*(time_t *)field = (time_t)n;

@@ -62,6 +62,16 @@ void spool_env_put_sender(struct kv_buf *b, const struct spool_env *env,
                           size_t max);
 void spool_env_put_rcpts(struct kv_buf *b, const struct spool_env *env,
                          size_t max);
+/* And reading them back: a "rcpt ADDR [NOTIFY]" line's value adds a
+ * recipient (SG_ERR_LIMIT past LIMIT of them); *CAP is the room of the
+ * recipient arrays, 0 at first.  An "orcpt" value belongs to the
+ * recipient before it.  Values decode to at most MAX bytes.  On failure
+ * *WHY says what was wrong, for the caller's "line N: ..." message. */
+enum sg_status spool_env_read_rcpt(struct spool_env *env, const char *val,
+                                   size_t vlen, size_t *cap, size_t limit,
+                                   size_t max, const char **why);
+enum sg_status spool_env_read_orcpt(struct spool_env *env, const char *val,
+                                    size_t vlen, size_t max, const char **why);
 
 struct spool;
 

@@ -654,70 +654,86 @@ damaged_meta_is_refused(void)
 		const char *name;
 		const char *text; /* NULL: BIG */
 		enum sg_status st;
+		const char *why; /* in the error, when given */
 	} cases[] = {
-	    {"good", GOOD_HEAD GOOD_TAIL "end\n", SG_OK},
+	    {"good", GOOD_HEAD GOOD_TAIL "end\n", SG_OK, NULL},
 	    {"unknown-key-ignored", GOOD_HEAD "colour blue\n" GOOD_TAIL "end\n",
-	     SG_OK},
-	    {"empty", "", SG_ERR_IO},
+	     SG_OK, NULL},
+	    {"empty", "", SG_ERR_IO, NULL},
 	    {"no-version", "id 000000000000000000000009\n" GOOD_TAIL "end\n",
-	     SG_ERR_IO},
+	     SG_ERR_IO, NULL},
 	    {"newer-version", "version 2\n" GOOD_TAIL "end\n",
-	     SG_ERR_UNSUPPORTED},
-	    {"no-end", GOOD_HEAD GOOD_TAIL, SG_ERR_IO},
-	    {"torn-end", GOOD_HEAD GOOD_TAIL "end", SG_ERR_IO},
-	    {"torn-line", GOOD_HEAD GOOD_TAIL "rcpt c@exa", SG_ERR_IO},
+	     SG_ERR_UNSUPPORTED, NULL},
+	    {"no-end", GOOD_HEAD GOOD_TAIL, SG_ERR_IO, NULL},
+	    {"torn-end", GOOD_HEAD GOOD_TAIL "end", SG_ERR_IO, NULL},
+	    {"torn-line", GOOD_HEAD GOOD_TAIL "rcpt c@exa", SG_ERR_IO, NULL},
 	    {"after-end", GOOD_HEAD GOOD_TAIL "end\nrcpt x@example.org\n",
-	     SG_ERR_IO},
-	    {"bad-escape", GOOD_HEAD GOOD_TAIL "reason a%G1\nend\n", SG_ERR_IO},
-	    {"cut-escape", GOOD_HEAD GOOD_TAIL "reason a%4\nend\n", SG_ERR_IO},
+	     SG_ERR_IO, NULL},
+	    {"bad-escape", GOOD_HEAD GOOD_TAIL "reason a%G1\nend\n", SG_ERR_IO,
+	     NULL},
+	    {"cut-escape", GOOD_HEAD GOOD_TAIL "reason a%4\nend\n", SG_ERR_IO,
+	     NULL},
 	    {"encoded-nul", GOOD_HEAD GOOD_TAIL "reason a%00b\nend\n",
-	     SG_ERR_IO},
-	    {"raw-control", GOOD_HEAD GOOD_TAIL "reason a\tb\nend\n",
-	     SG_ERR_IO},
-	    {"raw-cr", GOOD_HEAD GOOD_TAIL "reason a\rb\nend\n", SG_ERR_IO},
-	    {"space-in-value", GOOD_HEAD GOOD_TAIL "rule a b\nend\n",
-	     SG_ERR_IO},
+	     SG_ERR_IO, NULL},
+	    {"raw-control", GOOD_HEAD GOOD_TAIL "reason a\tb\nend\n", SG_ERR_IO,
+	     NULL},
+	    {"raw-cr", GOOD_HEAD GOOD_TAIL "reason a\rb\nend\n", SG_ERR_IO,
+	     NULL},
+	    {"space-in-value", GOOD_HEAD GOOD_TAIL "rule a b\nend\n", SG_ERR_IO,
+	     NULL},
 	    {"three-rcpt-words", GOOD_HEAD GOOD_TAIL "rcpt a b c\nend\n",
-	     SG_ERR_IO},
+	     SG_ERR_IO, "bad recipient NOTIFY"},
+	    {"bad-rcpt", GOOD_HEAD GOOD_TAIL "rcpt a%zz\nend\n", SG_ERR_IO,
+	     "bad recipient"},
+	    {"orcpt-first",
+	     GOOD_HEAD "orcpt rfc822;b@example.org\n" GOOD_TAIL "end\n",
+	     SG_ERR_IO, "\"orcpt\" without its recipient"},
+	    {"orcpt-twice",
+	     GOOD_HEAD GOOD_TAIL "rcpt c@example.org\norcpt rfc822;c\n"
+	                         "orcpt rfc822;d\nend\n",
+	     SG_ERR_IO, "\"orcpt\" without its recipient"},
+	    {"bad-orcpt", GOOD_HEAD GOOD_TAIL "rcpt c\norcpt a%4\nend\n",
+	     SG_ERR_IO, "bad value of \"orcpt\""},
 	    {"bad-number",
 	     GOOD_HEAD "quarantined 12x\nsize 1\nmail_from a\n"
 	               "end\n",
-	     SG_ERR_IO},
+	     SG_ERR_IO, NULL},
 	    {"negative-time",
 	     GOOD_HEAD "quarantined -5\nsize 1\nmail_from "
 	               "a\nend\n",
-	     SG_ERR_IO},
+	     SG_ERR_IO, NULL},
 	    {"size-over-limit",
 	     GOOD_HEAD "quarantined 1\nsize 99999999999\n"
 	               "mail_from a\nend\n",
-	     SG_ERR_IO},
+	     SG_ERR_IO, NULL},
 	    {"role-overflow", GOOD_HEAD GOOD_TAIL "role 99999999999\nend\n",
-	     SG_ERR_IO},
+	     SG_ERR_IO, NULL},
 	    {"id-mismatch",
 	     "version 1\nid 000000000000000000000008\nquarantine "
 	     "Policy\n" GOOD_TAIL "end\n",
-	     SG_ERR_IO},
+	     SG_ERR_IO, NULL},
 	    {"bad-id",
 	     "version 1\nid ../../x\nquarantine Policy\n" GOOD_TAIL "end\n",
-	     SG_ERR_IO},
+	     SG_ERR_IO, NULL},
 	    {"other-quarantine",
 	     "version 1\nid 000000000000000000000009\nquarantine "
 	     "Other\n" GOOD_TAIL "end\n",
-	     SG_ERR_IO},
+	     SG_ERR_IO, NULL},
 	    {"bad-quarantine-name",
 	     "version 1\nid 000000000000000000000009\nquarantine "
 	     "../x\n" GOOD_TAIL "end\n",
-	     SG_ERR_IO},
-	    {"twice", GOOD_HEAD GOOD_TAIL "size 1\nend\n", SG_ERR_IO},
+	     SG_ERR_IO, NULL},
+	    {"twice", GOOD_HEAD GOOD_TAIL "size 1\nend\n", SG_ERR_IO, NULL},
 	    {"no-mail-from",
 	     GOOD_HEAD "quarantined 1\nsize 1\nrcpt b@example.org\nend\n",
-	     SG_ERR_IO},
+	     SG_ERR_IO, NULL},
 	    {"no-size", GOOD_HEAD "quarantined 1\nmail_from a\nend\n",
-	     SG_ERR_IO},
-	    {"not-key-value", GOOD_HEAD GOOD_TAIL "garbage\nend\n", SG_ERR_IO},
-	    {"empty-key", GOOD_HEAD GOOD_TAIL " value\nend\n", SG_ERR_IO},
-	    {"empty-line", GOOD_HEAD GOOD_TAIL "\nend\n", SG_ERR_IO},
-	    {"value-too-long", NULL, SG_ERR_IO},
+	     SG_ERR_IO, NULL},
+	    {"not-key-value", GOOD_HEAD GOOD_TAIL "garbage\nend\n", SG_ERR_IO,
+	     NULL},
+	    {"empty-key", GOOD_HEAD GOOD_TAIL " value\nend\n", SG_ERR_IO, NULL},
+	    {"empty-line", GOOD_HEAD GOOD_TAIL "\nend\n", SG_ERR_IO, NULL},
+	    {"value-too-long", NULL, SG_ERR_IO, NULL},
 	};
 	static const char id[] = "000000000000000000000009";
 
@@ -750,6 +766,11 @@ damaged_meta_is_refused(void)
 		if (cases[c].st != SG_OK)
 			CHECK(strstr(err, "damaged") != NULL &&
 			      strstr(err, id) != NULL);
+		if (cases[c].why != NULL && strstr(err, cases[c].why) == NULL)
+			fprintf(stderr, "  case %s: error \"%s\"\n",
+			        cases[c].name, err);
+		CHECK(cases[c].why == NULL ||
+		      strstr(err, cases[c].why) != NULL);
 		CHECK_EQ(quarantine_list(f.q, NULL, &v, &n), SG_OK);
 		CHECK_EQ(n, 1u);
 		if (n == 1) {
