@@ -180,16 +180,17 @@ def unnamed_file_open(pid, directory):
     return False
 
 
-def kill_while_writing(smimegate, args, out_dir, sig):
-    """Starts smimegate ARGS, waits until it writes its output in OUT_DIR,
-    sends SIG; returns the exit status."""
+def kill_while_writing(smimegate, args, out_dir, sig, ready=None):
+    """Starts smimegate ARGS, waits until it writes an output in OUT_DIR
+    (and READY() is true), sends SIG; returns the exit status."""
     proc = subprocess.Popen([str(a) for a in [smimegate] + args],
                             stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + T
-        while not unnamed_file_open(proc.pid, out_dir):
+        while not ((ready is None or ready())
+                   and unnamed_file_open(proc.pid, out_dir)):
             assert proc.poll() is None, (
                 "finished before it could be interrupted: "
                 + proc.stderr.read().decode(errors="replace"))
@@ -229,26 +230,11 @@ def test_batch_interrupted_keeps_finished_outputs(smimegate, pki, tmp_path):
         (src / f"m{i}.eml").write_bytes(big)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    args = sign_args(pki) + ["--in-dir", src, "--out-dir", out_dir]
-    # wait for the second message's output, so one is finished
-    proc = subprocess.Popen([str(a) for a in [smimegate] + args],
-                            stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + T
-        while not ((out_dir / "m0.eml").exists()
-                   and unnamed_file_open(proc.pid, out_dir)):
-            assert proc.poll() is None, "the batch finished too soon"
-            assert time.monotonic() < deadline
-            time.sleep(0.0005)
-        proc.send_signal(signal.SIGINT)
-        proc.wait(T)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == -signal.SIGINT
+    # interrupted while writing the second message's output or a later one
+    rc = kill_while_writing(
+        smimegate, sign_args(pki) + ["--in-dir", src, "--out-dir", out_dir],
+        out_dir, signal.SIGINT, ready=(out_dir / "m0.eml").exists)
+    assert rc == -signal.SIGINT
     done = sorted(p.name for p in out_dir.iterdir())
     assert done and len(done) < 6, done
     assert done == [f"m{i}.eml" for i in range(len(done))], done
