@@ -14,81 +14,16 @@
 #include "daemon/dsn.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
 
+#include "daemon/kvtext.h"
 #include "smimegate.h"
 
 #define DSN_DATE_MAX 64
-
-/* ---- a growing buffer ---- */
-
-/* Length-carrying text; OOM is sticky and reported once at the end. */
-struct dsn_buf {
-	char *p;
-	size_t len, cap;
-	int oom;
-};
-
-static void
-buf_add(struct dsn_buf *b, const void *p, size_t n)
-{
-	if (b->oom)
-		return;
-	if (n + 1 > b->cap - b->len || b->p == NULL) {
-		size_t cap = b->cap ? b->cap : 4096;
-		char *grown;
-		while (cap - b->len < n + 1) {
-			if (cap > ((size_t)-1) / 2) {
-				b->oom = 1;
-				return;
-			}
-			cap *= 2;
-		}
-		if ((grown = realloc(b->p, cap)) == NULL) {
-			b->oom = 1;
-			return;
-		}
-		b->p = grown;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, p, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void
-buf_adds(struct dsn_buf *b, const char *s)
-{
-	buf_add(b, s, strlen(s));
-}
-
-static void buf_addf(struct dsn_buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-/* Formatted text; every caller's arguments are bounded, so one line
- * fits the local buffer (a longer one is cut, never overrun). */
-static void
-buf_addf(struct dsn_buf *b, const char *fmt, ...)
-{
-	char line[2 * DSN_VALUE_MAX + 256];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	if (n < 0) {
-		b->oom = 1;
-		return;
-	}
-	buf_add(b, line,
-	        (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
-}
 
 /* ---- values from outside ---- */
 
@@ -342,30 +277,29 @@ orig_read(const struct dsn_doc *d, int fd, struct dsn_orig *o)
 }
 
 static void
-write_headers(struct dsn_buf *b, const struct dsn_doc *d,
-              const char *msgid_rand)
+write_headers(struct kv_buf *b, const struct dsn_doc *d, const char *msgid_rand)
 {
 	char from[DSN_VALUE_MAX + 1], to[DSN_VALUE_MAX + 1], date[DSN_DATE_MAX];
 
 	clean_value(from, sizeof(from), d->info->postmaster);
 	clean_value(to, sizeof(to), d->info->sender);
 	rfc5322_date(date, sizeof(date), d->now);
-	buf_addf(b, "From: Mail Delivery System <%s>\r\n", from);
-	buf_addf(b, "To: <%s>\r\n", to);
-	buf_adds(b, "Subject: Undelivered Mail Returned to Sender\r\n");
-	buf_addf(b, "Date: %s\r\n", date);
-	buf_addf(b, "Message-ID: <%s.%s@%s>\r\n", d->qid, msgid_rand, d->host);
-	buf_adds(b, "Auto-Submitted: auto-replied\r\n"
-	            "MIME-Version: 1.0\r\n"
-	            "Content-Type: multipart/report; "
-	            "report-type=delivery-status;\r\n");
-	buf_addf(b, "\tboundary=\"%s\"\r\n\r\n", d->boundary);
-	buf_adds(b, "This is a MIME-encapsulated message.\r\n\r\n");
+	kv_addf(b, "From: Mail Delivery System <%s>\r\n", from);
+	kv_addf(b, "To: <%s>\r\n", to);
+	kv_str(b, "Subject: Undelivered Mail Returned to Sender\r\n");
+	kv_addf(b, "Date: %s\r\n", date);
+	kv_addf(b, "Message-ID: <%s.%s@%s>\r\n", d->qid, msgid_rand, d->host);
+	kv_str(b, "Auto-Submitted: auto-replied\r\n"
+	          "MIME-Version: 1.0\r\n"
+	          "Content-Type: multipart/report; "
+	          "report-type=delivery-status;\r\n");
+	kv_addf(b, "\tboundary=\"%s\"\r\n\r\n", d->boundary);
+	kv_str(b, "This is a MIME-encapsulated message.\r\n\r\n");
 }
 
 /* (1) the explanation for people. */
 static void
-write_text(struct dsn_buf *b, const struct dsn_doc *d, const struct dsn_orig *o)
+write_text(struct kv_buf *b, const struct dsn_doc *d, const struct dsn_orig *o)
 {
 	const struct dsn_info *info = d->info;
 	char addr[DSN_VALUE_MAX + 1], why[DSN_VALUE_MAX + 1],
@@ -373,112 +307,111 @@ write_text(struct dsn_buf *b, const struct dsn_doc *d, const struct dsn_orig *o)
 	size_t n = info->nrcpts < DSN_MAX_RCPTS ? info->nrcpts : DSN_MAX_RCPTS;
 
 	rfc5322_date(date, sizeof(date), info->arrival);
-	buf_addf(b,
-	         "--%s\r\n"
-	         "Content-Description: Notification\r\n"
-	         "Content-Type: text/plain; charset=us-ascii\r\n\r\n",
-	         d->boundary);
-	buf_addf(b, "This is the mail system at host %s.\r\n\r\n", d->host);
-	buf_adds(b, "Your message could not be delivered to one or more "
-	            "recipients.\r\n");
+	kv_addf(b,
+	        "--%s\r\n"
+	        "Content-Description: Notification\r\n"
+	        "Content-Type: text/plain; charset=us-ascii\r\n\r\n",
+	        d->boundary);
+	kv_addf(b, "This is the mail system at host %s.\r\n\r\n", d->host);
+	kv_str(b, "Your message could not be delivered to one or more "
+	          "recipients.\r\n");
 	if (info->expired)
-		buf_adds(b, "It stayed in the queue longer than allowed, so "
-		            "delivery has been given up.\r\n");
-	buf_adds(b, "This is a permanent failure: no further attempts will "
-	            "be made.\r\n\r\n");
-	buf_addf(b, "Queue ID: %s\r\nArrival date: %s\r\n\r\n", d->qid, date);
+		kv_str(b, "It stayed in the queue longer than allowed, so "
+		          "delivery has been given up.\r\n");
+	kv_str(b, "This is a permanent failure: no further attempts will "
+	          "be made.\r\n\r\n");
+	kv_addf(b, "Queue ID: %s\r\nArrival date: %s\r\n\r\n", d->qid, date);
 	for (size_t i = 0; i < n; i++) {
 		const struct dsn_rcpt *r = &info->rcpts[i];
 		clean_value(addr, sizeof(addr), r->addr);
 		clean_value(why, sizeof(why),
 		            r->reply && r->reply[0] ? r->reply
 		                                    : sg_status_text(r->st));
-		buf_addf(b, "<%s>:\r\n    %s\r\n", addr, why);
+		kv_addf(b, "<%s>:\r\n    %s\r\n", addr, why);
 	}
 	if (n < info->nrcpts)
-		buf_addf(b, "... and %zu more recipients\r\n",
-		         info->nrcpts - n);
+		kv_addf(b, "... and %zu more recipients\r\n", info->nrcpts - n);
 	if (!o->present)
-		buf_adds(b, "\r\nThe message itself could not be read to be "
-		            "returned.\r\n");
+		kv_str(b, "\r\nThe message itself could not be read to be "
+		          "returned.\r\n");
 	else if (o->too_large)
-		buf_addf(b,
-		         "\r\nThe message was larger than %zu KB: only its "
-		         "header section is returned.\r\n",
-		         d->max / 1024);
+		kv_addf(b,
+		        "\r\nThe message was larger than %zu KB: only its "
+		        "header section is returned.\r\n",
+		        d->max / 1024);
 	else if (!o->full)
-		buf_adds(b, "\r\nAs requested (RET=HDRS), only the message's "
-		            "header section is returned.\r\n");
-	buf_adds(b, "\r\n");
+		kv_str(b, "\r\nAs requested (RET=HDRS), only the message's "
+		          "header section is returned.\r\n");
+	kv_str(b, "\r\n");
 }
 
 /* (2) the report for programs (RFC 3464 2). */
 static void
-write_report(struct dsn_buf *b, const struct dsn_doc *d)
+write_report(struct kv_buf *b, const struct dsn_doc *d)
 {
 	const struct dsn_info *info = d->info;
 	char addr[DSN_VALUE_MAX + 1], why[DSN_VALUE_MAX + 1],
 	    envid[DSN_VALUE_MAX + 1], date[DSN_DATE_MAX], status[16];
 	size_t n = info->nrcpts < DSN_MAX_RCPTS ? info->nrcpts : DSN_MAX_RCPTS;
 
-	buf_addf(b,
-	         "--%s\r\n"
-	         "Content-Description: Delivery report\r\n"
-	         "Content-Type: message/delivery-status\r\n\r\n",
-	         d->boundary);
-	buf_addf(b, "Reporting-MTA: dns; %s\r\n", d->host);
-	buf_addf(b, "X-Smimegate-Queue-ID: %s\r\n", d->qid);
+	kv_addf(b,
+	        "--%s\r\n"
+	        "Content-Description: Delivery report\r\n"
+	        "Content-Type: message/delivery-status\r\n\r\n",
+	        d->boundary);
+	kv_addf(b, "Reporting-MTA: dns; %s\r\n", d->host);
+	kv_addf(b, "X-Smimegate-Queue-ID: %s\r\n", d->qid);
 	if (info->envid != NULL && info->envid[0] != '\0') {
 		clean_xtext(envid, sizeof(envid), info->envid);
-		buf_addf(b, "Original-Envelope-Id: %s\r\n", envid);
+		kv_addf(b, "Original-Envelope-Id: %s\r\n", envid);
 	}
 	rfc5322_date(date, sizeof(date), info->arrival);
-	buf_addf(b, "Arrival-Date: %s\r\n", date);
+	kv_addf(b, "Arrival-Date: %s\r\n", date);
 	rfc5322_date(date, sizeof(date), d->now);
 	for (size_t i = 0; i < n; i++) {
 		const struct dsn_rcpt *r = &info->rcpts[i];
 		clean_value(addr, sizeof(addr), r->addr);
 		rcpt_status(info, r, status, sizeof(status));
-		buf_adds(b, "\r\n");
+		kv_str(b, "\r\n");
 		if (r->orcpt != NULL && strchr(r->orcpt, ';') != NULL) {
 			/* RFC 3464 2.3.1: the ORCPT the sender gave */
 			clean_xtext(why, sizeof(why), r->orcpt);
-			buf_addf(b, "Original-Recipient: %s\r\n", why);
+			kv_addf(b, "Original-Recipient: %s\r\n", why);
 		}
-		buf_addf(b,
-		         "Final-Recipient: rfc822; %s\r\n"
-		         "Action: failed\r\nStatus: %s\r\n",
-		         addr, status);
+		kv_addf(b,
+		        "Final-Recipient: rfc822; %s\r\n"
+		        "Action: failed\r\nStatus: %s\r\n",
+		        addr, status);
 		if (r->reply != NULL && r->reply[0] != '\0') {
 			clean_value(why, sizeof(why), r->reply);
-			buf_addf(b, "Diagnostic-Code: %s; %s\r\n",
-			         is_smtp_reply(r->reply) ? "smtp"
-			                                 : "X-Smimegate",
-			         why);
+			kv_addf(b, "Diagnostic-Code: %s; %s\r\n",
+			        is_smtp_reply(r->reply) ? "smtp"
+			                                : "X-Smimegate",
+			        why);
 		}
-		buf_addf(b, "Last-Attempt-Date: %s\r\n", date);
+		kv_addf(b, "Last-Attempt-Date: %s\r\n", date);
 	}
-	buf_adds(b, "\r\n");
+	kv_str(b, "\r\n");
 }
 
 /* (3) the original, or its header section. */
 static void
-write_original(struct dsn_buf *b, const struct dsn_doc *d,
+write_original(struct kv_buf *b, const struct dsn_doc *d,
                const struct dsn_orig *o)
 {
 	if (!o->present)
 		return;
-	buf_addf(b, "--%s\r\nContent-Description: Undelivered Message%s\r\n",
-	         d->boundary, o->full ? "" : " Headers");
-	buf_adds(b, o->full ? "Content-Type: message/rfc822\r\n"
-	                    : "Content-Type: text/rfc822-headers\r\n");
+	kv_addf(b, "--%s\r\nContent-Description: Undelivered Message%s\r\n",
+	        d->boundary, o->full ? "" : " Headers");
+	kv_str(b, o->full ? "Content-Type: message/rfc822\r\n"
+	                  : "Content-Type: text/rfc822-headers\r\n");
 	if (has_8bit(o->data, o->len))
-		buf_adds(b, "Content-Transfer-Encoding: 8bit\r\n");
-	buf_adds(b, "\r\n");
-	buf_add(b, o->data, o->len);
+		kv_str(b, "Content-Transfer-Encoding: 8bit\r\n");
+	kv_str(b, "\r\n");
+	kv_add(b, o->data, o->len);
 	if (o->len > 0 && o->data[o->len - 1] != '\n')
-		buf_adds(b, "\r\n");
-	buf_adds(b, "\r\n");
+		kv_str(b, "\r\n");
+	kv_str(b, "\r\n");
 }
 
 /* ---- the API ---- */
@@ -486,7 +419,7 @@ write_original(struct dsn_buf *b, const struct dsn_doc *d,
 enum sg_status
 dsn_build(const struct dsn_info *info, int orig_fd, char **out, size_t *outlen)
 {
-	struct dsn_buf b = {0};
+	struct kv_buf b = {0};
 	struct dsn_orig o = {0};
 	struct dsn_doc d = {.info = info};
 	char rnd[2 * 16 + 1], msgid_rand[2 * 8 + 1];
@@ -515,7 +448,7 @@ dsn_build(const struct dsn_info *info, int orig_fd, char **out, size_t *outlen)
 	write_text(&b, &d, &o);
 	write_report(&b, &d);
 	write_original(&b, &d, &o);
-	buf_addf(&b, "--%s--\r\n", d.boundary);
+	kv_addf(&b, "--%s--\r\n", d.boundary);
 	if (b.oom) {
 		st = SG_ERR_NOMEM;
 		goto fail;
@@ -533,9 +466,9 @@ fail:
 static int
 sink_buf(void *arg, const void *p, size_t n)
 {
-	struct dsn_buf *b = arg;
+	struct kv_buf *b = arg;
 
-	buf_add(b, p, n);
+	kv_add(b, p, n);
 	return b->oom ? -1 : 0;
 }
 
@@ -545,7 +478,7 @@ dsn_sign(struct sg_ctx *ctx, const struct sg_key *key, const char *dsn,
 {
 	struct sg_sign_opts so = {
 	    .signer = key, .digest = SG_DIGEST_SHA256, .opaque = 0};
-	struct dsn_buf b = {0};
+	struct kv_buf b = {0};
 	struct sg_sink sink = {sink_buf, &b};
 	struct sg_msg *msg = NULL;
 	enum sg_status st;

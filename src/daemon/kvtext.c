@@ -5,6 +5,8 @@
 #include "daemon/kvtext.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,11 +16,16 @@ kv_add(struct kv_buf *b, const char *s, size_t n)
 {
 	if (b->oom)
 		return;
-	if (b->len + n > b->cap) {
+	if (b->p == NULL || n + 1 > b->cap - b->len) {
 		size_t cap = b->cap ? b->cap : 1024;
 		char *p;
-		while (cap < b->len + n)
+		while (cap - b->len < n + 1) {
+			if (cap > SIZE_MAX / 2) {
+				b->oom = 1;
+				return;
+			}
 			cap *= 2;
+		}
 		if ((p = realloc(b->p, cap)) == NULL) {
 			b->oom = 1;
 			return;
@@ -28,12 +35,36 @@ kv_add(struct kv_buf *b, const char *s, size_t n)
 	}
 	memcpy(b->p + b->len, s, n);
 	b->len += n;
+	b->p[b->len] = '\0';
 }
 
 void
 kv_str(struct kv_buf *b, const char *s)
 {
 	kv_add(b, s, strlen(s));
+}
+
+void
+kv_addf(struct kv_buf *b, const char *fmt, ...)
+{
+	char line[512], *big = NULL;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n >= 0 && (size_t)n >= sizeof(line)) {
+		va_start(ap, fmt);
+		n = vasprintf(&big, fmt, ap);
+		va_end(ap);
+	}
+	if (n < 0) {
+		b->oom = 1;
+		return;
+	}
+	kv_add(b, big ? big : line, (size_t)n);
+	free(big);
 }
 
 void

@@ -12,8 +12,9 @@
 
 #include "smimegate.h"
 
-/* A growing text buffer (no NUL kept); OOM once an allocation failed,
- * after which nothing more is added.  Zero-initialized; free(P). */
+/* A growing text buffer, NUL-terminated once anything was added (the
+ * DSN writer builds in it too); OOM once an allocation failed, after
+ * which nothing more is added.  Zero-initialized; free(P). */
 struct kv_buf {
 	char *p;
 	size_t len, cap;
@@ -22,6 +23,8 @@ struct kv_buf {
 
 void kv_add(struct kv_buf *b, const char *s, size_t n);
 void kv_str(struct kv_buf *b, const char *s);
+void kv_addf(struct kv_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* The N bytes of V, percent-encoded. */
 void kv_enc(struct kv_buf *b, const char *v, size_t n);
 /* "KEY V\n" with at most MAX bytes of V encoded; nothing when V is NULL. */
