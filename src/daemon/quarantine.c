@@ -346,70 +346,6 @@ out:
 
 /* ---- directories ---- */
 
-static int
-cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static void
-free_names(char **v, size_t n)
-{
-	for (size_t i = 0; v != NULL && i < n; i++)
-		free(v[i]);
-	free(v);
-}
-
-/* The names in directory FD (without . and ..), sorted.  -1 on error. */
-static int
-list_dir(int fd, char ***out, size_t *n)
-{
-	char **v = NULL;
-	size_t cnt = 0, cap = 0;
-	struct dirent *de;
-	DIR *d;
-	int dfd, e;
-
-	if ((dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return -1;
-	if ((d = fdopendir(dfd)) == NULL) {
-		e = errno;
-		close(dfd);
-		errno = e;
-		return -1;
-	}
-	while ((errno = 0, de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 ||
-		    strcmp(de->d_name, "..") == 0)
-			continue;
-		if (cnt == cap) {
-			size_t ncap = cap ? cap * 2 : 64;
-			char **nv = realloc(v, ncap * sizeof(*nv));
-			if (nv == NULL)
-				goto fail;
-			v = nv;
-			cap = ncap;
-		}
-		if ((v[cnt] = strdup(de->d_name)) == NULL)
-			goto fail;
-		cnt++;
-	}
-	if (errno != 0)
-		goto fail;
-	closedir(d);
-	if (cnt > 1)
-		qsort(v, cnt, sizeof(*v), cmp_str);
-	*out = v;
-	*n = cnt;
-	return 0;
-fail:
-	e = errno ? errno : ENOMEM;
-	free_names(v, cnt);
-	closedir(d);
-	errno = e;
-	return -1;
-}
-
 /* Opens (with CREATE, first creating 0700) DIRFD/NAME: a directory of
  * ours that group and others cannot use.  -1 with the reason in ERR. */
 static int
@@ -503,7 +439,7 @@ qnames(struct quarantine *q, char ***out, size_t *n)
 	char **v;
 	size_t cnt, k = 0;
 
-	if (list_dir(q->qfd, &v, &cnt) < 0)
+	if (fsio_list_dir(q->qfd, &v, &cnt) < 0)
 		return qfail_errno(q, "listing", "quarantine/");
 	for (size_t i = 0; i < cnt; i++) {
 		if (quarantine_name_valid(v[i]))
@@ -565,7 +501,7 @@ find_entry(struct quarantine *q, const char *id,
 			st = qfail_errno(q, "checking", meta);
 		}
 	}
-	free_names(names, n);
+	fsio_names_free(names, n);
 	if (st == SG_ERR_NOT_FOUND)
 		qfail(q, st, "%s is in no quarantine", id);
 	return st;
@@ -644,7 +580,7 @@ rec_scan(struct recovery *r, int dir)
 	size_t n;
 	int fd = rec_fd(r, dir);
 
-	if (list_dir(fd, &v, &n) < 0)
+	if (fsio_list_dir(fd, &v, &n) < 0)
 		return qfail_errno(r->q, "listing",
 		                   dir < 0 ? "release/" : r->names[dir]);
 	for (size_t i = 0; i < n; i++) {
@@ -670,7 +606,7 @@ rec_scan(struct recovery *r, int dir)
 			size_t ncap = r->cap ? r->cap * 2 : 64;
 			struct part *np = realloc(r->parts, ncap * sizeof(*np));
 			if (np == NULL) {
-				free_names(v, n);
+				fsio_names_free(v, n);
 				return qfail(r->q, SG_ERR_NOMEM,
 				             "out of memory");
 			}
@@ -682,7 +618,7 @@ rec_scan(struct recovery *r, int dir)
 		r->parts[r->nparts].kinds = kind;
 		r->nparts++;
 	}
-	free_names(v, n);
+	fsio_names_free(v, n);
 	return SG_OK;
 }
 
@@ -785,7 +721,7 @@ recover(struct quarantine *q)
 	                      "quarantine area")
 	              : SG_OK;
 out:
-	free_names(r.names, r.nnames);
+	fsio_names_free(r.names, r.nnames);
 	free(r.fds);
 	free(r.dirty);
 	free(r.parts);
@@ -1101,7 +1037,7 @@ load_dir(struct quarantine *q, int dfd, const char *where, const char *name,
 	enum sg_status st = SG_OK;
 	size_t nfiles;
 
-	if (list_dir(dfd, &files, &nfiles) < 0)
+	if (fsio_list_dir(dfd, &files, &nfiles) < 0)
 		return qfail_errno(q, "listing", where);
 	for (size_t i = 0; i < nfiles; i++) {
 		struct quarantine_info *e;
@@ -1147,7 +1083,7 @@ load_dir(struct quarantine *q, int dfd, const char *where, const char *name,
 		}
 		st = SG_OK; /* gone meanwhile, or damaged */
 	}
-	free_names(files, nfiles);
+	fsio_names_free(files, nfiles);
 	if (l->n > 1)
 		qsort(l->v, l->n, sizeof(*l->v), info_cmp);
 	return st;
@@ -1176,7 +1112,7 @@ quarantine_list(struct quarantine *q, const char *name,
 			st = SG_OK;
 		}
 	}
-	free_names(names, nnames);
+	fsio_names_free(names, nnames);
 	if (st != SG_OK) {
 		quarantine_list_free(l.v, l.n);
 		return st;
@@ -1470,6 +1406,6 @@ quarantine_expire(struct quarantine *q, const char *name, time_t older_than,
 			first = l.first;
 		quarantine_list_free(l.v, l.n);
 	}
-	free_names(names, nnames);
+	fsio_names_free(names, nnames);
 	return st != SG_OK ? st : first;
 }

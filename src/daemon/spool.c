@@ -748,66 +748,6 @@ open_subdir(int dirfd, const char *dir, const char *name, char *err,
 	return fd;
 }
 
-static int
-cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static void
-free_names(char **v, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
-}
-
-/* The names in directory FD (without . and ..), sorted.  -1 on error. */
-static int
-list_dir(int fd, char ***out, size_t *n)
-{
-	char **v = NULL;
-	size_t cnt = 0, cap = 0;
-	struct dirent *de;
-	DIR *d;
-	int dfd;
-
-	if ((dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return -1;
-	if ((d = fdopendir(dfd)) == NULL) {
-		close(dfd);
-		return -1;
-	}
-	while ((errno = 0, de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 ||
-		    strcmp(de->d_name, "..") == 0)
-			continue;
-		if (cnt == cap) {
-			size_t ncap = cap ? cap * 2 : 64;
-			char **nv = realloc(v, ncap * sizeof(*nv));
-			if (nv == NULL)
-				goto fail;
-			v = nv;
-			cap = ncap;
-		}
-		if ((v[cnt] = strdup(de->d_name)) == NULL)
-			goto fail;
-		cnt++;
-	}
-	if (errno != 0)
-		goto fail;
-	closedir(d);
-	if (cnt > 1)
-		qsort(v, cnt, sizeof(*v), cmp_str);
-	*out = v;
-	*n = cnt;
-	return 0;
-fail:
-	free_names(v, cnt);
-	closedir(d);
-	return -1;
-}
-
 /* Notes the timestamp of an ID found on disk, so that new IDs sort after
  * it even when the clock went back. */
 static void
@@ -864,7 +804,7 @@ spool_recover(struct spool *sp, char *err, size_t errlen)
 	size_t n = 0;
 	int removed = 0, failed = 0;
 
-	if (list_dir(sp->tmpfd, &names, &n) < 0) {
+	if (fsio_list_dir(sp->tmpfd, &names, &n) < 0) {
 		set_err(err, errlen, "%s/tmp: %s", sp->dir, strerror(errno));
 		return SG_ERR_IO;
 	}
@@ -878,7 +818,7 @@ spool_recover(struct spool *sp, char *err, size_t errlen)
 		else
 			removed = 1;
 	}
-	free_names(names, n);
+	fsio_names_free(names, n);
 	if (removed)
 		fsync(sp->tmpfd);
 	if (failed) {
@@ -888,7 +828,7 @@ spool_recover(struct spool *sp, char *err, size_t errlen)
 	}
 
 	removed = 0;
-	if (list_dir(sp->queuefd, &names, &n) < 0) {
+	if (fsio_list_dir(sp->queuefd, &names, &n) < 0) {
 		set_err(err, errlen, "%s/queue: %s", sp->dir, strerror(errno));
 		return SG_ERR_IO;
 	}
@@ -922,7 +862,7 @@ spool_recover(struct spool *sp, char *err, size_t errlen)
 		else
 			removed = 1;
 	}
-	free_names(names, n);
+	fsio_names_free(names, n);
 	if (removed)
 		fsync(sp->queuefd);
 	if (failed) {
@@ -1325,7 +1265,7 @@ spool_scan(struct spool *sp, struct spool_env **v, size_t *n)
 	size_t nnames = 0, cnt = 0;
 	enum sg_status st;
 
-	if (list_dir(sp->queuefd, &names, &nnames) < 0)
+	if (fsio_list_dir(sp->queuefd, &names, &nnames) < 0)
 		return fsio_errno_status(errno);
 	if (nnames > 0 && (out = calloc(nnames, sizeof(*out))) == NULL) {
 		st = SG_ERR_NOMEM;
@@ -1343,7 +1283,7 @@ spool_scan(struct spool *sp, struct spool_env **v, size_t *n)
 			spool_log("event=bad-envelope id=%s status=%s", id,
 			          sg_status_name(st));
 	}
-	free_names(names, nnames);
+	fsio_names_free(names, nnames);
 	*v = out;
 	*n = cnt;
 	return SG_OK;
@@ -1351,7 +1291,7 @@ fail:
 	for (size_t i = 0; i < cnt; i++)
 		spool_env_clear(&out[i]);
 	free(out);
-	free_names(names, nnames);
+	fsio_names_free(names, nnames);
 	return st;
 }
 
