@@ -112,17 +112,6 @@ admin_close(struct admin *a, int rc)
 	return rc;
 }
 
-static void
-iso(time_t t, char *buf, size_t len)
-{
-	struct tm tm;
-
-	if (t == 0 || gmtime_r(&t, &tm) == NULL)
-		snprintf(buf, len, "-");
-	else
-		strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static long
 days_left(time_t not_after, time_t now)
 {
@@ -151,8 +140,8 @@ admin_print_json(FILE *f, const struct store_entry *e, time_t now)
 	int c = e->has_cert;
 	char nb[32], na[32];
 
-	iso(i->not_before, nb, sizeof(nb));
-	iso(i->not_after, na, sizeof(na));
+	cli_iso_time(i->not_before, nb, sizeof(nb));
+	cli_iso_time(i->not_after, na, sizeof(na));
 	fputs("{\"name\": ", f);
 	cli_json_str(f, e->name);
 	fprintf(f, ", \"pending\": %s, \"source\": ", c ? "false" : "true");
@@ -231,7 +220,7 @@ admin_print_list(FILE *f, const struct store_entry *v, size_t n, int json,
 			        "(waiting for the CA)");
 			continue;
 		}
-		iso(i->not_after, na, sizeof(na));
+		cli_iso_time(i->not_after, na, sizeof(na));
 		na[10] = '\0';
 		fprintf(f, "%-20s %-10s %6ld  %-13s %s%s\n", v[k].name, na,
 		        days_left(i->not_after, now),
@@ -258,8 +247,8 @@ admin_print_show(FILE *f, const struct store_entry *e, time_t now)
 		           "certificate with `smimegate cert import`)\n");
 		return;
 	}
-	iso(i->not_before, nb, sizeof(nb));
-	iso(i->not_after, na, sizeof(na));
+	cli_iso_time(i->not_before, nb, sizeof(nb));
+	cli_iso_time(i->not_after, na, sizeof(na));
 	fprintf(f, "subject:     %s\n", i->subject);
 	fprintf(f, "issuer:      %s%s\n", i->issuer,
 	        i->self_signed ? " (self-signed: for tests and internal mail, "

@@ -5,6 +5,7 @@
 #define SG_CLI_H
 
 #include <stdio.h>
+#include <time.h>
 
 #include "smimegate.h"
 
@@ -38,6 +39,9 @@ struct cli_out {
 int cli_out_open(struct cli_out *o, const char *path, int direct);
 /* Commits (rename or copy to stdout) when OK, else discards. */
 int cli_out_close(struct cli_out *o, int ok);
+
+/* T as "2024-01-01T00:00:00Z" (UTC) in BUF, "-" for 0; returns BUF. */
+const char *cli_iso_time(time_t t, char *buf, size_t len);
 
 /* Writes S as a JSON string (null for NULL). */
 void cli_json_str(FILE *f, const char *s);

@@ -27,10 +27,8 @@ static void
 print_cert(FILE *f, const struct sg_cert_info *i, int json)
 {
 	char when[32];
-	struct tm tm;
 
-	gmtime_r(&i->not_after, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	cli_iso_time(i->not_after, when, sizeof(when));
 	if (!json) {
 		fprintf(f,
 		        "  subject=%s issuer=%s serial=%s not_after=%s "

@@ -137,22 +137,11 @@ parse(struct admin *a, const char *cmd, unsigned takes, int argc, char **argv,
 
 /* ---- printing ---- */
 
-static void
-iso(time_t t, char *buf, size_t len)
-{
-	struct tm tm;
-
-	if (t == 0 || gmtime_r(&t, &tm) == NULL)
-		snprintf(buf, len, "-");
-	else
-		strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /* The date part of T. */
 static void
 day(time_t t, char *buf, size_t len)
 {
-	iso(t, buf, len);
+	cli_iso_time(t, buf, len);
 	if (strlen(buf) > 10)
 		buf[10] = '\0';
 }
@@ -187,8 +176,8 @@ print_json(FILE *f, const struct store_harvested *h, time_t now)
 		free(buf);
 		return -1;
 	}
-	iso(h->harvested_at, hv, sizeof(hv));
-	iso(h->last_used, lu, sizeof(lu));
+	cli_iso_time(h->harvested_at, hv, sizeof(hv));
+	cli_iso_time(h->last_used, lu, sizeof(lu));
 	fwrite(buf, 1, len - 1, f);
 	fputs(", \"harvested_at\": ", f);
 	cli_json_str(f, hv);
@@ -246,8 +235,8 @@ print_show(FILE *f, const struct store_harvested *h, time_t now)
 	char hv[32], lu[32];
 
 	admin_print_show(f, &h->e, now);
-	iso(h->harvested_at, hv, sizeof(hv));
-	iso(h->last_used, lu, sizeof(lu));
+	cli_iso_time(h->harvested_at, hv, sizeof(hv));
+	cli_iso_time(h->last_used, lu, sizeof(lu));
 	fprintf(f, "harvested:   %s\n", hv);
 	fprintf(f, "from:        %s\n", *h->source ? h->source : "-");
 	fprintf(f, "last used:   %s\n", lu);

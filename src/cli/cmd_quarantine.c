@@ -190,17 +190,6 @@ json_str(FILE *f, const char *s)
 		json_bytes(f, s, strlen(s));
 }
 
-static void
-iso_time(time_t t, char *buf, size_t len)
-{
-	struct tm tm;
-
-	if (t <= 0 || gmtime_r(&t, &tm) == NULL)
-		snprintf(buf, len, "-");
-	else
-		strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static const char *
 role_name(int role)
 {
@@ -219,8 +208,8 @@ print_json(FILE *f, const struct quarantine_info *e, const char *headers,
 	int ok = !e->damaged;
 	char t[32], r[32];
 
-	iso_time(e->quarantined, t, sizeof(t));
-	iso_time(env->received, r, sizeof(r));
+	cli_iso_time(e->quarantined, t, sizeof(t));
+	cli_iso_time(env->received, r, sizeof(r));
 	fputs("{\"id\": ", f);
 	json_str(f, e->id);
 	fputs(", \"quarantine\": ", f);
@@ -291,7 +280,7 @@ print_table(FILE *f, const struct quarantine_info *v, size_t n)
 			        e->id);
 			continue;
 		}
-		iso_time(e->quarantined, t, sizeof(t));
+		cli_iso_time(e->quarantined, t, sizeof(t));
 		fprintf(f, "%-20s  ", t);
 		cell(f, e->env.mail_from[0] ? e->env.mail_from : "<>", 32);
 		fprintf(f, "%5zu  %10llu  ", e->env.nrcpts,
@@ -391,7 +380,7 @@ print_show(FILE *f, const struct quarantine_info *e, const char *headers,
 
 	fprintf(f, "id:          %s\n", e->id);
 	fprintf(f, "quarantine:  %s\n", e->name);
-	iso_time(e->quarantined, t, sizeof(t));
+	cli_iso_time(e->quarantined, t, sizeof(t));
 	fprintf(f, "quarantined: %s\n", t);
 	fputs("rule:        ", f);
 	put_str(f, e->rule, 0);
@@ -411,7 +400,7 @@ print_show(FILE *f, const struct quarantine_info *e, const char *headers,
 		}
 		fputc('\n', f);
 	}
-	iso_time(env->received, t, sizeof(t));
+	cli_iso_time(env->received, t, sizeof(t));
 	fprintf(f, "received:    %s\n", t);
 	fputs("listener:    ", f);
 	put_str(f, env->listener, 0);

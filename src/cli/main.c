@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SMIMEGATE_VERSION "0.1.0"
@@ -318,6 +319,17 @@ cli_out_close(struct cli_out *o, int ok)
 	free(o->file);
 	o->file = NULL;
 	return rc;
+}
+
+const char *
+cli_iso_time(time_t t, char *buf, size_t len)
+{
+	struct tm tm;
+
+	if (t == 0 || gmtime_r(&t, &tm) == NULL ||
+	    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(buf, len, "-");
+	return buf;
 }
 
 void

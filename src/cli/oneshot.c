@@ -687,7 +687,6 @@ static void
 print_json(FILE *f, const char *file, const struct sg_verify_result *r)
 {
 	char when[32];
-	struct tm tm;
 
 	fputc('{', f);
 	if (file != NULL) {
@@ -717,12 +716,8 @@ print_json(FILE *f, const char *file, const struct sg_verify_result *r)
 	fprintf(f, ", \"signature_alg\": ");
 	cli_json_str(f, r->signature_alg);
 	fprintf(f, ", \"signing_time\": ");
-	if (r->signing_time != 0 && gmtime_r(&r->signing_time, &tm) != NULL) {
-		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-		cli_json_str(f, when);
-	} else {
-		fputs("null", f);
-	}
+	cli_iso_time(r->signing_time, when, sizeof(when));
+	cli_json_str(f, strcmp(when, "-") != 0 ? when : NULL);
 	fprintf(f, ", \"signature_ok\": %s, \"chain_ok\": %s",
 	        r->signature_ok ? "true" : "false",
 	        r->chain_ok ? "true" : "false");

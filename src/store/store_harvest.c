@@ -399,25 +399,6 @@ record_updates(struct store *st, const struct covered *c, const char *upd,
 	return rc;
 }
 
-/* Whether ROLE has a row named NAME (*IS). */
-static enum sg_status
-taken(struct store *st, enum store_role role, const char *name, int *is)
-{
-	sqlite3_stmt *s = NULL;
-	enum sg_status rc;
-
-	if ((rc = store_prepare(st,
-	                        "SELECT 1 FROM certs WHERE role = ?1 AND "
-	                        "name = ?2",
-	                        &s)) != SG_OK)
-		return rc;
-	sqlite3_bind_int(s, 1, (int)role);
-	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
-	rc = store_step(st, s, is);
-	sqlite3_finalize(s);
-	return rc;
-}
-
 /* A free name for a harvested row: "h-<BASE>-<8 hex digits of FP>", else
  * with 16 digits, else with "-2", "-3", ...  BASE is cut to NAME_BASE
  * bytes, and what is not [A-Za-z0-9._@+-] becomes '_', so that the name
@@ -448,7 +429,8 @@ harvest_name(struct store *st, const char *base, const char *fp, char **out)
 		else
 			snprintf(name, sizeof(name), "h-%s-%.*s-%d", b, LONG_FP,
 			         fp, k);
-		if ((rc = taken(st, STORE_HARVESTED, name, &is)) != SG_OK)
+		if ((rc = store_name_taken(st, STORE_HARVESTED, name, &is)) !=
+		    SG_OK)
 			return rc;
 		if (!is) {
 			if ((*out = strdup(name)) == NULL)
@@ -1128,7 +1110,7 @@ promote_tx(struct store *st, const char *name, const char *target)
 	}
 	sqlite3_finalize(s);
 	s = NULL;
-	if ((rc = taken(st, STORE_PUBLIC, target, &is)) != SG_OK)
+	if ((rc = store_name_taken(st, STORE_PUBLIC, target, &is)) != SG_OK)
 		goto out;
 	if (is) {
 		rc = store_fail(st, SG_ERR_EXISTS,

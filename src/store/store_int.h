@@ -156,6 +156,9 @@ struct store_row {
 
 /* "key", "certificate", "trust anchor". */
 const char *store_role_noun(enum store_role role);
+/* Whether ROLE has a row named NAME (*TAKEN 1 or 0). */
+enum sg_status store_name_taken(struct store *st, enum store_role role,
+                                const char *name, int *taken);
 /* Selects the row ROLE / NAME into *S (the caller finalizes it, also on
  * failure) and R.  SG_ERR_NOT_FOUND. */
 enum sg_status store_row_select(struct store *st, enum store_role role,

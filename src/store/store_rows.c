@@ -217,8 +217,9 @@ out:
 /* ---- names of rows ---- */
 
 /* Whether ROLE has a row NAME (*TAKEN 1 or 0). */
-static enum sg_status
-name_taken(struct store *st, enum store_role role, const char *name, int *taken)
+enum sg_status
+store_name_taken(struct store *st, enum store_role role, const char *name,
+                 int *taken)
 {
 	sqlite3_stmt *s = NULL;
 	enum sg_status rc;
@@ -319,7 +320,7 @@ free_name(struct store *st, enum store_role role, const char *base,
 			snprintf(name, cap, "%s-%d", base, k);
 		else
 			snprintf(name, cap, "%s-%.16s", base, fp);
-		if ((rc = name_taken(st, role, name, &taken)) != SG_OK)
+		if ((rc = store_name_taken(st, role, name, &taken)) != SG_OK)
 			goto fail;
 		if (!taken && store_name_ok(name)) {
 			*out = name;
@@ -416,7 +417,8 @@ insert_row_tx(struct store *st, const struct new_row *nr)
 		    SG_OK)
 			goto fail;
 		name = derived;
-	} else if ((rc = name_taken(st, nr->role, name, &taken)) != SG_OK) {
+	} else if ((rc = store_name_taken(st, nr->role, name, &taken)) !=
+	           SG_OK) {
 		goto fail;
 	} else if (taken) {
 		rc = store_fail(st, SG_ERR_EXISTS, "a %s named %s exists",
