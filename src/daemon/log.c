@@ -222,3 +222,17 @@ log_err(const char *component, const char *fmt, ...)
 	log_vwrite(LOG_LEVEL_ERR, component, fmt, ap);
 	va_end(ap);
 }
+
+void
+log_quote_value(char *dst, size_t len, const char *src)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < len && src[i]; i++) {
+		unsigned char c = (unsigned char)src[i];
+		dst[i] = (c < 0x20 || c == 0x7f)   ? ' '
+		         : (c == '"' || c == '\\') ? '\''
+		                                   : (char)c;
+	}
+	dst[i] = '\0';
+}

@@ -56,6 +56,11 @@ void log_err(const char *component, const char *fmt, ...)
 void log_vwrite(enum log_level level, const char *component, const char *fmt,
                 va_list ap) __attribute__((format(printf, 3, 0)));
 
+/* SRC as the value of a quoted key="value" field, in DST of LEN octets
+ * (cut to fit): control bytes become spaces, quotes and backslashes '.
+ * For text from outside (a next hop's reply, an address). */
+void log_quote_value(char *dst, size_t len, const char *src);
+
 /* The level a line gets (see log_event): the larger of LEVEL and the one
  * its event= field implies.  For the tests. */
 enum log_level log_level_of(enum log_level level, const char *text);

@@ -71,28 +71,13 @@ enum queue_outcome { QUEUE_DONE, QUEUE_AGAIN };
 
 /* ---- logging ---- */
 
-/* REPLY as a log value: no quotes, backslashes or control bytes. */
-static void
-log_value(char *dst, size_t len, const char *src)
-{
-	size_t i;
-
-	for (i = 0; i + 1 < len && src[i]; i++) {
-		unsigned char c = (unsigned char)src[i];
-		dst[i] = (c < 0x20 || c == 0x7f)   ? ' '
-		         : (c == '"' || c == '\\') ? '\''
-		                                   : (char)c;
-	}
-	dst[i] = '\0';
-}
-
 static void
 queue_log(const struct spool_env *env, const char *event, const char *reply,
           const char *extra)
 {
 	char safe[QUEUE_REPLY_MAX];
 
-	log_value(safe, sizeof(safe), reply ? reply : "");
+	log_quote_value(safe, sizeof(safe), reply ? reply : "");
 	log_event("queue", "qid=%s event=%s reply=\"%s\" attempts=%u%s",
 	          env->id, event, safe, env->attempts, extra ? extra : "");
 }
@@ -317,7 +302,7 @@ queue_report_rcpt_failed(struct queue_report *rep, const struct spool_env *env,
 	if (!null_sender && rep->q->ops.rcpt_failed != NULL)
 		rst = rep->q->ops.rcpt_failed(rep->q->arg, env, rcpt, st,
 		                              reply ? reply : "");
-	log_value(safe, sizeof(safe), rcpt);
+	log_quote_value(safe, sizeof(safe), rcpt);
 	snprintf(extra, sizeof(extra), " rcpt=<%s>%s%s", safe,
 	         null_sender ? " dsn=none" : "",
 	         rst != SG_OK ? " dsn=deferred" : "");

@@ -1418,21 +1418,6 @@ txn_data(struct txn *t)
 
 /* ---- the API ---- */
 
-/* VALUE for a log line: no quotes, backslashes or control bytes. */
-static void
-log_value(char *dst, size_t len, const char *src)
-{
-	size_t i;
-
-	for (i = 0; i + 1 < len && src[i]; i++) {
-		unsigned char c = (unsigned char)src[i];
-		dst[i] = (c < 0x20 || c == 0x7f)   ? ' '
-		         : (c == '"' || c == '\\') ? '\''
-		                                   : (char)c;
-	}
-	dst[i] = '\0';
-}
-
 /* MX: the MX host it reached, or "none"; else NULL. */
 static void
 relay_log(const struct txn *t, int tls, int verified, const char *mx,
@@ -1441,11 +1426,11 @@ relay_log(const struct txn *t, int tls, int verified, const char *mx,
 	char reply[RELAY_REPLY_MAX], hop[RELAY_HOST_MAX + 16];
 	char host[RELAY_HOST_MAX + 8] = "";
 
-	log_value(reply, sizeof(reply), t->last);
-	log_value(hop, sizeof(hop), t->hop->nexthop);
+	log_quote_value(reply, sizeof(reply), t->last);
+	log_quote_value(hop, sizeof(hop), t->hop->nexthop);
 	if (mx != NULL) {
 		memcpy(host, " mx=", 4);
-		log_value(host + 4, sizeof(host) - 4, mx);
+		log_quote_value(host + 4, sizeof(host) - 4, mx);
 	}
 	log_event("relay",
 	          "qid=%s nexthop=%s%s tls=%s verified=%s rcpts=%zu "
@@ -1468,8 +1453,8 @@ session_get(struct relay *r, struct relay_cache *cache, const char *helo,
 	c = conn_open(r, helo, t->hop, 1, &retry, perm, whybuf, whylen);
 	if (c == NULL && retry) {
 		char safe[RELAY_WHY_MAX], hop[RELAY_HOST_MAX + 16];
-		log_value(safe, sizeof(safe), whybuf);
-		log_value(hop, sizeof(hop), t->hop->nexthop);
+		log_quote_value(safe, sizeof(safe), whybuf);
+		log_quote_value(hop, sizeof(hop), t->hop->nexthop);
 		log_warn("relay",
 		         "qid=%s nexthop=%s event=tls-failed reason=\"%s\" "
 		         "(again without TLS)",

@@ -153,6 +153,23 @@ targets(void)
 	CHECK(strncmp(captured, want, strlen(want)) == 0);
 }
 
+/* A value from outside cannot end its quotes or split the line; it is
+ * cut to the room given, always terminated. */
+static void
+quoted_values_are_cleaned(void)
+{
+	char v[16];
+
+	log_quote_value(v, sizeof(v), "550 \"no\"\\\r\nx\x7f");
+	CHECK_STR(v, "550 'no''  x ");
+	log_quote_value(v, 6, "0123456789");
+	CHECK_STR(v, "01234");
+	log_quote_value(v, 1, "abc");
+	CHECK_STR(v, "");
+	log_quote_value(v, sizeof(v), "");
+	CHECK_STR(v, "");
+}
+
 static const struct unit_case cases[] = {
     {"line_on_stderr", line_on_stderr},
     {"control_characters_cannot_split_a_line",
@@ -161,6 +178,7 @@ static const struct unit_case cases[] = {
     {"error_and_warning_events_raise_the_level",
      error_and_warning_events_raise_the_level},
     {"targets", targets},
+    {"quoted_values_are_cleaned", quoted_values_are_cleaned},
     {NULL, NULL},
 };
 
