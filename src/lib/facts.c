@@ -135,18 +135,8 @@ walk(struct facts_walk *w, GMimeObject *obj, unsigned depth)
 {
 	if (w->st != SG_OK || obj == NULL)
 		return;
-	if (depth > w->ctx->limits.max_depth) {
-		w->st = sg_fail_plain(w->ctx, SG_ERR_LIMIT,
-		                      "MIME nesting deeper than %u levels",
-		                      w->ctx->limits.max_depth);
+	if ((w->st = sg_mime_walk_limits(w->ctx, depth, &w->parts)) != SG_OK)
 		return;
-	}
-	if (++w->parts > w->ctx->limits.max_parts) {
-		w->st = sg_fail_plain(w->ctx, SG_ERR_LIMIT,
-		                      "more than %u MIME parts",
-		                      w->ctx->limits.max_parts);
-		return;
-	}
 	if (GMIME_IS_MULTIPART_SIGNED(obj)) {
 		/* The signed content; the signature is not an attachment. */
 		walk(w,

@@ -576,23 +576,27 @@ single_part_needs_parse(struct sg_msg *msg, enum sg_status *st)
 	return found;
 }
 
+enum sg_status
+sg_mime_walk_limits(struct sg_ctx *ctx, unsigned depth, unsigned *parts)
+{
+	if (depth > ctx->limits.max_depth)
+		return sg_fail_plain(ctx, SG_ERR_LIMIT,
+		                     "MIME nesting deeper than %u levels",
+		                     ctx->limits.max_depth);
+	if (++*parts > ctx->limits.max_parts)
+		return sg_fail_plain(ctx, SG_ERR_LIMIT,
+		                     "more than %u MIME parts",
+		                     ctx->limits.max_parts);
+	return SG_OK;
+}
+
 static void
 walk_object(struct walk *w, GMimeObject *obj, unsigned depth, int fix)
 {
 	if (w->st != SG_OK)
 		return;
-	if (depth > w->ctx->limits.max_depth) {
-		w->st = sg_fail_plain(w->ctx, SG_ERR_LIMIT,
-		                      "MIME nesting deeper than %u levels",
-		                      w->ctx->limits.max_depth);
+	if ((w->st = sg_mime_walk_limits(w->ctx, depth, &w->parts)) != SG_OK)
 		return;
-	}
-	if (++w->parts > w->ctx->limits.max_parts) {
-		w->st = sg_fail_plain(w->ctx, SG_ERR_LIMIT,
-		                      "more than %u MIME parts",
-		                      w->ctx->limits.max_parts);
-		return;
-	}
 	if (GMIME_IS_MULTIPART_SIGNED(obj) || GMIME_IS_MULTIPART_ENCRYPTED(obj))
 		return; /* re-encoding inside would break a signature */
 	if (GMIME_IS_MULTIPART(obj)) {

@@ -197,5 +197,10 @@ char *sg_mime_from_address(const struct sg_msg *msg);
 
 /* A fresh boundary string into BUF (at least 48 bytes). */
 void sg_mime_boundary(char *buf, size_t len);
+/* Every walk of a MIME tree calls this at each part: SG_ERR_LIMIT when
+ * DEPTH passes the handle's max_depth or the part counted in *PARTS its
+ * max_parts. */
+enum sg_status sg_mime_walk_limits(struct sg_ctx *ctx, unsigned depth,
+                                   unsigned *parts);
 
 #endif /* SG_INT_H */
