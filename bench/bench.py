@@ -9,13 +9,14 @@ import argparse
 import base64
 import email.utils
 import os
-import platform
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+from benchutil import log, git_rev, cpu_model, loadavg
 
 KIB = 1024
 MIB = 1024 * 1024
@@ -39,10 +40,6 @@ VERIFY_FACTOR = 0.5         # 25 MiB verify: time <= this x openssl's
 
 class CommandFailed(Exception):
     pass
-
-
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------------------
@@ -443,39 +440,6 @@ def fmt_time(s):
 def fmt_rate(size, s):
     r = size / MIB / s
     return f"{r:.1f}" if r >= 10 else f"{r:.2f}"
-
-
-def git_rev(root):
-    try:
-        rev = subprocess.run(["git", "-C", root, "rev-parse", "--short",
-                              "HEAD"], capture_output=True, text=True,
-                             check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain",
-                                "--untracked-files=no"],
-                               capture_output=True, text=True,
-                               check=True).stdout.strip()
-        return rev + (" + uncommitted changes" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
-
-
-def loadavg():
-    try:
-        with open("/proc/loadavg") as fh:
-            return " ".join(fh.read().split()[:3])
-    except OSError:
-        return "?"
 
 
 def main():

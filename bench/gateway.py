@@ -22,6 +22,8 @@ import tempfile
 import threading
 import time
 
+from benchutil import log, free_port, git_rev, cpu_model, loadavg
+
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
 
 BODY = 10240                      # smtp-source -l: the message body
@@ -51,10 +53,6 @@ class Failed(Exception):
     pass
 
 
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
-
-
 def run(argv, **kw):
     """Runs ARGV to completion; Failed with its stderr when it fails."""
     kw.setdefault("capture_output", True)
@@ -64,14 +62,6 @@ def run(argv, **kw):
         raise Failed(f"exit status {r.returncode}: "
                      + " ".join(map(str, argv)) + "\n  " + err[-2000:])
     return r
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def wait_port(port, proc, what, timeout=30):
@@ -552,39 +542,6 @@ def commit_bench(root, tmp):
 # ---------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------
-
-def git_rev(root):
-    try:
-        rev = subprocess.run(["git", "-C", root, "rev-parse", "--short",
-                              "HEAD"], capture_output=True, text=True,
-                             check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain",
-                                "--untracked-files=no"],
-                               capture_output=True, text=True,
-                               check=True).stdout.strip()
-        return rev + (" + uncommitted changes" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "?"
-
-
-def loadavg():
-    try:
-        with open("/proc/loadavg") as fh:
-            return " ".join(fh.read().split()[:3])
-    except OSError:
-        return "?"
-
 
 def fs_of(path):
     """The file system type and device PATH is on (/proc/self/mounts)."""

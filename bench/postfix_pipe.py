@@ -28,6 +28,8 @@ import subprocess
 import tempfile
 import time
 
+from benchutil import free_port
+
 POSTFIX = shutil.which("postfix") or "/usr/sbin/postfix"
 MSMTP = shutil.which("msmtp") or "/usr/bin/msmtp"
 
@@ -40,12 +42,6 @@ openssl cms -sign -signer {cert} -inkey {key} -md sha256 |{encrypt}
 	{msmtp} -C /dev/null --host=127.0.0.1 --port={port} -f "$1" -- "$2" ||
 	exit 75
 """
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def available():
