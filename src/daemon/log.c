@@ -22,6 +22,8 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "daemon/reason.h"
+
 #define LOG_SYSLOG_PATH "/dev/log" /* where glibc's syslog(3) sends */
 
 static struct {
@@ -29,18 +31,6 @@ static struct {
 	int to_syslog;
 	char ident[32]; /* openlog keeps the pointer: it lives here */
 } logger = {PTHREAD_RWLOCK_INITIALIZER, 0, "smimegate"};
-
-static void __attribute__((format(printf, 3, 4)))
-set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* Whether the syslog socket takes a connection (glibc tries a datagram
  * socket, then a stream one); 0 or -1 with ERR. */
@@ -68,8 +58,8 @@ syslog_reachable(char *err, size_t errlen)
 		if (e != EPROTOTYPE)
 			break;
 	}
-	set_err(err, errlen, "log = syslog: %s: %s", LOG_SYSLOG_PATH,
-	        strerror(e));
+	reason_set(err, errlen, "log = syslog: %s: %s", LOG_SYSLOG_PATH,
+	           strerror(e));
 	return -1;
 }
 
@@ -83,7 +73,8 @@ log_open(const char *target, const char *ident, char *err, size_t errlen)
 	else if (strcmp(target, "syslog") == 0)
 		to_syslog = 1;
 	else {
-		set_err(err, errlen, "log: \"%s\": stderr or syslog", target);
+		reason_set(err, errlen, "log: \"%s\": stderr or syslog",
+		           target);
 		return -1;
 	}
 	if (to_syslog && syslog_reachable(err, errlen) == -1)

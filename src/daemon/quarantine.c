@@ -53,6 +53,7 @@
 #include <unistd.h>
 
 #include "daemon/fsio.h"
+#include "daemon/reason.h"
 #include "daemon/spool.h"
 #include "smimegate.h"
 
@@ -86,18 +87,6 @@ struct quarantine {
 static const char b32[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 /* ---- small helpers ---- */
-
-static void __attribute__((format(printf, 3, 4)))
-set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* Keeps the reason of a failure on the handle; returns ST. */
 static enum sg_status __attribute__((format(printf, 3, 4)))
@@ -363,8 +352,8 @@ open_subdir(int dirfd, const char *where, const char *name, int create,
 				*created = 1;
 		} else if (errno != EEXIST) {
 			int e = errno;
-			set_err(err, errlen, "%s/%s: %s", where, name,
-			        strerror(e));
+			reason_set(err, errlen, "%s/%s: %s", where, name,
+			           strerror(e));
 			errno = e;
 			return -1;
 		}
@@ -373,15 +362,15 @@ open_subdir(int dirfd, const char *where, const char *name, int create,
 	            O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0) {
 		int e = errno;
-		set_err(err, errlen, "%s/%s: %s", where, name, strerror(e));
+		reason_set(err, errlen, "%s/%s: %s", where, name, strerror(e));
 		errno = e;
 		return -1;
 	}
 	if (fstat(fd, &st) < 0 || (st.st_mode & 077) != 0 ||
 	    st.st_uid != geteuid()) {
-		set_err(err, errlen,
-		        "%s/%s: must be a directory of ours with mode 0700",
-		        where, name);
+		reason_set(err, errlen,
+		           "%s/%s: must be a directory of ours with mode 0700",
+		           where, name);
 		close(fd);
 		errno = EPERM;
 		return -1;
@@ -740,13 +729,13 @@ quarantine_open(const char *spool_dir, struct quarantine **out, char *err,
 	int dirfd = -1, c1 = 0, c2 = 0;
 
 	if (spool_dir == NULL || out == NULL) {
-		set_err(err, errlen, "no spool directory");
+		reason_set(err, errlen, "no spool directory");
 		return SG_ERR_USAGE;
 	}
 	if ((q = calloc(1, sizeof(*q))) == NULL ||
 	    (q->dirs = calloc(Q_DIRS_MAX, sizeof(*q->dirs))) == NULL) {
 		free(q);
-		set_err(err, errlen, "out of memory");
+		reason_set(err, errlen, "out of memory");
 		return SG_ERR_NOMEM;
 	}
 	q->qfd = q->relfd = q->lockfd = -1;
@@ -756,15 +745,16 @@ quarantine_open(const char *spool_dir, struct quarantine **out, char *err,
 	pthread_mutex_init(&q->errmu, NULL);
 	dirfd = open(spool_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dirfd < 0) {
-		set_err(err, errlen, "%s: %s", spool_dir, strerror(errno));
+		reason_set(err, errlen, "%s: %s", spool_dir, strerror(errno));
 		goto fail;
 	}
 	if (fstat(dirfd, &sb) < 0 || sb.st_uid != geteuid() ||
 	    (sb.st_mode & 022) != 0) {
-		set_err(err, errlen,
-		        "%s: must be our directory, not writable by group or "
-		        "others",
-		        spool_dir);
+		reason_set(
+		    err, errlen,
+		    "%s: must be our directory, not writable by group or "
+		    "others",
+		    spool_dir);
 		goto fail;
 	}
 	q->qfd =
@@ -776,21 +766,21 @@ quarantine_open(const char *spool_dir, struct quarantine **out, char *err,
 	if (q->relfd < 0)
 		goto fail;
 	if ((c1 || c2) && fsync_dir(dirfd) < 0) {
-		set_err(err, errlen, "%s: fsync: %s", spool_dir,
-		        strerror(errno));
+		reason_set(err, errlen, "%s: fsync: %s", spool_dir,
+		           strerror(errno));
 		goto fail;
 	}
 	q->lockfd = openat(q->qfd, ".lock",
 	                   O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (q->lockfd < 0 || fstat(q->lockfd, &sb) < 0 ||
 	    !S_ISREG(sb.st_mode)) {
-		set_err(err, errlen, "%s/quarantine/.lock: %s", spool_dir,
-		        q->lockfd < 0 ? strerror(errno) : "not a file");
+		reason_set(err, errlen, "%s/quarantine/.lock: %s", spool_dir,
+		           q->lockfd < 0 ? strerror(errno) : "not a file");
 		goto fail;
 	}
 	if (change_lock(q) < 0) {
-		set_err(err, errlen, "%s/quarantine/.lock: %s", spool_dir,
-		        strerror(errno));
+		reason_set(err, errlen, "%s/quarantine/.lock: %s", spool_dir,
+		           strerror(errno));
 		goto fail;
 	}
 	st = recover(q);

@@ -27,20 +27,9 @@
 
 #include "daemon/kvtext.h"
 #include "daemon/quarantine.h"
+#include "daemon/reason.h"
 #include "daemon/spool.h"
 #include "smimegate.h"
-
-static void __attribute__((format(printf, 3, 4)))
-set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* ---- writing ---- */
 
@@ -181,7 +170,7 @@ mp_err(struct meta_parser *mp, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	set_err(mp->why, mp->whylen, "line %u: %s", mp->lineno, text);
+	reason_set(mp->why, mp->whylen, "line %u: %s", mp->lineno, text);
 }
 
 /* "rcpt ADDR" or "rcpt ADDR NOTIFY". */
@@ -306,27 +295,28 @@ quarantine_meta_parse(const char *text, size_t len, struct quarantine_info *out,
 
 		mp.lineno = ++lineno;
 		if (ended) {
-			set_err(why, whylen, "line %u: text after \"end\"",
-			        lineno);
+			reason_set(why, whylen, "line %u: text after \"end\"",
+			           lineno);
 			goto fail;
 		}
 		if ((nl = memchr(line, '\n', len - pos)) == NULL) {
-			set_err(why, whylen, "line %u: cut short", lineno);
+			reason_set(why, whylen, "line %u: cut short", lineno);
 			goto fail;
 		}
 		llen = (size_t)(nl - line);
 		pos += llen + 1;
 		if (lineno == 1) {
 			if (llen < 9 || memcmp(line, "version ", 8) != 0) {
-				set_err(why, whylen,
-				        "line 1: not \"version "
-				        "N\"");
+				reason_set(why, whylen,
+				           "line 1: not \"version "
+				           "N\"");
 				goto fail;
 			}
 			if (llen != 9 || line[8] != '1') {
-				set_err(why, whylen,
-				        "line 1: unknown version (newer than "
-				        "this program)");
+				reason_set(
+				    why, whylen,
+				    "line 1: unknown version (newer than "
+				    "this program)");
 				st = SG_ERR_UNSUPPORTED;
 				goto fail;
 			}
@@ -338,8 +328,8 @@ quarantine_meta_parse(const char *text, size_t len, struct quarantine_info *out,
 		}
 		sp = memchr(line, ' ', llen);
 		if (sp == NULL || sp == line) {
-			set_err(why, whylen, "line %u: not \"key value\"",
-			        lineno);
+			reason_set(why, whylen, "line %u: not \"key value\"",
+			           lineno);
 			goto fail;
 		}
 		st = meta_set(&mp, line, (size_t)(sp - line), sp + 1,
@@ -352,16 +342,17 @@ quarantine_meta_parse(const char *text, size_t len, struct quarantine_info *out,
 		st = SG_ERR_IO;
 	}
 	if (lineno == 0) {
-		set_err(why, whylen, "empty");
+		reason_set(why, whylen, "empty");
 		goto fail;
 	}
 	if (!ended) {
-		set_err(why, whylen, "cut short (no \"end\" line)");
+		reason_set(why, whylen, "cut short (no \"end\" line)");
 		goto fail;
 	}
 	for (size_t i = 0; i < N_FIELDS; i++)
 		if (meta_fields[i].required && !(mp.seen & (1ul << i))) {
-			set_err(why, whylen, "no \"%s\"", meta_fields[i].key);
+			reason_set(why, whylen, "no \"%s\"",
+			           meta_fields[i].key);
 			goto fail;
 		}
 	memcpy(out->env.id, out->id, sizeof(out->env.id));

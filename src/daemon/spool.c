@@ -80,6 +80,7 @@
 #include "daemon/fsio.h"
 #include "daemon/kvtext.h"
 #include "daemon/log.h"
+#include "daemon/reason.h"
 #include "smimegate.h"
 
 #define SPOOL_RX_BUF    32768      /* write buffer of a message */
@@ -693,18 +694,6 @@ fail:
 
 /* ---- opening and recovery ---- */
 
-static void __attribute__((format(printf, 3, 4)))
-set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* A file name for a log line: no spaces, quotes or control bytes. */
 static void
 safe_name(char *dst, size_t len, const char *src)
@@ -728,20 +717,22 @@ open_subdir(int dirfd, const char *dir, const char *name, char *err,
 	int fd;
 
 	if (mkdirat(dirfd, name, 0700) < 0 && errno != EEXIST) {
-		set_err(err, errlen, "%s/%s: %s", dir, name, strerror(errno));
+		reason_set(err, errlen, "%s/%s: %s", dir, name,
+		           strerror(errno));
 		return -1;
 	}
 	fd = openat(dirfd, name,
 	            O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0) {
-		set_err(err, errlen, "%s/%s: %s", dir, name, strerror(errno));
+		reason_set(err, errlen, "%s/%s: %s", dir, name,
+		           strerror(errno));
 		return -1;
 	}
 	if (fstat(fd, &st) < 0 || (st.st_mode & 077) != 0 ||
 	    st.st_uid != geteuid()) {
-		set_err(err, errlen,
-		        "%s/%s: must be a directory of ours with mode 0700",
-		        dir, name);
+		reason_set(err, errlen,
+		           "%s/%s: must be a directory of ours with mode 0700",
+		           dir, name);
 		close(fd);
 		return -1;
 	}
@@ -805,7 +796,7 @@ spool_recover(struct spool *sp, char *err, size_t errlen)
 	int removed = 0, failed = 0;
 
 	if (fsio_list_dir(sp->tmpfd, &names, &n) < 0) {
-		set_err(err, errlen, "%s/tmp: %s", sp->dir, strerror(errno));
+		reason_set(err, errlen, "%s/tmp: %s", sp->dir, strerror(errno));
 		return SG_ERR_IO;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -822,14 +813,15 @@ spool_recover(struct spool *sp, char *err, size_t errlen)
 	if (removed)
 		fsync(sp->tmpfd);
 	if (failed) {
-		set_err(err, errlen, "%s/tmp: cannot remove old files",
-		        sp->dir);
+		reason_set(err, errlen, "%s/tmp: cannot remove old files",
+		           sp->dir);
 		return SG_ERR_IO;
 	}
 
 	removed = 0;
 	if (fsio_list_dir(sp->queuefd, &names, &n) < 0) {
-		set_err(err, errlen, "%s/queue: %s", sp->dir, strerror(errno));
+		reason_set(err, errlen, "%s/queue: %s", sp->dir,
+		           strerror(errno));
 		return SG_ERR_IO;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -866,8 +858,8 @@ spool_recover(struct spool *sp, char *err, size_t errlen)
 	if (removed)
 		fsync(sp->queuefd);
 	if (failed) {
-		set_err(err, errlen, "%s/queue: cannot remove incomplete files",
-		        sp->dir);
+		reason_set(err, errlen,
+		           "%s/queue: cannot remove incomplete files", sp->dir);
 		return SG_ERR_IO;
 	}
 	return SG_OK;
@@ -881,7 +873,7 @@ spool_open(const char *dir, struct spool **out, char *err, size_t errlen)
 	enum sg_status rc = SG_ERR_IO;
 
 	if ((sp = calloc(1, sizeof(*sp))) == NULL) {
-		set_err(err, errlen, "out of memory");
+		reason_set(err, errlen, "out of memory");
 		return SG_ERR_NOMEM;
 	}
 	sp->dirfd = sp->tmpfd = sp->queuefd = -1;
@@ -890,31 +882,32 @@ spool_open(const char *dir, struct spool **out, char *err, size_t errlen)
 	pthread_cond_init(&sp->sync_cond, NULL);
 	sp->pool = calloc(SPOOL_POOL_MAX, sizeof(*sp->pool));
 	if (sp->pool == NULL || (sp->dir = strdup(dir)) == NULL) {
-		set_err(err, errlen, "out of memory");
+		reason_set(err, errlen, "out of memory");
 		rc = SG_ERR_NOMEM;
 		goto fail;
 	}
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-		set_err(err, errlen, "%s: %s", dir, strerror(errno));
+		reason_set(err, errlen, "%s: %s", dir, strerror(errno));
 		goto fail;
 	}
 	sp->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (sp->dirfd < 0) {
-		set_err(err, errlen, "%s: %s", dir, strerror(errno));
+		reason_set(err, errlen, "%s: %s", dir, strerror(errno));
 		goto fail;
 	}
 	if (fstat(sp->dirfd, &st) < 0 || st.st_uid != geteuid() ||
 	    (st.st_mode & 022) != 0) {
-		set_err(err, errlen,
-		        "%s: must be our directory, not writable by group or "
-		        "others",
-		        dir);
+		reason_set(
+		    err, errlen,
+		    "%s: must be our directory, not writable by group or "
+		    "others",
+		    dir);
 		goto fail;
 	}
 	if (flock(sp->dirfd, LOCK_EX | LOCK_NB) < 0) {
-		set_err(err, errlen, "%s: %s", dir,
-		        errno == EWOULDBLOCK ? "in use by another process"
-		                             : strerror(errno));
+		reason_set(err, errlen, "%s: %s", dir,
+		           errno == EWOULDBLOCK ? "in use by another process"
+		                                : strerror(errno));
 		goto fail;
 	}
 	sp->tmpfd = open_subdir(sp->dirfd, dir, "tmp", err, errlen);
@@ -924,7 +917,7 @@ spool_open(const char *dir, struct spool **out, char *err, size_t errlen)
 	if (sp->queuefd < 0)
 		goto fail;
 	if (fsync(sp->dirfd) < 0) {
-		set_err(err, errlen, "%s: %s", dir, strerror(errno));
+		reason_set(err, errlen, "%s: %s", dir, strerror(errno));
 		goto fail;
 	}
 	if ((rc = spool_recover(sp, err, errlen)) != SG_OK)
