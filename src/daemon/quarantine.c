@@ -84,8 +84,6 @@ struct quarantine {
 	void *now_arg;
 };
 
-static const char b32[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-
 /* ---- small helpers ---- */
 
 /* Keeps the reason of a failure on the handle; returns ST. */
@@ -138,14 +136,7 @@ q_now(struct quarantine *q)
 int
 quarantine_id_valid(const char *id)
 {
-	size_t i;
-
-	if (id == NULL)
-		return 0;
-	for (i = 0; i < SPOOL_ID_LEN; i++)
-		if (id[i] == '\0' || strchr(b32, id[i]) == NULL)
-			return 0;
-	return id[i] == '\0';
+	return spool_id_valid(id);
 }
 
 int
@@ -163,20 +154,6 @@ quarantine_name_valid(const char *name)
 			return 0;
 	}
 	return n > 0;
-}
-
-/* Whether NAME is "ID" followed by exactly SUFFIX; copies the ID. */
-static int
-name_is(const char *name, const char *suffix, char id[SPOOL_ID_LEN + 1])
-{
-	size_t len = strlen(name);
-
-	if (len != SPOOL_ID_LEN + strlen(suffix) ||
-	    strcmp(name + SPOOL_ID_LEN, suffix) != 0)
-		return 0;
-	memcpy(id, name, SPOOL_ID_LEN);
-	id[SPOOL_ID_LEN] = '\0';
-	return quarantine_id_valid(id);
 }
 
 static int
@@ -580,9 +557,9 @@ rec_scan(struct recovery *r, int dir)
 			r->dirty[dir + 1] |= rc > 0;
 			continue;
 		}
-		if (name_is(v[i], ".msg", id))
+		if (spool_id_name(v[i], ".msg", id))
 			kind = K_MSG;
-		else if (name_is(v[i], ".meta", id))
+		else if (spool_id_name(v[i], ".meta", id))
 			kind = K_META;
 		else
 			continue; /* not ours: left alone */
@@ -1031,7 +1008,7 @@ load_dir(struct quarantine *q, int dfd, const char *where, const char *name,
 		return qfail_errno(q, "listing", where);
 	for (size_t i = 0; i < nfiles; i++) {
 		struct quarantine_info *e;
-		if (!name_is(files[i], ".meta", id))
+		if (!spool_id_name(files[i], ".meta", id))
 			continue;
 		if (l->n == l->cap) {
 			size_t ncap = l->cap ? l->cap * 2 : 64;

@@ -164,20 +164,21 @@ b32_value(char c)
 	return p ? (int)(p - b32) : -1;
 }
 
-static int
-id_valid(const char *id)
+int
+spool_id_valid(const char *id)
 {
 	size_t i;
 
+	if (id == NULL)
+		return 0;
 	for (i = 0; i < SPOOL_ID_LEN; i++)
 		if (b32_value(id[i]) < 0)
 			return 0;
 	return id[i] == '\0';
 }
 
-/* Whether NAME is "ID" followed by exactly SUFFIX; copies the ID. */
-static int
-name_is(const char *name, const char *suffix, char id[SPOOL_ID_LEN + 1])
+int
+spool_id_name(const char *name, const char *suffix, char id[SPOOL_ID_LEN + 1])
 {
 	size_t len = strlen(name);
 
@@ -186,7 +187,7 @@ name_is(const char *name, const char *suffix, char id[SPOOL_ID_LEN + 1])
 		return 0;
 	memcpy(id, name, SPOOL_ID_LEN);
 	id[SPOOL_ID_LEN] = '\0';
-	return id_valid(id);
+	return spool_id_valid(id);
 }
 
 static uint64_t
@@ -456,7 +457,7 @@ env_set(struct spool_env *env, const char *key, size_t klen, const char *val,
 	if (key_is(key, klen, "version")) {
 		st = strcmp(v, "1") == 0 ? SG_OK : SG_ERR_UNSUPPORTED;
 	} else if (key_is(key, klen, "id")) {
-		if (id_valid(v))
+		if (spool_id_valid(v))
 			memcpy(env->id, v, SPOOL_ID_LEN + 1);
 		else
 			st = SG_ERR_IO;
@@ -751,7 +752,7 @@ seen_id(struct spool *sp, const char *name)
 		return;
 	memcpy(id, name, SPOOL_ID_LEN);
 	id[SPOOL_ID_LEN] = '\0';
-	if (!id_valid(id))
+	if (!spool_id_valid(id))
 		return;
 	usec = id_usec(id);
 	if (usec > sp->last_usec)
@@ -829,7 +830,7 @@ spool_recover(struct spool *sp, char *err, size_t errlen)
 		int r = 0;
 
 		seen_id(sp, names[i]);
-		if (name_is(names[i], ".env", id)) {
+		if (spool_id_name(names[i], ".env", id)) {
 			snprintf(other, sizeof(other), "%s.msg", id);
 			if (exists_at(sp->queuefd, other)) {
 				sp->count++;
@@ -838,7 +839,7 @@ spool_recover(struct spool *sp, char *err, size_t errlen)
 			}
 			r = remove_incomplete(sp->queuefd, "queue", names[i],
 			                      "no-data");
-		} else if (name_is(names[i], ".msg", id)) {
+		} else if (spool_id_name(names[i], ".msg", id)) {
 			snprintf(other, sizeof(other), "%s.env", id);
 			if (exists_at(sp->queuefd, other))
 				continue;
@@ -1203,7 +1204,7 @@ spool_load(struct spool *sp, const char *id, struct spool_env *env)
 	size_t len = 0;
 	int fd;
 
-	if (id == NULL || !id_valid(id))
+	if (id == NULL || !spool_id_valid(id))
 		return SG_ERR_USAGE;
 	snprintf(name, sizeof(name), "%s.env", id);
 	fd = openat(sp->queuefd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -1265,7 +1266,7 @@ spool_scan(struct spool *sp, struct spool_env **v, size_t *n)
 		goto fail;
 	}
 	for (size_t i = 0; i < nnames; i++) {
-		if (!name_is(names[i], ".env", id))
+		if (!spool_id_name(names[i], ".env", id))
 			continue;
 		st = spool_load(sp, id, &out[cnt]);
 		if (st == SG_OK)
@@ -1293,7 +1294,7 @@ spool_data_fd(struct spool *sp, const char *id)
 {
 	char name[SPOOL_NAME_MAX];
 
-	if (id == NULL || !id_valid(id)) {
+	if (id == NULL || !spool_id_valid(id)) {
 		errno = EINVAL;
 		return -1;
 	}
@@ -1309,7 +1310,7 @@ spool_update(struct spool *sp, const struct spool_env *env)
 	unsigned long seq;
 	uint64_t mark;
 
-	if (!id_valid(env->id))
+	if (!spool_id_valid(env->id))
 		return SG_ERR_USAGE;
 	snprintf(envname, sizeof(envname), "%s.env", env->id);
 	if (!exists_at(sp->queuefd, envname))
@@ -1337,7 +1338,7 @@ spool_remove(struct spool *sp, const char *id)
 {
 	char name[SPOOL_NAME_MAX];
 
-	if (id == NULL || !id_valid(id))
+	if (id == NULL || !spool_id_valid(id))
 		return SG_ERR_USAGE;
 	snprintf(name, sizeof(name), "%s.env", id);
 	if (file_retire(sp, sp->queuefd, name) < 0)

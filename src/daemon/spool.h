@@ -22,6 +22,14 @@
 
 #define SPOOL_ID_LEN 24 /* characters, without the NUL */
 
+/* Whether ID is a queue ID: SPOOL_ID_LEN characters of Crockford's base
+ * 32 (the quarantine keeps a message's ID). */
+int spool_id_valid(const char *id);
+/* Whether file NAME is an ID followed by exactly SUFFIX (".env"); copies
+ * the ID. */
+int spool_id_name(const char *name, const char *suffix,
+                  char id[SPOOL_ID_LEN + 1]);
+
 /* The envelope: what SMTP said about a message, and its queue state. */
 struct spool_env {
 	char id[SPOOL_ID_LEN + 1];
