@@ -32,7 +32,7 @@ OPS = ["sign", "encrypt", "sign+encrypt", "verify", "decrypt"]
 
 # Batch: this many copies of the 10 KiB message, timed runs per tool
 BATCH = (50, 3) if QUICK else (200, 5)
-BATCH_OPS = ["sign", "encrypt", "verify", "decrypt"]
+BATCH_OPS = ["sign", "encrypt", "verify", "decrypt", "sign -j2"]
 
 RSS_LIMIT_MIB = 32          # 25 MiB sign and encrypt: peak RSS below this
 VERIFY_FACTOR = 0.5         # 25 MiB verify: time <= this x openssl's
@@ -386,19 +386,29 @@ def batch_dirs(tmp, f, count):
 def batch_stages(tools, tool, op, dirs, out):
     """smimegate: one process over the directory (--in-dir/--out-dir);
     openssl: what a script does without it, one `openssl cms` per file in
-    a shell loop, each writing its own output file."""
+    a shell loop, each writing its own output file.  "sign -j2": two
+    workers (--jobs 2) against two such loops (xargs -P 2)."""
+    jobs = 2 if op.endswith(" -j2") else 1
+    op = op.split()[0]
     src = dirs["signed" if op == "verify" else "enc" if op == "decrypt"
                else "msg"]
     if tool == "sg":
         return [getattr(tools, op)("sg", None)
-                + ["--in-dir", src, "--out-dir", out]]
-    argv = getattr(tools, op)("os", "$f")
-    # -out before the operands (encrypt's recipient certificate is last)
-    argv = argv[:3] + ["-out", "$2/${f##*/}"] + argv[3:]
+                + ["--in-dir", src, "--out-dir", out]
+                + (["--jobs", str(jobs)] if jobs > 1 else [])]
+    # -out before the operands (encrypt's recipient certificate is last);
+    # in the shell: $F the message, $O the output directory
+    argv = getattr(tools, op)("os", "$F")
+    argv = argv[:3] + ["-out", "$O/${F##*/}"] + argv[3:]
     cmd = " ".join('"' + a + '"' if a.startswith("$") else "'" + a + "'"
                    for a in argv)
-    return [["sh", "-c", f'for f in "$1"/*; do {cmd} || exit 1; done',
-             "sh", src, out]]
+    if jobs == 1:
+        return [["sh", "-c", f'O=$2; for F in "$1"/*; do {cmd} || exit 1; '
+                 f'done', "sh", src, out]]
+    # xargs runs `sh -c CMD sh OUT FILE` for each file, JOBS at a time
+    return [["sh", "-c", f'printf "%s\\0" "$1"/* | xargs -0 -P {jobs} -n 1 '
+             f'sh -c "$3" sh "$2"', "sh", src, out,
+             f'O=$1; F=$2; {cmd}']]
 
 
 def measure_batch(runner, tools, dirs, tmp, op, count, n):
@@ -416,8 +426,9 @@ def measure_batch(runner, tools, dirs, tmp, op, count, n):
             if len(names) != count:
                 raise CommandFailed(f"batch {op} by {name(tool)}: "
                                     f"{len(names)} outputs of {count}")
-            if i == 0 and op in ("sign", "encrypt"):
-                check = tools.verify if op == "sign" else tools.decrypt
+            if i == 0 and op.split()[0] in ("sign", "encrypt"):
+                check = tools.verify if op.startswith("sign") \
+                    else tools.decrypt
                 runner.run([check("os", os.path.join(out, names[-1]))])
             if i > 0:
                 res[tool].append(wall / count)
@@ -587,6 +598,8 @@ def report_batch(batch, count, n):
           "output fsync'd and renamed)")
     print("  openssl:   a shell loop, one `openssl cms ... -in F -out "
           "OUT/F` per message")
+    print("  sign -j2:  smimegate --jobs 2, against two loops "
+          "(xargs -P 2)")
     h = f"  {'operation':10}| {'smimegate':>10} | {'openssl cms':>11} | ratio"
     print(h)
     print("  " + "-" * (len(h) - 2))

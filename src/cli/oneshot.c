@@ -17,10 +17,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -29,6 +32,7 @@ enum {
 	OPT_OUT,
 	OPT_IN_DIR,
 	OPT_OUT_DIR,
+	OPT_JOBS,
 	OPT_SIGNER,
 	OPT_KEY,
 	OPT_CERTFILE,
@@ -52,10 +56,12 @@ enum {
 
 #define MAX_RECIPIENTS 1000
 #define MAX_CRLS       16
+#define MAX_JOBS       256
 
 struct opts {
 	const char *in, *out;
 	const char *in_dir, *out_dir;
+	int jobs;
 	const char *signer, *key, *certfile, *digest;
 	int opaque;
 	const char *recipients[MAX_RECIPIENTS];
@@ -76,6 +82,7 @@ static const struct option all_options[] = {
     {"out", required_argument, NULL, OPT_OUT},
     {"in-dir", required_argument, NULL, OPT_IN_DIR},
     {"out-dir", required_argument, NULL, OPT_OUT_DIR},
+    {"jobs", required_argument, NULL, OPT_JOBS},
     {"signer", required_argument, NULL, OPT_SIGNER},
     {"key", required_argument, NULL, OPT_KEY},
     {"certfile", required_argument, NULL, OPT_CERTFILE},
@@ -101,17 +108,17 @@ static const struct option all_options[] = {
 static const char *const usages[] = {
     "sign --signer CERT.pem --key KEY.pem [--certfile CHAIN.pem] "
     "[--opaque] [--digest sha256|sha384|sha512] [--pass-file FILE] "
-    "[--in FILE] [--out FILE] [--in-dir DIR --out-dir DIR]",
+    "[--in FILE] [--out FILE] [--in-dir DIR --out-dir DIR [--jobs N]]",
     "encrypt --recipient CERT.pem [--recipient CERT2.pem ...] "
     "[--cipher aes-128-cbc|aes-256-cbc|aes-128-gcm|aes-256-gcm] [--oaep] "
-    "[--in FILE] [--out FILE] [--in-dir DIR --out-dir DIR]",
+    "[--in FILE] [--out FILE] [--in-dir DIR --out-dir DIR [--jobs N]]",
     "verify --trust CAFILE.pem [--at 2024-01-01T00:00:00Z] [--json] "
     "[--crl FILE ...] [--check-revocation] [--revocation-hard-fail] "
     "[--revocation-timeout SECONDS] [--in FILE] [--out FILE] "
-    "[--in-dir DIR [--out-dir DIR]]",
+    "[--in-dir DIR [--out-dir DIR] [--jobs N]]",
     "decrypt (--cert CERT.pem --key KEY.pem | --p12 FILE) "
     "[--pass-file FILE] [--in FILE] [--out FILE] "
-    "[--in-dir DIR --out-dir DIR]",
+    "[--in-dir DIR --out-dir DIR [--jobs N]]",
 };
 
 /* Which options each command takes (a string of OPT_ offsets). */
@@ -138,7 +145,7 @@ allowed(const char *cmd, int opt)
 	                                               : decrypt;
 
 	if (opt == OPT_IN || opt == OPT_OUT || opt == OPT_IN_DIR ||
-	    opt == OPT_OUT_DIR || opt == OPT_HELP)
+	    opt == OPT_OUT_DIR || opt == OPT_JOBS || opt == OPT_HELP)
 		return 1;
 	for (; *set; set++)
 		if (*set == opt)
@@ -189,6 +196,21 @@ parse(const char *cmd, int argc, char **argv, struct opts *o)
 		case OPT_OUT_DIR:
 			o->out_dir = optarg;
 			break;
+		case OPT_JOBS: {
+			char *end;
+			long v;
+
+			errno = 0;
+			v = strtol(optarg, &end, 10);
+			if (errno || end == optarg || *end || v < 1 ||
+			    v > MAX_JOBS)
+				return cli_usage(cmd,
+				                 "--jobs wants 1 to %d, not "
+				                 "\"%s\"",
+				                 MAX_JOBS, optarg);
+			o->jobs = (int)v;
+			break;
+		}
 		case OPT_SIGNER:
 			o->signer = optarg;
 			break;
@@ -262,6 +284,8 @@ parse(const char *cmd, int argc, char **argv, struct opts *o)
 		                      "--in and --out");
 	if (o->out_dir != NULL && o->in_dir == NULL)
 		return cli_usage(cmd, "--out-dir goes with --in-dir");
+	if (o->jobs != 0 && o->in_dir == NULL)
+		return cli_usage(cmd, "--jobs goes with --in-dir");
 	if (o->in_dir != NULL && o->out_dir == NULL &&
 	    !(strcmp(cmd, "verify") == 0 && o->json))
 		return cli_usage(cmd, "--in-dir wants --out-dir%s",
@@ -452,6 +476,120 @@ batch_file(struct job *j, const struct opts *o, int dfd, const char *name,
 	free(out);
 	return rc;
 }
+/* What a batch (or one worker of it) did. */
+struct batch_count {
+	int nmsg, nfail, worst;
+};
+
+/* Entries FIRST, FIRST + STEP, ... of ENTS, counted into C. */
+static void
+batch_loop(struct job *j, const struct opts *o, int dfd, struct dirent **ents,
+           int n, int first, int step, one_fn fn, done_fn done, void *arg,
+           struct batch_count *c)
+{
+	char label[300];
+	int rc;
+
+	for (int i = first; i < n; i += step) {
+		printable(label, sizeof(label), j->cmd, ents[i]->d_name);
+		j->label = label;
+		j->name = ents[i]->d_name;
+		j->st = SG_OK;
+		rc = batch_file(j, o, dfd, ents[i]->d_name, fn, arg);
+		if (rc == -1)
+			continue;
+		c->nmsg++;
+		c->nfail += rc != 0;
+		c->worst = rc > c->worst ? rc : c->worst;
+		if (done != NULL)
+			done(j, arg);
+	}
+	j->label = j->cmd;
+	j->name = NULL;
+}
+
+/*
+ * --jobs N: N worker processes, forked after the keys are loaded, take
+ * every Nth message each and send their counts back on a pipe.  Each
+ * line a worker prints is one write, so lines of different messages
+ * interleave but never mix; they come in the order the messages finish.
+ * A worker dies with this process (PR_SET_PDEATHSIG).
+ */
+static void
+batch_parallel(struct job *j, const struct opts *o, int dfd,
+               struct dirent **ents, int n, one_fn fn, done_fn done, void *arg,
+               struct batch_count *c)
+{
+	int jobs = o->jobs < n ? o->jobs : n;
+	pid_t pids[MAX_JOBS];
+	int fds[MAX_JOBS];
+	pid_t parent = getpid();
+
+	fflush(stdout);
+	fflush(stderr);
+	for (int k = 0; k < jobs; k++) {
+		int p[2] = {-1, -1};
+
+		pids[k] = -1;
+		fds[k] = -1;
+		if (pipe2(p, O_CLOEXEC) == -1 || (pids[k] = fork()) == -1) {
+			int e = errno;
+
+			if (p[0] != -1) {
+				close(p[0]);
+				close(p[1]);
+			}
+			fprintf(stderr,
+			        "smimegate: %s: cannot start worker %d: %s; "
+			        "its messages are not done\n",
+			        j->cmd, k + 1, strerror(e));
+			c->worst = sg_status_exit_code(SG_ERR_IO);
+			continue;
+		}
+		if (pids[k] == 0) {
+			struct batch_count mine = {0};
+
+			close(p[0]);
+			prctl(PR_SET_PDEATHSIG, SIGTERM);
+			if (getppid() != parent)
+				_exit(2);
+			batch_loop(j, o, dfd, ents, n, k, jobs, fn, done, arg,
+			           &mine);
+			fflush(stdout);
+			_exit(write(p[1], &mine, sizeof(mine)) == sizeof(mine)
+			          ? 0
+			          : 2);
+		}
+		close(p[1]);
+		fds[k] = p[0];
+	}
+	for (int k = 0; k < jobs; k++) {
+		struct batch_count got;
+		int status = 0;
+
+		if (pids[k] <= 0)
+			continue;
+		if (read(fds[k], &got, sizeof(got)) == sizeof(got)) {
+			c->nmsg += got.nmsg;
+			c->nfail += got.nfail;
+			c->worst = got.worst > c->worst ? got.worst : c->worst;
+		}
+		while (waitpid(pids[k], &status, 0) == -1 && errno == EINTR)
+			;
+		close(fds[k]);
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+			fprintf(stderr,
+			        "smimegate: %s: worker %d ended abnormally (%s "
+			        "%d); its messages are not all done\n",
+			        j->cmd, k + 1,
+			        WIFSIGNALED(status) ? "signal" : "exit",
+			        WIFSIGNALED(status) ? WTERMSIG(status)
+			                            : WEXITSTATUS(status));
+			c->worst = sg_status_exit_code(SG_ERR_IO);
+		}
+	}
+}
+
 /* Opens directory PATH (for --in-dir or --out-dir); -1 on error, reported. */
 static int
 open_dir(const char *cmd, const char *opt, const char *path, struct stat *sb)
@@ -481,8 +619,8 @@ run_batch(struct job *j, const struct opts *o, one_fn fn, done_fn done,
 {
 	struct dirent **ents = NULL;
 	struct stat in_sb, out_sb;
-	char label[300];
-	int in_dfd, out_dfd = -1, n, rc, worst = 0, nmsg = 0, nfail = 0;
+	struct batch_count c = {0};
+	int in_dfd, out_dfd = -1, n;
 
 	if ((in_dfd = open_dir(j->cmd, "--in-dir", o->in_dir, &in_sb)) == -1)
 		return sg_status_exit_code(SG_ERR_IO);
@@ -504,38 +642,30 @@ run_batch(struct job *j, const struct opts *o, one_fn fn, done_fn done,
 	if ((n = scandirat(in_dfd, ".", &ents, batch_entry, alphasort)) == -1) {
 		fprintf(stderr, "smimegate: %s: io: cannot read %s: %s\n",
 		        j->cmd, o->in_dir, strerror(errno));
-		worst = sg_status_exit_code(SG_ERR_IO);
+		c.worst = sg_status_exit_code(SG_ERR_IO);
 		n = 0;
 	}
-	for (int i = 0; i < n; i++) {
-		printable(label, sizeof(label), j->cmd, ents[i]->d_name);
-		j->label = label;
-		j->name = ents[i]->d_name;
-		j->st = SG_OK;
-		rc = batch_file(j, o, in_dfd, ents[i]->d_name, fn, arg);
-		if (rc != -1) {
-			nmsg++;
-			nfail += rc != 0;
-			worst = rc > worst ? rc : worst;
-			if (done != NULL)
-				done(j, arg);
-		}
+	if (o->jobs > 1 && n > 1)
+		batch_parallel(j, o, in_dfd, ents, n, fn, done, arg, &c);
+	else
+		batch_loop(j, o, in_dfd, ents, n, 0, 1, fn, done, arg, &c);
+	for (int i = 0; i < n; i++)
 		free(ents[i]);
-	}
 	free(ents);
 	j->label = j->cmd;
 	j->name = NULL;
-	if (out_dfd != -1 && fsync(out_dfd) == -1 && nmsg > nfail) {
+	if (out_dfd != -1 && fsync(out_dfd) == -1 && c.nmsg > c.nfail) {
 		fprintf(stderr, "smimegate: %s: io: cannot sync %s: %s\n",
 		        j->cmd, o->out_dir, strerror(errno));
-		worst = sg_status_exit_code(SG_ERR_IO);
+		c.worst = sg_status_exit_code(SG_ERR_IO);
 	}
 	fprintf(stderr, "smimegate: %s: %d message%s: %d done, %d failed\n",
-	        j->cmd, nmsg, nmsg == 1 ? "" : "s", nmsg - nfail, nfail);
+	        j->cmd, c.nmsg, c.nmsg == 1 ? "" : "s", c.nmsg - c.nfail,
+	        c.nfail);
 	close(in_dfd);
 	if (out_dfd != -1)
 		close(out_dfd);
-	return worst;
+	return c.worst;
 }
 
 static int
@@ -805,6 +935,29 @@ verify_one(struct job *j, void *arg)
 	return j->st == SG_OK ? 0 : cli_fail(j->ctx, j->label, j->st);
 }
 
+/* One JSON line on stdout in one write, so that the lines of parallel
+ * workers (--jobs) cannot mix. */
+static void
+print_json_line(const char *file, const struct sg_verify_result *r)
+{
+	char *buf = NULL;
+	size_t len = 0, done = 0;
+	FILE *m = open_memstream(&buf, &len);
+	ssize_t w;
+
+	if (m == NULL)
+		return;
+	print_json(m, file, r);
+	if (fclose(m) == 0) {
+		fflush(stdout);
+		while (done < len && ((w = write(STDOUT_FILENO, buf + done,
+		                                 len - done)) > 0 ||
+		                      (w == -1 && errno == EINTR)))
+			done += w > 0 ? (size_t)w : 0;
+	}
+	free(buf);
+}
+
 /* --json: one object per message.  A single message that is not signed
  * at all gets none (the reason is on stderr); in a batch every file gets
  * its line, so that a script can account for each. */
@@ -816,8 +969,7 @@ verify_done(struct job *j, void *arg)
 	v->res.status = j->st;
 	if (v->json && (j->name != NULL || v->res.signer_subject != NULL ||
 	                j->st == SG_OK || sg_status_exit_code(j->st) == 1)) {
-		print_json(stdout, j->name, &v->res);
-		fflush(stdout);
+		print_json_line(j->name, &v->res);
 	}
 	sg_verify_result_clear(&v->res);
 	memset(&v->res, 0, sizeof(v->res));

@@ -10,12 +10,16 @@ Every output is checked with `openssl cms`, not by smimegate.
 
 import json
 import os
+import re
+import signal
 import stat
+import subprocess
+import time
 
 import pytest
 
-from smime_util import (mime_entity, msg_attachment, msg_crlf, msg_8bit,
-                        msg_plain_lf, msg_utf8_subject, openssl_decrypt,
+from smime_util import (mime_entity, msg_attachment, msg_big, msg_crlf,
+                        msg_8bit, msg_plain_lf, msg_utf8_subject, openssl_decrypt,
                         openssl_encrypt, openssl_sign, openssl_verify,
                         text_of)
 
@@ -265,3 +269,121 @@ def test_empty_directory(run, pki, tmp_path):
                                  "--out-dir", tmp_path / "out"], timeout=T)
     assert proc.returncode == 0, proc.stderr
     assert summary(proc) == "smimegate: sign: 0 messages: 0 done, 0 failed"
+
+
+# ---- --jobs N: worker processes ----
+
+def test_sign_jobs_every_output_verifies(run, pki, tmp_path):
+    src = fill(tmp_path / "in", MESSAGES)
+    fill(src, {f"more-{i}.eml": msg_plain_lf for i in range(4)})
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = run(sign_args(pki) + ["--in-dir", src, "--out-dir", out,
+                                 "--jobs", "3"], timeout=T)
+    assert proc.returncode == 0, proc.stderr
+    assert summary(proc) == "smimegate: sign: 9 messages: 9 done, 0 failed"
+    assert failures(proc) == []
+    assert visible(out) == visible(src)
+    for name in visible(src):
+        content = openssl_verify(pki, (out / name).read_bytes()).stdout
+        assert text_of(content) == text_of((src / name).read_bytes()), name
+
+
+def test_verify_jobs_json_lines_whole_and_complete(run, pki, tmp_path):
+    inputs = verify_inputs(pki)
+    for i in range(6):
+        inputs[f"e-good-{i}.eml"] = inputs["a-good.eml"]
+    src = fill(tmp_path / "in", inputs)
+    proc = run(["verify", "--trust", pki / "trust.pem", "--json",
+                "--in-dir", src, "--jobs", "4"], timeout=T)
+    assert proc.returncode == 2, proc.stderr
+    rows = [json.loads(ln) for ln in proc.stdout.decode().splitlines()]
+    got = sorted((r["file"], r["status"]) for r in rows)
+    want = sorted([("a-good.eml", "ok"), ("b-tampered.eml", "bad-signature"),
+                   ("c-unsigned.eml", "not-smime"), ("d-good.eml", "ok")]
+                  + [(f"e-good-{i}.eml", "ok") for i in range(6)])
+    assert got == want
+    assert summary(proc) == ("smimegate: verify: 10 messages: 8 done, "
+                             "2 failed")
+    assert sorted(ln.split(":")[2].strip() for ln in failures(proc)) == [
+        "b-tampered.eml", "c-unsigned.eml"]
+
+
+@pytest.mark.parametrize("extra, reason", [
+    (["--jobs", "2"], b"--jobs goes with --in-dir"),
+    (["--in-dir", "IN", "--out-dir", "OUT", "--jobs", "0"],
+     b"--jobs wants 1 to 256"),
+    (["--in-dir", "IN", "--out-dir", "OUT", "--jobs", "257"],
+     b"--jobs wants 1 to 256"),
+    (["--in-dir", "IN", "--out-dir", "OUT", "--jobs", "2x"],
+     b"--jobs wants 1 to 256"),
+])
+def test_jobs_usage_errors(run, pki, tmp_path, extra, reason):
+    test_usage_errors(run, pki, tmp_path, extra, reason)
+
+
+def children_of(pid):
+    kids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(d))
+    return kids
+
+
+def start_big_batch(smimegate, pki, tmp_path, count, jobs):
+    src = tmp_path / "in"
+    src.mkdir()
+    big = msg_big(12 << 20)
+    for i in range(count):
+        (src / f"m{i}.eml").write_bytes(big)
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.Popen(
+        [str(a) for a in [smimegate] + sign_args(pki)
+         + ["--in-dir", src, "--out-dir", out, "--jobs", str(jobs)]],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE)
+    deadline = time.monotonic() + T
+    while len(kids := children_of(proc.pid)) < jobs:
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline, "workers did not start"
+        time.sleep(0.001)
+    return proc, kids, out
+
+
+def test_worker_killed_is_reported(smimegate, pki, tmp_path):
+    proc, kids, out = start_big_batch(smimegate, pki, tmp_path, 6, 2)
+    os.kill(kids[0], signal.SIGKILL)
+    _, err = proc.communicate(timeout=T)
+    assert proc.returncode == 2, err
+    assert re.search(rb"smimegate: sign: worker [12] ended abnormally "
+                     rb"\(signal 9\)", err), err
+    for p in out.iterdir():  # what is there is complete
+        openssl_verify(pki, p.read_bytes())
+
+
+def test_workers_die_with_the_batch(smimegate, pki, tmp_path):
+    proc, kids, out = start_big_batch(smimegate, pki, tmp_path, 6, 2)
+    proc.kill()
+    proc.wait(T)
+    proc.stderr.close()
+    deadline = time.monotonic() + T
+    while any(children_alive(k) for k in kids):
+        assert time.monotonic() < deadline, "workers outlived the batch"
+        time.sleep(0.01)
+
+
+def children_alive(pid):
+    """PID exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
