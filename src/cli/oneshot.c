@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -310,6 +311,7 @@ struct job {
 	int out_open;
 	int in_fd; /* closed at the end, -1 for stdin */
 	enum sg_status st;
+	char why[512]; /* the reason of a failure, "" */
 };
 
 /* The work of a command on the job's current message: sets j->st and
@@ -348,14 +350,35 @@ job_end(struct job *j, int rc)
 	return rc;
 }
 
-/* Reports an I/O error about PATH on the current message. */
+/* Reports the current message's failure ST with its reason (kept for
+ * verify --json); returns the exit code. */
+static int __attribute__((format(printf, 3, 4)))
+msg_fail(struct job *j, enum sg_status st, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(j->why, sizeof(j->why), fmt, ap);
+	va_end(ap);
+	j->st = st;
+	fprintf(stderr, "smimegate: %s: %s: %s\n", j->label, sg_status_name(st),
+	        j->why);
+	return sg_status_exit_code(st);
+}
+
+/* The result of the library call that set j->st. */
+static int
+msg_result(struct job *j)
+{
+	return j->st == SG_OK ? 0
+	                      : msg_fail(j, j->st, "%s", sg_ctx_error(j->ctx));
+}
+
+/* An I/O error about PATH on the current message. */
 static int
 msg_io_error(struct job *j, const char *what, const char *path)
 {
-	fprintf(stderr, "smimegate: %s: io: %s %s: %s\n", j->label, what, path,
-	        strerror(errno));
-	j->st = SG_ERR_IO;
-	return sg_status_exit_code(SG_ERR_IO);
+	return msg_fail(j, SG_ERR_IO, "%s %s: %s", what, path, strerror(errno));
 }
 
 /* Parses the message on IN_FD and opens its output OUT (NULL: stdout).
@@ -364,7 +387,7 @@ static int
 msg_open(struct job *j, int in_fd, const char *out)
 {
 	if ((j->st = sg_msg_open_fd(j->ctx, in_fd, &j->msg)) != SG_OK)
-		return cli_fail(j->ctx, j->label, j->st);
+		return msg_result(j);
 	if (!j->want_out)
 		return -1;
 	if (cli_out_open(&j->out, out, j->direct) == -1)
@@ -379,13 +402,9 @@ msg_open(struct job *j, int in_fd, const char *out)
 static int
 msg_close(struct job *j, int rc)
 {
-	if (j->out_open && cli_out_close(&j->out, rc == 0) == -1 && rc == 0) {
-		fprintf(stderr,
-		        "smimegate: %s: io: cannot write the output: %s\n",
-		        j->label, strerror(errno));
-		j->st = SG_ERR_IO;
-		rc = sg_status_exit_code(SG_ERR_IO);
-	}
+	if (j->out_open && cli_out_close(&j->out, rc == 0) == -1 && rc == 0)
+		rc = msg_fail(j, SG_ERR_IO, "cannot write the output: %s",
+		              strerror(errno));
 	j->out_open = 0;
 	sg_msg_free(j->msg);
 	j->msg = NULL;
@@ -404,6 +423,7 @@ run_one(struct job *j, const struct opts *o, one_fn fn, done_fn done, void *arg)
 	int fd = STDIN_FILENO, rc;
 
 	j->st = SG_OK;
+	j->why[0] = '\0';
 	if (o->in != NULL && (fd = open(o->in, O_RDONLY | O_CLOEXEC)) == -1)
 		rc = msg_io_error(j, "cannot open", o->in);
 	else {
@@ -457,17 +477,13 @@ batch_file(struct job *j, const struct opts *o, int dfd, const char *name,
 		close(fd);
 		if (S_ISDIR(sb.st_mode))
 			return -1;
-		fprintf(stderr,
-		        "smimegate: %s: io: not a regular file, left alone\n",
-		        j->label);
-		j->st = SG_ERR_IO;
-		return sg_status_exit_code(SG_ERR_IO);
+		return msg_fail(j, SG_ERR_IO, "not a regular file, left alone");
 	}
 	if (o->out_dir != NULL &&
 	    asprintf(&out, "%s/%s", o->out_dir, name) == -1) {
 		close(fd);
-		j->st = SG_ERR_NOMEM;
-		return cli_fail(NULL, j->label, SG_ERR_NOMEM);
+		return msg_fail(j, SG_ERR_NOMEM, "%s",
+		                sg_status_text(SG_ERR_NOMEM));
 	}
 	j->in_fd = fd;
 	if ((rc = msg_open(j, fd, out)) == -1)
@@ -495,6 +511,7 @@ batch_loop(struct job *j, const struct opts *o, int dfd, struct dirent **ents,
 		j->label = label;
 		j->name = ents[i]->d_name;
 		j->st = SG_OK;
+		j->why[0] = '\0';
 		rc = batch_file(j, o, dfd, ents[i]->d_name, fn, arg);
 		if (rc == -1)
 			continue;
@@ -699,7 +716,7 @@ static int
 sign_one(struct job *j, void *arg)
 {
 	j->st = sg_sign(j->ctx, j->msg, arg, &j->sink);
-	return j->st == SG_OK ? 0 : cli_fail(j->ctx, j->label, j->st);
+	return msg_result(j);
 }
 
 int
@@ -746,7 +763,7 @@ static int
 encrypt_one(struct job *j, void *arg)
 {
 	j->st = sg_encrypt(j->ctx, j->msg, arg, &j->sink);
-	return j->st == SG_OK ? 0 : cli_fail(j->ctx, j->label, j->st);
+	return msg_result(j);
 }
 
 int
@@ -814,7 +831,8 @@ parse_time(const char *s, time_t *out)
 }
 
 static void
-print_json(FILE *f, const char *file, const struct sg_verify_result *r)
+print_json(FILE *f, const char *file, const struct sg_verify_result *r,
+           const char *error)
 {
 	char when[32];
 
@@ -826,6 +844,8 @@ print_json(FILE *f, const char *file, const struct sg_verify_result *r)
 	}
 	fprintf(f, "\"status\": ");
 	cli_json_str(f, sg_status_name(r->status));
+	fprintf(f, ", \"error\": ");
+	cli_json_str(f, error);
 	fprintf(f, ", \"kind\": %s",
 	        r->kind == SG_KIND_SIGNED_OPAQUE ? "\"opaque\""
 	                                         : "\"detached\"");
@@ -932,13 +952,14 @@ verify_one(struct job *j, void *arg)
 		        j->label,
 		        v->res.revocation_reason ? v->res.revocation_reason
 		                                 : "");
-	return j->st == SG_OK ? 0 : cli_fail(j->ctx, j->label, j->st);
+	return msg_result(j);
 }
 
 /* One JSON line on stdout in one write, so that the lines of parallel
  * workers (--jobs) cannot mix. */
 static void
-print_json_line(const char *file, const struct sg_verify_result *r)
+print_json_line(const char *file, const struct sg_verify_result *r,
+                const char *error)
 {
 	char *buf = NULL;
 	size_t len = 0, done = 0;
@@ -947,7 +968,7 @@ print_json_line(const char *file, const struct sg_verify_result *r)
 
 	if (m == NULL)
 		return;
-	print_json(m, file, r);
+	print_json(m, file, r, error);
 	if (fclose(m) == 0) {
 		fflush(stdout);
 		while (done < len && ((w = write(STDOUT_FILENO, buf + done,
@@ -969,7 +990,8 @@ verify_done(struct job *j, void *arg)
 	v->res.status = j->st;
 	if (v->json && (j->name != NULL || v->res.signer_subject != NULL ||
 	                j->st == SG_OK || sg_status_exit_code(j->st) == 1)) {
-		print_json_line(j->name, &v->res);
+		print_json_line(j->name, &v->res,
+		                j->st != SG_OK && j->why[0] ? j->why : NULL);
 	}
 	sg_verify_result_clear(&v->res);
 	memset(&v->res, 0, sizeof(v->res));
@@ -1012,7 +1034,7 @@ static int
 decrypt_one(struct job *j, void *arg)
 {
 	j->st = sg_decrypt(j->ctx, j->msg, arg, &j->sink);
-	return j->st == SG_OK ? 0 : cli_fail(j->ctx, j->label, j->st);
+	return msg_result(j);
 }
 
 int

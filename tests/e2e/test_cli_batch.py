@@ -168,6 +168,13 @@ def test_verify_batch_json_one_line_per_file(run, pki, tmp_path):
     assert rows[0]["chain_ok"] and rows[0]["signature_ok"]
     assert rows[1]["signature_ok"] is False
     assert rows[3]["digest"] == "sha512"
+    # the reason stderr gives, also in the line
+    assert rows[0]["error"] is None and rows[3]["error"] is None
+    assert "does not match the content" in rows[1]["error"]
+    assert "not signed" in rows[2]["error"]
+    for r in rows[1:3]:
+        assert f"verify: {r['file']}: {r['status']}: {r['error']}" in \
+            proc.stderr.decode()
     assert visible(tmp_path) == ["in"], "--json alone writes no messages"
 
 
