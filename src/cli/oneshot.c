@@ -497,16 +497,38 @@ struct batch_count {
 	int nmsg, nfail, worst;
 };
 
-/* Entries FIRST, FIRST + STEP, ... of ENTS, counted into C. */
+/* Where a batch loop takes the index of its next entry: a count from 0
+ * to N, or (FD not -1) the indices a --jobs parent hands out on a pipe. */
+struct batch_src {
+	int fd;
+	int next, n;
+};
+
+static int
+batch_next(struct batch_src *src)
+{
+	int i;
+	ssize_t r;
+
+	if (src->fd == -1)
+		return src->next < src->n ? src->next++ : -1;
+	/* the parent writes whole ints, and a pipe write that small is
+	 * atomic: a read gets all of one or nothing (EOF: no more) */
+	while ((r = read(src->fd, &i, sizeof(i))) == -1 && errno == EINTR)
+		;
+	return r == sizeof(i) && i >= 0 && i < src->n ? i : -1;
+}
+
+/* The entries of ENTS that SRC hands out, counted into C. */
 static void
 batch_loop(struct job *j, const struct opts *o, int dfd, struct dirent **ents,
-           int n, int first, int step, one_fn fn, done_fn done, void *arg,
+           struct batch_src *src, one_fn fn, done_fn done, void *arg,
            struct batch_count *c)
 {
 	char label[300];
-	int rc;
+	int i, rc;
 
-	for (int i = first; i < n; i += step) {
+	while ((i = batch_next(src)) != -1) {
 		printable(label, sizeof(label), j->cmd, ents[i]->d_name);
 		j->label = label;
 		j->name = ents[i]->d_name;
@@ -525,23 +547,59 @@ batch_loop(struct job *j, const struct opts *o, int dfd, struct dirent **ents,
 	j->name = NULL;
 }
 
+/* Hands out the indices 0 to N - 1 on FD, then closes it.  -1 when the
+ * workers stopped reading (all dead) before the last. */
+static int
+batch_hand_out(int fd, int n)
+{
+	struct sigaction ign = {.sa_handler = SIG_IGN}, old;
+	int rc = 0;
+
+	/* a pipe whose readers are gone: EPIPE, not death by SIGPIPE */
+	sigemptyset(&ign.sa_mask);
+	sigaction(SIGPIPE, &ign, &old);
+	for (int i = 0; i < n && rc == 0; i++) {
+		ssize_t w;
+
+		while ((w = write(fd, &i, sizeof(i))) == -1 && errno == EINTR)
+			;
+		if (w != sizeof(i))
+			rc = -1;
+	}
+	close(fd);
+	sigaction(SIGPIPE, &old, NULL);
+	return rc;
+}
+
 /*
  * --jobs N: N worker processes, forked after the keys are loaded, take
- * every Nth message each and send their counts back on a pipe.  Each
- * line a worker prints is one write, so lines of different messages
- * interleave but never mix; they come in the order the messages finish.
- * A worker dies with this process (PR_SET_PDEATHSIG).
+ * the messages one at a time from a pipe this process fills with their
+ * indices (so a worker on a big message does not hold up the rest), and
+ * send their counts back on a pipe each.  A worker that dies loses only
+ * the message it was on.  Each line a worker prints is one write, so
+ * lines of different messages interleave but never mix; they come in the
+ * order the messages finish.  A worker dies with this process
+ * (PR_SET_PDEATHSIG).
  */
 static void
 batch_parallel(struct job *j, const struct opts *o, int dfd,
                struct dirent **ents, int n, one_fn fn, done_fn done, void *arg,
                struct batch_count *c)
 {
-	int jobs = o->jobs < n ? o->jobs : n;
+	int jobs = o->jobs < n ? o->jobs : n, started = 0, work[2];
+	struct batch_src serial = {.fd = -1, .n = n};
 	pid_t pids[MAX_JOBS];
 	int fds[MAX_JOBS];
 	pid_t parent = getpid();
 
+	if (pipe2(work, O_CLOEXEC) == -1) {
+		fprintf(stderr,
+		        "smimegate: %s: cannot start workers: %s; "
+		        "going on alone\n",
+		        j->cmd, strerror(errno));
+		batch_loop(j, o, dfd, ents, &serial, fn, done, arg, c);
+		return;
+	}
 	fflush(stdout);
 	fflush(stderr);
 	for (int k = 0; k < jobs; k++) {
@@ -557,28 +615,45 @@ batch_parallel(struct job *j, const struct opts *o, int dfd,
 				close(p[1]);
 			}
 			fprintf(stderr,
-			        "smimegate: %s: cannot start worker %d: %s; "
-			        "its messages are not done\n",
+			        "smimegate: %s: cannot start worker %d: %s\n",
 			        j->cmd, k + 1, strerror(e));
-			c->worst = sg_status_exit_code(SG_ERR_IO);
 			continue;
 		}
 		if (pids[k] == 0) {
 			struct batch_count mine = {0};
+			struct batch_src src = {.fd = work[0], .n = n};
 
 			close(p[0]);
+			close(work[1]);
 			prctl(PR_SET_PDEATHSIG, SIGTERM);
 			if (getppid() != parent)
 				_exit(2);
-			batch_loop(j, o, dfd, ents, n, k, jobs, fn, done, arg,
-			           &mine);
+			batch_loop(j, o, dfd, ents, &src, fn, done, arg, &mine);
 			fflush(stdout);
 			_exit(write(p[1], &mine, sizeof(mine)) == sizeof(mine)
 			          ? 0
 			          : 2);
 		}
+		started++;
 		close(p[1]);
 		fds[k] = p[0];
+	}
+	close(work[0]);
+	if (started == 0) {
+		close(work[1]);
+		fprintf(stderr,
+		        "smimegate: %s: no worker started; going on "
+		        "alone\n",
+		        j->cmd);
+		batch_loop(j, o, dfd, ents, &serial, fn, done, arg, c);
+		return;
+	}
+	if (batch_hand_out(work[1], n) == -1) {
+		fprintf(stderr,
+		        "smimegate: %s: the workers stopped taking "
+		        "messages; not all are done\n",
+		        j->cmd);
+		c->worst = sg_status_exit_code(SG_ERR_IO);
 	}
 	for (int k = 0; k < jobs; k++) {
 		struct batch_count got;
@@ -597,7 +672,7 @@ batch_parallel(struct job *j, const struct opts *o, int dfd,
 		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 			fprintf(stderr,
 			        "smimegate: %s: worker %d ended abnormally (%s "
-			        "%d); its messages are not all done\n",
+			        "%d); the message it was on is not done\n",
 			        j->cmd, k + 1,
 			        WIFSIGNALED(status) ? "signal" : "exit",
 			        WIFSIGNALED(status) ? WTERMSIG(status)
@@ -664,8 +739,11 @@ run_batch(struct job *j, const struct opts *o, one_fn fn, done_fn done,
 	}
 	if (o->jobs > 1 && n > 1)
 		batch_parallel(j, o, in_dfd, ents, n, fn, done, arg, &c);
-	else
-		batch_loop(j, o, in_dfd, ents, n, 0, 1, fn, done, arg, &c);
+	else {
+		struct batch_src serial = {.fd = -1, .n = n};
+
+		batch_loop(j, o, in_dfd, ents, &serial, fn, done, arg, &c);
+	}
 	for (int i = 0; i < n; i++)
 		free(ents[i]);
 	free(ents);

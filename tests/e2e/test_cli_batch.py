@@ -372,8 +372,12 @@ def test_worker_killed_is_reported(smimegate, pki, tmp_path):
     assert proc.returncode == 2, err
     assert re.search(rb"smimegate: sign: worker [12] ended abnormally "
                      rb"\(signal 9\)", err), err
-    for p in out.iterdir():  # what is there is complete
-        openssl_verify(pki, p.read_bytes())
+    # the other worker took the rest: at most the message the dead one
+    # was on is missing, and what is there is complete
+    done = sorted(p.name for p in out.iterdir())
+    assert len(done) >= 5, done
+    for name in done:
+        openssl_verify(pki, (out / name).read_bytes())
 
 
 def test_workers_die_with_the_batch(smimegate, pki, tmp_path):
