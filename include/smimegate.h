@@ -144,6 +144,11 @@ struct sg_sink {
 /* A sink that writes to a file descriptor (the caller keeps the fd). */
 void sg_sink_fd(struct sg_sink *sink, int *fd);
 
+/* An unnamed read-write file in DIR (NULL: $TMPDIR, else /tmp), mode 0600,
+ * gone when closed: O_TMPFILE, or where the file system has none (NFS,
+ * some FUSE) a file created and unlinked at once.  -1 with errno. */
+int sg_tmpfile_open(const char *dir);
+
 /* ---- Certificates and keys ----------------------------------------------- */
 
 /* A list of certificates: recipients, a chain, or trust anchors. */

@@ -191,7 +191,6 @@ open_unnamed(const char *file)
 int
 cli_out_open(struct cli_out *o, const char *path, int direct)
 {
-	const char *dir = getenv("TMPDIR");
 	sigset_t saved;
 	int kind = 1;
 
@@ -209,8 +208,7 @@ cli_out_open(struct cli_out *o, const char *path, int direct)
 	}
 	if (kind == 1) {
 		/* A stream: spool, copy only on success. */
-		o->fd = open(dir ? dir : "/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC,
-		             0600);
+		o->fd = sg_tmpfile_open(NULL);
 		return o->fd == -1 ? -1 : 0;
 	}
 	o->dest_fd = -1;

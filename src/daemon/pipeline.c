@@ -207,7 +207,8 @@ worker_get(struct pipeline *pl, const struct cfg *cfg, struct worker **out,
 
 /* A new unlinked temporary file for a result about EXPECT bytes long: in
  * memory up to SG_TMP_MEMORY_DEFAULT (no inode to create and delete per
- * message), else in the spool directory. */
+ * message), else in the spool directory (sg_tmpfile_open: also where it
+ * has no O_TMPFILE). */
 static int
 tmpfd(const struct cfg *cfg, size_t expect)
 {
@@ -216,7 +217,7 @@ tmpfd(const struct cfg *cfg, size_t expect)
 	if (expect <= SG_TMP_MEMORY_DEFAULT &&
 	    (fd = memfd_create("smimegate", MFD_CLOEXEC)) != -1)
 		return fd;
-	return open(cfg->spool_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	return sg_tmpfile_open(cfg->spool_dir);
 }
 
 /* A permanent status or SG_ERR_TEMP for what the engine said. */

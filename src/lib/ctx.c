@@ -171,10 +171,34 @@ sg_tmpfile(struct sg_ctx *ctx, size_t expect)
 	    (fd = memfd_create("smimegate", MFD_CLOEXEC)) != -1)
 		return fd;
 
+	return sg_tmpfile_open(dir);
+}
+
+int
+sg_tmpfile_open(const char *dir)
+{
+	char *path;
+	int fd, e;
+
 	if (dir == NULL && (dir = getenv("TMPDIR")) == NULL)
 		dir = "/tmp";
 	/* O_TMPFILE: never visible under a name, gone when closed. */
-	return open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd != -1 ||
+	    (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
+		return fd;
+	if (asprintf(&path, "%s/.smimegate-XXXXXX", dir) == -1)
+		return -1;
+	if ((fd = mkostemp(path, O_CLOEXEC)) != -1 && unlink(path) == -1) {
+		e = errno;
+		close(fd);
+		errno = e;
+		fd = -1;
+	}
+	e = errno;
+	free(path);
+	errno = e;
+	return fd;
 }
 
 enum sg_status

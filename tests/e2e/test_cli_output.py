@@ -180,17 +180,20 @@ def unnamed_file_open(pid, directory):
     return False
 
 
-def kill_while_writing(smimegate, args, out_dir, sig, ready=None):
-    """Starts smimegate ARGS, waits until it writes an output in OUT_DIR
-    (and READY() is true), sends SIG; returns the exit status."""
+def kill_while_writing(smimegate, args, out_dir, sig, ready=None, env=None,
+                       writing=unnamed_file_open):
+    """Starts smimegate ARGS, waits until WRITING(pid, OUT_DIR) says it
+    writes an output there (and READY() is true), sends SIG; returns the
+    exit status."""
     proc = subprocess.Popen([str(a) for a in [smimegate] + args],
                             stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.PIPE,
+                            env=dict(os.environ, **(env or {})))
     try:
         deadline = time.monotonic() + T
         while not ((ready is None or ready())
-                   and unnamed_file_open(proc.pid, out_dir)):
+                   and writing(proc.pid, out_dir)):
             assert proc.poll() is None, (
                 "finished before it could be interrupted: "
                 + proc.stderr.read().decode(errors="replace"))
@@ -240,3 +243,63 @@ def test_batch_interrupted_keeps_finished_outputs(smimegate, pki, tmp_path):
     assert done == [f"m{i}.eml" for i in range(len(done))], done
     for name in done:  # every file there is complete
         openssl_verify(pki, (out_dir / name).read_bytes())
+
+
+# ---- file systems without O_TMPFILE (NFS, some FUSE) ----
+
+@pytest.fixture(scope="module")
+def no_tmpfile(tmp_path_factory):
+    """The environment that makes open(O_TMPFILE) fail with EOPNOTSUPP:
+    an LD_PRELOAD shim (tests/e2e/shim/no_tmpfile.c), built here.  ASan
+    wants its runtime first among the libraries, the shim comes first."""
+    so = tmp_path_factory.mktemp("shim") / "no_tmpfile.so"
+    src = os.path.join(os.path.dirname(__file__), "shim", "no_tmpfile.c")
+    r = subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-Wall", "-Wextra",
+                        "-Werror", "-o", str(so), src, "-ldl"],
+                       capture_output=True, timeout=T)
+    assert r.returncode == 0, r.stderr
+    return {"LD_PRELOAD": str(so),
+            "ASAN_OPTIONS": "verify_asan_link_order=0"}
+
+
+def test_without_o_tmpfile_outputs_still_work(run, pki, tmp_path,
+                                              no_tmpfile):
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    env = dict(no_tmpfile, TMPDIR=str(spool))
+    out = tmp_path / "out"
+    out.mkdir()
+    # stdin spooled by the library, the output by a named temporary file
+    proc = run(sign_args(pki) + ["--out", out / "signed.eml"],
+               input=msg_plain_lf(), timeout=T, env=env)
+    assert proc.returncode == 0, proc.stderr
+    openssl_verify(pki, (out / "signed.eml").read_bytes())
+    # verify's output to a FIFO is spooled first
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    reader = FifoReader(fifo)
+    proc = run(["verify", "--trust", pki / "trust.pem", "--out", fifo],
+               input=(out / "signed.eml").read_bytes(), timeout=T, env=env)
+    data = reader.join()
+    assert proc.returncode == 0, proc.stderr
+    assert b"Hello" in data
+    assert list(out.iterdir()) == [out / "signed.eml"]
+    assert list(spool.iterdir()) == [], "a spool file was left"
+
+
+def named_tmp_open(pid, directory):
+    return any(p.name.startswith("signed.eml.tmp")
+               for p in directory.iterdir())
+
+
+def test_without_o_tmpfile_sigterm_removes_the_temporary(
+        smimegate, pki, tmp_path, no_tmpfile):
+    src = tmp_path / "big.eml"
+    src.write_bytes(msg_big(48 << 20))
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    rc = kill_while_writing(smimegate, sign_args(pki) + [
+        "--in", src, "--out", out_dir / "signed.eml"], out_dir,
+        signal.SIGTERM, env=no_tmpfile, writing=named_tmp_open)
+    assert rc == -signal.SIGTERM
+    assert list(out_dir.iterdir()) == [], "the temporary file was left"
