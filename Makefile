@@ -107,10 +107,10 @@ bench-gateway: build/smimegate
 	sh bench/gateway.sh
 
 format:
-	clang-format -i $(CORE_SRC) $(CLI_SRC) $(UNIT_SRC) $(HDRS)
+	clang-format -i $(CORE_SRC) $(CLI_SRC) $(UNIT_SRC) $(HDRS) $(wildcard tests/e2e/shim/*.c)
 
 format-check:
-	clang-format --dry-run --Werror $(CORE_SRC) $(CLI_SRC) $(UNIT_SRC) $(HDRS)
+	clang-format --dry-run --Werror $(CORE_SRC) $(CLI_SRC) $(UNIT_SRC) $(HDRS) $(wildcard tests/e2e/shim/*.c)
 
 clean:
 	rm -rf build
