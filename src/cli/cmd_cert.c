@@ -18,6 +18,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "daemon/fsio.h"
+
 enum {
 	O_STORE = 256,
 	O_KEYFILE,
@@ -301,24 +303,28 @@ out:
 	return admin_close(&a, rc);
 }
 
-/* Writes TEXT to PATH (replacing it). */
+/* Writes TEXT to PATH as --out does (cli_out: replaced only once complete,
+ * or written to a stream), a new file with MODE less the umask. */
 static int
 write_text(const char *cmd, const char *path, const char *text, mode_t mode)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-	size_t n = strlen(text);
-	struct stat sb;
+	struct cli_out out;
+	mode_t um = umask(0);
+	int ok;
 
-	/* fsync a file; a stream such as /dev/stdout cannot be synced. */
-	if (fd == -1 || write(fd, text, n) != (ssize_t)n ||
-	    fstat(fd, &sb) == -1 || (S_ISREG(sb.st_mode) && fsync(fd) == -1)) {
+	umask(um);
+	if (cli_out_open(&out, path, 1) == -1) {
 		fprintf(stderr, "smimegate: %s: io: %s: %s\n", cmd, path,
 		        strerror(errno));
-		if (fd != -1)
-			close(fd);
 		return sg_status_exit_code(SG_ERR_IO);
 	}
-	close(fd);
+	ok = (out.file == NULL || fchmod(out.fd, mode & ~um) == 0) &&
+	     fsio_write_all(out.fd, text, strlen(text)) == 0;
+	if (cli_out_close(&out, ok) == -1 || !ok) {
+		fprintf(stderr, "smimegate: %s: io: %s: %s\n", cmd, path,
+		        strerror(errno));
+		return sg_status_exit_code(SG_ERR_IO);
+	}
 	return 0;
 }
 

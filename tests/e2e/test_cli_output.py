@@ -303,3 +303,22 @@ def test_without_o_tmpfile_sigterm_removes_the_temporary(
         signal.SIGTERM, env=no_tmpfile, writing=named_tmp_open)
     assert rc == -signal.SIGTERM
     assert list(out_dir.iterdir()) == [], "the temporary file was left"
+
+
+def test_csr_out_replaces_a_file_whole_and_readable(store, tmp_path):
+    # `cert csr --out` goes through the same output code: the old file is
+    # replaced only by a complete request, which is public (0644 less the
+    # umask, not the 0600 of messages), and no temporary is left.
+    from smime_util import openssl
+    req = tmp_path / "req.pem"
+    req.write_bytes(b"an older request\n")
+    os.chmod(req, 0o600)
+    store.ok("cert", "csr", "r", "--out", req, "--cn", "R",
+             "--san-email", "r@example.com", "--key", "ec:p256")
+    um = os.umask(0)
+    os.umask(um)
+    assert stat.S_IMODE(os.stat(req).st_mode) == 0o644 & ~um
+    assert [p.name for p in tmp_path.iterdir()
+            if p.name.startswith("req")] == ["req.pem"]
+    v = openssl("req", "-verify", "-noout", "-in", req, check=False)
+    assert v.returncode == 0, v.stderr
