@@ -167,7 +167,7 @@ usage_of(const char *cmd)
 static int
 parse(const char *cmd, int argc, char **argv, struct opts *o)
 {
-	int c, li;
+	int c, li, jobs_given = 0;
 
 	memset(o, 0, sizeof(*o));
 	optind = 1;
@@ -203,13 +203,16 @@ parse(const char *cmd, int argc, char **argv, struct opts *o)
 
 			errno = 0;
 			v = strtol(optarg, &end, 10);
-			if (errno || end == optarg || *end || v < 1 ||
+			if (errno || end == optarg || *end || v < 0 ||
 			    v > MAX_JOBS)
 				return cli_usage(cmd,
-				                 "--jobs wants 1 to %d, not "
-				                 "\"%s\"",
+				                 "--jobs wants 0 (one per CPU) "
+				                 "to %d, not \"%s\"",
 				                 MAX_JOBS, optarg);
-			o->jobs = (int)v;
+			if (v == 0 && (v = sysconf(_SC_NPROCESSORS_ONLN)) < 1)
+				v = 1;
+			o->jobs = v > MAX_JOBS ? MAX_JOBS : (int)v;
+			jobs_given = 1;
 			break;
 		}
 		case OPT_SIGNER:
@@ -285,7 +288,7 @@ parse(const char *cmd, int argc, char **argv, struct opts *o)
 		                      "--in and --out");
 	if (o->out_dir != NULL && o->in_dir == NULL)
 		return cli_usage(cmd, "--out-dir goes with --in-dir");
-	if (o->jobs != 0 && o->in_dir == NULL)
+	if (jobs_given && o->in_dir == NULL)
 		return cli_usage(cmd, "--jobs goes with --in-dir");
 	if (o->in_dir != NULL && o->out_dir == NULL &&
 	    !(strcmp(cmd, "verify") == 0 && o->json))

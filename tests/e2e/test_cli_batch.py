@@ -296,6 +296,18 @@ def test_sign_jobs_every_output_verifies(run, pki, tmp_path):
         assert text_of(content) == text_of((src / name).read_bytes()), name
 
 
+def test_jobs_0_is_one_per_cpu(run, pki, tmp_path):
+    src = fill(tmp_path / "in", MESSAGES)
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = run(sign_args(pki) + ["--in-dir", src, "--out-dir", out,
+                                 "--jobs", "0"], timeout=T)
+    assert proc.returncode == 0, proc.stderr
+    assert summary(proc) == "smimegate: sign: 5 messages: 5 done, 0 failed"
+    for name in MESSAGES:
+        openssl_verify(pki, (out / name).read_bytes())
+
+
 def test_verify_jobs_json_lines_whole_and_complete(run, pki, tmp_path):
     inputs = verify_inputs(pki)
     for i in range(6):
@@ -318,12 +330,13 @@ def test_verify_jobs_json_lines_whole_and_complete(run, pki, tmp_path):
 
 @pytest.mark.parametrize("extra, reason", [
     (["--jobs", "2"], b"--jobs goes with --in-dir"),
-    (["--in-dir", "IN", "--out-dir", "OUT", "--jobs", "0"],
-     b"--jobs wants 1 to 256"),
+    (["--jobs", "0"], b"--jobs goes with --in-dir"),
+    (["--in-dir", "IN", "--out-dir", "OUT", "--jobs", "-1"],
+     b"--jobs wants 0 (one per CPU) to 256"),
     (["--in-dir", "IN", "--out-dir", "OUT", "--jobs", "257"],
-     b"--jobs wants 1 to 256"),
+     b"--jobs wants 0 (one per CPU) to 256"),
     (["--in-dir", "IN", "--out-dir", "OUT", "--jobs", "2x"],
-     b"--jobs wants 1 to 256"),
+     b"--jobs wants 0 (one per CPU) to 256"),
 ])
 def test_jobs_usage_errors(run, pki, tmp_path, extra, reason):
     test_usage_errors(run, pki, tmp_path, extra, reason)
