@@ -9,15 +9,18 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stddef.h>
 
 typedef int (*open_fn)(const char *, int, ...);
 
 static int
-shim(const char *name, const char *path, int flags, va_list ap)
+shim(const char *path, int flags, va_list ap)
 {
-	open_fn real = (open_fn)dlsym(RTLD_NEXT, name);
+	static open_fn real;
 	mode_t mode = 0;
 
+	if (real == NULL)
+		real = (open_fn)dlsym(RTLD_NEXT, "open");
 	if ((flags & O_TMPFILE) == O_TMPFILE) {
 		errno = EOPNOTSUPP;
 		return -1;
@@ -34,19 +37,10 @@ open(const char *path, int flags, ...)
 	int fd;
 
 	va_start(ap, flags);
-	fd = shim("open", path, flags, ap);
+	fd = shim(path, flags, ap);
 	va_end(ap);
 	return fd;
 }
 
-int
-open64(const char *path, int flags, ...)
-{
-	va_list ap;
-	int fd;
-
-	va_start(ap, flags);
-	fd = shim("open64", path, flags, ap);
-	va_end(ap);
-	return fd;
-}
+/* The same function under the name large-file builds call. */
+int open64(const char *path, int flags, ...) __attribute__((alias("open")));
