@@ -122,6 +122,19 @@ static const char *const usages[] = {
     "[--in-dir DIR --out-dir DIR [--jobs N]]",
 };
 
+static const char help_common[] =
+    "  --in FILE, --out FILE   one message (default stdin, stdout); a file\n"
+    "                          --out is replaced only by a complete result\n"
+    "  --in-dir DIR --out-dir OUT\n"
+    "                          every file of DIR, each to OUT/NAME, keys\n"
+    "                          loaded once; a summary line ends stderr\n"
+    "  --jobs N                N worker processes for --in-dir (0: one per\n"
+    "                          CPU)\n"
+    "\n"
+    "exit: 0 done; 1 the security operation failed (signature, trust,\n"
+    "key, recipient); 2 usage error or unreadable or malformed input.\n"
+    "A batch exits with the worst of its messages'.\n";
+
 /* Which options each command takes (a string of OPT_ offsets). */
 static int
 allowed(const char *cmd, int opt)
@@ -276,7 +289,8 @@ parse(const char *cmd, int argc, char **argv, struct opts *o)
 			o->revocation_timeout = optarg;
 			break;
 		case OPT_HELP:
-			printf("usage: smimegate %s\n", usage_of(cmd));
+			printf("usage: smimegate %s\n\n%s", usage_of(cmd),
+			       help_common);
 			return 0;
 		}
 	}

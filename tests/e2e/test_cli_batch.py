@@ -400,3 +400,14 @@ def children_alive(pid):
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+@pytest.mark.parametrize("cmd", ["sign", "encrypt", "verify", "decrypt"])
+def test_help_names_batch_options_and_exit_codes(run, cmd):
+    proc = run([cmd, "--help"], timeout=T)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout.decode()
+    assert out.startswith(f"usage: smimegate {cmd} ")
+    for want in ("--in-dir DIR", "--jobs N", "exit: 0 done; 1 ",
+                 "2 usage error"):
+        assert want in out, out
