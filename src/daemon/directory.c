@@ -7,7 +7,6 @@
 
 #include <ctype.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +14,7 @@
 #include <strings.h>
 
 #include "daemon/ldap_dl.h"
+#include "daemon/reason.h"
 
 #define DIRECTORY_MAX_CERTS 64   /* certificates decoded per search */
 #define DIRECTORY_BUCKETS   8192 /* cache hash buckets */
@@ -61,25 +61,6 @@ struct directory {
 	                         char *, size_t);
 	void *search_arg;
 };
-
-static void say(char *reason, size_t rlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-say(char *reason, size_t rlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (reason == NULL || rlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(reason, rlen, fmt, ap);
-	va_end(ap);
-	/* One line for the log, whatever a server put in its message. */
-	for (char *p = reason; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = ' ';
-}
 
 /* ---- Addresses and filters -------------------------------------------- */
 
@@ -361,15 +342,17 @@ select_usable(struct directory_found *f, const char *addr,
 	}
 	if (st == SG_OK && nfp == 0) {
 		if (nall == 0 && f->values == 0)
-			say(reason, rlen,
-			    "no certificate for %s in the directory", addr);
+			reason_set(reason, rlen,
+			           "no certificate for %s in the directory",
+			           addr);
 		else if (nall == 0)
-			say(reason, rlen,
-			    "%u value%s for %s in the directory, none a "
-			    "readable certificate",
-			    f->values, f->values == 1 ? "" : "s", addr);
+			reason_set(reason, rlen,
+			           "%u value%s for %s in the directory, none a "
+			           "readable certificate",
+			           f->values, f->values == 1 ? "" : "s", addr);
 		else
-			say(reason, rlen,
+			reason_set(
+			    reason, rlen,
 			    "%zu certificate%s for %s in the directory, none "
 			    "usable for encryption (%s)",
 			    nall, nall == 1 ? "" : "s", addr, why);
@@ -391,9 +374,9 @@ ldap_temp(struct directory *d, int rc, const char *what, char *reason,
 
 	if (d->ld != NULL)
 		L->ldap_get_option(d->ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diag);
-	say(reason, rlen, "directory %s: %s: %s%s%.200s", d->uri, what,
-	    L->ldap_err2string(rc), diag && *diag ? ": " : "",
-	    diag ? diag : "");
+	reason_set(reason, rlen, "directory %s: %s: %s%s%.200s", d->uri, what,
+	           L->ldap_err2string(rc), diag && *diag ? ": " : "",
+	           diag ? diag : "");
 	L->ldap_memfree(diag);
 	return SG_ERR_TEMP;
 }
@@ -471,8 +454,8 @@ ldap_open(struct directory *d, char *reason, size_t rlen)
 	if (d->bind_dn == NULL)
 		return SG_OK; /* anonymous: the first search connects */
 	if (read_pass(d->pass_file, pw) == -1) {
-		say(reason, rlen, "directory %s: cannot read %s", d->uri,
-		    d->pass_file);
+		reason_set(reason, rlen, "directory %s: cannot read %s", d->uri,
+		           d->pass_file);
 		st = SG_ERR_TEMP;
 		goto fail;
 	}
@@ -546,10 +529,10 @@ ldap_query(struct directory *d, const char *filter, struct directory_found *f,
 	if (rc == LDAP_SUCCESS || rc == LDAP_SIZELIMIT_EXCEEDED)
 		ldap_collect(L, d->ld, res, f);
 	else if (rc == LDAP_NO_SUCH_OBJECT) {
-		say(reason, rlen,
-		    "directory %s: the search base %s does not "
-		    "exist",
-		    d->uri, d->base);
+		reason_set(reason, rlen,
+		           "directory %s: the search base %s does not "
+		           "exist",
+		           d->uri, d->base);
 		st = SG_ERR_TEMP;
 	} else {
 		st = ldap_temp(d, rc, "search", reason, rlen);
@@ -573,8 +556,8 @@ ldap_search_values(struct directory *d, const char *filter,
 	/* Down a moment ago: say so at once instead of making every
 	 * worker wait for the timeouts again (ldap_retry_after). */
 	if (d->ld == NULL && now < d->down_until) {
-		say(reason, rlen, "%s (not tried again for %llds)", d->down_why,
-		    (long long)(d->down_until - now));
+		reason_set(reason, rlen, "%s (not tried again for %llds)",
+		           d->down_why, (long long)(d->down_until - now));
 		pthread_mutex_unlock(&d->conn_mu);
 		return SG_ERR_TEMP;
 	}
@@ -735,7 +718,8 @@ directory_lookup(struct directory *d, struct sg_ctx *ctx, const char *addr,
 	enum sg_status st;
 
 	if (!addr_ok(addr)) {
-		say(reason, rlen,
+		reason_set(
+		    reason, rlen,
 		    "address refused for a directory lookup (empty, no '@', "
 		    "over %d bytes or control characters)",
 		    DIRECTORY_ADDR_MAX);
@@ -746,12 +730,14 @@ directory_lookup(struct directory *d, struct sg_ctx *ctx, const char *addr,
 	if (st == SG_OK || st == SG_ERR_NOT_FOUND) {
 		atomic_fetch_add(&d->hits, 1);
 		if (st == SG_OK) {
-			say(reason, rlen, "%zu certificate%s for %s (cached)",
-			    sg_certs_count(certs),
-			    sg_certs_count(certs) == 1 ? "" : "s", addr);
+			reason_set(reason, rlen,
+			           "%zu certificate%s for %s (cached)",
+			           sg_certs_count(certs),
+			           sg_certs_count(certs) == 1 ? "" : "s", addr);
 			*out = certs;
 		} else
-			say(reason, rlen,
+			reason_set(
+			    reason, rlen,
 			    "no usable certificate for %s in the directory "
 			    "(cached)",
 			    addr);
@@ -760,12 +746,12 @@ directory_lookup(struct directory *d, struct sg_ctx *ctx, const char *addr,
 	flen = strlen(d->filter) + 3 * DIRECTORY_ADDR_MAX + 1;
 	if ((filter = malloc(flen)) == NULL || sg_certs_new(&f.all) != SG_OK) {
 		st = SG_ERR_NOMEM;
-		say(reason, rlen, "out of memory");
+		reason_set(reason, rlen, "out of memory");
 		goto out;
 	}
 	if (directory_filter(d->filter, addr, filter, flen) == -1) {
 		st = SG_ERR_INTERNAL; /* addr_ok passed and flen suffices */
-		say(reason, rlen, "cannot build the filter");
+		reason_set(reason, rlen, "cannot build the filter");
 		goto out;
 	}
 	atomic_fetch_add(&d->queries, 1);
@@ -777,9 +763,10 @@ directory_lookup(struct directory *d, struct sg_ctx *ctx, const char *addr,
 	if (st == SG_OK || st == SG_ERR_NOT_FOUND)
 		remember(d, key, certs, until);
 	if (st == SG_OK) {
-		say(reason, rlen, "%zu certificate%s for %s from the directory",
-		    sg_certs_count(certs),
-		    sg_certs_count(certs) == 1 ? "" : "s", addr);
+		reason_set(reason, rlen,
+		           "%zu certificate%s for %s from the directory",
+		           sg_certs_count(certs),
+		           sg_certs_count(certs) == 1 ? "" : "s", addr);
 		*out = certs;
 	}
 out:

@@ -8,8 +8,9 @@
 
 #include <stddef.h>
 
-/* Formats the reason into ERR (cut to ERRLEN); nothing when ERR is NULL
- * or ERRLEN is 0. */
+/* Formats the reason into ERR (cut to ERRLEN), control characters made
+ * spaces so that it stays one line; nothing when ERR is NULL or ERRLEN
+ * is 0. */
 void reason_set(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

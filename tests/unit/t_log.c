@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "daemon/log.h"
+#include "daemon/reason.h"
 
 static char captured[LOG_LINE_MAX * 2];
 
@@ -170,6 +171,19 @@ quoted_values_are_cleaned(void)
 	CHECK_STR(v, "");
 }
 
+/* A failure's reason (reason.h) is one line too, whatever it quotes. */
+static void
+reasons_stay_one_line(void)
+{
+	char r[32];
+
+	reason_set(r, sizeof(r), "server said: %s", "no\r\nsuch\tuser");
+	CHECK_STR(r, "server said: no  such user");
+	reason_set(r, 8, "%s", "0123456789");
+	CHECK_STR(r, "0123456");
+	reason_set(NULL, 0, "%s", "ignored");
+}
+
 static const struct unit_case cases[] = {
     {"line_on_stderr", line_on_stderr},
     {"control_characters_cannot_split_a_line",
@@ -179,6 +193,7 @@ static const struct unit_case cases[] = {
      error_and_warning_events_raise_the_level},
     {"targets", targets},
     {"quoted_values_are_cleaned", quoted_values_are_cleaned},
+    {"reasons_stay_one_line", reasons_stay_one_line},
     {NULL, NULL},
 };
 
