@@ -32,7 +32,9 @@ struct auth_user {
 	char *name;
 	char *hash;
 	char **senders; /* the envelope senders this user may give:
-	                 * "a@b" or "@domain" (lowercase); NULL: any */
+	                 * "a@b" or "@domain" (lowercase), or the one
+	                 * entry "*" for any; NULL: its own name, when
+	                 * that is an address */
 };
 
 struct smtp_auth_db {
@@ -81,8 +83,9 @@ strv_free(char **v)
 	free(v);
 }
 
-/* "alice@example.com, @sales.example.com": the third field of a line,
- * lowercased.  NULL with ERR when an entry is not an address or @domain. */
+/* "alice@example.com, @sales.example.com", or "*": the third field of a
+ * line, lowercased.  NULL with ERR when an entry is not an address or
+ * @domain, or "*" is not alone. */
 static char **
 parse_senders(char *list, const char *path, unsigned lineno, char *err,
               size_t errlen)
@@ -93,12 +96,23 @@ parse_senders(char *list, const char *path, unsigned lineno, char *err,
 	for (tok = strtok_r(list, ", \t", &save); tok != NULL;
 	     tok = strtok_r(NULL, ", \t", &save)) {
 		char *at = strchr(tok, '@'), **g;
+		int star = strcmp(tok, "*") == 0;
 
-		if (at == NULL || at[1] == '\0' || strchr(at + 1, '@') ||
-		    strlen(tok) > 320 || n >= AUTH_SENDERS_MAX) {
+		/* "*" only alone: not after an entry, none after it */
+		if (n > 0 && (star || strcmp(v[0], "*") == 0)) {
+			snprintf(err, errlen,
+			         "auth_users %s:%u: \"*\" (any sender) stands "
+			         "alone in a sender list",
+			         path, lineno);
+			strv_free(v);
+			return NULL;
+		}
+		if (!star &&
+		    (at == NULL || at[1] == '\0' || strchr(at + 1, '@') ||
+		     strlen(tok) > 320 || n >= AUTH_SENDERS_MAX)) {
 			snprintf(err, errlen,
 			         "auth_users %s:%u: \"%.64s\" is not a sender "
-			         "(an address, or @domain; at most %d)",
+			         "(an address, @domain or \"*\"; at most %d)",
 			         path, lineno, tok, AUTH_SENDERS_MAX);
 			strv_free(v);
 			return NULL;
@@ -119,8 +133,8 @@ parse_senders(char *list, const char *path, unsigned lineno, char *err,
 	}
 	if (n == 0)
 		snprintf(err, errlen,
-		         "auth_users %s:%u: an empty sender list (leave out "
-		         "the second ':' to allow any sender)",
+		         "auth_users %s:%u: an empty sender list (\"*\" "
+		         "allows any sender)",
 		         path, lineno);
 	return v;
 }
@@ -498,7 +512,12 @@ smtp_auth_sender_ok(const struct smtp_auth_db *db, const char *user,
 	u = bsearch(&key, db->users, db->n, sizeof(*db->users), user_cmp);
 	if (u == NULL)
 		return 0; /* gone in a reload: no longer this user's */
-	if (u->senders == NULL || *sender == '\0')
+	if (*sender == '\0')
+		return 1;
+	if (u->senders == NULL) /* only as itself */
+		return strchr(u->name, '@') != NULL &&
+		       strcasecmp(u->name, sender) == 0;
+	if (strcmp(u->senders[0], "*") == 0)
 		return 1;
 	for (char **p = u->senders; *p != NULL; p++) {
 		if ((*p)[0] == '@' ? at != NULL && strcasecmp(*p, at) == 0

@@ -243,8 +243,9 @@ const char *smtp_auth_check_user(const struct smtp_auth_check *c);
 /* Wipes and frees; NULL does nothing. */
 void smtp_auth_check_free(struct smtp_auth_check *c);
 /* Whether USER may give SENDER (an address, "" for the null sender) at
- * MAIL: any when the user's line has no senders field; else one of its
- * addresses, or an address of one of its @domains (any case).  The null
+ * MAIL: one of the addresses of its line's senders field, or an address
+ * of one of its @domains (any case), or any with "*"; without that
+ * field, only its own name, when the name is an address.  The null
  * sender is always allowed.  0 also for a user not (or no longer) in
  * DB. */
 int smtp_auth_sender_ok(const struct smtp_auth_db *db, const char *user,

@@ -29,12 +29,16 @@ def make_cert(d, name="tls"):
 
 
 def make_users(d, **users):
-    """A users file with SHA-512 crypt hashes (as mkpasswd -m sha-512)."""
-    lines = ["# user:hash"]
+    """A users file with SHA-512 crypt hashes (as mkpasswd -m sha-512):
+    NAME="password" (no senders field) or NAME=("password", "senders")."""
+    lines = ["# user:hash[:senders]"]
     for user, password in users.items():
+        password, senders = (password if isinstance(password, tuple)
+                             else (password, None))
         r = subprocess.run(["openssl", "passwd", "-6", password],
                            capture_output=True, timeout=T, check=True)
-        lines.append(f"{user}:{r.stdout.decode().strip()}")
+        lines.append(f"{user}:{r.stdout.decode().strip()}"
+                     + (f":{senders}" if senders is not None else ""))
     path = d / "users"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -56,7 +60,8 @@ def tls_gateway(gateway, auth=False, **kw):
     keys = {"tls_cert": cert, "tls_key": key}
     if auth:
         keys.update(auth="plain",
-                    auth_users=make_users(gw.root, alice="s3cret pass"))
+                    auth_users=make_users(
+                        gw.root, alice=("s3cret pass", "sender@example.com")))
     listener_keys(gw, "out", **keys)
     return gw
 
@@ -207,30 +212,45 @@ def test_auth_plain_relays_for_authenticated_users(gateway):
 
 def test_authenticated_users_send_only_as_their_senders(gateway):
     # alice may give alice@example.org and anything @sales.example.org;
-    # the gateway signs what she sends, so never as somebody else
+    # the gateway signs what she sends, so never as somebody else.
+    # Without a senders field a user is only itself (bob@example.org),
+    # or nobody when its name is not an address (carol); "*" is anyone
     gw = tls_gateway(gateway, auth=True, relay_from="192.0.2.0/24")
-    users = gw.root / "users"
-    users.write_text(users.read_text().rstrip("\n")
-                     + ":alice@example.org, @sales.example.org\n")
+    make_users(gw.root,
+               alice=("s3cret pass", "alice@example.org, @sales.example.org"),
+               **{"bob@example.org": "bob pass"}, carol="carol pass",
+               relay=("relay pass", "*"))
     gw.start()
 
-    def send(frm):
+    def send(frm, user="alice", password="s3cret pass"):
         return swaks(gw.out_port, "--tls", "--auth", "PLAIN", "--auth-user",
-                     "alice", "--auth-password", "s3cret pass", "--body",
+                     user, "--auth-password", password, "--body",
                      f"From {frm}.", frm=frm)
 
+    refused = b"553 5.7.1 Sender address not owned by the authenticated user"
     r = send("sender@example.com")
-    assert r.returncode != 0
-    assert b"553 5.7.1 Sender address not owned by the authenticated user" \
-        in r.stdout, r.stdout.decode()
+    assert r.returncode != 0 and refused in r.stdout, r.stdout.decode()
     assert send("Alice@Example.org").returncode == 0
     assert send("team@sales.example.org").returncode == 0
-    msgs = gw.delivered(2)
+    assert send("Bob@Example.ORG", "bob@example.org", "bob pass"
+                ).returncode == 0
+    r = send("alice@example.org", "bob@example.org", "bob pass")
+    assert r.returncode != 0 and refused in r.stdout, r.stdout.decode()
+    r = send("carol@example.org", "carol", "carol pass")
+    assert r.returncode != 0 and refused in r.stdout, r.stdout.decode()
+    assert send("anyone@elsewhere.example", "relay", "relay pass"
+                ).returncode == 0
+    msgs = gw.delivered(4)
     assert all(b"multipart/signed" in m for m in msgs)
-    assert not any(b"From sender@example.com." in m for m in msgs)
+    bodies = b"".join(msgs)
+    for frm in (b"sender@example.com", b"alice@example.org", b"carol"):
+        assert b"From " + frm + b"." not in bodies
     assert gw.stop() == 0
-    assert ("event=sender-refused user=alice from=<sender@example.com>"
-            in gw.log.read_text())
+    log = gw.log.read_text()
+    for who in ("user=alice from=<sender@example.com>",
+                "user=bob@example.org from=<alice@example.org>",
+                "user=carol from=<carol@example.org>"):
+        assert "event=sender-refused " + who in log
 
 
 def test_auth_needs_tls(gateway):

@@ -1319,7 +1319,8 @@ t_listener_sockets(void)
 
 /* Throw-away TLS and AUTH files in a directory of their own: a P-256 key
  * and a self-signed certificate for it, a second key, a users file with
- * alice:secret, and a client context that trusts anything. */
+ * alice:secret (senders: @example.org), and a client context that trusts
+ * anything. */
 struct tlsfx {
 	char dir[64];
 	char cert[128], key[128], other[128], users[128];
@@ -1408,7 +1409,8 @@ tlsfx_init(struct tlsfx *t)
 	        NULL ||
 	    (hash = crypt_rn("secret", salt, &cd, sizeof(cd))) == NULL)
 		return -1;
-	snprintf(line, sizeof(line), "# test users\nalice:%s\n", hash);
+	snprintf(line, sizeof(line), "# test users\nalice:%s:@example.org\n",
+	         hash);
 	/* and carol:pw2 with yescrypt, as mkpasswd makes by default */
 	memset(&cd, 0, sizeof(cd));
 	if (crypt_gensalt_rn("$y$", 0, NULL, 0, salt, sizeof(salt)) == NULL ||
@@ -1755,6 +1757,10 @@ t_tls_files(void)
 	     ":1: \"nobody\" is not a sender"},
 	    {"empty senders", 2, "bob:$6$rounds=1000$aa$bb: \n",
 	     "an empty sender list"},
+	    {"star first", 2, "bob:$6$rounds=1000$aa$bb:*, a@b.example\n",
+	     "\"*\" (any sender) stands alone"},
+	    {"star after", 2, "bob:$6$rounds=1000$aa$bb:@b.example,*\n",
+	     "\"*\" (any sender) stands alone"},
 	};
 
 	CHECK_EQ(tlsfx_init(&t), 0);
@@ -1904,7 +1910,17 @@ t_auth_senders(void)
 	    {"dave", "eve@example.com", 0},
 	    {"dave", "dave@example.com.evil", 0},
 	    {"dave", "", 1}, /* the null sender */
-	    {"erin", "anyone@anywhere.example", 1},
+	    /* no senders field: only as itself, when its name is an
+	     * address */
+	    {"erin", "anyone@anywhere.example", 0},
+	    {"erin", "erin", 0},
+	    {"erin", "", 1},
+	    {"Frank@Example.com", "frank@example.COM", 1},
+	    {"Frank@Example.com", "frank@example.com.evil", 0},
+	    {"Frank@Example.com", "other@example.com", 0},
+	    /* "*": anyone */
+	    {"relay", "anyone@anywhere.example", 1},
+	    {"relay", "", 1},
 	    {"nobody", "dave@example.com", 0},
 	};
 	char dir[] = "/tmp/sg-auth-XXXXXX", path[64], err[256];
@@ -1914,7 +1930,9 @@ t_auth_senders(void)
 	snprintf(path, sizeof(path), "%s/users", dir);
 	CHECK_EQ(write_text(path, "dave:$6$rounds=1000$aa$bb:dave@Example.com,"
 	                          " @sales.example.com\n"
-	                          "erin:$6$rounds=1000$aa$cc\n"),
+	                          "erin:$6$rounds=1000$aa$cc\n"
+	                          "Frank@Example.com:$6$rounds=1000$aa$dd\n"
+	                          "relay:$6$rounds=1000$aa$ee: * \n"),
 	         0);
 	db = smtp_auth_db_load(path, err, sizeof(err));
 	CHECK(db != NULL);
