@@ -13,6 +13,9 @@ Fixtures
     smime       a Smime helper bound to `run` and `pki` with the common
                 operations (sign/encrypt/verify/decrypt that must succeed).
     store, bare_store   a store_util.Store in tmp_path (initialized, or not)
+    shim        shim(NAME) -> environment (dict) that preloads the test shim
+                tests/e2e/shim/NAME.c, built once per session, into the
+                binary under test (ASan's link-order check off for it).
     gateway     make(**kw) -> gateway_util.Gateway: real daemons, each with
                 an organization certificate "org", killed by PID at the end
                 and their logs checked for sanitizer reports.
@@ -44,6 +47,28 @@ def smimegate():
                     "(build it with `make test-build`, or set SMIMEGATE_BIN)",
                     pytrace=False)
     return path
+
+
+@pytest.fixture(scope="session")
+def shim(tmp_path_factory):
+    """LD_PRELOAD shims that make one system call fail the way it does on
+    other machines or for other users.  ASan wants its runtime first among
+    the libraries; the shim comes first, so that check is turned off."""
+    built = {}
+
+    def _shim(name):
+        if name not in built:
+            so = tmp_path_factory.mktemp("shim") / f"{name}.so"
+            src = HERE / "shim" / f"{name}.c"
+            r = subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-Wall",
+                                "-Wextra", "-Werror", "-o", str(so),
+                                str(src), "-ldl"],
+                               capture_output=True, timeout=120)
+            assert r.returncode == 0, r.stderr.decode()
+            built[name] = str(so)
+        return {"LD_PRELOAD": built[name],
+                "ASAN_OPTIONS": "verify_asan_link_order=0"}
+    return _shim
 
 
 @pytest.fixture(scope="session")

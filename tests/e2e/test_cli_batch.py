@@ -297,6 +297,40 @@ def test_sign_jobs_every_output_verifies(run, pki, tmp_path, jobs):
         assert text_of(content) == text_of((src / name).read_bytes()), name
 
 
+@pytest.mark.parametrize("forks_ok, lines", [
+    # one of three workers starts: it takes every message
+    ("1", ["smimegate: sign: cannot start worker 2: Resource temporarily "
+           "unavailable",
+           "smimegate: sign: cannot start worker 3: Resource temporarily "
+           "unavailable"]),
+    # none starts: the batch goes on in the one process
+    ("0", ["smimegate: sign: cannot start worker 1: Resource temporarily "
+           "unavailable",
+           "smimegate: sign: cannot start worker 2: Resource temporarily "
+           "unavailable",
+           "smimegate: sign: cannot start worker 3: Resource temporarily "
+           "unavailable",
+           "smimegate: sign: no worker started; going on alone"]),
+])
+def test_workers_that_cannot_start_leave_their_share_to_others(
+        run, pki, tmp_path, shim, forks_ok, lines):
+    # fork fails with EAGAIN, as at a process limit (tests/e2e/shim/
+    # fork_fails.c: root is not held to RLIMIT_NPROC)
+    src = fill(tmp_path / "in", MESSAGES)
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = run(sign_args(pki) + ["--in-dir", src, "--out-dir", out,
+                                 "--jobs", "3"], timeout=T,
+               env=dict(shim("fork_fails"), SHIM_FORKS_OK=forks_ok))
+    assert proc.returncode == 0, proc.stderr
+    assert failures(proc) == lines
+    assert summary(proc) == "smimegate: sign: 5 messages: 5 done, 0 failed"
+    assert visible(out) == sorted(MESSAGES)
+    for name, make in MESSAGES.items():
+        content = openssl_verify(pki, (out / name).read_bytes()).stdout
+        assert text_of(content) == text_of(make()), name
+
+
 def test_verify_jobs_json_lines_whole_and_complete(run, pki, tmp_path):
     inputs = verify_inputs(pki)
     for i in range(6):

@@ -248,18 +248,10 @@ def test_batch_interrupted_keeps_finished_outputs(smimegate, pki, tmp_path):
 # ---- file systems without O_TMPFILE (NFS, some FUSE) ----
 
 @pytest.fixture(scope="module")
-def no_tmpfile(tmp_path_factory):
-    """The environment that makes open(O_TMPFILE) fail with EOPNOTSUPP:
-    an LD_PRELOAD shim (tests/e2e/shim/no_tmpfile.c), built here.  ASan
-    wants its runtime first among the libraries, the shim comes first."""
-    so = tmp_path_factory.mktemp("shim") / "no_tmpfile.so"
-    src = os.path.join(os.path.dirname(__file__), "shim", "no_tmpfile.c")
-    r = subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-Wall", "-Wextra",
-                        "-Werror", "-o", str(so), src, "-ldl"],
-                       capture_output=True, timeout=T)
-    assert r.returncode == 0, r.stderr
-    return {"LD_PRELOAD": str(so),
-            "ASAN_OPTIONS": "verify_asan_link_order=0"}
+def no_tmpfile(shim):
+    """The environment in which open(O_TMPFILE) fails with EOPNOTSUPP
+    (tests/e2e/shim/no_tmpfile.c)."""
+    return shim("no_tmpfile")
 
 
 def test_without_o_tmpfile_outputs_still_work(run, pki, tmp_path,
