@@ -68,6 +68,8 @@ cmd_check_config(int argc, char **argv)
 	}
 	printf("  delivery: %s%s\n", cfg->smarthost ? "smarthost " : "maildir ",
 	       cfg->smarthost ? cfg->smarthost : cfg->outbox);
+	if (cfg->user != NULL)
+		printf("  user: %s\n", cfg->user);
 	if (!cfg->revocation.enabled) {
 		printf("  revocation: off\n");
 	} else {

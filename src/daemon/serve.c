@@ -37,6 +37,7 @@
 #include "daemon/log.h"
 #include "daemon/metrics.h"
 #include "daemon/pipeline.h"
+#include "daemon/privs.h"
 #include "daemon/quarantine.h"
 #include "daemon/queue.h"
 #include "daemon/smtp.h"
@@ -735,6 +736,15 @@ on_reload(evutil_socket_t sig, short what, void *arg)
 		         err);
 		return;
 	}
+	/* the daemon gave up root at start: it cannot become another user */
+	if (!same_str(d->cfg->user, cfg->user)) {
+		snprintf(err, sizeof(err),
+		         "user changed from %s to %s: only a restart changes "
+		         "it",
+		         d->cfg->user ? d->cfg->user : "none",
+		         cfg->user ? cfg->user : "none");
+		goto refused;
+	}
 	/* Each step can be undone until the SMTP server took the new one. */
 	new_log = !same_str(d->cfg->log, cfg->log);
 	new_http = !same_str(d->cfg->metrics, cfg->metrics);
@@ -831,12 +841,21 @@ serve_run(const char *config_path, char *err, size_t errlen)
 	                              q_rcpt_failed};
 	struct queue_params qp = {0, 0, 0};
 	enum sg_status st;
-	int rc = -1;
+	int rc = -1, dropped = 0;
 
 	if ((st = cfg_load(config_path, &d.cfg, err, errlen)) != SG_OK)
 		return -1;
 	if (log_open(d.cfg->log, "smimegate", err, errlen) == -1)
 		goto out;
+	/* Before anything else opens, and before any thread starts. */
+	if ((dropped = privs_drop(d.cfg->user, err, errlen)) == -1)
+		goto out;
+	if (dropped)
+		dlog("event=user user=%s uid=%lu gid=%lu", d.cfg->user,
+		     (unsigned long)getuid(), (unsigned long)getgid());
+	else if (geteuid() == 0)
+		dlog("event=warning reason=\"running as root: set user = "
+		     "NAME to run as an unprivileged user (docs/daemon.md)\"");
 	if (check_store(d.cfg, err, errlen) == -1)
 		goto out;
 	raise_fd_limit(d.cfg);
@@ -941,6 +960,12 @@ out:
 		 */
 		event_base_loop(d.base, EVLOOP_NONBLOCK);
 		event_base_free(d.base);
+	}
+	/* what the user may not open: say which user it was */
+	if (rc == -1 && dropped == 1 && errlen > 0) {
+		size_t n = strnlen(err, errlen - 1);
+		snprintf(err + n, errlen - n, " (running as user %s)",
+		         d.cfg->user);
 	}
 	for (size_t i = 0; i < d.nold; i++)
 		cfg_free(d.old[i]);

@@ -12,6 +12,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -377,6 +378,21 @@ global_key(struct parser *ps, const char *k, const char *v)
 
 	if (strcmp(k, "hostname") == 0)
 		return cfg_set_str(ps, &c->hostname, v);
+	if (strcmp(k, "user") == 0) {
+		struct passwd *pw;
+
+		errno = 0;
+		if ((pw = getpwnam(v)) == NULL)
+			return cfg_fail(ps, "user \"%s\": %s", v,
+			                errno ? strerror(errno)
+			                      : "no such user");
+		if (pw->pw_uid == 0)
+			return cfg_fail(ps,
+			                "user \"%s\" is root: name the "
+			                "unprivileged user the daemon runs as",
+			                v);
+		return cfg_set_str(ps, &c->user, v);
+	}
 	if (strcmp(k, "store") == 0)
 		return cfg_set_str(ps, &c->store_path, v);
 	if (strcmp(k, "keyfile") == 0)
@@ -1121,6 +1137,7 @@ cfg_free(struct cfg *c)
 	free(c->profiles);
 	free(c->path);
 	free(c->hostname);
+	free(c->user);
 	free(c->store_path);
 	free(c->keyfile);
 	free(c->spool_dir);

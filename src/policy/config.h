@@ -244,6 +244,7 @@ struct cfg {
 	char *alert_to;             /* alerts are mailed here, or NULL */
 	size_t harvest_max_size;    /* bytes of harvested certificates */
 	char *message_filters_path; /* message_filters = FILE */
+	char *user; /* the daemon drops root to this user, or NULL */
 	struct filter_set *message_filters; /* loaded from it, or NULL */
 	struct cfg_flow *flows;
 	size_t nflows;
