@@ -43,8 +43,31 @@ int cli_out_close(struct cli_out *o, int ok);
 /* T as "2024-01-01T00:00:00Z" (UTC) in BUF, "-" for 0; returns BUF. */
 const char *cli_iso_time(time_t t, char *buf, size_t len);
 
-/* Writes S as a JSON string (null for NULL). */
+/* ---- printing text that came from messages and clients (textout.c) ---- */
+
+/* Writes N bytes of S for a terminal: what is not printable UTF-8
+ * becomes '?' (tabs and newlines too, unless KEEP_LINES; a CR before a
+ * newline is dropped then).  With MAX (not 0), a text of more than MAX
+ * characters is cut to MAX - 3 and "...".  Returns the characters
+ * written. */
+size_t cli_put_text(FILE *f, const char *s, size_t n, size_t max,
+                    int keep_lines);
+/* The same for a string; "-" for NULL. */
+size_t cli_put_str(FILE *f, const char *s, size_t max);
+/* A table cell: S cut to WIDTH characters, padded to WIDTH + 2. */
+void cli_cell(FILE *f, const char *s, size_t width);
+/* Writes N bytes of S as a JSON string: controls escaped, invalid UTF-8
+ * as U+FFFD. */
+void cli_json_bytes(FILE *f, const char *s, size_t n);
+/* The same for a string; null for NULL. */
 void cli_json_str(FILE *f, const char *s);
+#define CLI_HEADERS_MAX (256u << 10) /* bytes of headers `show` prints */
+/* The header block of the message in FD (up to the empty line, at most
+ * CLI_HEADERS_MAX bytes, NUL-terminated); *LEN its length.  NULL on a
+ * read error. */
+char *cli_read_headers(int fd, size_t *len);
+/* Writes all of FD (from its start) to stdout; -1 on error. */
+int cli_copy_out(int fd);
 
 /* Reads the first line of a passphrase file (caller wipes and frees). */
 char *cli_read_pass(const char *path);

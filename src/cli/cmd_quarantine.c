@@ -26,8 +26,6 @@
 #include "daemon/quarantine.h"
 #include "policy/config.h"
 
-#define HEADERS_MAX (256u << 10) /* bytes of headers `show` prints */
-
 static const char usage_text[] =
     "usage: smimegate quarantine [-c FILE | --spool DIR] COMMAND\n"
     "  list [--name NAME] [--json]   the quarantined messages, oldest "
@@ -54,142 +52,6 @@ struct qcmd {
 	struct quarantine *q;
 };
 
-/* ---- output helpers ---- */
-
-/* The length of the UTF-8 sequence at S (N bytes left) when it is valid
- * and not a control character (C0, DEL, C1); 0 otherwise. */
-static size_t
-printable_len(const unsigned char *s, size_t n)
-{
-	uint32_t cp;
-	size_t len, i;
-
-	if (s[0] < 0x80)
-		return s[0] >= 0x20 && s[0] != 0x7f ? 1 : 0;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-		len = 2;
-		cp = s[0] & 0x1f;
-	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		len = 3;
-		cp = s[0] & 0x0f;
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		len = 4;
-		cp = s[0] & 0x07;
-	} else {
-		return 0;
-	}
-	if (n < len)
-		return 0;
-	for (i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) ||
-	    (cp >= 0x80 && cp < 0xa0))
-		return 0;
-	return len;
-}
-
-/* Writes N bytes of S for a terminal: what is not printable UTF-8
- * becomes '?' (tabs and newlines too, unless KEEP_LINES; a CR before a
- * newline is dropped then).  With MAX (not 0), a text of more than MAX
- * characters is cut to MAX - 3 and "...".  The characters written. */
-static size_t
-put_text(FILE *f, const char *str, size_t n, size_t max, int keep_lines)
-{
-	const unsigned char *s = (const unsigned char *)str;
-	size_t chars = 0, limit = SIZE_MAX, i, len;
-
-	if (max) {
-		for (i = 0; i < n; i += len ? len : 1)
-			len = printable_len(s + i, n - i), chars++;
-		if (chars > max)
-			limit = max > 3 ? max - 3 : 0;
-		chars = 0;
-	}
-	for (i = 0; i < n && chars < limit; i += len) {
-		len = printable_len(s + i, n - i);
-		if (keep_lines && s[i] == '\r' && i + 1 < n &&
-		    s[i + 1] == '\n') {
-			len = 1;
-			continue;
-		}
-		chars++;
-		if (len == 0 || (s[i] < 0x20 && !keep_lines)) {
-			fputc(keep_lines && (s[i] == '\n' || s[i] == '\t')
-			          ? s[i]
-			          : '?',
-			      f);
-			len = 1;
-		} else {
-			fwrite(s + i, 1, len, f);
-		}
-	}
-	if (limit != SIZE_MAX) {
-		fputs("...", f);
-		chars += 3;
-	}
-	return chars;
-}
-
-static size_t
-put_str(FILE *f, const char *s, size_t max)
-{
-	if (s == NULL)
-		s = "-";
-	return put_text(f, s, strlen(s), max, 0);
-}
-
-/* A table cell: S cut to WIDTH characters, padded to WIDTH + 2. */
-static void
-cell(FILE *f, const char *s, size_t width)
-{
-	size_t chars = put_str(f, s, width);
-
-	fprintf(f, "%*s", chars < width + 2 ? (int)(width + 2 - chars) : 1, "");
-}
-
-/* Writes N bytes of S as a JSON string: invalid UTF-8 becomes U+FFFD. */
-static void
-json_bytes(FILE *f, const char *str, size_t n)
-{
-	const unsigned char *s = (const unsigned char *)str;
-
-	fputc('"', f);
-	for (size_t i = 0; i < n;) {
-		size_t len = printable_len(s + i, n - i);
-		if (s[i] == '"' || s[i] == '\\') {
-			fprintf(f, "\\%c", s[i]);
-			len = 1;
-		} else if (s[i] < 0x80 && len == 0) {
-			fprintf(f, "\\u%04x", s[i]);
-			len = 1;
-		} else if (len == 0 && s[i] == 0xc2 && i + 1 < n &&
-		           s[i + 1] >= 0x80 && s[i + 1] < 0xa0) {
-			fprintf(f, "\\u%04x", s[i + 1]); /* C1 controls */
-			len = 2;
-		} else if (len == 0) {
-			fputs("\\ufffd", f);
-			len = 1;
-		} else {
-			fwrite(s + i, 1, len, f);
-		}
-		i += len;
-	}
-	fputc('"', f);
-}
-
-static void
-json_str(FILE *f, const char *s)
-{
-	if (s == NULL)
-		fputs("null", f);
-	else
-		json_bytes(f, s, strlen(s));
-}
-
 static const char *
 role_name(int role)
 {
@@ -211,48 +73,48 @@ print_json(FILE *f, const struct quarantine_info *e, const char *headers,
 	cli_iso_time(e->quarantined, t, sizeof(t));
 	cli_iso_time(env->received, r, sizeof(r));
 	fputs("{\"id\": ", f);
-	json_str(f, e->id);
+	cli_json_str(f, e->id);
 	fputs(", \"quarantine\": ", f);
-	json_str(f, e->name);
+	cli_json_str(f, e->name);
 	fprintf(f,
 	        ", \"damaged\": %s, \"quarantined\": ", ok ? "false" : "true");
-	json_str(f, ok ? t : NULL);
+	cli_json_str(f, ok ? t : NULL);
 	if (ok)
 		fprintf(f, ", \"quarantined_epoch\": %lld, \"size\": %llu",
 		        (long long)e->quarantined, (unsigned long long)e->size);
 	else
 		fputs(", \"quarantined_epoch\": null, \"size\": null", f);
 	fputs(", \"rule\": ", f);
-	json_str(f, e->rule);
+	cli_json_str(f, e->rule);
 	fputs(", \"reason\": ", f);
-	json_str(f, e->reason);
+	cli_json_str(f, e->reason);
 	fputs(", \"mail_from\": ", f);
-	json_str(f, env->mail_from);
+	cli_json_str(f, env->mail_from);
 	fputs(", \"recipients\": [", f);
 	for (size_t i = 0; ok && i < env->nrcpts; i++) {
 		fputs(i ? ", {\"address\": " : "{\"address\": ", f);
-		json_str(f, env->rcpts[i]);
+		cli_json_str(f, env->rcpts[i]);
 		fputs(", \"notify\": ", f);
-		json_str(f, env->dsn_notify ? env->dsn_notify[i] : NULL);
+		cli_json_str(f, env->dsn_notify ? env->dsn_notify[i] : NULL);
 		fputc('}', f);
 	}
 	fputs("], \"received\": ", f);
-	json_str(f, ok ? r : NULL);
+	cli_json_str(f, ok ? r : NULL);
 	fputs(", \"listener\": ", f);
-	json_str(f, env->listener);
+	cli_json_str(f, env->listener);
 	fputs(", \"role\": ", f);
-	json_str(f, ok ? role_name(env->role) : NULL);
+	cli_json_str(f, ok ? role_name(env->role) : NULL);
 	fputs(", \"client\": ", f);
-	json_str(f, env->client);
+	cli_json_str(f, env->client);
 	fputs(", \"helo\": ", f);
-	json_str(f, env->helo);
+	cli_json_str(f, env->helo);
 	fputs(", \"dsn_ret\": ", f);
-	json_str(f, env->dsn_ret);
+	cli_json_str(f, env->dsn_ret);
 	fputs(", \"dsn_envid\": ", f);
-	json_str(f, env->dsn_envid);
+	cli_json_str(f, env->dsn_envid);
 	if (headers != NULL) {
 		fputs(", \"headers\": ", f);
-		json_bytes(f, headers, hlen);
+		cli_json_bytes(f, headers, hlen);
 	}
 	fputc('}', f);
 }
@@ -272,7 +134,7 @@ print_table(FILE *f, const struct quarantine_info *v, size_t n)
 		char t[32];
 
 		fprintf(f, "%-24s  ", e->id);
-		cell(f, e->name, 12);
+		cli_cell(f, e->name, 12);
 		if (e->damaged) {
 			fprintf(f,
 			        "(damaged: see `smimegate quarantine show "
@@ -282,11 +144,11 @@ print_table(FILE *f, const struct quarantine_info *v, size_t n)
 		}
 		cli_iso_time(e->quarantined, t, sizeof(t));
 		fprintf(f, "%-20s  ", t);
-		cell(f, e->env.mail_from[0] ? e->env.mail_from : "<>", 32);
+		cli_cell(f, e->env.mail_from[0] ? e->env.mail_from : "<>", 32);
 		fprintf(f, "%5zu  %10llu  ", e->env.nrcpts,
 		        (unsigned long long)e->size);
-		cell(f, e->rule, 20);
-		put_str(f, e->reason, 80);
+		cli_cell(f, e->rule, 20);
+		cli_put_str(f, e->reason, 80);
 		fputc('\n', f);
 	}
 }
@@ -335,42 +197,6 @@ do_list(struct qcmd *c)
 
 /* ---- show ---- */
 
-/* The header block of the message in FD (up to the empty line, at most
- * HEADERS_MAX bytes); *LEN its length.  NULL on a read error. */
-static char *
-read_headers(int fd, size_t *len)
-{
-	char *buf = malloc(HEADERS_MAX + 1);
-	size_t n = 0;
-
-	if (buf == NULL)
-		return NULL;
-	while (n < HEADERS_MAX) {
-		ssize_t r = pread(fd, buf + n, HEADERS_MAX - n, (off_t)n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			free(buf);
-			return NULL;
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	buf[n] = '\0';
-	for (size_t i = 0; i < n; i++) {
-		/* the end of the header block: an empty line */
-		if (buf[i] == '\n' &&
-		    (i == 0 || buf[i - 1] == '\n' ||
-		     (buf[i - 1] == '\r' && (i == 1 || buf[i - 2] == '\n')))) {
-			n = i + 1;
-			break;
-		}
-	}
-	*len = n;
-	return buf;
-}
-
 static void
 print_show(FILE *f, const struct quarantine_info *e, const char *headers,
            size_t hlen)
@@ -383,73 +209,45 @@ print_show(FILE *f, const struct quarantine_info *e, const char *headers,
 	cli_iso_time(e->quarantined, t, sizeof(t));
 	fprintf(f, "quarantined: %s\n", t);
 	fputs("rule:        ", f);
-	put_str(f, e->rule, 0);
+	cli_put_str(f, e->rule, 0);
 	fputs("\nreason:      ", f);
-	put_str(f, e->reason, 0);
+	cli_put_str(f, e->reason, 0);
 	fprintf(f, "\nsize:        %llu bytes\n", (unsigned long long)e->size);
 	fputs("from:        <", f);
-	put_str(f, env->mail_from, 0);
+	cli_put_str(f, env->mail_from, 0);
 	fputs(">\n", f);
 	for (size_t i = 0; i < env->nrcpts; i++) {
 		fputs("to:          <", f);
-		put_str(f, env->rcpts[i], 0);
+		cli_put_str(f, env->rcpts[i], 0);
 		fputc('>', f);
 		if (env->dsn_notify && env->dsn_notify[i]) {
 			fputs(" NOTIFY=", f);
-			put_str(f, env->dsn_notify[i], 0);
+			cli_put_str(f, env->dsn_notify[i], 0);
 		}
 		fputc('\n', f);
 	}
 	cli_iso_time(env->received, t, sizeof(t));
 	fprintf(f, "received:    %s\n", t);
 	fputs("listener:    ", f);
-	put_str(f, env->listener, 0);
+	cli_put_str(f, env->listener, 0);
 	if (role_name(env->role))
 		fprintf(f, " (%s)", role_name(env->role));
 	fputs("\nclient:      ", f);
-	put_str(f, env->client, 0);
+	cli_put_str(f, env->client, 0);
 	fputs(" (helo ", f);
-	put_str(f, env->helo, 0);
+	cli_put_str(f, env->helo, 0);
 	fputs(")\n", f);
 	if (env->dsn_ret || env->dsn_envid) {
 		fputs("dsn:         RET=", f);
-		put_str(f, env->dsn_ret, 0);
+		cli_put_str(f, env->dsn_ret, 0);
 		fputs(" ENVID=", f);
-		put_str(f, env->dsn_envid, 0);
+		cli_put_str(f, env->dsn_envid, 0);
 		fputc('\n', f);
 	}
 	fputs("\n", f);
-	put_text(f, headers, hlen, 0, 1);
+	cli_put_text(f, headers, hlen, 0, 1);
 	if (hlen > 0 && headers[hlen - 1] != '\n')
 		fputs("\n[headers cut]\n", f);
-}
-
-/* Writes all of FD to stdout; -1 on error. */
-static int
-copy_out(int fd)
-{
-	char buf[65536];
-	off_t off = 0;
-
-	for (;;) {
-		ssize_t r = pread(fd, buf, sizeof(buf), off);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -1;
-		if (r == 0)
-			return 0;
-		for (ssize_t done = 0, w; done < r; done += w)
-			if ((w = write(STDOUT_FILENO, buf + done,
-			               (size_t)(r - done))) <= 0) {
-				if (w < 0 && errno == EINTR) {
-					w = 0;
-					continue;
-				}
-				return -1;
-			}
-		off += r;
-	}
 }
 
 static int
@@ -476,12 +274,12 @@ do_show(struct qcmd *c)
 		rc = sg_status_exit_code(SG_ERR_IO);
 	} else if (c->raw) {
 		fflush(stdout);
-		if (copy_out(fd) < 0) {
+		if (cli_copy_out(fd) < 0) {
 			fprintf(stderr, "smimegate: %s: io: %s\n", c->cmd,
 			        strerror(errno));
 			rc = sg_status_exit_code(SG_ERR_IO);
 		}
-	} else if ((headers = read_headers(fd, &hlen)) == NULL) {
+	} else if ((headers = cli_read_headers(fd, &hlen)) == NULL) {
 		fprintf(stderr, "smimegate: %s: io: reading %s: %s\n", c->cmd,
 		        e.id, strerror(errno));
 		rc = sg_status_exit_code(SG_ERR_IO);
