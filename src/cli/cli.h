@@ -69,6 +69,20 @@ char *cli_read_headers(int fd, size_t *len);
 /* Writes all of FD (from its start) to stdout; -1 on error. */
 int cli_copy_out(int fd);
 
+/* ---- envelopes (envout.c) ---- */
+
+struct spool_env;
+/* "outgoing", "incoming" or NULL for a listener role (enum cfg_role). */
+const char *cli_role_name(int role);
+/* The envelope's fields as JSON members, each after ", ": mail_from,
+ * recipients ([{address, notify}]), received, listener, role, client,
+ * helo, dsn_ret, dsn_envid; with OK 0 (a damaged entry) recipients are
+ * empty and received and role null. */
+void cli_json_env(FILE *f, const struct spool_env *env, int ok);
+/* The envelope as "from:", "to:", "received:", "listener:", "client:"
+ * (and "dsn:") lines, aligned at column 13. */
+void cli_print_env(FILE *f, const struct spool_env *env);
+
 /* Reads the first line of a passphrase file (caller wipes and frees). */
 char *cli_read_pass(const char *path);
 
@@ -78,6 +92,7 @@ int cmd_verify(int argc, char **argv);
 int cmd_decrypt(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_quarantine(int argc, char **argv);
+int cmd_queue(int argc, char **argv);
 /* `directory lookup` (cmd_directory.c). */
 int cmd_directory(int argc, char **argv);
 /* `cert status` (cmd_revocation.c); every other `cert` subcommand goes

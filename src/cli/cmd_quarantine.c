@@ -52,14 +52,6 @@ struct qcmd {
 	struct quarantine *q;
 };
 
-static const char *
-role_name(int role)
-{
-	return role == CFG_OUTGOING   ? "outgoing"
-	       : role == CFG_INCOMING ? "incoming"
-	                              : NULL;
-}
-
 /* ---- list ---- */
 
 static void
@@ -68,10 +60,9 @@ print_json(FILE *f, const struct quarantine_info *e, const char *headers,
 {
 	const struct spool_env *env = &e->env;
 	int ok = !e->damaged;
-	char t[32], r[32];
+	char t[32];
 
 	cli_iso_time(e->quarantined, t, sizeof(t));
-	cli_iso_time(env->received, r, sizeof(r));
 	fputs("{\"id\": ", f);
 	cli_json_str(f, e->id);
 	fputs(", \"quarantine\": ", f);
@@ -88,30 +79,7 @@ print_json(FILE *f, const struct quarantine_info *e, const char *headers,
 	cli_json_str(f, e->rule);
 	fputs(", \"reason\": ", f);
 	cli_json_str(f, e->reason);
-	fputs(", \"mail_from\": ", f);
-	cli_json_str(f, env->mail_from);
-	fputs(", \"recipients\": [", f);
-	for (size_t i = 0; ok && i < env->nrcpts; i++) {
-		fputs(i ? ", {\"address\": " : "{\"address\": ", f);
-		cli_json_str(f, env->rcpts[i]);
-		fputs(", \"notify\": ", f);
-		cli_json_str(f, env->dsn_notify ? env->dsn_notify[i] : NULL);
-		fputc('}', f);
-	}
-	fputs("], \"received\": ", f);
-	cli_json_str(f, ok ? r : NULL);
-	fputs(", \"listener\": ", f);
-	cli_json_str(f, env->listener);
-	fputs(", \"role\": ", f);
-	cli_json_str(f, ok ? role_name(env->role) : NULL);
-	fputs(", \"client\": ", f);
-	cli_json_str(f, env->client);
-	fputs(", \"helo\": ", f);
-	cli_json_str(f, env->helo);
-	fputs(", \"dsn_ret\": ", f);
-	cli_json_str(f, env->dsn_ret);
-	fputs(", \"dsn_envid\": ", f);
-	cli_json_str(f, env->dsn_envid);
+	cli_json_env(f, env, ok);
 	if (headers != NULL) {
 		fputs(", \"headers\": ", f);
 		cli_json_bytes(f, headers, hlen);
@@ -213,37 +181,7 @@ print_show(FILE *f, const struct quarantine_info *e, const char *headers,
 	fputs("\nreason:      ", f);
 	cli_put_str(f, e->reason, 0);
 	fprintf(f, "\nsize:        %llu bytes\n", (unsigned long long)e->size);
-	fputs("from:        <", f);
-	cli_put_str(f, env->mail_from, 0);
-	fputs(">\n", f);
-	for (size_t i = 0; i < env->nrcpts; i++) {
-		fputs("to:          <", f);
-		cli_put_str(f, env->rcpts[i], 0);
-		fputc('>', f);
-		if (env->dsn_notify && env->dsn_notify[i]) {
-			fputs(" NOTIFY=", f);
-			cli_put_str(f, env->dsn_notify[i], 0);
-		}
-		fputc('\n', f);
-	}
-	cli_iso_time(env->received, t, sizeof(t));
-	fprintf(f, "received:    %s\n", t);
-	fputs("listener:    ", f);
-	cli_put_str(f, env->listener, 0);
-	if (role_name(env->role))
-		fprintf(f, " (%s)", role_name(env->role));
-	fputs("\nclient:      ", f);
-	cli_put_str(f, env->client, 0);
-	fputs(" (helo ", f);
-	cli_put_str(f, env->helo, 0);
-	fputs(")\n", f);
-	if (env->dsn_ret || env->dsn_envid) {
-		fputs("dsn:         RET=", f);
-		cli_put_str(f, env->dsn_ret, 0);
-		fputs(" ENVID=", f);
-		cli_put_str(f, env->dsn_envid, 0);
-		fputc('\n', f);
-	}
+	cli_print_env(f, env);
 	fputs("\n", f);
 	cli_put_text(f, headers, hlen, 0, 1);
 	if (hlen > 0 && headers[hlen - 1] != '\n')

@@ -40,6 +40,7 @@ static const struct command {
     {"ca", cmd_ca, "trust anchors: import, list, show, delete, trust-system"},
     {"quarantine", cmd_quarantine,
      "quarantined messages: list, show, release, delete"},
+    {"queue", cmd_queue, "the delivery queue: list, show, flush, delete"},
     {"directory", cmd_directory,
      "directory lookup -c FILE ADDR...: certificates from LDAP"},
     {"demo", cmd_demo,

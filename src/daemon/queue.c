@@ -45,6 +45,9 @@
 struct queue_item {
 	char id[SPOOL_ID_LEN + 1];
 	time_t next_try;
+	unsigned running : 1; /* a worker has it (not in the heap) */
+	unsigned flush : 1;   /* due at once when its attempt ends */
+	unsigned doomed : 1;  /* deleted when its attempt ends */
 };
 
 struct queue {
@@ -109,26 +112,18 @@ heap_swap(struct queue *q, size_t i, size_t j)
 	q->heap[j] = t;
 }
 
-/* Pushes IT; the caller made sure there is room. */
 static void
-heap_push(struct queue *q, struct queue_item *it)
+sift_up(struct queue *q, size_t i)
 {
-	size_t i = q->nheap++;
-
-	q->heap[i] = it;
 	while (i > 0 && item_before(q->heap[i], q->heap[(i - 1) / 2])) {
 		heap_swap(q, i, (i - 1) / 2);
 		i = (i - 1) / 2;
 	}
 }
 
-static struct queue_item *
-heap_pop(struct queue *q)
+static void
+sift_down(struct queue *q, size_t i)
 {
-	struct queue_item *top = q->heap[0];
-	size_t i = 0;
-
-	q->heap[0] = q->heap[--q->nheap];
 	for (;;) {
 		size_t l = 2 * i + 1, r = l + 1, m = i;
 		if (l < q->nheap && item_before(q->heap[l], q->heap[m]))
@@ -140,7 +135,45 @@ heap_pop(struct queue *q)
 		heap_swap(q, i, m);
 		i = m;
 	}
-	return top;
+}
+
+/* Pushes IT; the caller made sure there is room. */
+static void
+heap_push(struct queue *q, struct queue_item *it)
+{
+	q->heap[q->nheap++] = it;
+	sift_up(q, q->nheap - 1);
+}
+
+/* Takes out the item at I. */
+static struct queue_item *
+heap_take(struct queue *q, size_t i)
+{
+	struct queue_item *it = q->heap[i];
+
+	q->heap[i] = q->heap[--q->nheap];
+	if (i < q->nheap) {
+		sift_up(q, i);
+		sift_down(q, i);
+	}
+	return it;
+}
+
+static struct queue_item *
+heap_pop(struct queue *q)
+{
+	return heap_take(q, 0);
+}
+
+/* The index of IT in the heap, or nheap. */
+static size_t
+heap_find(const struct queue *q, const struct queue_item *it)
+{
+	size_t i = 0;
+
+	while (i < q->nheap && q->heap[i] != it)
+		i++;
+	return i;
 }
 
 /* ---- items ---- */
@@ -442,6 +475,19 @@ run_one(struct queue *q, const struct queue_item *it, time_t *next)
 	return out;
 }
 
+/* Removes ID from the spool for the administrator (queue_delete). */
+static void
+drop(struct queue *q, const char *id)
+{
+	enum sg_status st = spool_remove(q->sp, id);
+
+	if (st == SG_OK)
+		log_event("queue", "qid=%s event=deleted reason=administrator",
+		          id);
+	else if (st != SG_ERR_NOT_FOUND)
+		queue_log_error(id, "delete", st);
+}
+
 /* ---- the workers ---- */
 
 static void
@@ -478,15 +524,25 @@ queue_worker(void *p)
 			continue;
 		}
 		it = heap_pop(q);
+		it->running = 1;
 		pthread_mutex_unlock(&q->lock);
 		enum queue_outcome out = run_one(q, it, &next);
 		pthread_mutex_lock(&q->lock);
+		it->running = 0;
+		if (out == QUEUE_AGAIN && it->doomed) {
+			/* deleted by the administrator during the attempt */
+			pthread_mutex_unlock(&q->lock);
+			drop(q, it->id);
+			pthread_mutex_lock(&q->lock);
+			out = QUEUE_DONE;
+		}
 		if (out == QUEUE_DONE) {
 			tdelete(it, &q->ids, item_cmp);
 			free(it);
 			q->nitems--;
 		} else {
-			it->next_try = next;
+			it->next_try = it->flush ? time(NULL) : next;
+			it->flush = 0;
 			heap_push(q, it);
 			pthread_cond_signal(&q->cond);
 		}
@@ -607,6 +663,80 @@ queue_add(struct queue *q, const struct spool_env *env)
 		st = item_add(q, env->id, env->next_try);
 	pthread_mutex_unlock(&q->lock);
 	return st;
+}
+
+/* The item of ID, or NULL.  Under the lock. */
+static struct queue_item *
+item_find(struct queue *q, const char *id)
+{
+	struct queue_item key, **node;
+
+	snprintf(key.id, sizeof(key.id), "%s", id);
+	node = tfind(&key, &q->ids, item_cmp);
+	return node != NULL ? *node : NULL;
+}
+
+enum sg_status
+queue_flush(struct queue *q, const char *id, size_t *n)
+{
+	time_t now = time(NULL);
+	struct queue_item *it;
+	size_t i;
+
+	*n = 0;
+	pthread_mutex_lock(&q->lock);
+	if (id == NULL) {
+		for (i = 0; i < q->nheap; i++)
+			if (q->heap[i]->next_try > now) {
+				q->heap[i]->next_try = now;
+				(*n)++;
+			}
+		/* equal times: the heap is ordered by ID again */
+		for (i = q->nheap / 2; i-- > 0;)
+			sift_down(q, i);
+	} else if ((it = item_find(q, id)) == NULL) {
+		pthread_mutex_unlock(&q->lock);
+		return SG_ERR_NOT_FOUND;
+	} else if (it->running) {
+		it->flush = 1;
+		*n = 1;
+	} else if (it->next_try > now && (i = heap_find(q, it)) < q->nheap) {
+		it->next_try = now;
+		sift_up(q, i);
+		*n = 1;
+	}
+	pthread_cond_broadcast(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+	return SG_OK;
+}
+
+enum sg_status
+queue_delete(struct queue *q, const char *id, int *later)
+{
+	struct queue_item *it;
+	size_t i;
+
+	*later = 0;
+	pthread_mutex_lock(&q->lock);
+	if ((it = item_find(q, id)) == NULL) {
+		pthread_mutex_unlock(&q->lock);
+		return SG_ERR_NOT_FOUND;
+	}
+	if (it->running) {
+		it->doomed = 1;
+		*later = 1;
+		pthread_mutex_unlock(&q->lock);
+		return SG_OK;
+	}
+	if ((i = heap_find(q, it)) < q->nheap)
+		heap_take(q, i);
+	tdelete(it, &q->ids, item_cmp);
+	free(it);
+	q->nitems--;
+	pthread_mutex_unlock(&q->lock);
+	/* no worker can take it now: its files go */
+	drop(q, id);
+	return SG_OK;
 }
 
 void

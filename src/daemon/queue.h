@@ -176,6 +176,19 @@ enum sg_status queue_start(struct queue *q);
  * stays in the spool and is picked up at the next start).
  */
 enum sg_status queue_add(struct queue *q, const struct spool_env *env);
+/*
+ * The administrator's requests (control.h).  queue_flush makes message ID
+ * (NULL: every waiting one) due now, or, when it is being delivered,
+ * at once after this attempt if it is deferred; *N says how many were
+ * waiting for a later time.  queue_delete takes ID out of the queue and
+ * removes its files, without a notification
+ *   smimegate[PID]: queue: qid=ID event=deleted reason=administrator
+ * at once when it waits, or when the attempt running now ends (*LATER
+ * = 1) unless that attempt delivered or bounced it.  SG_ERR_NOT_FOUND
+ * when ID is not queued.
+ */
+enum sg_status queue_flush(struct queue *q, const char *id, size_t *n);
+enum sg_status queue_delete(struct queue *q, const char *id, int *later);
 /* Stops: deliveries in progress finish (and their outcome is saved), the
  * workers are joined; what was not delivered stays in the spool. */
 void queue_stop(struct queue *q);

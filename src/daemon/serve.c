@@ -33,6 +33,7 @@
 
 #include "daemon/alert.h"
 #include "daemon/certexpiry.h"
+#include "daemon/control.h"
 #include "daemon/dsn.h"
 #include "daemon/log.h"
 #include "daemon/metrics.h"
@@ -59,8 +60,9 @@ struct daemon {
 	struct evhttp *http;     /* GET /metrics, when cfg->metrics is set */
 	struct event *ev_term, *ev_int, *ev_hup;
 	struct quarantine *quar; /* SPOOL/quarantine and SPOOL/release */
+	struct control *ctl;     /* SPOOL/control: `smimegate queue` */
 	struct alerts *alerts;   /* for the administrator (alert.h) */
-	struct event *ev_tick;   /* releases and retention */
+	struct event *ev_tick;   /* releases, requests and retention */
 	time_t last_expiry;
 	struct certexpiry *certs; /* our certificates' expiry alerts */
 	struct event *ev_certs;   /* ... checked at start, then every
@@ -276,6 +278,36 @@ expired(void *arg, const struct spool_env *env,
 	return SG_OK;
 }
 
+/* A request of `smimegate queue` (control.h); each is done at once,
+ * logged, and removed. */
+static enum sg_status
+on_request(void *arg, enum control_verb verb, const char *id)
+{
+	struct daemon *d = arg;
+	enum sg_status st;
+	size_t n = 0;
+	int later = 0;
+
+	if (verb == CONTROL_FLUSH) {
+		st = queue_flush(d->q, id, &n);
+		if (st == SG_ERR_NOT_FOUND)
+			dlog("qid=%s event=flush-refused reason=not-queued",
+			     id);
+		else
+			dlog("event=flushed %s%s waiting=%zu",
+			     id ? "qid=" : "all", id ? id : "", n);
+		return SG_OK;
+	}
+	st = queue_delete(d->q, id, &later);
+	if (st == SG_ERR_NOT_FOUND)
+		dlog("qid=%s event=delete-refused reason=not-queued", id);
+	else if (later)
+		dlog("qid=%s event=delete-pending reason=\"in delivery: it "
+		     "goes when this attempt ends, unless it delivers\"",
+		     id);
+	return SG_OK;
+}
+
 static void
 on_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -291,6 +323,9 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 		quarantine_error(d->quar, err, sizeof(err));
 		log_err("daemon", "event=error op=release reason=\"%s\"", err);
 	}
+	if (control_take(d->ctl, on_request, d) != SG_OK)
+		log_err("daemon", "event=error op=control reason=\"%s\"",
+		        strerror(errno));
 	/* Every minute, or as often as the shortest retention asks. */
 	time_t every = EXPIRY_SECONDS;
 	for (size_t i = 0; i < d->cfg->nquarantines; i++)
@@ -866,7 +901,8 @@ serve_run(const char *config_path, char *err, size_t errlen)
 	}
 	if ((st = spool_open(d.cfg->spool_dir, &d.sp, err, errlen)) != SG_OK)
 		goto out;
-	if (quarantine_open(d.cfg->spool_dir, &d.quar, err, errlen) != SG_OK)
+	if (quarantine_open(d.cfg->spool_dir, &d.quar, err, errlen) != SG_OK ||
+	    control_open(d.cfg->spool_dir, &d.ctl, err, errlen) != SG_OK)
 		goto out;
 	if ((d.metrics = metrics_new()) == NULL ||
 	    (d.pl = pipeline_new(d.cfg)) == NULL ||
@@ -952,6 +988,7 @@ out:
 	smtp_server_free(d.srv);
 	pipeline_free(d.pl);
 	quarantine_close(d.quar);
+	control_close(d.ctl);
 	certexpiry_free(d.certs);
 	alerts_free(d.alerts);
 	spool_close(d.sp);

@@ -909,6 +909,8 @@ spool_open(const char *dir, struct spool **out, char *err, size_t errlen)
 		reason_set(err, errlen, "%s: %s", dir,
 		           errno == EWOULDBLOCK ? "in use by another process"
 		                                : strerror(errno));
+		if (errno == EWOULDBLOCK)
+			rc = SG_ERR_TEMP;
 		goto fail;
 	}
 	sp->tmpfd = open_subdir(sp->dirfd, dir, "tmp", err, errlen);
@@ -928,6 +930,39 @@ spool_open(const char *dir, struct spool **out, char *err, size_t errlen)
 fail:
 	spool_close(sp);
 	return rc;
+}
+
+enum sg_status
+spool_open_view(const char *dir, struct spool **out, char *err, size_t errlen)
+{
+	struct spool *sp;
+
+	if ((sp = calloc(1, sizeof(*sp))) == NULL) {
+		reason_set(err, errlen, "out of memory");
+		return SG_ERR_NOMEM;
+	}
+	sp->dirfd = sp->tmpfd = sp->queuefd = -1;
+	pthread_mutex_init(&sp->lock, NULL);
+	pthread_mutex_init(&sp->sync_lock, NULL);
+	pthread_cond_init(&sp->sync_cond, NULL);
+	if ((sp->dir = strdup(dir)) == NULL) {
+		reason_set(err, errlen, "out of memory");
+		spool_close(sp);
+		return SG_ERR_NOMEM;
+	}
+	sp->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (sp->dirfd >= 0)
+		sp->queuefd =
+		    openat(sp->dirfd, "queue",
+		           O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (sp->queuefd < 0) {
+		reason_set(err, errlen, "%s%s: %s", dir,
+		           sp->dirfd < 0 ? "" : "/queue", strerror(errno));
+		spool_close(sp);
+		return errno == ENOENT ? SG_ERR_NOT_FOUND : SG_ERR_IO;
+	}
+	*out = sp;
+	return SG_OK;
 }
 
 void

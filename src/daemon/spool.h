@@ -84,10 +84,18 @@ enum sg_status spool_env_read_orcpt(struct spool_env *env, const char *val,
 struct spool;
 
 /* Opens (creating 0700) the spool at DIR and recovers it: incomplete
- * receptions and data without an envelope are removed.  Details of a
- * failure go to ERR.  SG_ERR_IO. */
+ * receptions and data without an envelope are removed.  The handle holds
+ * the spool's lock: one process at a time.  Details of a failure go to
+ * ERR.  SG_ERR_TEMP when another process holds the lock (a running
+ * daemon), else SG_ERR_IO. */
 enum sg_status spool_open(const char *dir, struct spool **out, char *err,
                           size_t errlen);
+/* A read-only view of the spool at DIR for `smimegate queue list/show`
+ * while the daemon may run: no lock, no recovery, nothing created.  Only
+ * spool_scan, spool_load, spool_data_fd and spool_close may be used on
+ * it.  SG_ERR_NOT_FOUND when DIR or DIR/queue does not exist. */
+enum sg_status spool_open_view(const char *dir, struct spool **out, char *err,
+                               size_t errlen);
 void spool_close(struct spool *sp);
 
 /* ---- receiving (the SMTP server) ---- */

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway_util import T, Gateway, gateways, org_cert, swaks, wait_log
+from gateway_util import T, gateways, org_cert, swaks, wait_log
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0,
                                 reason="dropping root needs root")
@@ -117,6 +117,12 @@ def test_runs_as_the_user_with_only_the_bind_capability(gateway):
     for f in (gw.outbox / "new").iterdir():
         assert f.stat().st_uid == NOBODY.pw_uid
     assert (gw.root / "spool" / "queue").stat().st_uid == NOBODY.pw_uid
+
+    # the queue command, as root, acts as the daemon's user on its spool
+    r = subprocess.run([gw.bin, "queue", "-c", str(gw.conf), "flush"],
+                       capture_output=True, timeout=T)
+    assert r.returncode == 0, r.stderr.decode()
+    assert "every waiting message is due now" in r.stdout.decode()
 
     # the kept capability: a reload opens another port below 1024
     old, new = gw.out_port, low_port(avoid={gw.out_port})

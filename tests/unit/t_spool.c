@@ -712,7 +712,7 @@ open_refuses_unsafe_or_busy(void)
 
 	fx_init(&f);
 	/* a second daemon on the same spool */
-	CHECK_EQ(spool_open(f.spool, &other, err, sizeof(err)), SG_ERR_IO);
+	CHECK_EQ(spool_open(f.spool, &other, err, sizeof(err)), SG_ERR_TEMP);
 	CHECK(other == NULL);
 	CHECK(strstr(err, "in use") != NULL);
 	/* a directory others may write */
@@ -1223,6 +1223,77 @@ queue_delivers_and_removes(void)
 	CHECK_EQ(open_fds(), fds);
 }
 
+/* The administrator's requests: delete (waiting, unknown, running) and
+ * flush (one, all) over a heap of messages due in an hour. */
+static void
+queue_flush_and_delete(void)
+{
+	enum { N = 30 };
+	char ids[N][SPOOL_ID_LEN + 1];
+	struct fx f;
+	struct fake fk;
+	struct queue *q;
+	struct spool_env got = {0};
+	size_t n = 99;
+	int later = -1, deleted = 0;
+
+	fx_init(&f);
+	fake_init(&fk);
+	for (int i = 0; i < N; i++) {
+		struct spool_env env = simple_env("a@example.org");
+		env.next_try = time(NULL) + 3600 + i % 7; /* not in ID order */
+		CHECK_EQ(commit(f.sp, MSG, strlen(MSG), &env), SG_OK);
+		snprintf(ids[i], sizeof(ids[i]), "%s", env.id);
+	}
+	q = fake_queue(&f, &fk, 2, &fake_ops, NULL);
+	CHECK_EQ(queue_start(q), SG_OK);
+	usleep(200000);
+	CHECK_EQ(fake_get(&fk, &fk.attempts), 0);
+	/* every third one deleted while it waits: files gone at once */
+	for (int i = 0; i < N; i += 3) {
+		CHECK_EQ(queue_delete(q, ids[i], &later), SG_OK);
+		CHECK_EQ(later, 0);
+		CHECK_EQ(spool_load(f.sp, ids[i], &got), SG_ERR_NOT_FOUND);
+		deleted++;
+	}
+	CHECK_EQ(queue_size(q), (size_t)(N - deleted));
+	CHECK_EQ(queue_delete(q, ids[0], &later), SG_ERR_NOT_FOUND);
+	CHECK_EQ(queue_flush(q, ids[0], &n), SG_ERR_NOT_FOUND);
+	/* one flushed: only it goes */
+	CHECK_EQ(queue_flush(q, ids[N - 1], &n), SG_OK);
+	CHECK_EQ(n, 1u);
+	WAIT_UNTIL(fake_get(&fk, &fk.delivered) == 1, 10);
+	usleep(100000);
+	CHECK_EQ(fake_get(&fk, &fk.delivered), 1);
+	CHECK_EQ(spool_load(f.sp, ids[N - 1], &got), SG_ERR_NOT_FOUND);
+	/* all the rest */
+	CHECK_EQ(queue_flush(q, NULL, &n), SG_OK);
+	CHECK_EQ(n, (size_t)(N - deleted - 1));
+	WAIT_UNTIL(spool_count(f.sp) == 0 && queue_size(q) == 0, 10);
+	CHECK_EQ(fake_get(&fk, &fk.delivered), N - deleted);
+	CHECK_EQ(fake_get(&fk, &fk.attempts), N - deleted);
+
+	/* deleted during its attempt: it goes when the attempt defers */
+	fk.deliver_st = SG_ERR_TEMP;
+	fk.fail_first = -1;
+	fk.delay_ms = 300;
+	{
+		struct spool_env env = simple_env("a@example.org");
+		CHECK_EQ(commit(f.sp, MSG, strlen(MSG), &env), SG_OK);
+		CHECK_EQ(queue_add(q, &env), SG_OK);
+		WAIT_UNTIL(fake_get(&fk, &fk.busy) == 1, 10);
+		CHECK_EQ(queue_delete(q, env.id, &later), SG_OK);
+		CHECK_EQ(later, 1);
+		WAIT_UNTIL(spool_count(f.sp) == 0 && queue_size(q) == 0, 10);
+		CHECK_EQ(spool_load(f.sp, env.id, &got), SG_ERR_NOT_FOUND);
+	}
+	CHECK_EQ(spool_count(f.sp), 0u);
+	CHECK_EQ(queue_size(q), 0u);
+	CHECK_EQ(fk.bounced, 0);
+	queue_free(q);
+	fx_clear(&f);
+}
+
 static void
 queue_process_output_is_delivered(void)
 {
@@ -1688,6 +1759,7 @@ static const struct unit_case cases[] = {
      removed_files_are_emptied_and_reused},
     {"queue_delivers_and_removes", queue_delivers_and_removes},
     {"queue_process_output_is_delivered", queue_process_output_is_delivered},
+    {"queue_flush_and_delete", queue_flush_and_delete},
     {"temporary_failure_is_saved_and_retried",
      temporary_failure_is_saved_and_retried},
     {"permanent_failure_bounces_once", permanent_failure_bounces_once},

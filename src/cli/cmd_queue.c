@@ -1,0 +1,638 @@
+/*
+ * cmd_queue.c - `smimegate queue [-c FILE | --spool DIR]
+ * list|show|flush|delete`: the administrator's view of the delivery
+ * queue (docs/daemon.md, "The queue").
+ *
+ * list and show read the spool while the daemon runs (no lock, nothing
+ * written).  flush and delete change what the daemon owns, so while it
+ * runs (it holds the spool's lock) they are requests to it (control.h),
+ * which it takes within its 2-second tick; the command waits for that
+ * (--wait) and says what became of each.  With no daemon running they
+ * act on the spool themselves: delete removes the files, flush makes
+ * the messages due, so that the next start delivers them at once.
+ *
+ * As root with -c FILE, the command acts as the configuration's `user`
+ * (privs.h), so that what it writes belongs to the daemon's user.
+ *
+ * Exit codes: 0 done; 1 an ID not in the queue, or a request the daemon
+ * did not take in time (it stays for it); 2 usage, or a spool that cannot
+ * be read.
+ */
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon/control.h"
+#include "daemon/privs.h"
+#include "daemon/spool.h"
+#include "policy/config.h"
+
+#define WAIT_DEFAULT 10   /* seconds for the daemon to take a request */
+#define WAIT_MAX     3600 /* the most --wait may ask */
+
+static const char usage_text[] =
+    "usage: smimegate queue [-c FILE | --spool DIR] COMMAND\n"
+    "  list [--json]              the queued messages, oldest first\n"
+    "  show ID [--json] [--raw]   an envelope and the message's headers\n"
+    "                             (--raw: the whole message as queued)\n"
+    "  flush [ID ...]             deliver now (without an ID: every "
+    "waiting\n"
+    "                             message)\n"
+    "  delete ID [ID ...]         take messages out of the queue, "
+    "without a\n"
+    "                             delivery status notification\n"
+    "  --wait SECONDS             flush and delete: how long to wait for "
+    "the\n"
+    "                             running daemon to act (default 10)\n"
+    "-c FILE takes the spool directory from the configuration (as root: "
+    "and acts\n"
+    "as its user); --spool DIR names it.  Exit 0 done, 1 an ID not in the "
+    "queue\n"
+    "or a request not taken in time, 2 usage or an unreadable spool.\n";
+
+struct qc {
+	char cmd[32]; /* "queue list", for messages */
+	const char *config, *spool;
+	int json, raw, wait;
+	const char *sub; /* "list", "show", "flush", "delete" */
+	char **ids;
+	int nids;
+	char *dir; /* the spool directory */
+};
+
+static int fail(const struct qc *c, enum sg_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+fail(const struct qc *c, enum sg_status st, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "smimegate: %s: %s: ", c->cmd, sg_status_name(st));
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return sg_status_exit_code(st);
+}
+
+/* The size of ID's data, or -1. */
+static long long
+msg_size(struct spool *sp, const char *id)
+{
+	struct stat sb;
+	int fd = spool_data_fd(sp, id);
+	long long n = -1;
+
+	if (fd >= 0 && fstat(fd, &sb) == 0)
+		n = (long long)sb.st_size;
+	if (fd >= 0)
+		close(fd);
+	return n;
+}
+
+/* ---- list, show ---- */
+
+static void
+print_json(FILE *f, const struct spool_env *env, long long size,
+           const char *headers, size_t hlen)
+{
+	char n[32];
+
+	fputs("{\"id\": ", f);
+	cli_json_str(f, env->id);
+	if (size >= 0)
+		fprintf(f, ", \"size\": %lld", size);
+	else
+		fputs(", \"size\": null", f);
+	fprintf(f, ", \"received_epoch\": %lld, \"attempts\": %u",
+	        (long long)env->received, env->attempts);
+	fputs(", \"next_try\": ", f);
+	cli_json_str(f, cli_iso_time(env->next_try, n, sizeof(n)));
+	fprintf(f, ", \"next_try_epoch\": %lld, \"last_error\": ",
+	        (long long)env->next_try);
+	cli_json_str(f, env->last_error);
+	fputs(", \"flow\": ", f);
+	cli_json_str(f, env->flow);
+	fprintf(f, ", \"released\": %s", env->released ? "true" : "false");
+	cli_json_env(f, env, 1);
+	if (headers != NULL) {
+		fputs(", \"headers\": ", f);
+		cli_json_bytes(f, headers, hlen);
+	}
+	fputc('}', f);
+}
+
+static void
+print_table(FILE *f, struct spool *sp, const struct spool_env *v, size_t n)
+{
+	if (n == 0) {
+		fprintf(f, "(empty)\n");
+		return;
+	}
+	fprintf(f, "%-24s  %-20s  %10s  %4s  %-20s  %-32s  %5s  %s\n", "ID",
+	        "RECEIVED", "SIZE", "TRY", "NEXT TRY", "FROM", "RCPTS",
+	        "LAST ERROR");
+	for (size_t k = 0; k < n; k++) {
+		const struct spool_env *e = &v[k];
+		char r[32], t[32];
+		long long size = msg_size(sp, e->id);
+
+		cli_iso_time(e->received, r, sizeof(r));
+		cli_iso_time(e->next_try, t, sizeof(t));
+		fprintf(f, "%-24s  %-20s  ", e->id, r);
+		if (size >= 0)
+			fprintf(f, "%10lld  ", size);
+		else
+			fprintf(f, "%10s  ", "-");
+		fprintf(f, "%4u  %-20s  ", e->attempts,
+		        e->attempts > 0 || e->next_try > time(NULL) ? t
+		                                                    : "now");
+		cli_cell(f, e->mail_from[0] ? e->mail_from : "<>", 32);
+		fprintf(f, "%5zu  ", e->nrcpts);
+		cli_put_str(f, e->last_error, 100);
+		fputc('\n', f);
+	}
+}
+
+static int
+open_view(struct qc *c, struct spool **sp)
+{
+	char err[1024] = "";
+	enum sg_status st = spool_open_view(c->dir, sp, err, sizeof(err));
+
+	if (st == SG_ERR_NOT_FOUND)
+		return fail(c, SG_ERR_IO,
+		            "%s: no queue there (has the gateway run with this "
+		            "spool?)",
+		            err);
+	if (st != SG_OK)
+		return fail(c, st, "%s", err);
+	return -1;
+}
+
+static int
+do_list(struct qc *c)
+{
+	struct spool *sp = NULL;
+	struct spool_env *v = NULL;
+	size_t n = 0;
+	enum sg_status st;
+	int rc;
+
+	if ((rc = open_view(c, &sp)) != -1)
+		return rc;
+	if ((st = spool_scan(sp, &v, &n)) != SG_OK) {
+		spool_close(sp);
+		return fail(c, st, "%s/queue: %s", c->dir, strerror(errno));
+	}
+	if (c->json) {
+		fputc('[', stdout);
+		for (size_t k = 0; k < n; k++) {
+			fputs(k ? ",\n " : "", stdout);
+			print_json(stdout, &v[k], msg_size(sp, v[k].id), NULL,
+			           0);
+		}
+		fputs("]\n", stdout);
+	} else {
+		print_table(stdout, sp, v, n);
+	}
+	for (size_t k = 0; k < n; k++)
+		spool_env_clear(&v[k]);
+	free(v);
+	spool_close(sp);
+	return 0;
+}
+
+static void
+print_show(FILE *f, const struct spool_env *env, long long size,
+           const char *headers, size_t hlen)
+{
+	char t[32];
+
+	fprintf(f, "id:          %s\n", env->id);
+	if (size >= 0)
+		fprintf(f, "size:        %lld bytes\n", size);
+	fprintf(f, "attempts:    %u\n", env->attempts);
+	cli_iso_time(env->next_try, t, sizeof(t));
+	fprintf(f, "next try:    %s\n", t);
+	fputs("last error:  ", f);
+	cli_put_str(f, env->last_error, 0);
+	fputc('\n', f);
+	if (env->flow != NULL) {
+		fputs("flow:        ", f);
+		cli_put_str(f, env->flow, 0);
+		fputc('\n', f);
+	}
+	if (env->released)
+		fputs("released:    from a quarantine\n", f);
+	cli_print_env(f, env);
+	fputs("\n", f);
+	cli_put_text(f, headers, hlen, 0, 1);
+	if (hlen > 0 && headers[hlen - 1] != '\n')
+		fputs("\n[headers cut]\n", f);
+}
+
+static int
+do_show(struct qc *c)
+{
+	struct spool *sp = NULL;
+	struct spool_env env;
+	enum sg_status st;
+	char *headers = NULL;
+	size_t hlen = 0;
+	int fd = -1, rc;
+
+	if ((rc = open_view(c, &sp)) != -1)
+		return rc;
+	memset(&env, 0, sizeof(env));
+	if ((st = spool_load(sp, c->ids[0], &env)) != SG_OK) {
+		rc = st == SG_ERR_NOT_FOUND
+		         ? fail(c, st, "%s is not in the queue", c->ids[0])
+		         : fail(c, st, "%s: a damaged envelope", c->ids[0]);
+		goto out;
+	}
+	if ((fd = spool_data_fd(sp, env.id)) < 0) {
+		rc = fail(c, SG_ERR_IO, "%s: no message data: %s", env.id,
+		          strerror(errno));
+	} else if (c->raw) {
+		fflush(stdout);
+		if (cli_copy_out(fd) < 0)
+			rc = fail(c, SG_ERR_IO, "writing: %s", strerror(errno));
+		else
+			rc = 0;
+	} else if ((headers = cli_read_headers(fd, &hlen)) == NULL) {
+		rc = fail(c, SG_ERR_IO, "reading %s: %s", env.id,
+		          strerror(errno));
+	} else {
+		struct stat sb;
+		long long size =
+		    fstat(fd, &sb) == 0 ? (long long)sb.st_size : -1;
+		if (c->json) {
+			print_json(stdout, &env, size, headers, hlen);
+			fputc('\n', stdout);
+		} else {
+			print_show(stdout, &env, size, headers, hlen);
+		}
+		rc = 0;
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	free(headers);
+	spool_env_clear(&env);
+	spool_close(sp);
+	return rc;
+}
+
+/* ---- flush, delete: no daemon running ---- */
+
+/* Makes ENV due now; SG_OK. */
+static enum sg_status
+make_due(struct spool *sp, struct spool_env *env, time_t now, size_t *n)
+{
+	if (env->next_try <= now)
+		return SG_OK;
+	env->next_try = now;
+	(*n)++;
+	return spool_update(sp, env);
+}
+
+static int
+direct(struct qc *c, struct spool *sp, int del)
+{
+	time_t now = time(NULL);
+	size_t n = 0;
+	int rc = 0;
+
+	if (!del && c->nids == 0) {
+		struct spool_env *v = NULL;
+		size_t cnt = 0;
+		enum sg_status st = spool_scan(sp, &v, &cnt);
+
+		for (size_t k = 0; k < cnt; k++) {
+			if (st == SG_OK)
+				st = make_due(sp, &v[k], now, &n);
+			spool_env_clear(&v[k]);
+		}
+		free(v);
+		if (st != SG_OK)
+			return fail(c, st, "%s: cannot update the queue",
+			            c->dir);
+	}
+	for (int i = 0; i < c->nids; i++) {
+		struct spool_env env;
+		enum sg_status st;
+
+		memset(&env, 0, sizeof(env));
+		st = del ? spool_remove(sp, c->ids[i])
+		         : spool_load(sp, c->ids[i], &env);
+		if (st == SG_OK && !del)
+			st = make_due(sp, &env, now, &n);
+		spool_env_clear(&env);
+		if (st == SG_OK && del) {
+			printf("deleted %s\n", c->ids[i]);
+		} else if (st != SG_OK) {
+			int code = st == SG_ERR_NOT_FOUND
+			               ? fail(c, st, "%s is not in the queue",
+			                      c->ids[i])
+			               : fail(c, st, "%s: %s", c->ids[i],
+			                      sg_status_text(st));
+			rc = code > rc ? code : rc;
+		}
+	}
+	if (!del)
+		printf("%zu message%s made due; no daemon runs on %s: they go "
+		       "when it starts\n",
+		       n, n == 1 ? "" : "s", c->dir);
+	return rc;
+}
+
+/* ---- flush, delete: requests to the running daemon ---- */
+
+/* Waits until no request of the command is pending; 0, or -1 when
+ * --wait ran out. */
+static int
+await(struct qc *c, enum control_verb verb)
+{
+	struct timespec nap = {0, 100 * 1000 * 1000};
+	time_t until = time(NULL) + c->wait;
+
+	for (;;) {
+		int pending = 0;
+
+		if (c->nids == 0)
+			pending = control_pending(c->dir, verb, NULL) == 1;
+		for (int i = 0; i < c->nids && !pending; i++)
+			pending = control_pending(c->dir, verb, c->ids[i]) == 1;
+		if (!pending)
+			return 0;
+		if (time(NULL) >= until)
+			return -1;
+		nanosleep(&nap, NULL);
+	}
+}
+
+static int
+requests(struct qc *c, int del)
+{
+	enum control_verb verb = del ? CONTROL_DELETE : CONTROL_FLUSH;
+	struct spool *view = NULL;
+	char err[1024] = "";
+	int rc = 0, asked = 0;
+	char *want;
+
+	if ((rc = open_view(c, &view)) != -1)
+		return rc;
+	rc = 0;
+	/* only IDs in the queue are asked for */
+	want = calloc((size_t)c->nids + 1, 1);
+	for (int i = 0; want != NULL && i < c->nids; i++) {
+		struct spool_env env;
+		enum sg_status st;
+
+		memset(&env, 0, sizeof(env));
+		st = spool_load(view, c->ids[i], &env);
+		spool_env_clear(&env);
+		if (st == SG_ERR_NOT_FOUND) {
+			int code =
+			    fail(c, st, "%s is not in the queue", c->ids[i]);
+			rc = code > rc ? code : rc;
+			continue;
+		}
+		want[i] = 1;
+	}
+	if (want == NULL) {
+		spool_close(view);
+		return fail(c, SG_ERR_NOMEM, "out of memory");
+	}
+	for (int i = 0; i <= c->nids; i++) {
+		const char *id = i < c->nids ? c->ids[i] : NULL;
+		enum sg_status st;
+
+		if (id != NULL ? !want[i] : c->nids > 0)
+			continue;
+		if ((st = control_request(c->dir, verb, id, err,
+		                          sizeof(err))) != SG_OK) {
+			int code = fail(c, st, "%s", err);
+			rc = code > rc ? code : rc;
+			want[i] = 0;
+			continue;
+		}
+		asked++;
+	}
+	if (asked > 0 && await(c, verb) == -1) {
+		/* not an error of the command: exit 1, as documented */
+		(void)fail(c, SG_ERR_TEMP,
+		           "the daemon did not take the request within %d s; "
+		           "it waits for it in %s/control",
+		           c->wait, c->dir);
+		rc = rc > 1 ? rc : 1;
+		asked = 0;
+	}
+	for (int i = 0; asked > 0 && i < c->nids; i++) {
+		struct spool_env env;
+
+		if (!want[i])
+			continue;
+		if (!del) {
+			printf("flushed %s\n", c->ids[i]);
+			continue;
+		}
+		memset(&env, 0, sizeof(env));
+		if (spool_load(view, c->ids[i], &env) == SG_ERR_NOT_FOUND)
+			printf("deleted %s\n", c->ids[i]);
+		else
+			printf("%s: being delivered now; it goes when this "
+			       "attempt ends, unless it delivers (the log "
+			       "says which)\n",
+			       c->ids[i]);
+		spool_env_clear(&env);
+	}
+	if (asked > 0 && !del && c->nids == 0)
+		printf("flushed: every waiting message is due now\n");
+	free(want);
+	spool_close(view);
+	return rc;
+}
+
+static int
+do_change(struct qc *c, int del)
+{
+	struct spool *sp = NULL;
+	char err[1024] = "";
+	enum sg_status st;
+	int rc;
+
+	/* a spool no gateway has made is not made here */
+	if ((rc = open_view(c, &sp)) != -1)
+		return rc;
+	spool_close(sp);
+	sp = NULL;
+	st = spool_open(c->dir, &sp, err, sizeof(err));
+	if (st == SG_ERR_TEMP) /* the daemon holds the lock */
+		return requests(c, del);
+	if (st != SG_OK)
+		return fail(c, st, "%s", err);
+	rc = direct(c, sp, del);
+	spool_close(sp);
+	return rc;
+}
+
+/* ---- the command ---- */
+
+static int
+parse(struct qc *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"config", required_argument, NULL, 'c'},
+	    {"spool", required_argument, NULL, 's'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"raw", no_argument, NULL, 'r'},
+	    {"wait", required_argument, NULL, 'w'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	char *end;
+	long w;
+	int o;
+
+	snprintf(c->cmd, sizeof(c->cmd), "queue");
+	c->wait = WAIT_DEFAULT;
+	optind = 1;
+	opterr = 0;
+	while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'c':
+			c->config = optarg;
+			break;
+		case 's':
+			c->spool = optarg;
+			break;
+		case 'j':
+			c->json = 1;
+			break;
+		case 'r':
+			c->raw = 1;
+			break;
+		case 'w':
+			errno = 0;
+			w = strtol(optarg, &end, 10);
+			if (errno || *end || end == optarg || w < 0 ||
+			    w > WAIT_MAX)
+				return cli_usage(
+				    "queue", "--wait wants seconds, 0 to %d",
+				    WAIT_MAX);
+			c->wait = (int)w;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return 0;
+		default:
+			return cli_usage("queue",
+			                 "unknown or incomplete option \"%s\"",
+			                 argv[optind - 1]);
+		}
+	}
+	if (optind >= argc)
+		return cli_usage("queue", "give a command: list, show, flush "
+		                          "or delete");
+	c->sub = argv[optind];
+	snprintf(c->cmd, sizeof(c->cmd), "queue %s", c->sub);
+	c->ids = argv + optind + 1;
+	c->nids = argc - optind - 1;
+	if ((c->config == NULL) == (c->spool == NULL))
+		return cli_usage("queue", "give -c FILE or --spool DIR");
+	return -1;
+}
+
+static int
+check_args(struct qc *c)
+{
+	int list = strcmp(c->sub, "list") == 0,
+	    show = strcmp(c->sub, "show") == 0,
+	    flush = strcmp(c->sub, "flush") == 0;
+
+	if (!list && !show && !flush && strcmp(c->sub, "delete") != 0)
+		return cli_usage("queue",
+		                 "unknown command \"%s\" (list, show, flush, "
+		                 "delete)",
+		                 c->sub);
+	if (c->json && !list && !show)
+		return cli_usage(c->cmd, "--json is for list and show");
+	if (c->raw && (!show || c->json))
+		return cli_usage(c->cmd, "--raw is for show, without --json");
+	if (list && c->nids != 0)
+		return cli_usage(c->cmd, "list takes no ID");
+	if (show && c->nids != 1)
+		return cli_usage(c->cmd, "give one ID");
+	if (!list && !show && !flush && c->nids < 1)
+		return cli_usage(c->cmd, "give at least one ID");
+	for (int i = 0; i < c->nids; i++)
+		if (!spool_id_valid(c->ids[i]))
+			return cli_usage(c->cmd,
+			                 "\"%s\" is not a queue ID (%d "
+			                 "characters, 0-9 and A-Z)",
+			                 c->ids[i], SPOOL_ID_LEN);
+	return -1;
+}
+
+/* The spool directory, and, as root with a configuration naming a user,
+ * that user.  -1 to go on, else an exit code. */
+static int
+setup(struct qc *c)
+{
+	struct cfg *cfg = NULL;
+	char err[1024] = "";
+	enum sg_status st;
+
+	if (c->spool != NULL) {
+		c->dir = strdup(c->spool);
+		return c->dir ? -1 : fail(c, SG_ERR_NOMEM, "out of memory");
+	}
+	if ((st = cfg_load(c->config, &cfg, err, sizeof(err))) != SG_OK)
+		return fail(c, st, "%s", err);
+	if (privs_drop(cfg->user, err, sizeof(err)) == -1) {
+		cfg_free(cfg);
+		return fail(c, SG_ERR_USAGE, "%s", err);
+	}
+	c->dir = strdup(cfg->spool_dir);
+	cfg_free(cfg);
+	return c->dir ? -1 : fail(c, SG_ERR_NOMEM, "out of memory");
+}
+
+int
+cmd_queue(int argc, char **argv)
+{
+	struct qc c;
+	int rc;
+
+	memset(&c, 0, sizeof(c));
+	if ((rc = parse(&c, argc, argv)) != -1)
+		return rc;
+	if ((rc = check_args(&c)) != -1 || (rc = setup(&c)) != -1) {
+		free(c.dir);
+		return rc;
+	}
+	if (strcmp(c.sub, "list") == 0)
+		rc = do_list(&c);
+	else if (strcmp(c.sub, "show") == 0)
+		rc = do_show(&c);
+	else
+		rc = do_change(&c, strcmp(c.sub, "delete") == 0);
+	free(c.dir);
+	if (fflush(stdout) != 0 && rc == 0) {
+		fprintf(stderr, "smimegate: %s: io: writing: %s\n", c.cmd,
+		        strerror(errno));
+		rc = sg_status_exit_code(SG_ERR_IO);
+	}
+	return rc;
+}
