@@ -69,7 +69,13 @@ char *cli_read_headers(int fd, size_t *len);
 /* Writes all of FD (from its start) to stdout; -1 on error. */
 int cli_copy_out(int fd);
 
-/* ---- envelopes (envout.c) ---- */
+/* ---- the spool commands (envout.c) ---- */
+
+/* The spool directory of CONFIG (loaded; as root, the process then runs
+ * as its `user`: privs.h), else SPOOL, into *DIR (malloc'd).  -1 to go
+ * on, else an exit code (the reason printed). */
+int cli_spool_dir(const char *cmd, const char *config, const char *spool,
+                  char **dir);
 
 struct spool_env;
 /* "outgoing", "incoming" or NULL for a listener role (enum cfg_role). */

@@ -354,24 +354,19 @@ check_args(struct qcmd *c, const char *sub)
 	return -1;
 }
 
-/* Opens the quarantine area of --spool, or of the configuration's spool.
- * -1 to go on, else an exit code. */
+/* Opens the quarantine area of --spool, or of the configuration's spool
+ * (as root, then as its user).  -1 to go on, else an exit code. */
 static int
 open_area(struct qcmd *c)
 {
-	struct cfg *cfg = NULL;
-	char err[1024] = "";
+	char err[1024] = "", *dir = NULL;
 	enum sg_status st;
+	int rc;
 
-	if (c->config != NULL &&
-	    (st = cfg_load(c->config, &cfg, err, sizeof(err))) != SG_OK) {
-		fprintf(stderr, "smimegate: %s: %s: %s\n", c->cmd,
-		        sg_status_name(st), err);
-		return sg_status_exit_code(st);
-	}
-	st = quarantine_open(cfg ? cfg->spool_dir : c->spool, &c->q, err,
-	                     sizeof(err));
-	cfg_free(cfg);
+	if ((rc = cli_spool_dir(c->cmd, c->config, c->spool, &dir)) != -1)
+		return rc;
+	st = quarantine_open(dir, &c->q, err, sizeof(err));
+	free(dir);
 	if (st != SG_OK) {
 		fprintf(stderr, "smimegate: %s: %s: %s\n", c->cmd,
 		        sg_status_name(st), err);

@@ -31,9 +31,7 @@
 #include <unistd.h>
 
 #include "daemon/control.h"
-#include "daemon/privs.h"
 #include "daemon/spool.h"
-#include "policy/config.h"
 
 #define WAIT_DEFAULT 10   /* seconds for the daemon to take a request */
 #define WAIT_MAX     3600 /* the most --wait may ask */
@@ -585,30 +583,6 @@ check_args(struct qc *c)
 	return -1;
 }
 
-/* The spool directory, and, as root with a configuration naming a user,
- * that user.  -1 to go on, else an exit code. */
-static int
-setup(struct qc *c)
-{
-	struct cfg *cfg = NULL;
-	char err[1024] = "";
-	enum sg_status st;
-
-	if (c->spool != NULL) {
-		c->dir = strdup(c->spool);
-		return c->dir ? -1 : fail(c, SG_ERR_NOMEM, "out of memory");
-	}
-	if ((st = cfg_load(c->config, &cfg, err, sizeof(err))) != SG_OK)
-		return fail(c, st, "%s", err);
-	if (privs_drop(cfg->user, err, sizeof(err)) == -1) {
-		cfg_free(cfg);
-		return fail(c, SG_ERR_USAGE, "%s", err);
-	}
-	c->dir = strdup(cfg->spool_dir);
-	cfg_free(cfg);
-	return c->dir ? -1 : fail(c, SG_ERR_NOMEM, "out of memory");
-}
-
 int
 cmd_queue(int argc, char **argv)
 {
@@ -618,7 +592,8 @@ cmd_queue(int argc, char **argv)
 	memset(&c, 0, sizeof(c));
 	if ((rc = parse(&c, argc, argv)) != -1)
 		return rc;
-	if ((rc = check_args(&c)) != -1 || (rc = setup(&c)) != -1) {
+	if ((rc = check_args(&c)) != -1 ||
+	    (rc = cli_spool_dir(c.cmd, c.config, c.spool, &c.dir)) != -1) {
 		free(c.dir);
 		return rc;
 	}

@@ -1,15 +1,47 @@
 /*
- * envout.c - a spooled envelope (spool.h) as the administrator's
- * commands print it, in text and in JSON: `quarantine show/list` and
- * `queue show/list`.  Every value came from a client, so it goes through
- * textout.c.
+ * envout.c - what the spool commands (`quarantine`, `queue`) share: the
+ * spool directory they work on, and a spooled envelope (spool.h) as they
+ * print it, in text and in JSON.  Every value came from a client, so it
+ * goes through textout.c.
  */
 #include "cli/cli.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "daemon/privs.h"
 #include "daemon/spool.h"
 #include "policy/config.h"
+
+int
+cli_spool_dir(const char *cmd, const char *config, const char *spool,
+              char **dir)
+{
+	struct cfg *cfg = NULL;
+	char err[1024] = "";
+	enum sg_status st;
+
+	if (config != NULL) {
+		if ((st = cfg_load(config, &cfg, err, sizeof(err))) != SG_OK) {
+			fprintf(stderr, "smimegate: %s: %s: %s\n", cmd,
+			        sg_status_name(st), err);
+			return sg_status_exit_code(st);
+		}
+		/* what the command writes belongs to the daemon's user */
+		if (privs_drop(cfg->user, err, sizeof(err)) == -1) {
+			fprintf(stderr, "smimegate: %s: usage: %s\n", cmd, err);
+			cfg_free(cfg);
+			return sg_status_exit_code(SG_ERR_USAGE);
+		}
+		spool = cfg->spool_dir;
+	}
+	*dir = strdup(spool);
+	cfg_free(cfg);
+	if (*dir == NULL)
+		return cli_fail(NULL, cmd, SG_ERR_NOMEM);
+	return -1;
+}
 
 const char *
 cli_role_name(int role)

@@ -2,7 +2,9 @@
 gid, groups) before it opens its store, spool or keys, keeps only
 CAP_NET_BIND_SERVICE so that ports below 1024 open at start and on
 reload, and is not dumpable.  Files the user cannot read stop the start
-with a reason that names the user; a reload cannot change the user.
+with a reason that names the user; a reload cannot change the user.  The
+spool commands (`queue`, `quarantine`) run as root with -c act as that
+user.
 
 These tests need root (the daemon starts as root and drops to `nobody`);
 as another user they are skipped.  The gateway's directory is made under
@@ -123,6 +125,10 @@ def test_runs_as_the_user_with_only_the_bind_capability(gateway):
                        capture_output=True, timeout=T)
     assert r.returncode == 0, r.stderr.decode()
     assert "every waiting message is due now" in r.stdout.decode()
+    r = subprocess.run([gw.bin, "quarantine", "-c", str(gw.conf), "list"],
+                       capture_output=True, timeout=T)
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout.decode() == "(none)\n"
 
     # the kept capability: a reload opens another port below 1024
     old, new = gw.out_port, low_port(avoid={gw.out_port})
