@@ -68,8 +68,34 @@ void cli_json_str(FILE *f, const char *s);
 char *cli_read_headers(int fd, size_t *len);
 /* Writes all of FD (from its start) to stdout; -1 on error. */
 int cli_copy_out(int fd);
+/* Flushes stdout: RC, or the I/O exit code (reason printed) when the
+ * output could not be written and RC was 0. */
+int cli_flushed(const char *cmd, int rc);
 
 /* ---- the spool commands (envout.c) ---- */
+
+/* What `quarantine` and `queue` take: [-c FILE | --spool DIR] [--json]
+ * [--raw] [--VALUE_OPT X] SUBCOMMAND [ID ...], options anywhere. */
+struct cli_spool_args {
+	char cmd[32]; /* "queue list", for messages */
+	const char *config, *spool;
+	const char *value; /* the command's own option, or NULL */
+	int json, raw;
+	const char *sub; /* the subcommand */
+	char **ids;      /* the arguments after it */
+	int nids;
+};
+/* Parses for command NAME; --help prints USAGE; SUBS names the
+ * subcommands in the message for a missing one.  -1 to go on, else an
+ * exit code. */
+int cli_spool_args(struct cli_spool_args *a, const char *name,
+                   const char *value_opt, const char *usage, const char *subs,
+                   int argc, char **argv);
+/* The rules both share: --json for list and show, --raw for show
+ * without --json, list takes no ID, show one, the others at least one
+ * unless IDS_OPTIONAL; every ID a valid queue ID.  -1 to go on, else an
+ * exit code. */
+int cli_spool_check(const struct cli_spool_args *a, int ids_optional);
 
 /* The spool directory of CONFIG (loaded; as root, the process then runs
  * as its `user`: privs.h), else SPOOL, into *DIR (malloc'd).  -1 to go

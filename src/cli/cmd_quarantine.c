@@ -14,7 +14,6 @@
 #include "cli/cli.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,12 +42,7 @@ static const char usage_text[] =
     "state.\n";
 
 struct qcmd {
-	char cmd[32]; /* "quarantine list", for messages */
-	const char *config, *spool, *name;
-	int json, raw;
-	const char *sub; /* "list", "show", "release", "delete" */
-	char **ids;      /* the arguments after the subcommand */
-	int nids;
+	struct cli_spool_args a; /* a.value: --name */
 	struct quarantine *q;
 };
 
@@ -127,7 +121,7 @@ q_fail(struct qcmd *c, enum sg_status st)
 	char why[600];
 
 	quarantine_error(c->q, why, sizeof(why));
-	fprintf(stderr, "smimegate: %s: %s: %s\n", c->cmd, sg_status_name(st),
+	fprintf(stderr, "smimegate: %s: %s: %s\n", c->a.cmd, sg_status_name(st),
 	        why);
 	return sg_status_exit_code(st);
 }
@@ -139,9 +133,9 @@ do_list(struct qcmd *c)
 	size_t n = 0, damaged = 0;
 	enum sg_status st;
 
-	if ((st = quarantine_list(c->q, c->name, &v, &n)) != SG_OK)
+	if ((st = quarantine_list(c->q, c->a.value, &v, &n)) != SG_OK)
 		return q_fail(c, st);
-	if (c->json) {
+	if (c->a.json) {
 		fputc('[', stdout);
 		for (size_t k = 0; k < n; k++) {
 			fputs(k ? ",\n " : "", stdout);
@@ -159,7 +153,7 @@ do_list(struct qcmd *c)
 	fprintf(stderr,
 	        "smimegate: %s: io: %zu damaged entr%s (`smimegate quarantine "
 	        "show ID` says why)\n",
-	        c->cmd, damaged, damaged == 1 ? "y" : "ies");
+	        c->a.cmd, damaged, damaged == 1 ? "y" : "ies");
 	return sg_status_exit_code(SG_ERR_IO);
 }
 
@@ -198,7 +192,7 @@ do_show(struct qcmd *c)
 	size_t hlen = 0;
 	int fd, rc = 0;
 
-	if ((st = quarantine_show(c->q, c->ids[0], &e)) != SG_OK)
+	if ((st = quarantine_show(c->q, c->a.ids[0], &e)) != SG_OK)
 		return q_fail(c, st);
 	if ((fd = quarantine_data_fd(c->q, e.id)) < 0) {
 		rc = q_fail(c, errno == ENOENT ? SG_ERR_NOT_FOUND : SG_ERR_IO);
@@ -208,20 +202,20 @@ do_show(struct qcmd *c)
 		fprintf(stderr,
 		        "smimegate: %s: io: %s: damaged: the message is not "
 		        "the size its metadata says\n",
-		        c->cmd, e.id);
+		        c->a.cmd, e.id);
 		rc = sg_status_exit_code(SG_ERR_IO);
-	} else if (c->raw) {
+	} else if (c->a.raw) {
 		fflush(stdout);
 		if (cli_copy_out(fd) < 0) {
-			fprintf(stderr, "smimegate: %s: io: %s\n", c->cmd,
+			fprintf(stderr, "smimegate: %s: io: %s\n", c->a.cmd,
 			        strerror(errno));
 			rc = sg_status_exit_code(SG_ERR_IO);
 		}
 	} else if ((headers = cli_read_headers(fd, &hlen)) == NULL) {
-		fprintf(stderr, "smimegate: %s: io: reading %s: %s\n", c->cmd,
+		fprintf(stderr, "smimegate: %s: io: reading %s: %s\n", c->a.cmd,
 		        e.id, strerror(errno));
 		rc = sg_status_exit_code(SG_ERR_IO);
-	} else if (c->json) {
+	} else if (c->a.json) {
 		print_json(stdout, &e, headers, hlen);
 		fputc('\n', stdout);
 	} else {
@@ -241,13 +235,13 @@ do_each(struct qcmd *c, int release)
 {
 	int rc = 0;
 
-	for (int i = 0; i < c->nids; i++) {
+	for (int i = 0; i < c->a.nids; i++) {
 		enum sg_status st = release
-		                        ? quarantine_release(c->q, c->ids[i])
-		                        : quarantine_delete(c->q, c->ids[i]);
+		                        ? quarantine_release(c->q, c->a.ids[i])
+		                        : quarantine_delete(c->q, c->a.ids[i]);
 		if (st == SG_OK) {
 			printf("%s %s\n", release ? "released" : "deleted",
-			       c->ids[i]);
+			       c->a.ids[i]);
 		} else {
 			int code = q_fail(c, st);
 			if (code > rc)
@@ -259,99 +253,33 @@ do_each(struct qcmd *c, int release)
 
 /* ---- the command ---- */
 
-/* Options anywhere; the first argument left is the subcommand.  -1 to go
- * on, else an exit code. */
+/* The arguments: -1 to go on, else an exit code. */
 static int
 parse(struct qcmd *c, int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"config", required_argument, NULL, 'c'},
-	    {"spool", required_argument, NULL, 's'},
-	    {"name", required_argument, NULL, 'n'},
-	    {"json", no_argument, NULL, 'j'},
-	    {"raw", no_argument, NULL, 'r'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
-	int o;
+	const char *sub, *name;
+	int rc;
 
-	snprintf(c->cmd, sizeof(c->cmd), "quarantine");
-	optind = 1;
-	opterr = 0;
-	while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-		switch (o) {
-		case 'c':
-			c->config = optarg;
-			break;
-		case 's':
-			c->spool = optarg;
-			break;
-		case 'n':
-			c->name = optarg;
-			break;
-		case 'j':
-			c->json = 1;
-			break;
-		case 'r':
-			c->raw = 1;
-			break;
-		case 'h':
-			fputs(usage_text, stdout);
-			return 0;
-		default:
-			return cli_usage("quarantine",
-			                 "unknown or incomplete option \"%s\"",
-			                 argv[optind - 1]);
-		}
-	}
-	if (optind >= argc)
-		return cli_usage("quarantine", "give a command: list, show, "
-		                               "release or delete");
-	c->sub = argv[optind];
-	snprintf(c->cmd, sizeof(c->cmd), "quarantine %s", c->sub);
-	c->ids = argv + optind + 1;
-	c->nids = argc - optind - 1;
-	if ((c->config == NULL) == (c->spool == NULL))
-		return cli_usage("quarantine", "give -c FILE or --spool DIR");
-	return -1;
-}
-
-/* Checks the subcommand's arguments.  -1 to go on, else an exit code. */
-static int
-check_args(struct qcmd *c, const char *sub)
-{
-	int list = strcmp(sub, "list") == 0, show = strcmp(sub, "show") == 0;
-
-	if (!list && !show && strcmp(sub, "release") != 0 &&
-	    strcmp(sub, "delete") != 0)
+	if ((rc = cli_spool_args(&c->a, "quarantine", "name", usage_text,
+	                         "list, show, release or delete", argc,
+	                         argv)) != -1)
+		return rc;
+	sub = c->a.sub;
+	name = c->a.value;
+	if (strcmp(sub, "list") && strcmp(sub, "show") &&
+	    strcmp(sub, "release") && strcmp(sub, "delete"))
 		return cli_usage("quarantine",
 		                 "unknown command \"%s\" (list, show, release, "
 		                 "delete)",
 		                 sub);
-	if (c->name != NULL && !list)
-		return cli_usage(c->cmd, "--name is for list");
-	if (c->name != NULL && !quarantine_name_valid(c->name))
-		return cli_usage(c->cmd,
+	if (name != NULL && strcmp(sub, "list") != 0)
+		return cli_usage(c->a.cmd, "--name is for list");
+	if (name != NULL && !quarantine_name_valid(name))
+		return cli_usage(c->a.cmd,
 		                 "\"%s\" is not a quarantine name (letters, "
 		                 "digits, _ and -, at most %d)",
-		                 c->name, QUARANTINE_NAME_MAX);
-	if (c->json && !list && !show)
-		return cli_usage(c->cmd, "--json is for list and show");
-	if (c->raw && (!show || c->json))
-		return cli_usage(c->cmd, "--raw is for show, without --json");
-	if (list && c->nids != 0)
-		return cli_usage(c->cmd, "list takes no ID");
-	if (show && c->nids != 1)
-		return cli_usage(c->cmd, "give one ID");
-	if (!list && c->nids < 1)
-		return cli_usage(c->cmd, "give at least one ID");
-	for (int i = 0; i < c->nids; i++)
-		if (!quarantine_id_valid(c->ids[i]))
-			return cli_usage(c->cmd,
-			                 "\"%s\" is not a queue ID (%d "
-			                 "characters, 0-9 and A-Z)",
-			                 c->ids[i], SPOOL_ID_LEN);
-	return -1;
+		                 name, QUARANTINE_NAME_MAX);
+	return cli_spool_check(&c->a, 0);
 }
 
 /* Opens the quarantine area of --spool, or of the configuration's spool
@@ -363,12 +291,12 @@ open_area(struct qcmd *c)
 	enum sg_status st;
 	int rc;
 
-	if ((rc = cli_spool_dir(c->cmd, c->config, c->spool, &dir)) != -1)
+	if ((rc = cli_spool_dir(c->a.cmd, c->a.config, c->a.spool, &dir)) != -1)
 		return rc;
 	st = quarantine_open(dir, &c->q, err, sizeof(err));
 	free(dir);
 	if (st != SG_OK) {
-		fprintf(stderr, "smimegate: %s: %s: %s\n", c->cmd,
+		fprintf(stderr, "smimegate: %s: %s: %s\n", c->a.cmd,
 		        sg_status_name(st), err);
 		return sg_status_exit_code(st);
 	}
@@ -382,21 +310,14 @@ cmd_quarantine(int argc, char **argv)
 	int rc;
 
 	memset(&c, 0, sizeof(c));
-	if ((rc = parse(&c, argc, argv)) != -1)
+	if ((rc = parse(&c, argc, argv)) != -1 || (rc = open_area(&c)) != -1)
 		return rc;
-	if ((rc = check_args(&c, c.sub)) != -1 || (rc = open_area(&c)) != -1)
-		return rc;
-	if (strcmp(c.sub, "list") == 0)
+	if (strcmp(c.a.sub, "list") == 0)
 		rc = do_list(&c);
-	else if (strcmp(c.sub, "show") == 0)
+	else if (strcmp(c.a.sub, "show") == 0)
 		rc = do_show(&c);
 	else
-		rc = do_each(&c, strcmp(c.sub, "release") == 0);
+		rc = do_each(&c, strcmp(c.a.sub, "release") == 0);
 	quarantine_close(c.q);
-	if (fflush(stdout) != 0 && rc == 0) {
-		fprintf(stderr, "smimegate: %s: io: writing: %s\n", c.cmd,
-		        strerror(errno));
-		rc = sg_status_exit_code(SG_ERR_IO);
-	}
-	return rc;
+	return cli_flushed(c.a.cmd, rc);
 }

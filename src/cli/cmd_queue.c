@@ -21,7 +21,6 @@
 #include "cli/cli.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,12 +56,8 @@ static const char usage_text[] =
     "or a request not taken in time, 2 usage or an unreadable spool.\n";
 
 struct qc {
-	char cmd[32]; /* "queue list", for messages */
-	const char *config, *spool;
-	int json, raw, wait;
-	const char *sub; /* "list", "show", "flush", "delete" */
-	char **ids;
-	int nids;
+	struct cli_spool_args a;
+	int wait;  /* --wait */
 	char *dir; /* the spool directory */
 };
 
@@ -74,7 +69,7 @@ fail(const struct qc *c, enum sg_status st, const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "smimegate: %s: %s: ", c->cmd, sg_status_name(st));
+	fprintf(stderr, "smimegate: %s: %s: ", c->a.cmd, sg_status_name(st));
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
@@ -192,7 +187,7 @@ do_list(struct qc *c)
 		spool_close(sp);
 		return fail(c, st, "%s/queue: %s", c->dir, strerror(errno));
 	}
-	if (c->json) {
+	if (c->a.json) {
 		fputc('[', stdout);
 		for (size_t k = 0; k < n; k++) {
 			fputs(k ? ",\n " : "", stdout);
@@ -252,16 +247,16 @@ do_show(struct qc *c)
 	if ((rc = open_view(c, &sp)) != -1)
 		return rc;
 	memset(&env, 0, sizeof(env));
-	if ((st = spool_load(sp, c->ids[0], &env)) != SG_OK) {
+	if ((st = spool_load(sp, c->a.ids[0], &env)) != SG_OK) {
 		rc = st == SG_ERR_NOT_FOUND
-		         ? fail(c, st, "%s is not in the queue", c->ids[0])
-		         : fail(c, st, "%s: a damaged envelope", c->ids[0]);
+		         ? fail(c, st, "%s is not in the queue", c->a.ids[0])
+		         : fail(c, st, "%s: a damaged envelope", c->a.ids[0]);
 		goto out;
 	}
 	if ((fd = spool_data_fd(sp, env.id)) < 0) {
 		rc = fail(c, SG_ERR_IO, "%s: no message data: %s", env.id,
 		          strerror(errno));
-	} else if (c->raw) {
+	} else if (c->a.raw) {
 		fflush(stdout);
 		if (cli_copy_out(fd) < 0)
 			rc = fail(c, SG_ERR_IO, "writing: %s", strerror(errno));
@@ -274,7 +269,7 @@ do_show(struct qc *c)
 		struct stat sb;
 		long long size =
 		    fstat(fd, &sb) == 0 ? (long long)sb.st_size : -1;
-		if (c->json) {
+		if (c->a.json) {
 			print_json(stdout, &env, size, headers, hlen);
 			fputc('\n', stdout);
 		} else {
@@ -311,7 +306,7 @@ direct(struct qc *c, struct spool *sp, int del)
 	size_t n = 0;
 	int rc = 0;
 
-	if (!del && c->nids == 0) {
+	if (!del && c->a.nids == 0) {
 		struct spool_env *v = NULL;
 		size_t cnt = 0;
 		enum sg_status st = spool_scan(sp, &v, &cnt);
@@ -326,23 +321,23 @@ direct(struct qc *c, struct spool *sp, int del)
 			return fail(c, st, "%s: cannot update the queue",
 			            c->dir);
 	}
-	for (int i = 0; i < c->nids; i++) {
+	for (int i = 0; i < c->a.nids; i++) {
 		struct spool_env env;
 		enum sg_status st;
 
 		memset(&env, 0, sizeof(env));
-		st = del ? spool_remove(sp, c->ids[i])
-		         : spool_load(sp, c->ids[i], &env);
+		st = del ? spool_remove(sp, c->a.ids[i])
+		         : spool_load(sp, c->a.ids[i], &env);
 		if (st == SG_OK && !del)
 			st = make_due(sp, &env, now, &n);
 		spool_env_clear(&env);
 		if (st == SG_OK && del) {
-			printf("deleted %s\n", c->ids[i]);
+			printf("deleted %s\n", c->a.ids[i]);
 		} else if (st != SG_OK) {
 			int code = st == SG_ERR_NOT_FOUND
 			               ? fail(c, st, "%s is not in the queue",
-			                      c->ids[i])
-			               : fail(c, st, "%s: %s", c->ids[i],
+			                      c->a.ids[i])
+			               : fail(c, st, "%s: %s", c->a.ids[i],
 			                      sg_status_text(st));
 			rc = code > rc ? code : rc;
 		}
@@ -367,10 +362,11 @@ await(struct qc *c, enum control_verb verb)
 	for (;;) {
 		int pending = 0;
 
-		if (c->nids == 0)
+		if (c->a.nids == 0)
 			pending = control_pending(c->dir, verb, NULL) == 1;
-		for (int i = 0; i < c->nids && !pending; i++)
-			pending = control_pending(c->dir, verb, c->ids[i]) == 1;
+		for (int i = 0; i < c->a.nids && !pending; i++)
+			pending =
+			    control_pending(c->dir, verb, c->a.ids[i]) == 1;
 		if (!pending)
 			return 0;
 		if (time(NULL) >= until)
@@ -392,17 +388,17 @@ requests(struct qc *c, int del)
 		return rc;
 	rc = 0;
 	/* only IDs in the queue are asked for */
-	want = calloc((size_t)c->nids + 1, 1);
-	for (int i = 0; want != NULL && i < c->nids; i++) {
+	want = calloc((size_t)c->a.nids + 1, 1);
+	for (int i = 0; want != NULL && i < c->a.nids; i++) {
 		struct spool_env env;
 		enum sg_status st;
 
 		memset(&env, 0, sizeof(env));
-		st = spool_load(view, c->ids[i], &env);
+		st = spool_load(view, c->a.ids[i], &env);
 		spool_env_clear(&env);
 		if (st == SG_ERR_NOT_FOUND) {
 			int code =
-			    fail(c, st, "%s is not in the queue", c->ids[i]);
+			    fail(c, st, "%s is not in the queue", c->a.ids[i]);
 			rc = code > rc ? code : rc;
 			continue;
 		}
@@ -412,11 +408,11 @@ requests(struct qc *c, int del)
 		spool_close(view);
 		return fail(c, SG_ERR_NOMEM, "out of memory");
 	}
-	for (int i = 0; i <= c->nids; i++) {
-		const char *id = i < c->nids ? c->ids[i] : NULL;
+	for (int i = 0; i <= c->a.nids; i++) {
+		const char *id = i < c->a.nids ? c->a.ids[i] : NULL;
 		enum sg_status st;
 
-		if (id != NULL ? !want[i] : c->nids > 0)
+		if (id != NULL ? !want[i] : c->a.nids > 0)
 			continue;
 		if ((st = control_request(c->dir, verb, id, err,
 		                          sizeof(err))) != SG_OK) {
@@ -436,26 +432,26 @@ requests(struct qc *c, int del)
 		rc = rc > 1 ? rc : 1;
 		asked = 0;
 	}
-	for (int i = 0; asked > 0 && i < c->nids; i++) {
+	for (int i = 0; asked > 0 && i < c->a.nids; i++) {
 		struct spool_env env;
 
 		if (!want[i])
 			continue;
 		if (!del) {
-			printf("flushed %s\n", c->ids[i]);
+			printf("flushed %s\n", c->a.ids[i]);
 			continue;
 		}
 		memset(&env, 0, sizeof(env));
-		if (spool_load(view, c->ids[i], &env) == SG_ERR_NOT_FOUND)
-			printf("deleted %s\n", c->ids[i]);
+		if (spool_load(view, c->a.ids[i], &env) == SG_ERR_NOT_FOUND)
+			printf("deleted %s\n", c->a.ids[i]);
 		else
 			printf("%s: being delivered now; it goes when this "
 			       "attempt ends, unless it delivers (the log "
 			       "says which)\n",
-			       c->ids[i]);
+			       c->a.ids[i]);
 		spool_env_clear(&env);
 	}
-	if (asked > 0 && !del && c->nids == 0)
+	if (asked > 0 && !del && c->a.nids == 0)
 		printf("flushed: every waiting message is due now\n");
 	free(want);
 	spool_close(view);
@@ -487,100 +483,39 @@ do_change(struct qc *c, int del)
 
 /* ---- the command ---- */
 
+/* The arguments: -1 to go on, else an exit code. */
 static int
 parse(struct qc *c, int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"config", required_argument, NULL, 'c'},
-	    {"spool", required_argument, NULL, 's'},
-	    {"json", no_argument, NULL, 'j'},
-	    {"raw", no_argument, NULL, 'r'},
-	    {"wait", required_argument, NULL, 'w'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
+	const char *sub;
 	char *end;
-	long w;
-	int o;
+	long w = WAIT_DEFAULT;
+	int rc;
 
-	snprintf(c->cmd, sizeof(c->cmd), "queue");
-	c->wait = WAIT_DEFAULT;
-	optind = 1;
-	opterr = 0;
-	while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-		switch (o) {
-		case 'c':
-			c->config = optarg;
-			break;
-		case 's':
-			c->spool = optarg;
-			break;
-		case 'j':
-			c->json = 1;
-			break;
-		case 'r':
-			c->raw = 1;
-			break;
-		case 'w':
-			errno = 0;
-			w = strtol(optarg, &end, 10);
-			if (errno || *end || end == optarg || w < 0 ||
-			    w > WAIT_MAX)
-				return cli_usage(
-				    "queue", "--wait wants seconds, 0 to %d",
-				    WAIT_MAX);
-			c->wait = (int)w;
-			break;
-		case 'h':
-			fputs(usage_text, stdout);
-			return 0;
-		default:
-			return cli_usage("queue",
-			                 "unknown or incomplete option \"%s\"",
-			                 argv[optind - 1]);
-		}
-	}
-	if (optind >= argc)
-		return cli_usage("queue", "give a command: list, show, flush "
-		                          "or delete");
-	c->sub = argv[optind];
-	snprintf(c->cmd, sizeof(c->cmd), "queue %s", c->sub);
-	c->ids = argv + optind + 1;
-	c->nids = argc - optind - 1;
-	if ((c->config == NULL) == (c->spool == NULL))
-		return cli_usage("queue", "give -c FILE or --spool DIR");
-	return -1;
-}
-
-static int
-check_args(struct qc *c)
-{
-	int list = strcmp(c->sub, "list") == 0,
-	    show = strcmp(c->sub, "show") == 0,
-	    flush = strcmp(c->sub, "flush") == 0;
-
-	if (!list && !show && !flush && strcmp(c->sub, "delete") != 0)
+	if ((rc = cli_spool_args(&c->a, "queue", "wait", usage_text,
+	                         "list, show, flush or delete", argc, argv)) !=
+	    -1)
+		return rc;
+	sub = c->a.sub;
+	if (strcmp(sub, "list") && strcmp(sub, "show") &&
+	    strcmp(sub, "flush") && strcmp(sub, "delete"))
 		return cli_usage("queue",
 		                 "unknown command \"%s\" (list, show, flush, "
 		                 "delete)",
-		                 c->sub);
-	if (c->json && !list && !show)
-		return cli_usage(c->cmd, "--json is for list and show");
-	if (c->raw && (!show || c->json))
-		return cli_usage(c->cmd, "--raw is for show, without --json");
-	if (list && c->nids != 0)
-		return cli_usage(c->cmd, "list takes no ID");
-	if (show && c->nids != 1)
-		return cli_usage(c->cmd, "give one ID");
-	if (!list && !show && !flush && c->nids < 1)
-		return cli_usage(c->cmd, "give at least one ID");
-	for (int i = 0; i < c->nids; i++)
-		if (!spool_id_valid(c->ids[i]))
-			return cli_usage(c->cmd,
-			                 "\"%s\" is not a queue ID (%d "
-			                 "characters, 0-9 and A-Z)",
-			                 c->ids[i], SPOOL_ID_LEN);
-	return -1;
+		                 sub);
+	if (c->a.value != NULL) {
+		errno = 0;
+		w = strtol(c->a.value, &end, 10);
+		if (errno || *end || end == c->a.value || w < 0 || w > WAIT_MAX)
+			return cli_usage(c->a.cmd,
+			                 "--wait wants seconds, 0 to %d",
+			                 WAIT_MAX);
+		if (strcmp(sub, "flush") && strcmp(sub, "delete"))
+			return cli_usage(c->a.cmd,
+			                 "--wait is for flush and delete");
+	}
+	c->wait = (int)w;
+	return cli_spool_check(&c->a, strcmp(sub, "flush") == 0);
 }
 
 int
@@ -592,22 +527,17 @@ cmd_queue(int argc, char **argv)
 	memset(&c, 0, sizeof(c));
 	if ((rc = parse(&c, argc, argv)) != -1)
 		return rc;
-	if ((rc = check_args(&c)) != -1 ||
-	    (rc = cli_spool_dir(c.cmd, c.config, c.spool, &c.dir)) != -1) {
+	if ((rc = cli_spool_dir(c.a.cmd, c.a.config, c.a.spool, &c.dir)) !=
+	    -1) {
 		free(c.dir);
 		return rc;
 	}
-	if (strcmp(c.sub, "list") == 0)
+	if (strcmp(c.a.sub, "list") == 0)
 		rc = do_list(&c);
-	else if (strcmp(c.sub, "show") == 0)
+	else if (strcmp(c.a.sub, "show") == 0)
 		rc = do_show(&c);
 	else
-		rc = do_change(&c, strcmp(c.sub, "delete") == 0);
+		rc = do_change(&c, strcmp(c.a.sub, "delete") == 0);
 	free(c.dir);
-	if (fflush(stdout) != 0 && rc == 0) {
-		fprintf(stderr, "smimegate: %s: io: writing: %s\n", c.cmd,
-		        strerror(errno));
-		rc = sg_status_exit_code(SG_ERR_IO);
-	}
-	return rc;
+	return cli_flushed(c.a.cmd, rc);
 }

@@ -6,6 +6,7 @@
  */
 #include "cli/cli.h"
 
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,90 @@
 #include "daemon/privs.h"
 #include "daemon/spool.h"
 #include "policy/config.h"
+
+int
+cli_spool_args(struct cli_spool_args *a, const char *name,
+               const char *value_opt, const char *usage, const char *subs,
+               int argc, char **argv)
+{
+	struct option opts[] = {
+	    {"config", required_argument, NULL, 'c'},
+	    {"spool", required_argument, NULL, 's'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"raw", no_argument, NULL, 'r'},
+	    {"help", no_argument, NULL, 'h'},
+	    {value_opt, required_argument, NULL, 'v'},
+	    {NULL, 0, NULL, 0},
+	};
+	int o;
+
+	if (value_opt == NULL) /* no option of its own */
+		memset(&opts[5], 0, sizeof(opts[5]));
+	memset(a, 0, sizeof(*a));
+	snprintf(a->cmd, sizeof(a->cmd), "%s", name);
+	optind = 1;
+	opterr = 0;
+	while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'c':
+			a->config = optarg;
+			break;
+		case 's':
+			a->spool = optarg;
+			break;
+		case 'j':
+			a->json = 1;
+			break;
+		case 'r':
+			a->raw = 1;
+			break;
+		case 'v':
+			a->value = optarg;
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return 0;
+		default:
+			return cli_usage(name,
+			                 "unknown or incomplete option \"%s\"",
+			                 argv[optind - 1]);
+		}
+	}
+	if (optind >= argc)
+		return cli_usage(name, "give a command: %s", subs);
+	a->sub = argv[optind];
+	snprintf(a->cmd, sizeof(a->cmd), "%s %s", name, a->sub);
+	a->ids = argv + optind + 1;
+	a->nids = argc - optind - 1;
+	if ((a->config == NULL) == (a->spool == NULL))
+		return cli_usage(name, "give -c FILE or --spool DIR");
+	return -1;
+}
+
+int
+cli_spool_check(const struct cli_spool_args *a, int ids_optional)
+{
+	int list = strcmp(a->sub, "list") == 0,
+	    show = strcmp(a->sub, "show") == 0;
+
+	if (a->json && !list && !show)
+		return cli_usage(a->cmd, "--json is for list and show");
+	if (a->raw && (!show || a->json))
+		return cli_usage(a->cmd, "--raw is for show, without --json");
+	if (list && a->nids != 0)
+		return cli_usage(a->cmd, "list takes no ID");
+	if (show && a->nids != 1)
+		return cli_usage(a->cmd, "give one ID");
+	if (!list && !show && !ids_optional && a->nids < 1)
+		return cli_usage(a->cmd, "give at least one ID");
+	for (int i = 0; i < a->nids; i++)
+		if (!spool_id_valid(a->ids[i]))
+			return cli_usage(a->cmd,
+			                 "\"%s\" is not a queue ID (%d "
+			                 "characters, 0-9 and A-Z)",
+			                 a->ids[i], SPOOL_ID_LEN);
+	return -1;
+}
 
 int
 cli_spool_dir(const char *cmd, const char *config, const char *spool,

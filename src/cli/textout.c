@@ -210,3 +210,14 @@ cli_copy_out(int fd)
 		off += r;
 	}
 }
+
+int
+cli_flushed(const char *cmd, int rc)
+{
+	if (fflush(stdout) != 0 && rc == 0) {
+		fprintf(stderr, "smimegate: %s: io: writing: %s\n", cmd,
+		        strerror(errno));
+		rc = sg_status_exit_code(SG_ERR_IO);
+	}
+	return rc;
+}

@@ -866,6 +866,28 @@ spool_recover(struct spool *sp, char *err, size_t errlen)
 	return SG_OK;
 }
 
+/* A handle for DIR with nothing open yet; NULL (and ERR) without
+ * memory. */
+static struct spool *
+spool_alloc(const char *dir, char *err, size_t errlen)
+{
+	struct spool *sp = calloc(1, sizeof(*sp));
+
+	if (sp != NULL && (sp->dir = strdup(dir)) == NULL) {
+		free(sp);
+		sp = NULL;
+	}
+	if (sp == NULL) {
+		reason_set(err, errlen, "out of memory");
+		return NULL;
+	}
+	sp->dirfd = sp->tmpfd = sp->queuefd = -1;
+	pthread_mutex_init(&sp->lock, NULL);
+	pthread_mutex_init(&sp->sync_lock, NULL);
+	pthread_cond_init(&sp->sync_cond, NULL);
+	return sp;
+}
+
 enum sg_status
 spool_open(const char *dir, struct spool **out, char *err, size_t errlen)
 {
@@ -873,16 +895,9 @@ spool_open(const char *dir, struct spool **out, char *err, size_t errlen)
 	struct stat st;
 	enum sg_status rc = SG_ERR_IO;
 
-	if ((sp = calloc(1, sizeof(*sp))) == NULL) {
-		reason_set(err, errlen, "out of memory");
+	if ((sp = spool_alloc(dir, err, errlen)) == NULL)
 		return SG_ERR_NOMEM;
-	}
-	sp->dirfd = sp->tmpfd = sp->queuefd = -1;
-	pthread_mutex_init(&sp->lock, NULL);
-	pthread_mutex_init(&sp->sync_lock, NULL);
-	pthread_cond_init(&sp->sync_cond, NULL);
-	sp->pool = calloc(SPOOL_POOL_MAX, sizeof(*sp->pool));
-	if (sp->pool == NULL || (sp->dir = strdup(dir)) == NULL) {
+	if ((sp->pool = calloc(SPOOL_POOL_MAX, sizeof(*sp->pool))) == NULL) {
 		reason_set(err, errlen, "out of memory");
 		rc = SG_ERR_NOMEM;
 		goto fail;
@@ -937,19 +952,8 @@ spool_open_view(const char *dir, struct spool **out, char *err, size_t errlen)
 {
 	struct spool *sp;
 
-	if ((sp = calloc(1, sizeof(*sp))) == NULL) {
-		reason_set(err, errlen, "out of memory");
+	if ((sp = spool_alloc(dir, err, errlen)) == NULL)
 		return SG_ERR_NOMEM;
-	}
-	sp->dirfd = sp->tmpfd = sp->queuefd = -1;
-	pthread_mutex_init(&sp->lock, NULL);
-	pthread_mutex_init(&sp->sync_lock, NULL);
-	pthread_cond_init(&sp->sync_cond, NULL);
-	if ((sp->dir = strdup(dir)) == NULL) {
-		reason_set(err, errlen, "out of memory");
-		spool_close(sp);
-		return SG_ERR_NOMEM;
-	}
 	sp->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (sp->dirfd >= 0)
 		sp->queuefd =

@@ -202,6 +202,8 @@ def test_junk_in_the_control_directory_is_removed_and_logged(held):
     (["delete", "not-an-id"], '"not-an-id" is not a queue ID'),
     (["flush", "--json"], "--json is for list and show"),
     (["flush", "--wait", "x"], "--wait wants seconds"),
+    (["list", "--wait", "3"], "--wait is for flush and delete"),
+    (["list", "--name", "x"], 'unknown or incomplete option "--name"'),
 ])
 def test_usage_errors(held, args, reason):
     r = queue(held, *args, check=2)
