@@ -1,15 +1,17 @@
 /*
  * cmd_queue.c - `smimegate queue [-c FILE | --spool DIR]
- * list|show|flush|delete`: the administrator's view of the delivery
- * queue (docs/daemon.md, "The queue").
+ * list|show|flush|delete|bounce`: the administrator's view of the
+ * delivery queue (docs/daemon.md, "The queue").
  *
  * list and show read the spool while the daemon runs (no lock, nothing
- * written).  flush and delete change what the daemon owns, so while it
+ * written).  flush, delete and bounce change what the daemon owns, so while it
  * runs (it holds the spool's lock) they are requests to it (control.h),
  * which it takes within its 2-second tick; the command waits for that
  * (--wait) and says what became of each.  With no daemon running they
  * act on the spool themselves: delete removes the files, flush makes
- * the messages due, so that the next start delivers them at once.
+ * the messages due, so that the next start delivers them at once;
+ * bounce needs the daemon (it writes the notification), so its request
+ * waits for the next start.
  *
  * As root with -c FILE, the command acts as the configuration's `user`
  * (privs.h), so that what it writes belongs to the daemon's user.
@@ -30,6 +32,7 @@
 #include <unistd.h>
 
 #include "daemon/control.h"
+#include "daemon/log.h"
 #include "daemon/spool.h"
 
 #define WAIT_DEFAULT 10   /* seconds for the daemon to take a request */
@@ -46,8 +49,11 @@ static const char usage_text[] =
     "  delete ID [ID ...]         take messages out of the queue, "
     "without a\n"
     "                             delivery status notification\n"
-    "  --wait SECONDS             flush and delete: how long to wait for "
-    "the\n"
+    "  bounce ID [ID ...]         return messages to their senders, with "
+    "a\n"
+    "                             delivery status notification\n"
+    "  --wait SECONDS             flush, delete, bounce: how long to wait "
+    "for the\n"
     "                             running daemon to act (default 10)\n"
     "-c FILE takes the spool directory from the configuration (as root: "
     "and acts\n"
@@ -286,7 +292,54 @@ out:
 	return rc;
 }
 
-/* ---- flush, delete: no daemon running ---- */
+/* After a bounce was taken: waits (within --wait) until the messages
+ * WANT marks have left the spool. */
+static void
+await_gone(struct qc *c, struct spool *view, const char *want)
+{
+	struct timespec nap = {0, 100 * 1000 * 1000};
+	time_t until = time(NULL) + c->wait;
+
+	for (;;) {
+		int left = 0;
+
+		for (int i = 0; i < c->a.nids && !left; i++) {
+			struct spool_env env;
+
+			memset(&env, 0, sizeof(env));
+			left = want[i] && spool_load(view, c->a.ids[i], &env) !=
+			                      SG_ERR_NOT_FOUND;
+			spool_env_clear(&env);
+		}
+		if (!left || time(NULL) >= until)
+			return;
+		nanosleep(&nap, NULL);
+	}
+}
+
+/* bounce with no daemon running: the requests wait for its start. */
+static int
+wait_for_start(struct qc *c)
+{
+	char err[1024] = "";
+	int rc = 0;
+
+	for (int i = 0; i < c->a.nids; i++) {
+		enum sg_status st = control_request(
+		    c->dir, CONTROL_BOUNCE, c->a.ids[i], err, sizeof(err));
+		if (st != SG_OK) {
+			int code = fail(c, st, "%s", err);
+			rc = code > rc ? code : rc;
+		} else {
+			printf("%s: no daemon runs on %s: it returns the "
+			       "message to its sender when it starts\n",
+			       c->a.ids[i], c->dir);
+		}
+	}
+	return rc;
+}
+
+/* ---- flush, delete, bounce: no daemon running ---- */
 
 /* Makes ENV due now; SG_OK. */
 static enum sg_status
@@ -300,12 +353,15 @@ make_due(struct spool *sp, struct spool_env *env, time_t now, size_t *n)
 }
 
 static int
-direct(struct qc *c, struct spool *sp, int del)
+direct(struct qc *c, struct spool *sp, enum control_verb verb)
 {
+	int del = verb == CONTROL_DELETE;
 	time_t now = time(NULL);
 	size_t n = 0;
 	int rc = 0;
 
+	if (verb == CONTROL_BOUNCE) /* the notice needs the daemon */
+		return wait_for_start(c);
 	if (!del && c->a.nids == 0) {
 		struct spool_env *v = NULL;
 		size_t cnt = 0;
@@ -349,7 +405,7 @@ direct(struct qc *c, struct spool *sp, int del)
 	return rc;
 }
 
-/* ---- flush, delete: requests to the running daemon ---- */
+/* ---- flush, delete, bounce: requests to the running daemon ---- */
 
 /* Waits until no request of the command is pending; 0, or -1 when
  * --wait ran out. */
@@ -376,9 +432,8 @@ await(struct qc *c, enum control_verb verb)
 }
 
 static int
-requests(struct qc *c, int del)
+requests(struct qc *c, enum control_verb verb)
 {
-	enum control_verb verb = del ? CONTROL_DELETE : CONTROL_FLUSH;
 	struct spool *view = NULL;
 	char err[1024] = "";
 	int rc = 0, asked = 0;
@@ -432,13 +487,28 @@ requests(struct qc *c, int del)
 		rc = rc > 1 ? rc : 1;
 		asked = 0;
 	}
+	if (asked > 0 && verb == CONTROL_BOUNCE)
+		await_gone(c, view, want);
 	for (int i = 0; asked > 0 && i < c->a.nids; i++) {
 		struct spool_env env;
 
 		if (!want[i])
 			continue;
-		if (!del) {
+		if (verb == CONTROL_FLUSH) {
 			printf("flushed %s\n", c->a.ids[i]);
+			continue;
+		}
+		if (verb == CONTROL_BOUNCE) {
+			memset(&env, 0, sizeof(env));
+			if (spool_load(view, c->a.ids[i], &env) ==
+			    SG_ERR_NOT_FOUND)
+				printf("returned %s to its sender\n",
+				       c->a.ids[i]);
+			else
+				printf("%s: being returned to its sender (the "
+				       "log says when)\n",
+				       c->a.ids[i]);
+			spool_env_clear(&env);
 			continue;
 		}
 		memset(&env, 0, sizeof(env));
@@ -451,7 +521,7 @@ requests(struct qc *c, int del)
 			       c->a.ids[i]);
 		spool_env_clear(&env);
 	}
-	if (asked > 0 && !del && c->a.nids == 0)
+	if (asked > 0 && verb == CONTROL_FLUSH && c->a.nids == 0)
 		printf("flushed: every waiting message is due now\n");
 	free(want);
 	spool_close(view);
@@ -459,7 +529,7 @@ requests(struct qc *c, int del)
 }
 
 static int
-do_change(struct qc *c, int del)
+do_change(struct qc *c, enum control_verb verb)
 {
 	struct spool *sp = NULL;
 	char err[1024] = "";
@@ -473,10 +543,10 @@ do_change(struct qc *c, int del)
 	sp = NULL;
 	st = spool_open(c->dir, &sp, err, sizeof(err));
 	if (st == SG_ERR_TEMP) /* the daemon holds the lock */
-		return requests(c, del);
+		return requests(c, verb);
 	if (st != SG_OK)
 		return fail(c, st, "%s", err);
-	rc = direct(c, sp, del);
+	rc = direct(c, sp, verb);
 	spool_close(sp);
 	return rc;
 }
@@ -493,15 +563,16 @@ parse(struct qc *c, int argc, char **argv)
 	int rc;
 
 	if ((rc = cli_spool_args(&c->a, "queue", "wait", usage_text,
-	                         "list, show, flush or delete", argc, argv)) !=
-	    -1)
+	                         "list, show, flush, delete or bounce", argc,
+	                         argv)) != -1)
 		return rc;
 	sub = c->a.sub;
 	if (strcmp(sub, "list") && strcmp(sub, "show") &&
-	    strcmp(sub, "flush") && strcmp(sub, "delete"))
+	    strcmp(sub, "flush") && strcmp(sub, "delete") &&
+	    strcmp(sub, "bounce"))
 		return cli_usage("queue",
 		                 "unknown command \"%s\" (list, show, flush, "
-		                 "delete)",
+		                 "delete, bounce)",
 		                 sub);
 	if (c->a.value != NULL) {
 		errno = 0;
@@ -510,9 +581,10 @@ parse(struct qc *c, int argc, char **argv)
 			return cli_usage(c->a.cmd,
 			                 "--wait wants seconds, 0 to %d",
 			                 WAIT_MAX);
-		if (strcmp(sub, "flush") && strcmp(sub, "delete"))
+		if (!strcmp(sub, "list") || !strcmp(sub, "show"))
 			return cli_usage(c->a.cmd,
-			                 "--wait is for flush and delete");
+			                 "--wait is for flush, delete "
+			                 "and bounce");
 	}
 	c->wait = (int)w;
 	return cli_spool_check(&c->a, strcmp(sub, "flush") == 0);
@@ -525,6 +597,8 @@ cmd_queue(int argc, char **argv)
 	int rc;
 
 	memset(&c, 0, sizeof(c));
+	/* the spool's own lines (a recovery) are the daemon's business */
+	log_set_min_level(LOG_LEVEL_WARN);
 	if ((rc = parse(&c, argc, argv)) != -1)
 		return rc;
 	if ((rc = cli_spool_dir(c.a.cmd, c.a.config, c.a.spool, &c.dir)) !=
@@ -537,7 +611,10 @@ cmd_queue(int argc, char **argv)
 	else if (strcmp(c.a.sub, "show") == 0)
 		rc = do_show(&c);
 	else
-		rc = do_change(&c, strcmp(c.a.sub, "delete") == 0);
+		rc = do_change(
+		    &c, strcmp(c.a.sub, "delete") == 0   ? CONTROL_DELETE
+		        : strcmp(c.a.sub, "bounce") == 0 ? CONTROL_BOUNCE
+		                                         : CONTROL_FLUSH);
 	free(c.dir);
 	return cli_flushed(c.a.cmd, rc);
 }

@@ -28,10 +28,11 @@ struct control {
 	int fd; /* SPOOL/control */
 };
 
-static const char *const verbs[] = {
-    [CONTROL_FLUSH] = "flush", [CONTROL_DELETE] = "delete"};
+static const char *const verbs[] = {[CONTROL_FLUSH] = "flush",
+                                    [CONTROL_DELETE] = "delete",
+                                    [CONTROL_BOUNCE] = "bounce"};
 
-/* The file name of a request; -1 for delete without an ID. */
+/* The file name of a request; -1 for delete or bounce without an ID. */
 static int
 request_name(enum control_verb verb, const char *id, char *name, size_t len)
 {

@@ -4,6 +4,7 @@
  *   flush          deliver every waiting message now
  *   flush.ID       deliver message ID now
  *   delete.ID      take message ID out of the queue, without a notice
+ *   bounce.ID      return message ID to its sender, with a notice
  * The command creates them (O_EXCL: asking twice is asking once); the
  * daemon takes them on its tick (every 2 s), acts, and removes each one
  * it is done with.  Only who may write SPOOL/control/ (0700, the daemon's
@@ -16,7 +17,7 @@
 
 #include "smimegate.h"
 
-enum control_verb { CONTROL_FLUSH, CONTROL_DELETE };
+enum control_verb { CONTROL_FLUSH, CONTROL_DELETE, CONTROL_BOUNCE };
 
 struct control;
 
@@ -34,8 +35,8 @@ typedef enum sg_status (*control_fn)(void *arg, enum control_verb verb,
 enum sg_status control_take(struct control *c, control_fn fn, void *arg);
 
 /* The command's side: files the request (ID NULL: flush all; delete
- * needs an ID).  SG_ERR_NOT_FOUND when SPOOL/control does not exist (no
- * daemon has used this spool), SG_ERR_IO with ERR otherwise. */
+ * and bounce need an ID).  SG_ERR_NOT_FOUND when SPOOL/control does not exist
+ * (no daemon has used this spool), SG_ERR_IO with ERR otherwise. */
 enum sg_status control_request(const char *spool_dir, enum control_verb verb,
                                const char *id, char *err, size_t errlen);
 /* Whether that request is still waiting: 1, 0, or -1 with errno. */

@@ -29,8 +29,9 @@
 static struct {
 	pthread_rwlock_t lock; /* read: a line; write: a change of target */
 	int to_syslog;
-	char ident[32]; /* openlog keeps the pointer: it lives here */
-} logger = {PTHREAD_RWLOCK_INITIALIZER, 0, "smimegate"};
+	char ident[32];     /* openlog keeps the pointer: it lives here */
+	enum log_level min; /* lines below it are not written */
+} logger = {PTHREAD_RWLOCK_INITIALIZER, 0, "smimegate", LOG_LEVEL_INFO};
 
 /* Whether the syslog socket takes a connection (glibc tries a datagram
  * socket, then a stream one); 0 or -1 with ERR. */
@@ -174,7 +175,9 @@ log_vwrite(enum log_level level, const char *component, const char *fmt,
 	level = log_level_of(level, body);
 	if ((unsigned)level > LOG_LEVEL_ERR)
 		level = LOG_LEVEL_ERR;
-	if (logger.to_syslog) {
+	if (level < logger.min) {
+		/* below what this process wants to see */
+	} else if (logger.to_syslog) {
 		syslog(LOG_MAIL | prio[level], "%s", body);
 	} else {
 		line[len++] = '\n';
@@ -182,6 +185,14 @@ log_vwrite(enum log_level level, const char *component, const char *fmt,
 	}
 	pthread_rwlock_unlock(&logger.lock);
 	errno = saved;
+}
+
+void
+log_set_min_level(enum log_level min)
+{
+	pthread_rwlock_wrlock(&logger.lock);
+	logger.min = min;
+	pthread_rwlock_unlock(&logger.lock);
 }
 
 void

@@ -37,6 +37,10 @@ enum log_level { LOG_LEVEL_INFO, LOG_LEVEL_WARN, LOG_LEVEL_ERR };
 int log_open(const char *target, const char *ident, char *err, size_t errlen);
 /* Back to stderr (closelog when syslog was open). */
 void log_close(void);
+/* Lines below MIN are dropped from now on (LOG_LEVEL_INFO: none, the
+ * default): the administrator's commands, which use the daemon's
+ * modules, show only their warnings and errors. */
+void log_set_min_level(enum log_level min);
 
 /*
  * One line of COMPONENT ("smtp", "queue", ...), FMT and its arguments

@@ -48,6 +48,7 @@ struct queue_item {
 	unsigned running : 1; /* a worker has it (not in the heap) */
 	unsigned flush : 1;   /* due at once when its attempt ends */
 	unsigned doomed : 1;  /* deleted when its attempt ends */
+	unsigned giveup : 1;  /* returned to its sender at its next run */
 };
 
 struct queue {
@@ -436,9 +437,10 @@ delivered(struct queue *q, const struct spool_env *env)
 	                            (double)now.tv_nsec / 1e9);
 }
 
-/* One run of the message IT.  *NEXT gets its next try on QUEUE_AGAIN. */
+/* One run of the message IT (with GIVEUP, no delivery: it goes back to
+ * its sender).  *NEXT gets its next try on QUEUE_AGAIN. */
 static enum queue_outcome
-run_one(struct queue *q, const struct queue_item *it, time_t *next)
+run_one(struct queue *q, const struct queue_item *it, int giveup, time_t *next)
 {
 	char reply[QUEUE_REPLY_MAX];
 	struct spool_env env;
@@ -454,6 +456,13 @@ run_one(struct queue *q, const struct queue_item *it, time_t *next)
 		queue_log_error(it->id, "load", st);
 		*next = time(NULL) + (time_t)q->params.max_retry;
 		return QUEUE_AGAIN;
+	}
+	if (giveup) {
+		out =
+		    bounce(q, &env, SG_ERR_POLICY, "bounced",
+		           "returned to the sender by the administrator", next);
+		spool_env_clear(&env);
+		return out;
 	}
 	nrcpts = env.nrcpts;
 	env.attempts++; /* this one counts (and shows in rcpt-failed lines) */
@@ -525,8 +534,9 @@ queue_worker(void *p)
 		}
 		it = heap_pop(q);
 		it->running = 1;
+		int giveup = it->giveup;
 		pthread_mutex_unlock(&q->lock);
-		enum queue_outcome out = run_one(q, it, &next);
+		enum queue_outcome out = run_one(q, it, giveup, &next);
 		pthread_mutex_lock(&q->lock);
 		it->running = 0;
 		if (out == QUEUE_AGAIN && it->doomed) {
@@ -704,6 +714,29 @@ queue_flush(struct queue *q, const char *id, size_t *n)
 		it->next_try = now;
 		sift_up(q, i);
 		*n = 1;
+	}
+	pthread_cond_broadcast(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+	return SG_OK;
+}
+
+enum sg_status
+queue_bounce(struct queue *q, const char *id)
+{
+	struct queue_item *it;
+	size_t i;
+
+	pthread_mutex_lock(&q->lock);
+	if ((it = item_find(q, id)) == NULL) {
+		pthread_mutex_unlock(&q->lock);
+		return SG_ERR_NOT_FOUND;
+	}
+	it->giveup = 1;
+	if (it->running)
+		it->flush = 1;
+	else if ((i = heap_find(q, it)) < q->nheap) {
+		it->next_try = 0; /* before anything else due */
+		sift_up(q, i);
 	}
 	pthread_cond_broadcast(&q->cond);
 	pthread_mutex_unlock(&q->lock);

@@ -188,6 +188,11 @@ enum sg_status queue_add(struct queue *q, const struct spool_env *env);
  * when ID is not queued.
  */
 enum sg_status queue_flush(struct queue *q, const char *id, size_t *n);
+/* queue_bounce gives ID up: at its next run, at once (or after the
+ * attempt running now, if that defers it), it is returned to its sender
+ * with a delivery status notification (SG_ERR_POLICY, "returned to the
+ * sender by the administrator") instead of being tried, and removed. */
+enum sg_status queue_bounce(struct queue *q, const char *id);
 enum sg_status queue_delete(struct queue *q, const char *id, int *later);
 /* Stops: deliveries in progress finish (and their outcome is saved), the
  * workers are joined; what was not delivered stays in the spool. */

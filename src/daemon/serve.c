@@ -298,6 +298,14 @@ on_request(void *arg, enum control_verb verb, const char *id)
 			     id ? "qid=" : "all", id ? id : "", n);
 		return SG_OK;
 	}
+	if (verb == CONTROL_BOUNCE) {
+		if (queue_bounce(d->q, id) == SG_ERR_NOT_FOUND)
+			dlog("qid=%s event=bounce-refused reason=not-queued",
+			     id);
+		else
+			dlog("qid=%s event=bounce-requested", id);
+		return SG_OK;
+	}
 	st = queue_delete(d->q, id, &later);
 	if (st == SG_ERR_NOT_FOUND)
 		dlog("qid=%s event=delete-refused reason=not-queued", id);

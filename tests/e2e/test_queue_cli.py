@@ -5,7 +5,8 @@ when a test wants them delivered.
 
 list and show read the spool while the daemon runs; flush and delete are
 requests the daemon takes on its tick; with the daemon stopped they act
-on the spool directly."""
+on the spool directly; bounce returns a message to its sender with a
+delivery status notification."""
 import json
 import signal
 import subprocess
@@ -148,6 +149,47 @@ def test_delete_takes_a_message_out_without_a_notice(held):
     assert f"{gone} is not in the queue" in r.stderr.decode()
 
 
+def test_bounce_returns_a_message_to_its_sender(held):
+    send(held, "Return me.", to="one@example.net")
+    [mid] = held_ids(held, 1)
+
+    r = queue(held, "bounce", mid, check=0)
+    assert r.stdout.decode() == f"returned {mid} to its sender\n"
+    text = wait_log(held, f"qid={mid} event=bounced")
+    assert "returned to the sender by the administrator" in text
+    assert f"qid={mid} event=bounce-requested" in text
+    # the notice waits for the next hop like any message, from <>
+    [dsn] = json.loads(queue(held, "list", "--json", check=0).stdout)
+    assert dsn["id"] != mid and dsn["mail_from"] == ""
+    assert [r["address"] for r in dsn["recipients"]] == \
+        ["sender@example.com"]
+
+    sink = held.make_sink()
+    queue(held, "flush", check=0)
+    [got] = sink.messages(1, timeout=20, log=held.log)
+    assert got["from"] == "<>" or got["from"] == ""
+    assert got["rcpts"] == ["sender@example.com"]
+    data = got["data"].decode(errors="replace")
+    assert "Status: 5.7.1" in data
+    assert "returned to the sender by the administrator" in data
+    assert "one@example.net" in data
+    time.sleep(2.5)
+    assert len(sink.messages(1, log=held.log)) == 1  # never delivered
+
+
+def test_bounce_with_the_daemon_stopped_waits_for_its_start(held):
+    send(held, "Return me later.", to="one@example.net")
+    [mid] = held_ids(held, 1)
+    assert held.stop() == 0
+    r = queue(held, "bounce", mid, check=0)
+    assert "it returns the message to its sender when it starts" in \
+        r.stdout.decode()
+    held.start()
+    wait_log(held, f"qid={mid} event=bounced")
+    entries = json.loads(queue(held, "list", "--json", check=0).stdout)
+    assert [e["mail_from"] for e in entries] == [""]
+
+
 def test_with_the_daemon_stopped_they_act_on_the_spool(held):
     send(held, "Delete me offline.", to="one@example.net")
     send(held, "Deliver me at start.", to="two@example.net")
@@ -202,7 +244,8 @@ def test_junk_in_the_control_directory_is_removed_and_logged(held):
     (["delete", "not-an-id"], '"not-an-id" is not a queue ID'),
     (["flush", "--json"], "--json is for list and show"),
     (["flush", "--wait", "x"], "--wait wants seconds"),
-    (["list", "--wait", "3"], "--wait is for flush and delete"),
+    (["list", "--wait", "3"], "--wait is for flush, delete and bounce"),
+    (["bounce"], "give at least one ID"),
     (["list", "--name", "x"], 'unknown or incomplete option "--name"'),
 ])
 def test_usage_errors(held, args, reason):

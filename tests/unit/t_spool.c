@@ -1290,6 +1290,25 @@ queue_flush_and_delete(void)
 	CHECK_EQ(spool_count(f.sp), 0u);
 	CHECK_EQ(queue_size(q), 0u);
 	CHECK_EQ(fk.bounced, 0);
+
+	/* returned to its sender: bounced at once, never tried */
+	fk.delay_ms = 0;
+	{
+		struct spool_env env = simple_env("a@example.org");
+		int attempts = fake_get(&fk, &fk.attempts);
+
+		env.next_try = time(NULL) + 3600;
+		CHECK_EQ(commit(f.sp, MSG, strlen(MSG), &env), SG_OK);
+		CHECK_EQ(queue_add(q, &env), SG_OK);
+		CHECK_EQ(queue_bounce(q, env.id), SG_OK);
+		WAIT_UNTIL(fake_get(&fk, &fk.bounced) == 1, 10);
+		WAIT_UNTIL(spool_count(f.sp) == 0 && queue_size(q) == 0, 10);
+		CHECK_EQ(fake_get(&fk, &fk.bounced), 1);
+		CHECK_EQ(fk.bounce_st, SG_ERR_POLICY);
+		CHECK(strstr(fk.bounce_reason, "by the administrator") != NULL);
+		CHECK_EQ(fake_get(&fk, &fk.attempts), attempts);
+		CHECK_EQ(queue_bounce(q, env.id), SG_ERR_NOT_FOUND);
+	}
 	queue_free(q);
 	fx_clear(&f);
 }
