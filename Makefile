@@ -4,6 +4,7 @@
 #   make test       unit + end-to-end tests, all under ASan and UBSan
 #   make bench      speed and memory next to `openssl cms` (bench/bench.sh)
 #   make bench-gateway  messages/s through the daemon (bench/gateway.sh)
+#   make install    the binary, the systemd unit and the docs under PREFIX
 #   make format     clang-format the C sources
 
 CC      ?= cc
@@ -42,7 +43,7 @@ HDRS     = $(wildcard include/*.h src/*/*.h tests/unit/*.h)
 
 PYTEST  ?= /usr/bin/python3 -m pytest
 
-.PHONY: all run test test-build unit e2e bench bench-gateway fuzz format format-check deps clean
+.PHONY: all run test test-build unit e2e bench bench-gateway fuzz format format-check deps clean install
 
 all: build/smimegate
 
@@ -111,6 +112,22 @@ format:
 
 format-check:
 	clang-format --dry-run --Werror $(CORE_SRC) $(CLI_SRC) $(UNIT_SRC) $(HDRS) $(wildcard tests/e2e/shim/*.c)
+
+# PREFIX/bin/smimegate, the unit (contrib/smimegate.service with this
+# PREFIX's paths) in PREFIX/lib/systemd/system, docs in
+# PREFIX/share/doc/smimegate; DESTDIR for a staging root.
+PREFIX  ?= /usr/local
+BINDIR   = $(PREFIX)/bin
+UNITDIR  = $(PREFIX)/lib/systemd/system
+DOCDIR   = $(PREFIX)/share/doc/smimegate
+INSTALL_BIN ?= build/smimegate
+install: $(INSTALL_BIN)
+	install -D -m 0755 $(INSTALL_BIN) $(DESTDIR)$(BINDIR)/smimegate
+	install -d -m 0755 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' \
+		contrib/smimegate.service > $(DESTDIR)$(UNITDIR)/smimegate.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/smimegate.service
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
 
 clean:
 	rm -rf build
