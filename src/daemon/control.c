@@ -138,13 +138,22 @@ control_take(struct control *c, control_fn fn, void *arg)
 		return SG_ERR_IO;
 	for (size_t i = 0; i < n && i < CONTROL_MAX; i++) {
 		char safe[CONTROL_NAME_MAX * 4];
+		struct stat sb;
 
-		if (!parse_name(names[i], &verb, id)) {
+		if (fstatat(c->fd, names[i], &sb, AT_SYMLINK_NOFOLLOW) < 0)
+			continue; /* gone meanwhile */
+		if (!S_ISREG(sb.st_mode) || !parse_name(names[i], &verb, id)) {
 			log_quote_value(safe, sizeof(safe), names[i]);
 			log_warn("control",
 			         "event=bad-request name=\"%s\" (removed)",
 			         safe);
-			unlinkat(c->fd, names[i], 0);
+			if (unlinkat(c->fd, names[i],
+			             S_ISDIR(sb.st_mode) ? AT_REMOVEDIR : 0) <
+			    0)
+				log_warn("control",
+				         "event=error op=remove name=\"%s\" "
+				         "reason=\"%s\"",
+				         safe, strerror(errno));
 			continue;
 		}
 		if (fn(arg, verb, id[0] ? id : NULL) == SG_OK)

@@ -233,6 +233,12 @@ def test_junk_in_the_control_directory_is_removed_and_logged(held):
     junk.write_text("")
     wait_log(held, 'event=bad-request name="rm -rf" (removed)')
     assert not junk.exists()
+    # a directory named like a request is no request either
+    d = held.root / "spool" / "control" / "flush"
+    d.mkdir()
+    wait_log(held, 'event=bad-request name="flush" (removed)')
+    assert not d.exists()
+    assert "event=flushed" not in held.log.read_text()
 
 
 @pytest.mark.parametrize("args, reason", [
