@@ -257,6 +257,10 @@ metrics_render(const struct metrics *m, const struct metrics_gauges *g,
 	if (g != NULL) {
 		render_gauge(f, "queue_size", "Messages in the queue.",
 		             g->queue_size);
+		render_gauge(f, "queue_oldest_seconds",
+		             "Seconds since the oldest message in the queue "
+		             "was received (0: none).",
+		             g->queue_oldest);
 		render_gauge(f, "sessions_active", "SMTP sessions open.",
 		             g->sessions_active);
 	}

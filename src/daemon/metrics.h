@@ -89,6 +89,7 @@ void metrics_observe_latency(struct metrics *m, double seconds);
 /* What is measured at the time of a scrape. */
 struct metrics_gauges {
 	size_t queue_size;      /* messages in the queue runner */
+	size_t queue_oldest;    /* seconds the oldest of them has waited */
 	size_t sessions_active; /* SMTP sessions open */
 };
 

@@ -784,6 +784,30 @@ queue_stop(struct queue *q)
 	q->nthreads = 0;
 }
 
+/* twalk_r: the first item in ID order is the oldest (IDs sort by
+ * reception time). */
+static void
+oldest_visit(const void *node, VISIT v, void *arg)
+{
+	const char **min = arg;
+
+	if ((v == postorder || v == leaf) && *min == NULL)
+		*min = (*(struct queue_item *const *)node)->id;
+}
+
+time_t
+queue_oldest(struct queue *q)
+{
+	const char *min = NULL;
+	time_t t;
+
+	pthread_mutex_lock(&q->lock);
+	twalk_r(q->ids, oldest_visit, &min);
+	t = min != NULL ? spool_id_time(min) : 0;
+	pthread_mutex_unlock(&q->lock);
+	return t;
+}
+
 size_t
 queue_size(struct queue *q)
 {

@@ -199,6 +199,9 @@ enum sg_status queue_delete(struct queue *q, const char *id, int *later);
 void queue_stop(struct queue *q);
 /* Messages scheduled or being delivered. */
 size_t queue_size(struct queue *q);
+/* When the oldest of them was received; 0 when there is none.  It walks
+ * every item (a metrics scrape, not a hot path). */
+time_t queue_oldest(struct queue *q);
 /* Stops (queue_stop) and frees.  NULL does nothing. */
 void queue_free(struct queue *q);
 

@@ -662,6 +662,9 @@ http_request(struct evhttp_request *req, void *arg)
 		return;
 	}
 	g.queue_size = queue_size(d->q);
+	time_t oldest = queue_oldest(d->q), now = time(NULL);
+	g.queue_oldest =
+	    oldest != 0 && now > oldest ? (size_t)(now - oldest) : 0;
 	g.sessions_active = smtp_server_sessions(d->srv);
 	if (metrics_render(d->metrics, &g, &text, &len) != SG_OK ||
 	    (body = evbuffer_new()) == NULL ||

@@ -200,6 +200,12 @@ id_usec(const char *id)
 	return v;
 }
 
+time_t
+spool_id_time(const char *id)
+{
+	return spool_id_valid(id) ? (time_t)(id_usec(id) / 1000000u) : 0;
+}
+
 static enum sg_status
 spool_new_id(struct spool *sp, char id[SPOOL_ID_LEN + 1])
 {

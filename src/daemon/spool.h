@@ -25,6 +25,9 @@
 /* Whether ID is a queue ID: SPOOL_ID_LEN characters of Crockford's base
  * 32 (the quarantine keeps a message's ID). */
 int spool_id_valid(const char *id);
+/* When the message of ID was received (its ID holds the microseconds);
+ * 0 for an invalid ID. */
+time_t spool_id_time(const char *id);
 /* Whether file NAME is an ID followed by exactly SUFFIX (".env"); copies
  * the ID. */
 int spool_id_name(const char *name, const char *suffix,

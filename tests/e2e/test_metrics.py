@@ -78,6 +78,7 @@ def test_metrics_count_messages_and_refusals(gateway):
     buckets = [v for k, v in m.items() if k.startswith(lat + "_bucket")]
     assert buckets == sorted(buckets) and len(buckets) == 14
     assert m["smimegate_queue_size"] == 0
+    assert m["smimegate_queue_oldest_seconds"] == 0
     assert "smimegate_sessions_active" in m
 
     status, ctype, _ = scrape(port)
@@ -94,6 +95,21 @@ def test_metrics_count_messages_and_refusals(gateway):
     assert gw.stop() == 0
     log = gw.log.read_text()
     assert f"event=metrics address=127.0.0.1:{port}" in log
+
+
+def test_queue_gauges_show_a_message_that_waits(gateway):
+    # the smarthost is down: the message waits, and its age shows
+    port, down = free_port(), free_port()
+    gw = gateway(extra=f"metrics = 127.0.0.1:{port}\n"
+                       f"smarthost = 127.0.0.1:{down}\n"
+                       "retry_min = 1h\nretry_max = 2h\n").start()
+    r = swaks(gw.out_port, "--body", "Waiting.")
+    assert r.returncode == 0, r.stdout.decode()
+    m = wait_series(port, "smimegate_deferred_total", 1)
+    assert m["smimegate_queue_size"] == 1
+    time.sleep(2.2)
+    m = scrape(port)[2]
+    assert 2 <= m["smimegate_queue_oldest_seconds"] < T
 
 
 def test_metrics_size_refusal_and_reload(gateway):

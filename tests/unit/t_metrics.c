@@ -167,7 +167,8 @@ out:
 static void
 gauges_render(void)
 {
-	const struct metrics_gauges g = {7, 3};
+	const struct metrics_gauges g = {
+	    .queue_size = 7, .queue_oldest = 42, .sessions_active = 3};
 	struct metrics *m = metrics_new();
 	char *t;
 
@@ -175,6 +176,9 @@ gauges_render(void)
 	if (t != NULL) {
 		CHECK(has_line(t, "# TYPE smimegate_queue_size gauge"));
 		CHECK(has_line(t, "smimegate_queue_size 7"));
+		CHECK(
+		    has_line(t, "# TYPE smimegate_queue_oldest_seconds gauge"));
+		CHECK(has_line(t, "smimegate_queue_oldest_seconds 42"));
 		CHECK(has_line(t, "# TYPE smimegate_sessions_active gauge"));
 		CHECK(has_line(t, "smimegate_sessions_active 3"));
 		CHECK(well_formed(t));
