@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "daemon/privs.h"
 #include "daemon/serve.h"
+#include "daemon/smtp.h"
 #include "policy/config.h"
 
 static const char *
@@ -40,6 +42,13 @@ config_arg(int argc, char **argv, const char *cmd, int *rc)
 	return path;
 }
 
+static void
+warn_stderr(void *arg, const char *what)
+{
+	(void)arg;
+	fprintf(stderr, "smimegate: check-config: warning: %s\n", what);
+}
+
 int
 cmd_check_config(int argc, char **argv)
 {
@@ -47,7 +56,7 @@ cmd_check_config(int argc, char **argv)
 	const char *path;
 	char err[512];
 	enum sg_status st;
-	int rc;
+	int rc, dropped = 0;
 
 	if ((path = config_arg(argc, argv, "check-config", &rc)) == NULL)
 		return rc;
@@ -55,6 +64,17 @@ cmd_check_config(int argc, char **argv)
 		fprintf(stderr, "smimegate: check-config: %s: %s\n",
 		        sg_status_name(st), err);
 		return sg_status_exit_code(st);
+	}
+	/* what the daemon would open, as the user it would open it as */
+	if ((dropped = privs_drop(cfg->user, err, sizeof(err))) == -1 ||
+	    serve_check(cfg, warn_stderr, NULL, err, sizeof(err)) == -1 ||
+	    smtp_check_cfg(cfg, err, sizeof(err)) == -1) {
+		fprintf(stderr, "smimegate: check-config: %s: %s%s%s%s\n",
+		        sg_status_name(SG_ERR_USAGE), err,
+		        dropped == 1 ? " (as user " : "",
+		        dropped == 1 ? cfg->user : "", dropped == 1 ? ")" : "");
+		cfg_free(cfg);
+		return sg_status_exit_code(SG_ERR_USAGE);
 	}
 	printf("%s: ok\n", path);
 	for (size_t i = 0; i < cfg->nlisteners; i++) {
@@ -68,6 +88,7 @@ cmd_check_config(int argc, char **argv)
 	}
 	printf("  delivery: %s%s\n", cfg->smarthost ? "smarthost " : "maildir ",
 	       cfg->smarthost ? cfg->smarthost : cfg->outbox);
+	printf("  store: %s\n", cfg->store_path);
 	if (cfg->user != NULL)
 		printf("  user: %s\n", cfg->user);
 	if (!cfg->revocation.enabled) {

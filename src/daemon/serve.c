@@ -765,6 +765,72 @@ on_stop(evutil_socket_t sig, short what, void *arg)
 	smtp_server_shutdown(d->srv, stopped, d);
 }
 
+/* A signer named in CFG that cannot sign now (missing, expired, not for
+ * signing, its key does not open): said to WARN with what follows. */
+static void
+check_signer(struct store *st, const char *what, const char *name,
+             const char *then, serve_warn_fn warn, void *arg)
+{
+	struct sg_key *k = NULL;
+	char w[600];
+
+	if (store_find_sign_key(st, NULL, name, &k) == SG_OK) {
+		sg_key_free(k);
+		return;
+	}
+	snprintf(w, sizeof(w), "%s \"%s\" cannot sign: %s; %s", what, name,
+	         store_errmsg(st), then);
+	warn(arg, w);
+}
+
+int
+serve_check(const struct cfg *cfg, serve_warn_fn warn, void *arg, char *err,
+            size_t errlen)
+{
+	struct sg_ctx *ctx = NULL;
+	struct store *st = NULL;
+	enum sg_status rc;
+	char what[300];
+
+	if (sg_ctx_new(&ctx) != SG_OK) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	rc = store_open(ctx, cfg->store_path, cfg->keyfile, &st);
+	if (rc != SG_OK) {
+		snprintf(err, errlen, "store %s: %s", cfg->store_path,
+		         sg_ctx_error(ctx));
+		sg_ctx_free(ctx);
+		return -1;
+	}
+	for (size_t i = 0; i < cfg->nprofiles; i++) {
+		const struct cfg_profile *p = &cfg->profiles[i];
+
+		if (p->signer == NULL)
+			continue;
+		snprintf(what, sizeof(what), "[profile %s] signer", p->name);
+		check_signer(st, what, p->signer, "the mail it signs bounces",
+		             warn, arg);
+	}
+	if (cfg->notify_signer != NULL)
+		check_signer(st, "notify_signer", cfg->notify_signer,
+		             "notifications go unsigned", warn, arg);
+	store_close(st);
+	sg_ctx_free(ctx);
+	return 0;
+}
+
+/* serve_check's warnings, in the log. */
+static void
+warn_log(void *arg, const char *what)
+{
+	char safe[800];
+
+	(void)arg;
+	log_quote_value(safe, sizeof(safe), what);
+	dlog("event=warning reason=\"%s\"", safe);
+}
+
 static void
 on_reload(evutil_socket_t sig, short what, void *arg)
 {
@@ -791,6 +857,8 @@ on_reload(evutil_socket_t sig, short what, void *arg)
 		         cfg->user ? cfg->user : "none");
 		goto refused;
 	}
+	if (serve_check(cfg, warn_log, NULL, err, sizeof(err)) == -1)
+		goto refused;
 	/* Each step can be undone until the SMTP server took the new one. */
 	new_log = !same_str(d->cfg->log, cfg->log);
 	new_http = !same_str(d->cfg->metrics, cfg->metrics);
@@ -838,25 +906,6 @@ refused:
 	cfg_free(cfg);
 }
 
-/* Fails early, with a clear reason, on a store that cannot open. */
-static int
-check_store(const struct cfg *cfg, char *err, size_t errlen)
-{
-	struct sg_ctx *ctx = NULL;
-	struct store *st = NULL;
-	enum sg_status rc;
-
-	if (sg_ctx_new(&ctx) != SG_OK)
-		return -1;
-	rc = store_open(ctx, cfg->store_path, cfg->keyfile, &st);
-	if (rc != SG_OK)
-		snprintf(err, errlen, "store %s: %s", cfg->store_path,
-		         sg_ctx_error(ctx));
-	store_close(st);
-	sg_ctx_free(ctx);
-	return rc == SG_OK ? 0 : -1;
-}
-
 /* Each session holds a socket, and a commit or a delivery a few files:
  * raise the soft descriptor limit to the hard one, and say when even that
  * cannot carry max_sessions. */
@@ -902,7 +951,7 @@ serve_run(const char *config_path, char *err, size_t errlen)
 	else if (geteuid() == 0)
 		dlog("event=warning reason=\"running as root: set user = "
 		     "NAME to run as an unprivileged user (docs/daemon.md)\"");
-	if (check_store(d.cfg, err, errlen) == -1)
+	if (serve_check(d.cfg, warn_log, NULL, err, errlen) == -1)
 		goto out;
 	raise_fd_limit(d.cfg);
 	if (evthread_use_pthreads() != 0 ||

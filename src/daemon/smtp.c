@@ -230,6 +230,17 @@ lsec_load_all(const struct cfg *cfg, struct smtp_lsec **out, char *err,
 	return 0;
 }
 
+int
+smtp_check_cfg(const struct cfg *cfg, char *err, size_t errlen)
+{
+	struct smtp_lsec *v;
+
+	if (lsec_load_all(cfg, &v, err, errlen) < 0)
+		return -1;
+	lsec_free_all(v, cfg->nlisteners);
+	return 0;
+}
+
 const struct smtp_lsec *
 smtp_server_lsec(const struct smtp_server *srv, const struct cfg_listener *l)
 {

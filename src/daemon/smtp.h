@@ -45,6 +45,10 @@ struct smtp_server *smtp_server_new(struct event_base *base,
  * On failure ERR says which listener, which file and why; nothing stays
  * bound.  0 or -1. */
 int smtp_server_listen(struct smtp_server *srv, char *err, size_t errlen);
+/* Loads (and drops) what the listeners of CFG read at start and reload:
+ * TLS certificates and keys, AUTH users files.  0, or -1 with ERR
+ * naming the listener and the file (check-config). */
+int smtp_check_cfg(const struct cfg *cfg, char *err, size_t errlen);
 /* A reloaded configuration: sessions started from now on use it (limits,
  * access lists, profiles, TLS certificates and AUTH users, read again
  * here; sessions in flight keep theirs).  Listeners whose address changed

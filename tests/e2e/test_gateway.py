@@ -165,7 +165,78 @@ def test_check_config(smimegate, tmp_path):
                        capture_output=True, timeout=T)
     assert r.returncode == 2
     assert f"{conf}:3:".encode() in r.stderr
-    conf.write_text("[listener a]\nlisten = 127.0.0.1:2525\nrole = incoming\n")
+    # the syntax is right: then what the daemon would open is checked
+    store = tmp_path / "s.db"
+    conf.write_text(f"store = {store}\n[listener a]\n"
+                    "listen = 127.0.0.1:2525\nrole = incoming\n")
+    r = subprocess.run([smimegate, "check-config", "-c", conf],
+                       capture_output=True, timeout=T)
+    assert r.returncode == 2
+    assert f"store {store}: ".encode() in r.stderr, r.stderr
+    r = subprocess.run([smimegate, "store", "init", "--store", store],
+                       capture_output=True, timeout=T)
+    assert r.returncode == 0, r.stderr
     r = subprocess.run([smimegate, "check-config", "-c", conf],
                        capture_output=True, timeout=T)
     assert r.returncode == 0, r.stderr
+    assert f"  store: {store}\n".encode() in r.stdout
+
+
+def test_unusable_signers_are_warned_at_check_and_start(gateway):
+    # a profile whose signer cannot sign would bounce all it signs, and a
+    # bad notify_signer sends notifications unsigned: both are said
+    # before the first message, by check-config and by the start
+    gw = gateway(extra="notify_signer = nosuch\n")
+    gw.conf.write_text(gw.conf.read_text().replace("signer = org",
+                                                   "signer = gone"))
+    r = gw.cli("check-config", "-c", gw.conf)
+    err = r.stderr.decode()
+    assert ('warning: [profile org] signer "gone" cannot sign: ' in err
+            and "; the mail it signs bounces" in err), err
+    assert ('warning: notify_signer "nosuch" cannot sign: ' in err
+            and "; notifications go unsigned" in err), err
+    gw.start()
+    log = gw.log.read_text()
+    # (the log quotes values with ' inside its "")
+    assert ('event=warning reason="[profile org] signer \'gone\' cannot '
+            'sign: no key named gone; the mail it signs bounces"') in log, log
+    # a reload names them again; a good signer is not warned about
+    gw.conf.write_text(gw.conf.read_text().replace("signer = gone",
+                                                   "signer = org"))
+    gw.proc.send_signal(signal.SIGHUP)
+    deadline = time.time() + T
+    while "event=reloaded" not in gw.log.read_text():
+        assert time.time() < deadline, gw.log.read_text()
+        time.sleep(0.05)
+    log = gw.log.read_text()
+    assert log.count("signer 'gone'") == 1
+    assert log.count("notify_signer 'nosuch'") == 2
+    r = gw.cli("check-config", "-c", gw.conf)
+    assert "[profile org]" not in r.stderr.decode()
+
+
+def test_check_config_loads_the_listeners_tls_files(gateway):
+    gw = gateway()
+    cert, key = gw.root / "tls.crt", gw.root / "tls.key"
+    other = gw.root / "other.key"
+    for k in (key, other):
+        r = subprocess.run(["openssl", "genpkey", "-algorithm", "EC",
+                            "-pkeyopt", "ec_paramgen_curve:P-256", "-out",
+                            k], capture_output=True, timeout=T)
+        assert r.returncode == 0, r.stderr.decode()
+    r = subprocess.run(["openssl", "req", "-x509", "-key", key, "-out", cert,
+                        "-subj", "/CN=gw.test", "-days", "2"],
+                       capture_output=True, timeout=T)
+    assert r.returncode == 0, r.stderr.decode()
+    base = gw.conf.read_text()
+    gw.conf.write_text(base.replace(
+        "[listener out]\n",
+        f"[listener out]\ntls_cert = {cert}\ntls_key = {other}\n"))
+    r = gw.cli("check-config", "-c", gw.conf, check=False)
+    assert r.returncode == 2
+    assert "listener out: " in r.stderr.decode()
+    assert "does not match the certificate" in r.stderr.decode()
+    gw.conf.write_text(base.replace(
+        "[listener out]\n",
+        f"[listener out]\ntls_cert = {cert}\ntls_key = {key}\n"))
+    assert gw.cli("check-config", "-c", gw.conf).returncode == 0

@@ -183,8 +183,15 @@ def test_check_config_refuses_a_bad_user(gateway, smimegate, user, reason):
     assert reason in r.stderr.decode(), r.stderr.decode()
 
 
-def test_check_config_names_the_user(gateway, smimegate):
+def test_check_config_opens_what_the_user_would(gateway, smimegate):
+    # as root, check-config opens the store as the daemon's user would:
+    # the root-owned store is caught before a start would fail
     gw = as_nobody(gateway())
+    r = subprocess.run([smimegate, "check-config", "-c", str(gw.conf)],
+                       capture_output=True, timeout=T)
+    assert r.returncode == 2
+    assert "Permission denied (as user nobody)" in r.stderr.decode()
+    chown_nobody(gw.root)
     r = subprocess.run([smimegate, "check-config", "-c", str(gw.conf)],
                        capture_output=True, timeout=T)
     assert r.returncode == 0, r.stderr.decode()
