@@ -50,6 +50,7 @@ static const struct {
     [METRICS_REJECTED_TIMEOUT] = REJECTED("timeout"),
     [METRICS_REJECTED_TOO_MANY_ERRORS] = REJECTED("too_many_errors"),
     [METRICS_REJECTED_BUSY] = REJECTED("busy"),
+    [METRICS_REJECTED_CLIENT_LIMIT] = REJECTED("client_limit"),
     [METRICS_REJECTED_SPOOL_ERROR] = REJECTED("spool_error"),
     [METRICS_REJECTED_OTHER] = REJECTED("other"),
 #undef REJECTED
@@ -104,6 +105,7 @@ static const struct {
     {"timeout", METRICS_REJECTED_TIMEOUT},
     {"too-many-errors", METRICS_REJECTED_TOO_MANY_ERRORS},
     {"busy", METRICS_REJECTED_BUSY},
+    {"client-limit", METRICS_REJECTED_CLIENT_LIMIT},
     {"spool-error", METRICS_REJECTED_SPOOL_ERROR},
 };
 

@@ -31,7 +31,8 @@ enum metrics_counter {
 	METRICS_REJECTED_LINE_TOO_LONG,
 	METRICS_REJECTED_TIMEOUT,
 	METRICS_REJECTED_TOO_MANY_ERRORS,
-	METRICS_REJECTED_BUSY, /* max_sessions */
+	METRICS_REJECTED_BUSY,         /* max_sessions */
+	METRICS_REJECTED_CLIENT_LIMIT, /* max_sessions_per_client */
 	METRICS_REJECTED_SPOOL_ERROR,
 	METRICS_REJECTED_OTHER,
 	/* the pipeline, per processing run */

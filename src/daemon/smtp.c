@@ -74,6 +74,9 @@ smtp_limits_get(const struct cfg *cfg, struct smtp_limits *lim)
 		lim->max_line = SMTP_MAX_MAX_LINE;
 	lim->max_sessions = cfg && cfg->max_sessions ? cfg->max_sessions
 	                                             : SMTP_DEF_MAX_SESSIONS;
+	lim->max_client_sessions = cfg && cfg->max_client_sessions
+	                               ? cfg->max_client_sessions
+	                               : SMTP_DEF_MAX_CLIENT;
 	lim->command_timeout = cfg && cfg->command_timeout
 	                           ? cfg->command_timeout
 	                           : SMTP_DEF_COMMAND_TIMEOUT;

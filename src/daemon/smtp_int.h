@@ -29,18 +29,20 @@
 /* The limits of a session, from the configuration at its start (a zero
  * in the configuration means the default below). */
 struct smtp_limits {
-	size_t max_message;       /* octets of client data */
-	unsigned max_recipients;  /* per message */
-	unsigned max_line;        /* octets of a DATA line without CRLF */
-	unsigned max_sessions;    /* concurrent sessions */
-	unsigned command_timeout; /* seconds to send a whole command */
-	unsigned data_timeout;    /* seconds for the whole DATA phase */
+	size_t max_message;           /* octets of client data */
+	unsigned max_recipients;      /* per message */
+	unsigned max_line;            /* octets of a DATA line without CRLF */
+	unsigned max_sessions;        /* concurrent sessions */
+	unsigned max_client_sessions; /* from one client outside relay_from */
+	unsigned command_timeout;     /* seconds to send a whole command */
+	unsigned data_timeout;        /* seconds for the whole DATA phase */
 };
 #define SMTP_DEF_MAX_MESSAGE     (10u << 20)
 #define SMTP_DEF_MAX_RECIPIENTS  100u
 #define SMTP_DEF_MAX_LINE        998u
 #define SMTP_MAX_MAX_LINE        (1u << 20)
 #define SMTP_DEF_MAX_SESSIONS    100u
+#define SMTP_DEF_MAX_CLIENT      50u
 #define SMTP_DEF_COMMAND_TIMEOUT 300u
 #define SMTP_DEF_DATA_TIMEOUT    600u
 

@@ -165,6 +165,10 @@ static const struct smtp_reply_row replies[R__COUNT] = {
                     SG_OK, 0},
     [R_BUSY] = {421, "4.3.2", "Too many sessions, try again later", SG_OK,
                 RF_HOST | RF_CLOSE},
+    [R_CLIENT_BUSY] = {421, "4.7.0",
+                       "Too many connections from your address, try again "
+                       "later",
+                       SG_OK, RF_HOST | RF_CLOSE},
     [R_TIMEOUT] = {421, "4.4.2", "Timeout, closing connection", SG_OK,
                    RF_HOST | RF_CLOSE},
     [R_SHUTDOWN] = {421, "4.3.2", "Shutting down, try again later", SG_OK,
@@ -1374,6 +1378,50 @@ find_listener(const struct cfg *cfg, const char *name)
 	return NULL;
 }
 
+/* The address a client is counted by: IPv4 (also as ::ffff:a.b.c.d), or
+ * the /64 of an IPv6 address, which one host can fill with addresses.
+ * K is 9 octets: a tag, then 4 or 8. */
+static void
+client_key(const struct sockaddr_storage *ss, unsigned char k[9])
+{
+	static const unsigned char mapped[12] = {0, 0, 0, 0,    0,
+	                                         0, 0, 0, 0xff, 0xff};
+	memset(k, 0, 9);
+	if (ss->ss_family == AF_INET) {
+		k[0] = 4;
+		memcpy(k + 1, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+	} else if (ss->ss_family == AF_INET6) {
+		const unsigned char *a =
+		    ((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr;
+		if (memcmp(a, mapped, 12) == 0) {
+			k[0] = 4;
+			memcpy(k + 1, a + 12, 4);
+		} else {
+			k[0] = 6;
+			memcpy(k + 1, a, 8);
+		}
+	}
+}
+
+/* How many sessions are open from the client of S (S not counted). */
+static size_t
+client_sessions(const struct smtp_server *srv, const struct smtp_session *s)
+{
+	unsigned char mine[9], other[9];
+	const struct smtp_session *t;
+	size_t n = 0;
+
+	client_key(&s->peer, mine);
+	TAILQ_FOREACH(t, &srv->sessions, entry)
+	{
+		if (t == s || !t->has_peer)
+			continue;
+		client_key(&t->peer, other);
+		n += memcmp(mine, other, sizeof(mine)) == 0;
+	}
+	return n;
+}
+
 int
 smtp_session_start(struct smtp_server *srv, const struct cfg_listener *l,
                    struct bufferevent *bev, const struct sockaddr *peer,
@@ -1383,6 +1431,7 @@ smtp_session_start(struct smtp_server *srv, const struct cfg_listener *l,
 	const char *host =
 	    srv->cfg && srv->cfg->hostname ? srv->cfg->hostname : "localhost";
 	const struct smtp_lsec *sec;
+	size_t n;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		goto fail;
@@ -1423,6 +1472,14 @@ smtp_session_start(struct smtp_server *srv, const struct cfg_listener *l,
 		ss_log(s, "event=busy sessions=%zu", srv->nsessions);
 		metrics_inc(srv->metrics, METRICS_REJECTED_BUSY);
 		ss_reply(s, R_BUSY, NULL);
+	} else if (!s->may_relay && s->has_peer &&
+	           (n = client_sessions(srv, s)) >=
+	               s->lim.max_client_sessions) {
+		/* one client may not take every session (relay_from, our
+		 * own servers, may) */
+		ss_log(s, "event=busy reason=client-limit sessions=%zu", n);
+		metrics_inc(srv->metrics, METRICS_REJECTED_CLIENT_LIMIT);
+		ss_reply(s, R_CLIENT_BUSY, NULL);
 	} else {
 		s->state = S_CONNECTED;
 		ss_reply(s, R_BANNER, NULL);

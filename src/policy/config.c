@@ -436,6 +436,8 @@ global_key(struct parser *ps, const char *k, const char *v)
 		return cfg_set_uint(ps, &c->max_line, v, 998, 1000000);
 	if (strcmp(k, "max_sessions") == 0)
 		return cfg_set_uint(ps, &c->max_sessions, v, 1, 100000);
+	if (strcmp(k, "max_sessions_per_client") == 0)
+		return cfg_set_uint(ps, &c->max_client_sessions, v, 1, 100000);
 	if (strcmp(k, "command_timeout") == 0)
 		return cfg_set_duration(ps, &c->command_timeout, v, 1, 3600);
 	if (strcmp(k, "data_timeout") == 0)
@@ -848,6 +850,7 @@ defaults(struct cfg *c)
 	c->max_recipients = 1000;
 	c->max_line = 8192;
 	c->max_sessions = 2000;
+	c->max_client_sessions = 50;
 	c->command_timeout = 300;
 	c->data_timeout = 600;
 	c->queue_lifetime = 5 * 86400;

@@ -215,21 +215,23 @@ struct cfg {
 	struct cfg_peer smarthost_peer;
 	struct sockaddr_in dns_server; /* AF_INET: the DNS for MX lookups,
 	                                * else (0) the system's resolver */
-	char *notify_signer;      /* certificate that signs notifications, or
-	                           * NULL: unsigned (seed 000) */
-	char *postmaster;         /* DSN From: */
-	char *log;                /* "stderr" or "syslog" */
-	char *metrics;            /* "127.0.0.1:9125" or NULL */
-	size_t max_message;       /* bytes */
-	unsigned max_recipients;  /* per message */
-	unsigned max_line;        /* octets per line in DATA, without CRLF */
-	unsigned max_sessions;    /* concurrent SMTP sessions */
-	unsigned command_timeout; /* seconds */
-	unsigned data_timeout;    /* seconds for the whole DATA */
-	unsigned queue_lifetime;  /* seconds */
-	unsigned retry_min;       /* first retry delay, seconds */
-	unsigned retry_max;       /* the delay doubles up to this */
-	unsigned workers;         /* 0: the number of cores */
+	char *notify_signer;     /* certificate that signs notifications, or
+	                          * NULL: unsigned (seed 000) */
+	char *postmaster;        /* DSN From: */
+	char *log;               /* "stderr" or "syslog" */
+	char *metrics;           /* "127.0.0.1:9125" or NULL */
+	size_t max_message;      /* bytes */
+	unsigned max_recipients; /* per message */
+	unsigned max_line;       /* octets per line in DATA, without CRLF */
+	unsigned max_sessions;   /* concurrent SMTP sessions */
+	unsigned max_client_sessions; /* ... from one client outside
+	                               * relay_from (an IPv6 /64) */
+	unsigned command_timeout;     /* seconds */
+	unsigned data_timeout;        /* seconds for the whole DATA */
+	unsigned queue_lifetime;      /* seconds */
+	unsigned retry_min;           /* first retry delay, seconds */
+	unsigned retry_max;           /* the delay doubles up to this */
+	unsigned workers;             /* 0: the number of cores */
 	struct cfg_listener *listeners;
 	size_t nlisteners;
 	struct cfg_profile *profiles;

@@ -16,6 +16,8 @@ serves a normal client: a message sent afterwards reaches the outbox.
     SMTP smuggling (bare LF/CR)     554 5.6.0, no second message, ever
     ten protocol errors             421 4.7.0, closed
     max_sessions reached            421 4.3.2 before a session is spent
+    one client's share spent        421 4.7.0 (max_sessions_per_client),
+                                    relay_from clients are not held to it
     1000 concurrent connections     all get the banner, all QUIT, the
                                     descriptors come back
     descriptors exhausted           the daemon survives and recovers
@@ -551,6 +553,41 @@ def test_max_sessions(make_gw):
         for r in held:
             r.close()
     assert "event=busy" in gw.log.read_text()
+
+
+def test_max_sessions_per_client(make_gw):
+    # 127.0.0.1 outside relay_from: held to its share
+    gw = make_gw(relay_from="192.0.2.0/24",
+                 extra="max_sessions_per_client = 3\n").start()
+    held = [greeted(gw.out_port) for _ in range(3)]
+    try:
+        with Raw(gw.out_port) as r:
+            code, text = r.reply()
+            assert code == 421 and text.startswith(
+                "421 4.7.0 gw.test Too many connections from your "
+                "address"), text
+            assert r.closed(timeout=5)
+        held.pop().cmd("QUIT")
+        time.sleep(0.2)
+        held.append(greeted(gw.out_port))  # a free share again
+    finally:
+        for r in held:
+            r.close()
+    log = gw.log.read_text()
+    assert "event=busy reason=client-limit sessions=3" in log
+
+
+def test_relay_from_clients_are_not_held_to_a_share(make_gw):
+    # the organization's own servers (relay_from, here loopback) may open
+    # as many sessions as max_sessions allows
+    gw = make_gw(extra="max_sessions_per_client = 3\n").start()
+    held = [greeted(gw.out_port) for _ in range(8)]
+    try:
+        still_serves(gw, expect_total=1)
+    finally:
+        for r in held:
+            r.close()
+    assert "client-limit" not in gw.log.read_text()
 
 
 def test_descriptor_exhaustion_is_survived(make_gw):
