@@ -140,10 +140,14 @@ print_table(FILE *f, struct spool *sp, const struct spool_env *v, size_t n)
 	fprintf(f, "%-24s  %-20s  %10s  %4s  %-20s  %-32s  %5s  %s\n", "ID",
 	        "RECEIVED", "SIZE", "TRY", "NEXT TRY", "FROM", "RCPTS",
 	        "LAST ERROR");
+	long long total = 0;
+
 	for (size_t k = 0; k < n; k++) {
 		const struct spool_env *e = &v[k];
 		char r[32], t[32];
 		long long size = msg_size(sp, e->id);
+
+		total += size > 0 ? size : 0;
 
 		cli_iso_time(e->received, r, sizeof(r));
 		cli_iso_time(e->next_try, t, sizeof(t));
@@ -160,6 +164,8 @@ print_table(FILE *f, struct spool *sp, const struct spool_env *v, size_t n)
 		cli_put_str(f, e->last_error, 100);
 		fputc('\n', f);
 	}
+	fprintf(f, "-- %zu message%s, %lld bytes\n", n, n == 1 ? "" : "s",
+	        total);
 }
 
 static int

@@ -8,6 +8,7 @@ requests the daemon takes on its tick; with the daemon stopped they act
 on the spool directly; bounce returns a message to its sender with a
 delivery status notification."""
 import json
+import re
 import signal
 import subprocess
 import time
@@ -70,8 +71,9 @@ def test_list_and_show_the_waiting_messages(held):
 
     table = queue(held, "list", check=0).stdout.decode().splitlines()
     assert table[0].split()[:4] == ["ID", "RECEIVED", "SIZE", "TRY"]
-    assert [ln.split()[0] for ln in table[1:]] == ids  # oldest first
-    for ln in table[1:]:
+    assert [ln.split()[0] for ln in table[1:-1]] == ids  # oldest first
+    assert re.fullmatch(r"-- 2 messages, \d+ bytes", table[-1]), table[-1]
+    for ln in table[1:-1]:
         assert "sender@example.com" in ln
         assert "Connection refused" in ln
         assert ln.split()[3] == "1"
