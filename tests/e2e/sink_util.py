@@ -16,11 +16,13 @@ class SinkHandler:
     """Records what arrives; refuses some recipients (550) and the first
     TEMP_DATA messages (451)."""
 
-    def __init__(self, refuse=(), temp_data=0):
+    def __init__(self, refuse=(), temp_data=0,
+                 refuse_text="Recipient address rejected"):
         self.lock = threading.Lock()
         self.messages = []
         self.servers = []  # one per connection that started a transaction
         self.refuse = set(refuse)
+        self.refuse_text = refuse_text
         self.temp_data = temp_data
         self.data_calls = 0
 
@@ -36,7 +38,7 @@ class SinkHandler:
     async def handle_RCPT(self, server, session, envelope, address,
                           rcpt_options):
         if address in self.refuse:
-            return f"550 5.1.1 <{address}>: Recipient address rejected"
+            return f"550 5.1.1 <{address}>: {self.refuse_text}"
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 Ok"
 

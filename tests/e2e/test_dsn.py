@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway_util import crlf, free_port, org_cert, wait_log
+from gateway_util import crlf, org_cert, wait_log
+from sink_util import Sink
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -175,63 +176,30 @@ def test_notify_never_is_honoured(gateway):
     assert not new.exists() or not list(new.glob("*"))
 
 
-class Sink:
-    """An aiosmtpd next hop that refuses some recipients with 550 and
-    keeps everything it accepts: (MAIL FROM, RCPT TOs, data)."""
-
-    def __init__(self, refuse):
-        from aiosmtpd.controller import Controller
-
-        self.refuse = refuse
-        self.got = []
-        self.port = free_port()
-        self.controller = Controller(self, hostname="127.0.0.1",
-                                     port=self.port)
-
-    async def handle_RCPT(self, server, session, envelope, address,
-                          rcpt_options):
-        if address in self.refuse:
-            return f"550 5.1.1 <{address}>: no such user here"
-        envelope.rcpt_tos.append(address)
-        return "250 2.1.5 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        self.got.append((envelope.mail_from, list(envelope.rcpt_tos),
-                         envelope.original_content))
-        return "250 2.0.0 kept"
-
-    def wait(self, n=1, timeout=T):
-        deadline = time.time() + timeout
-        while time.time() < deadline and len(self.got) < n:
-            time.sleep(0.05)
-        assert len(self.got) >= n, self.got
-        return self.got
-
-    def __enter__(self):
-        self.controller.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.controller.stop()
+@pytest.fixture
+def sink(tmp_path):
+    """An aiosmtpd next hop that refuses gone@example.net (sink_util)."""
+    s = Sink(tmp_path, refuse={"gone@example.net"},
+             refuse_text="no such user here")
+    yield s
+    s.stop()
 
 
 def next_hop_dsn(got):
     """The one notification among what the sink kept."""
-    dsns = [g for g in got if g[0] in ("", "<>")]  # MAIL FROM:<>
+    dsns = [g for g in got if g["from"] in ("", "<>")]  # MAIL FROM:<>
     assert len(dsns) == 1, got
-    mail_from, rcpts, data = dsns[0]
-    assert rcpts == ["sender@example.com"]
-    return parse(data)
+    assert dsns[0]["rcpts"] == ["sender@example.com"]
+    return parse(dsns[0]["data"])
 
 
 @pytest.mark.skipif(not (REPO / "src" / "daemon" / "relay.c").exists(),
                     reason="the SMTP client is not built yet")
-def test_next_hop_550_returns_a_dsn(gateway):
-    with Sink(refuse={"gone@example.net"}) as sink:
-        gw = gateway(extra=f"smarthost = 127.0.0.1:{sink.port}\n"
-                           "smarthost_tls = none\n").start()
-        send(gw, to="gone@example.net")
-        msg = next_hop_dsn(sink.wait(1))
+def test_next_hop_550_returns_a_dsn(gateway, sink):
+    gw = gateway(extra=f"smarthost = 127.0.0.1:{sink.port}\n"
+                       "smarthost_tls = none\n").start()
+    send(gw, to="gone@example.net")
+    msg = next_hop_dsn(sink.messages(1))
     parts = report_parts(msg)
     _, per_rcpt = status_fields(parts[1])
     assert per_rcpt["Final-Recipient"] == "rfc822; gone@example.net"
@@ -242,19 +210,18 @@ def test_next_hop_550_returns_a_dsn(gateway):
 
 @pytest.mark.skipif(not (REPO / "src" / "daemon" / "relay.c").exists(),
                     reason="the SMTP client is not built yet")
-def test_next_hop_550_for_one_recipient_of_two(gateway):
-    with Sink(refuse={"gone@example.net"}) as sink:
-        gw = gateway(extra=f"smarthost = 127.0.0.1:{sink.port}\n"
-                           "smarthost_tls = none\n").start()
-        msg = (b"From: sender@example.com\r\nTo: a@example.net, "
-               b"gone@example.net\r\nSubject: two\r\n\r\nHello.\r\n")
-        with smtplib.SMTP("127.0.0.1", gw.out_port, timeout=T) as s:
-            s.sendmail("sender@example.com",
-                       ["ok@example.net", "gone@example.net"], msg)
-        got = sink.wait(2)
-        msg = next_hop_dsn(got)
+def test_next_hop_550_for_one_recipient_of_two(gateway, sink):
+    gw = gateway(extra=f"smarthost = 127.0.0.1:{sink.port}\n"
+                       "smarthost_tls = none\n").start()
+    msg = (b"From: sender@example.com\r\nTo: a@example.net, "
+           b"gone@example.net\r\nSubject: two\r\n\r\nHello.\r\n")
+    with smtplib.SMTP("127.0.0.1", gw.out_port, timeout=T) as s:
+        s.sendmail("sender@example.com",
+                   ["ok@example.net", "gone@example.net"], msg)
+    got = sink.messages(2)
+    msg = next_hop_dsn(got)
     # The other recipient got the message ...
-    assert any(g[1] == ["ok@example.net"] for g in got), got
+    assert any(g["rcpts"] == ["ok@example.net"] for g in got), got
     # ... and the sender hears about the one that failed, only.
     parts = report_parts(msg)
     blocks = status_fields(parts[1])
