@@ -114,6 +114,10 @@ void cli_json_env(FILE *f, const struct spool_env *env, int ok);
 /* The envelope as "from:", "to:", "received:", "listener:", "client:"
  * (and "dsn:") lines, aligned at column 13. */
 void cli_print_env(FILE *f, const struct spool_env *env);
+/* cli_print_env, an empty line, and the header block HEADERS (HLEN
+ * octets, from cli_read_headers; "[headers cut]" when it was cut). */
+void cli_print_env_headers(FILE *f, const struct spool_env *env,
+                           const char *headers, size_t hlen);
 
 /* Reads the first line of a passphrase file (caller wipes and frees). */
 char *cli_read_pass(const char *path);

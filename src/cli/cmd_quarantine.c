@@ -175,11 +175,7 @@ print_show(FILE *f, const struct quarantine_info *e, const char *headers,
 	fputs("\nreason:      ", f);
 	cli_put_str(f, e->reason, 0);
 	fprintf(f, "\nsize:        %llu bytes\n", (unsigned long long)e->size);
-	cli_print_env(f, env);
-	fputs("\n", f);
-	cli_put_text(f, headers, hlen, 0, 1);
-	if (hlen > 0 && headers[hlen - 1] != '\n')
-		fputs("\n[headers cut]\n", f);
+	cli_print_env_headers(f, env, headers, hlen);
 }
 
 static int

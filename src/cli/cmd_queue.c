@@ -239,11 +239,7 @@ print_show(FILE *f, const struct spool_env *env, long long size,
 	}
 	if (env->released)
 		fputs("released:    from a quarantine\n", f);
-	cli_print_env(f, env);
-	fputs("\n", f);
-	cli_put_text(f, headers, hlen, 0, 1);
-	if (hlen > 0 && headers[hlen - 1] != '\n')
-		fputs("\n[headers cut]\n", f);
+	cli_print_env_headers(f, env, headers, hlen);
 }
 
 static int

@@ -169,6 +169,17 @@ cli_json_env(FILE *f, const struct spool_env *env, int ok)
 }
 
 void
+cli_print_env_headers(FILE *f, const struct spool_env *env, const char *headers,
+                      size_t hlen)
+{
+	cli_print_env(f, env);
+	fputs("\n", f);
+	cli_put_text(f, headers, hlen, 0, 1);
+	if (hlen > 0 && headers[hlen - 1] != '\n')
+		fputs("\n[headers cut]\n", f);
+}
+
+void
 cli_print_env(FILE *f, const struct spool_env *env)
 {
 	char t[32];

@@ -686,6 +686,18 @@ item_find(struct queue *q, const char *id)
 	return node != NULL ? *node : NULL;
 }
 
+/* The item of ID with the lock held, or NULL (and not held). */
+static struct queue_item *
+lock_item(struct queue *q, const char *id)
+{
+	struct queue_item *it;
+
+	pthread_mutex_lock(&q->lock);
+	if ((it = item_find(q, id)) == NULL)
+		pthread_mutex_unlock(&q->lock);
+	return it;
+}
+
 enum sg_status
 queue_flush(struct queue *q, const char *id, size_t *n)
 {
@@ -726,11 +738,8 @@ queue_bounce(struct queue *q, const char *id)
 	struct queue_item *it;
 	size_t i;
 
-	pthread_mutex_lock(&q->lock);
-	if ((it = item_find(q, id)) == NULL) {
-		pthread_mutex_unlock(&q->lock);
+	if ((it = lock_item(q, id)) == NULL)
 		return SG_ERR_NOT_FOUND;
-	}
 	it->giveup = 1;
 	if (it->running)
 		it->flush = 1;
@@ -750,11 +759,8 @@ queue_delete(struct queue *q, const char *id, int *later)
 	size_t i;
 
 	*later = 0;
-	pthread_mutex_lock(&q->lock);
-	if ((it = item_find(q, id)) == NULL) {
-		pthread_mutex_unlock(&q->lock);
+	if ((it = lock_item(q, id)) == NULL)
 		return SG_ERR_NOT_FOUND;
-	}
 	if (it->running) {
 		it->doomed = 1;
 		*later = 1;
