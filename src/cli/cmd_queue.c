@@ -133,6 +133,8 @@ print_json(FILE *f, const struct spool_env *env, long long size,
 static void
 print_table(FILE *f, struct spool *sp, const struct spool_env *v, size_t n)
 {
+	long long total = 0;
+
 	if (n == 0) {
 		fprintf(f, "(empty)\n");
 		return;
@@ -140,8 +142,6 @@ print_table(FILE *f, struct spool *sp, const struct spool_env *v, size_t n)
 	fprintf(f, "%-24s  %-20s  %10s  %4s  %-20s  %-32s  %5s  %s\n", "ID",
 	        "RECEIVED", "SIZE", "TRY", "NEXT TRY", "FROM", "RCPTS",
 	        "LAST ERROR");
-	long long total = 0;
-
 	for (size_t k = 0; k < n; k++) {
 		const struct spool_env *e = &v[k];
 		char r[32], t[32];
