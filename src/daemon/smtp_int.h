@@ -152,6 +152,12 @@ int smtp_parse_size(const char *v, uintmax_t *out);
 /* Whether P is an acceptable EHLO/HELO argument: 1 to SMTP_HELO_MAX
  * letters, digits and ".-_:[]" (a domain or an address literal). */
 int smtp_parse_helo(const char *p);
+/* The 9 octets a client is counted by for max_sessions_per_client: a
+ * tag, then its IPv4 address (also from ::ffff:a.b.c.d) or the /64 of
+ * its IPv6 address (one host can fill a /64 with addresses); zeros for
+ * another family. */
+struct sockaddr_storage;
+void smtp_client_key(const struct sockaddr_storage *ss, unsigned char k[9]);
 
 /* ---- smtp.c, for the sessions ---- */
 

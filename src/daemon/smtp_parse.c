@@ -1,6 +1,7 @@
 /*
  * smtp_parse.c - the syntax of what an SMTP client sends in its commands
- * (RFC 5321 paths, RFC 3461 DSN parameters, RFC 1870 SIZE), for
+ * (RFC 5321 paths, RFC 3461 DSN parameters, RFC 1870 SIZE), and the key
+ * a client address is counted by, for
  * smtp_session.c.  Pure functions over NUL-terminated, bounded strings
  * (a command line is at most 512 octets); nothing is trusted, and only
  * printable ASCII passes (no SMTPUTF8, nothing that could break a header
@@ -8,10 +9,12 @@
  */
 #include "daemon/smtp_int.h"
 
+#include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 static int
 is_alnum(unsigned char c)
@@ -232,4 +235,30 @@ smtp_parse_helo(const char *p)
 		if (!is_alnum((unsigned char)*p) && !strchr(".-_:[]", *p))
 			return 0;
 	return 1;
+}
+
+/* The address a client is counted by (max_sessions_per_client): IPv4 (also as
+ * ::ffff:a.b.c.d), or the /64 of an IPv6 address, which one host can fill with
+ * addresses. K is 9 octets: a tag, then 4 or 8. */
+void
+smtp_client_key(const struct sockaddr_storage *ss, unsigned char k[9])
+{
+	/* ::ffff:0:0/96 */
+	static const unsigned char mapped[12] = {[10] = 0xff, [11] = 0xff};
+
+	memset(k, 0, 9);
+	if (ss->ss_family == AF_INET) {
+		k[0] = 4;
+		memcpy(k + 1, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+	} else if (ss->ss_family == AF_INET6) {
+		const unsigned char *a =
+		    ((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr;
+		if (memcmp(a, mapped, 12) == 0) {
+			k[0] = 4;
+			memcpy(k + 1, a + 12, 4);
+		} else {
+			k[0] = 6;
+			memcpy(k + 1, a, 8);
+		}
+	}
 }

@@ -1378,31 +1378,6 @@ find_listener(const struct cfg *cfg, const char *name)
 	return NULL;
 }
 
-/* The address a client is counted by: IPv4 (also as ::ffff:a.b.c.d), or
- * the /64 of an IPv6 address, which one host can fill with addresses.
- * K is 9 octets: a tag, then 4 or 8. */
-static void
-client_key(const struct sockaddr_storage *ss, unsigned char k[9])
-{
-	static const unsigned char mapped[12] = {0, 0, 0, 0,    0,
-	                                         0, 0, 0, 0xff, 0xff};
-	memset(k, 0, 9);
-	if (ss->ss_family == AF_INET) {
-		k[0] = 4;
-		memcpy(k + 1, &((const struct sockaddr_in *)ss)->sin_addr, 4);
-	} else if (ss->ss_family == AF_INET6) {
-		const unsigned char *a =
-		    ((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr;
-		if (memcmp(a, mapped, 12) == 0) {
-			k[0] = 4;
-			memcpy(k + 1, a + 12, 4);
-		} else {
-			k[0] = 6;
-			memcpy(k + 1, a, 8);
-		}
-	}
-}
-
 /* How many sessions are open from the client of S (S not counted). */
 static size_t
 client_sessions(const struct smtp_server *srv, const struct smtp_session *s)
@@ -1411,12 +1386,12 @@ client_sessions(const struct smtp_server *srv, const struct smtp_session *s)
 	const struct smtp_session *t;
 	size_t n = 0;
 
-	client_key(&s->peer, mine);
+	smtp_client_key(&s->peer, mine);
 	TAILQ_FOREACH(t, &srv->sessions, entry)
 	{
 		if (t == s || !t->has_peer)
 			continue;
-		client_key(&t->peer, other);
+		smtp_client_key(&t->peer, other);
 		n += memcmp(mine, other, sizeof(mine)) == 0;
 	}
 	return n;

@@ -1949,8 +1949,56 @@ t_auth_senders(void)
 	rmdir(dir);
 }
 
+/* The key max_sessions_per_client counts by: IPv4, v4-mapped as IPv4,
+ * an IPv6 /64 as one client. */
+static void
+t_client_key(void)
+{
+	static const struct {
+		const char *a, *b;
+		int same;
+	} cases[] = {
+	    {"192.0.2.1", "192.0.2.1", 1},
+	    {"192.0.2.1", "192.0.2.2", 0},
+	    {"192.0.2.1", "::ffff:192.0.2.1", 1},
+	    {"2001:db8:1:2::1", "2001:db8:1:2:ffff::9", 1},
+	    {"2001:db8:1:2::1", "2001:db8:1:3::1", 0},
+	    {"::ffff:192.0.2.1", "::ffff:192.0.2.7", 0},
+	    {"192.0.2.1", "::c000:201", 0}, /* not v4-mapped */
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		struct sockaddr_storage x[2];
+		unsigned char k[2][9];
+		const char *in[2] = {cases[i].a, cases[i].b};
+
+		for (int j = 0; j < 2; j++) {
+			memset(&x[j], 0, sizeof(x[j]));
+			if (strchr(in[j], ':') != NULL) {
+				struct sockaddr_in6 *s6 = (void *)&x[j];
+				s6->sin6_family = AF_INET6;
+				CHECK_EQ(
+				    inet_pton(AF_INET6, in[j], &s6->sin6_addr),
+				    1);
+			} else {
+				struct sockaddr_in *s4 = (void *)&x[j];
+				s4->sin_family = AF_INET;
+				CHECK_EQ(
+				    inet_pton(AF_INET, in[j], &s4->sin_addr),
+				    1);
+			}
+			smtp_client_key(&x[j], k[j]);
+		}
+		if ((memcmp(k[0], k[1], 9) == 0) != cases[i].same) {
+			fprintf(stderr, "  %s ~ %s\n", cases[i].a, cases[i].b);
+			CHECK(0);
+		}
+	}
+}
+
 static const struct unit_case cases[] = {
     {"transaction", t_transaction},
+    {"client_key", t_client_key},
     {"pipelining", t_pipelining},
     {"size_at_mail", t_size_at_mail},
     {"size_at_data", t_size_at_data},
