@@ -1319,8 +1319,9 @@ spool_scan(struct spool *sp, struct spool_env **v, size_t *n)
 		else if (st == SG_ERR_NOMEM)
 			goto fail;
 		else if (st != SG_ERR_NOT_FOUND) /* removed meanwhile */
-			spool_log("event=bad-envelope id=%s status=%s", id,
-			          sg_status_name(st));
+			/* a warning: the message is not scheduled */
+			log_warn("spool", "event=bad-envelope id=%s status=%s",
+			         id, sg_status_name(st));
 	}
 	fsio_names_free(names, nnames);
 	*v = out;

@@ -243,6 +243,18 @@ def test_junk_in_the_control_directory_is_removed_and_logged(held):
     assert "event=flushed" not in held.log.read_text()
 
 
+def test_a_damaged_envelope_is_said_not_hidden(held):
+    send(held, "Fine.", to="one@example.net")
+    [mid] = held_ids(held, 1)
+    bad = held.root / "spool" / "queue" / ("0" * 23 + "Z.env")
+    (held.root / "spool" / "queue" / ("0" * 23 + "Z.msg")).write_text("x")
+    bad.write_text("version 99\n\x00garbage")
+    r = queue(held, "list", check=0)
+    assert [ln.split()[0] for ln in r.stdout.decode().splitlines()[1:-1]] \
+        == [mid]
+    assert f"event=bad-envelope id={bad.name[:-4]}" in r.stderr.decode()
+
+
 @pytest.mark.parametrize("args, reason", [
     ([], "give a command"),
     (["frob"], 'unknown command "frob"'),
