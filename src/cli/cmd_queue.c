@@ -83,6 +83,41 @@ fail(const struct qc *c, enum sg_status st, const char *fmt, ...)
 	return sg_status_exit_code(st);
 }
 
+/* Keeps in *RC the worst exit code. */
+static void
+worst(int *rc, int code)
+{
+	if (code > *rc)
+		*rc = code;
+}
+
+/* Files one request (ID NULL: flush all); 1, or 0 with the reason
+ * printed and *RC raised. */
+static int
+ask(struct qc *c, enum control_verb verb, const char *id, int *rc)
+{
+	char err[1024] = "";
+	enum sg_status st = control_request(c->dir, verb, id, err, sizeof(err));
+
+	if (st == SG_OK)
+		return 1;
+	worst(rc, fail(c, st, "%s", err));
+	return 0;
+}
+
+/* Whether ID has an envelope in SP's queue. */
+static int
+queued(struct spool *sp, const char *id)
+{
+	struct spool_env env;
+	enum sg_status st;
+
+	memset(&env, 0, sizeof(env));
+	st = spool_load(sp, id, &env);
+	spool_env_clear(&env);
+	return st != SG_ERR_NOT_FOUND;
+}
+
 /* The size of ID's data, or -1. */
 static long long
 msg_size(struct spool *sp, const char *id)
@@ -294,50 +329,20 @@ out:
 	return rc;
 }
 
-/* After a bounce was taken: waits (within --wait) until the messages
- * WANT marks have left the spool. */
-static void
-await_gone(struct qc *c, struct spool *view, const char *want)
-{
-	struct timespec nap = {0, 100 * 1000 * 1000};
-	time_t until = time(NULL) + c->wait;
-
-	for (;;) {
-		int left = 0;
-
-		for (int i = 0; i < c->a.nids && !left; i++) {
-			struct spool_env env;
-
-			memset(&env, 0, sizeof(env));
-			left = want[i] && spool_load(view, c->a.ids[i], &env) !=
-			                      SG_ERR_NOT_FOUND;
-			spool_env_clear(&env);
-		}
-		if (!left || time(NULL) >= until)
-			return;
-		nanosleep(&nap, NULL);
-	}
-}
-
 /* bounce with no daemon running: the requests wait for its start. */
 static int
-wait_for_start(struct qc *c)
+wait_for_start(struct qc *c, struct spool *sp)
 {
-	char err[1024] = "";
 	int rc = 0;
 
-	for (int i = 0; i < c->a.nids; i++) {
-		enum sg_status st = control_request(
-		    c->dir, CONTROL_BOUNCE, c->a.ids[i], err, sizeof(err));
-		if (st != SG_OK) {
-			int code = fail(c, st, "%s", err);
-			rc = code > rc ? code : rc;
-		} else {
+	for (int i = 0; i < c->a.nids; i++)
+		if (!queued(sp, c->a.ids[i]))
+			worst(&rc, fail(c, SG_ERR_NOT_FOUND,
+			                "%s is not in the queue", c->a.ids[i]));
+		else if (ask(c, CONTROL_BOUNCE, c->a.ids[i], &rc))
 			printf("%s: no daemon runs on %s: it returns the "
 			       "message to its sender when it starts\n",
 			       c->a.ids[i], c->dir);
-		}
-	}
 	return rc;
 }
 
@@ -363,7 +368,7 @@ direct(struct qc *c, struct spool *sp, enum control_verb verb)
 	int rc = 0;
 
 	if (verb == CONTROL_BOUNCE) /* the notice needs the daemon */
-		return wait_for_start(c);
+		return wait_for_start(c, sp);
 	if (!del && c->a.nids == 0) {
 		struct spool_env *v = NULL;
 		size_t cnt = 0;
@@ -391,13 +396,12 @@ direct(struct qc *c, struct spool *sp, enum control_verb verb)
 		spool_env_clear(&env);
 		if (st == SG_OK && del) {
 			printf("deleted %s\n", c->a.ids[i]);
+		} else if (st == SG_ERR_NOT_FOUND) {
+			worst(&rc, fail(c, st, "%s is not in the queue",
+			                c->a.ids[i]));
 		} else if (st != SG_OK) {
-			int code = st == SG_ERR_NOT_FOUND
-			               ? fail(c, st, "%s is not in the queue",
-			                      c->a.ids[i])
-			               : fail(c, st, "%s: %s", c->a.ids[i],
-			                      sg_status_text(st));
-			rc = code > rc ? code : rc;
+			worst(&rc, fail(c, st, "%s: %s", c->a.ids[i],
+			                sg_status_text(st)));
 		}
 	}
 	if (!del)
@@ -409,124 +413,115 @@ direct(struct qc *c, struct spool *sp, enum control_verb verb)
 
 /* ---- flush, delete, bounce: requests to the running daemon ---- */
 
-/* Waits until no request of the command is pending; 0, or -1 when
- * --wait ran out. */
+/* What the command waits for: every request taken (no WANT[i] still
+ * pending, nor the flush of all when there are no IDs), or, after a
+ * bounce, every WANT[i] gone from the queue. */
+struct wait {
+	struct qc *c;
+	enum control_verb verb;
+	struct spool *view;
+	const char *want;
+	int gone; /* 0: taken, 1: gone */
+};
+
 static int
-await(struct qc *c, enum control_verb verb)
+waiting(const struct wait *w)
+{
+	const struct qc *c = w->c;
+
+	if (!w->gone && c->a.nids == 0)
+		return control_pending(c->dir, w->verb, NULL) == 1;
+	for (int i = 0; i < c->a.nids; i++)
+		if (w->want[i] && (w->gone ? queued(w->view, c->a.ids[i])
+		                           : control_pending(c->dir, w->verb,
+		                                             c->a.ids[i]) == 1))
+			return 1;
+	return 0;
+}
+
+/* Polls W every 100 ms within --wait: 0 once nothing waits, -1 when
+ * the time ran out. */
+static int
+await(const struct wait *w)
 {
 	struct timespec nap = {0, 100 * 1000 * 1000};
-	time_t until = time(NULL) + c->wait;
+	time_t until = time(NULL) + w->c->wait;
 
-	for (;;) {
-		int pending = 0;
-
-		if (c->a.nids == 0)
-			pending = control_pending(c->dir, verb, NULL) == 1;
-		for (int i = 0; i < c->a.nids && !pending; i++)
-			pending =
-			    control_pending(c->dir, verb, c->a.ids[i]) == 1;
-		if (!pending)
-			return 0;
+	while (waiting(w)) {
 		if (time(NULL) >= until)
 			return -1;
 		nanosleep(&nap, NULL);
 	}
+	return 0;
+}
+
+/* What became of ID once the daemon took its request. */
+static void
+report(struct qc *c, enum control_verb verb, struct spool *view, const char *id)
+{
+	int still = verb != CONTROL_FLUSH && queued(view, id);
+
+	if (verb == CONTROL_FLUSH)
+		printf("flushed %s\n", id);
+	else if (verb == CONTROL_BOUNCE && !still)
+		printf("returned %s to its sender\n", id);
+	else if (verb == CONTROL_BOUNCE)
+		printf("%s: being returned to its sender (the log says "
+		       "when)\n",
+		       id);
+	else if (!still)
+		printf("deleted %s\n", id);
+	else
+		printf("%s: being delivered now; it goes when this attempt "
+		       "ends, unless it delivers (the log says which)\n",
+		       id);
 }
 
 static int
 requests(struct qc *c, enum control_verb verb)
 {
-	struct spool *view = NULL;
-	char err[1024] = "";
-	int rc = 0, asked = 0;
+	struct wait w = {c, verb, NULL, NULL, 0};
+	int rc, asked = 0;
 	char *want;
 
-	if ((rc = open_view(c, &view)) != -1)
+	if ((rc = open_view(c, &w.view)) != -1)
 		return rc;
 	rc = 0;
-	/* only IDs in the queue are asked for */
-	want = calloc((size_t)c->a.nids + 1, 1);
-	for (int i = 0; want != NULL && i < c->a.nids; i++) {
-		struct spool_env env;
-		enum sg_status st;
-
-		memset(&env, 0, sizeof(env));
-		st = spool_load(view, c->a.ids[i], &env);
-		spool_env_clear(&env);
-		if (st == SG_ERR_NOT_FOUND) {
-			int code =
-			    fail(c, st, "%s is not in the queue", c->a.ids[i]);
-			rc = code > rc ? code : rc;
-			continue;
-		}
-		want[i] = 1;
-	}
-	if (want == NULL) {
-		spool_close(view);
+	if ((want = calloc((size_t)c->a.nids + 1, 1)) == NULL) {
+		spool_close(w.view);
 		return fail(c, SG_ERR_NOMEM, "out of memory");
 	}
-	for (int i = 0; i <= c->a.nids; i++) {
-		const char *id = i < c->a.nids ? c->a.ids[i] : NULL;
-		enum sg_status st;
-
-		if (id != NULL ? !want[i] : c->a.nids > 0)
-			continue;
-		if ((st = control_request(c->dir, verb, id, err,
-		                          sizeof(err))) != SG_OK) {
-			int code = fail(c, st, "%s", err);
-			rc = code > rc ? code : rc;
-			want[i] = 0;
-			continue;
-		}
-		asked++;
+	w.want = want;
+	if (c->a.nids == 0) /* flush of every waiting message */
+		asked = ask(c, verb, NULL, &rc);
+	for (int i = 0; i < c->a.nids; i++) {
+		/* only IDs in the queue are asked for */
+		if (!queued(w.view, c->a.ids[i]))
+			worst(&rc, fail(c, SG_ERR_NOT_FOUND,
+			                "%s is not in the queue", c->a.ids[i]));
+		else if ((want[i] = (char)ask(c, verb, c->a.ids[i], &rc)))
+			asked++;
 	}
-	if (asked > 0 && await(c, verb) == -1) {
+	if (asked > 0 && await(&w) == -1) {
 		/* not an error of the command: exit 1, as documented */
 		(void)fail(c, SG_ERR_TEMP,
 		           "the daemon did not take the request within %d s; "
 		           "it waits for it in %s/control",
 		           c->wait, c->dir);
-		rc = rc > 1 ? rc : 1;
+		worst(&rc, 1);
 		asked = 0;
 	}
-	if (asked > 0 && verb == CONTROL_BOUNCE)
-		await_gone(c, view, want);
-	for (int i = 0; asked > 0 && i < c->a.nids; i++) {
-		struct spool_env env;
-
-		if (!want[i])
-			continue;
-		if (verb == CONTROL_FLUSH) {
-			printf("flushed %s\n", c->a.ids[i]);
-			continue;
-		}
-		if (verb == CONTROL_BOUNCE) {
-			memset(&env, 0, sizeof(env));
-			if (spool_load(view, c->a.ids[i], &env) ==
-			    SG_ERR_NOT_FOUND)
-				printf("returned %s to its sender\n",
-				       c->a.ids[i]);
-			else
-				printf("%s: being returned to its sender (the "
-				       "log says when)\n",
-				       c->a.ids[i]);
-			spool_env_clear(&env);
-			continue;
-		}
-		memset(&env, 0, sizeof(env));
-		if (spool_load(view, c->a.ids[i], &env) == SG_ERR_NOT_FOUND)
-			printf("deleted %s\n", c->a.ids[i]);
-		else
-			printf("%s: being delivered now; it goes when this "
-			       "attempt ends, unless it delivers (the log "
-			       "says which)\n",
-			       c->a.ids[i]);
-		spool_env_clear(&env);
+	if (asked > 0 && verb == CONTROL_BOUNCE) {
+		w.gone = 1; /* a worker returns it within moments */
+		(void)await(&w);
 	}
-	if (asked > 0 && verb == CONTROL_FLUSH && c->a.nids == 0)
+	for (int i = 0; asked > 0 && i < c->a.nids; i++)
+		if (want[i])
+			report(c, verb, w.view, c->a.ids[i]);
+	if (asked > 0 && c->a.nids == 0)
 		printf("flushed: every waiting message is due now\n");
 	free(want);
-	spool_close(view);
+	spool_close(w.view);
 	return rc;
 }
 
