@@ -90,6 +90,16 @@
 #define SPOOL_ENV_MAX   (8u << 20) /* bytes of one envelope file */
 #define SPOOL_NAME_MAX  (SPOOL_ID_LEN + 32)
 #define SPOOL_POOL_MAX  16384 /* emptied files kept for reuse */
+/* A free file of at most SPOOL_KEEP_FILE bytes keeps its blocks (zeroed,
+ * not freed) while the pool holds at most SPOOL_KEEP_MAX such bytes. */
+#define SPOOL_KEEP_FILE (1 << 20)
+#define SPOOL_KEEP_MAX  (64 << 20)
+
+/* A free file: tmp/free.N, reading as KEPT zero bytes (0: empty). */
+struct pool_file {
+	unsigned long n;
+	off_t kept;
+};
 
 struct spool {
 	char *dir;
@@ -98,11 +108,12 @@ struct spool {
 	int queuefd; /* DIR/queue */
 	pthread_mutex_t lock;
 	/* under lock: */
-	uint64_t last_usec;  /* timestamp of the newest ID */
-	unsigned long seq;   /* names of temporary envelope files */
-	size_t count;        /* committed messages */
-	unsigned long *pool; /* tmp/free.N kept for reuse, SPOOL_POOL_MAX */
+	uint64_t last_usec;     /* timestamp of the newest ID */
+	unsigned long seq;      /* names of temporary envelope files */
+	size_t count;           /* committed messages */
+	struct pool_file *pool; /* kept for reuse, SPOOL_POOL_MAX */
 	size_t npool;
+	off_t pool_kept;        /* their KEPT bytes */
 	unsigned long pool_seq; /* the last N given out */
 	/* group commit of queue/'s fsyncs, under sync_lock: */
 	pthread_mutex_t sync_lock;
@@ -118,6 +129,7 @@ struct spool_rx {
 	struct spool *sp;
 	char id[SPOOL_ID_LEN + 1];
 	int fd;             /* tmp/ID */
+	off_t stale;        /* its length when it was a free file */
 	enum sg_status err; /* the first write error, sticky */
 	size_t size;        /* bytes accepted */
 	size_t used;        /* bytes waiting in buf */
@@ -564,38 +576,50 @@ fail:
  * is done with is emptied and renamed to tmp/free.N, and the next spool
  * file is one of those renamed to its name (RENAME_NOREPLACE, so a name
  * in use is never replaced), as PostgreSQL recycles its WAL segments.
- * Emptied first: no message content stays under a free name.  At start,
- * recovery adopts the free files it finds.
+ * Emptied first: no message content stays under a free name.  A small
+ * one is emptied by zeroing it in place (FALLOC_FL_ZERO_RANGE: its
+ * blocks become unwritten extents that read as zeros), so that neither
+ * its retirement nor its next use frees or allocates blocks (freeing
+ * them is a synchronous discard on a file system mounted with
+ * `discard`); the next writer sets its length (file_sync).  A large one,
+ * or one past SPOOL_KEEP_MAX, or where the file system cannot zero a
+ * range, is truncated.  At start, recovery adopts the free files it
+ * finds, truncated (a zeroing a power cut undid would show old content).
  */
 
-/* Opens tmp/NAME, new and empty, for writing (0600): a free file renamed,
- * or a new one.  -1 with errno (EEXIST when NAME exists). */
+/* Opens tmp/NAME, new and empty or a free file reading as *STALE zero
+ * bytes, for writing (0600): a free file renamed, or a new one.  -1 with
+ * errno (EEXIST when NAME exists). */
 static int
-tmp_create(struct spool *sp, const char *name)
+tmp_create(struct spool *sp, const char *name, off_t *stale)
 {
+	struct pool_file pf = {0};
 	char fname[32];
-	unsigned long n = 0;
 	int fd, have = 0;
 
+	*stale = 0;
 	pthread_mutex_lock(&sp->lock);
 	if (sp->npool > 0) {
-		n = sp->pool[--sp->npool];
+		pf = sp->pool[--sp->npool];
+		sp->pool_kept -= pf.kept;
 		have = 1;
 	}
 	pthread_mutex_unlock(&sp->lock);
 	if (have) {
-		snprintf(fname, sizeof(fname), "free.%lu", n);
+		snprintf(fname, sizeof(fname), "free.%lu", pf.n);
 		if (renameat2(sp->tmpfd, fname, sp->tmpfd, name,
 		              RENAME_NOREPLACE) == 0) {
-			fd =
-			    openat(sp->tmpfd, name,
-			           O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
-			if (fd >= 0)
+			fd = openat(sp->tmpfd, name,
+			            O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+			if (fd >= 0) {
+				*stale = pf.kept;
 				return fd;
+			}
 			unlinkat(sp->tmpfd, name, 0);
 		} else if (errno == EEXIST) {
 			pthread_mutex_lock(&sp->lock); /* still free */
-			sp->pool[sp->npool++] = n;
+			sp->pool[sp->npool++] = pf;
+			sp->pool_kept += pf.kept;
 			pthread_mutex_unlock(&sp->lock);
 			return -1;
 		} else {
@@ -607,34 +631,73 @@ tmp_create(struct spool *sp, const char *name)
 	              0600);
 }
 
+/* Ends the writing of a tmp_create file of STALE bytes, LEN bytes written
+ * from its start: the zeros past LEN go, then the fsync.  0 or -1. */
+static int
+file_sync(int fd, off_t stale, off_t len)
+{
+	if (stale > len && ftruncate(fd, len) < 0)
+		return -1;
+	return fsync(fd);
+}
+
+/* Empties the free file FD of SIZE bytes: zeroed in place when it may
+ * keep its blocks, else truncated.  Its KEPT bytes, or -1. */
+static off_t
+file_empty(struct spool *sp, int fd, off_t size)
+{
+	int keep = 0;
+
+	if (size > 0 && size <= SPOOL_KEEP_FILE) {
+		pthread_mutex_lock(&sp->lock);
+		if ((keep = sp->pool_kept + size <= SPOOL_KEEP_MAX))
+			sp->pool_kept += size; /* reserved */
+		pthread_mutex_unlock(&sp->lock);
+	}
+	if (keep) {
+		if (fallocate(fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, 0,
+		              size) == 0)
+			return size;
+		pthread_mutex_lock(&sp->lock);
+		sp->pool_kept -= size;
+		pthread_mutex_unlock(&sp->lock);
+	}
+	return size == 0 || ftruncate(fd, 0) == 0 ? 0 : -1;
+}
+
 /* Retires DIRFD/NAME: emptied into the pool when it has room, else
  * removed.  0, or -1 with errno (ENOENT: there was no such file). */
 static int
 file_retire(struct spool *sp, int dirfd, const char *name)
 {
+	struct pool_file pf = {0};
+	struct stat st;
 	char fname[32];
-	unsigned long n = 0;
 	int fd, room;
 
 	pthread_mutex_lock(&sp->lock);
 	if ((room = sp->npool < SPOOL_POOL_MAX))
-		n = ++sp->pool_seq;
+		pf.n = ++sp->pool_seq;
 	pthread_mutex_unlock(&sp->lock);
 	if (!room)
 		return unlinkat(dirfd, name, 0);
-	snprintf(fname, sizeof(fname), "free.%lu", n);
+	snprintf(fname, sizeof(fname), "free.%lu", pf.n);
 	if (renameat2(dirfd, name, sp->tmpfd, fname, RENAME_NOREPLACE) < 0)
 		return errno == ENOENT ? -1 : unlinkat(dirfd, name, 0);
-	fd = openat(sp->tmpfd, fname,
-	            O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0) {
+	fd = openat(sp->tmpfd, fname, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 || fstat(fd, &st) < 0 ||
+	    (pf.kept = file_empty(sp, fd, st.st_size)) < 0) {
+		if (fd >= 0)
+			close(fd);
 		unlinkat(sp->tmpfd, fname, 0);
 		return 0;
 	}
 	close(fd);
 	pthread_mutex_lock(&sp->lock);
 	if ((room = sp->npool < SPOOL_POOL_MAX))
-		sp->pool[sp->npool++] = n;
+		sp->pool[sp->npool++] = pf; /* its KEPT is reserved */
+	else
+		sp->pool_kept -= pf.kept;
 	pthread_mutex_unlock(&sp->lock);
 	if (!room)
 		unlinkat(sp->tmpfd, fname, 0);
@@ -662,7 +725,8 @@ pool_adopt(struct spool *sp, const char *name)
 		                O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
 		if (fd >= 0) {
 			close(fd);
-			sp->pool[sp->npool++] = n;
+			sp->pool[sp->npool].n = n;
+			sp->pool[sp->npool++].kept = 0;
 			return 1;
 		}
 	}
@@ -678,13 +742,14 @@ env_write_tmp(struct spool *sp, const char *name, const struct spool_env *env)
 	struct kv_buf b = {0};
 	enum sg_status st;
 	int fd = -1, created = 0;
+	off_t stale;
 
 	if ((st = env_format(env, &b)) != SG_OK)
 		goto fail;
-	fd = tmp_create(sp, name);
+	fd = tmp_create(sp, name, &stale);
 	created = fd >= 0;
-	if (fd < 0 || fsio_write_all(fd, b.p, b.len) < 0 || fsync(fd) < 0 ||
-	    close_fd(&fd) < 0) {
+	if (fd < 0 || fsio_write_all(fd, b.p, b.len) < 0 ||
+	    file_sync(fd, stale, (off_t)b.len) < 0 || close_fd(&fd) < 0) {
 		st = io_fail("write-envelope", env->id);
 		goto fail;
 	}
@@ -1008,7 +1073,7 @@ spool_rx_begin(struct spool *sp, struct spool_rx **out)
 	for (int tries = 0; tries < 4 && fd < 0; tries++) {
 		if ((st = spool_new_id(sp, rx->id)) != SG_OK)
 			goto fail;
-		fd = tmp_create(sp, rx->id);
+		fd = tmp_create(sp, rx->id, &rx->stale);
 		if (fd < 0 && errno != EEXIST)
 			break;
 	}
@@ -1166,7 +1231,8 @@ spool_commit(struct spool_rx *rx, const struct spool_env *env)
 		st = rx->err;
 		goto fail;
 	}
-	if (fsync(rx->fd) < 0 || close_fd(&rx->fd) < 0) {
+	if (file_sync(rx->fd, rx->stale, (off_t)rx->size) < 0 ||
+	    close_fd(&rx->fd) < 0) {
 		st = io_fail("fsync-data", rx->id);
 		goto fail;
 	}

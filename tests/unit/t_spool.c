@@ -107,6 +107,48 @@ count_files(const char *dir, const char *sub)
 
 /* The spool's free files in DIR/tmp, with the inode of the last one seen
  * in *INO; (size_t)-1 when one of them is not empty or not 0600. */
+/* Whether DIRFD/NAME reads as nothing but zero bytes (a free file:
+ * emptied, or zeroed in place). */
+static int
+all_zero(int dirfd, const char *name)
+{
+	unsigned char buf[8192];
+	ssize_t got;
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW), ok = fd >= 0;
+
+	while (ok && (got = read(fd, buf, sizeof(buf))) != 0) {
+		ok = got > 0;
+		for (ssize_t i = 0; ok && i < got; i++)
+			ok = buf[i] == 0;
+	}
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+/* The size of the largest free file in DIR/tmp. */
+static off_t
+largest_free(const char *dir)
+{
+	char p[256];
+	struct dirent *e;
+	struct stat st;
+	off_t max = 0;
+	DIR *d;
+
+	snprintf(p, sizeof(p), "%s/tmp", dir);
+	if ((d = opendir(p)) == NULL)
+		return -1;
+	while ((e = readdir(d)) != NULL)
+		if (strncmp(e->d_name, "free.", 5) == 0 &&
+		    fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) ==
+		        0 &&
+		    st.st_size > max)
+			max = st.st_size;
+	closedir(d);
+	return max;
+}
+
 static size_t
 free_files(const char *dir, ino_t *ino)
 {
@@ -124,8 +166,8 @@ free_files(const char *dir, ino_t *ino)
 			continue;
 		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) <
 		        0 ||
-		    !S_ISREG(st.st_mode) || st.st_size != 0 ||
-		    (st.st_mode & 07777) != 0600) {
+		    !S_ISREG(st.st_mode) || (st.st_mode & 07777) != 0600 ||
+		    !all_zero(dirfd(d), e->d_name)) {
 			n = (size_t)-1;
 			break;
 		}
@@ -559,7 +601,9 @@ removed_files_are_emptied_and_reused(void)
 	CHECK_EQ(count_files(f.spool, "tmp"), 0u);
 	CHECK_EQ(count_files(f.spool, "queue"), 0u);
 
-	next = simple_env("b@example.org");
+	/* shorter than before, both files: what was left past the new
+	 * end (zeros of a file zeroed in place) must not stay */
+	next = simple_env("b@ex.org");
 	CHECK_EQ(commit(f.sp, data, 100, &next), SG_OK);
 	CHECK_EQ(free_files(f.spool, NULL), 0u); /* both reused */
 	snprintf(path, sizeof(path), "%s/queue/%s.msg", f.spool, next.id);
@@ -567,11 +611,33 @@ removed_files_are_emptied_and_reused(void)
 	CHECK_EQ(st.st_size, 100); /* nothing of the old content */
 	CHECK_EQ(st.st_mode & 07777, 0600);
 	CHECK(st.st_ino == old_msg || st.st_ino == old_env);
+	size_t got_len = 0;
+	char *got = slurp_path(path, &got_len);
+	CHECK(got != NULL && got_len == 100 && memcmp(got, data, 100) == 0);
+	free(got);
 	snprintf(path, sizeof(path), "%s/queue/%s.env", f.spool, next.id);
 	CHECK_EQ(stat(path, &st), 0);
 	CHECK(st.st_ino == old_msg || st.st_ino == old_env);
+	got = slurp_path(path, &got_len);
+	CHECK(got != NULL && got_len == (size_t)st.st_size &&
+	      memchr(got, 0, got_len) == NULL);
+	free(got);
+	struct spool_env back;
+	CHECK_EQ(spool_load(f.sp, next.id, &back), SG_OK);
+	CHECK_STR(back.mail_from, "b@ex.org");
+	spool_env_clear(&back);
 	CHECK_EQ(spool_remove(f.sp, next.id), SG_OK);
 	CHECK_EQ(free_files(f.spool, NULL), 2u);
+
+	/* a large message's file is emptied (truncated), not zeroed in
+	 * place: the pool does not hold its blocks */
+	char *big = pattern(3u << 20, 5);
+	next = simple_env("big@example.org");
+	CHECK_EQ(commit(f.sp, big, 3u << 20, &next), SG_OK);
+	CHECK_EQ(spool_remove(f.sp, next.id), SG_OK);
+	CHECK_EQ(free_files(f.spool, NULL), 2u);
+	CHECK(largest_free(f.spool) < (1 << 20));
+	free(big);
 
 	fx_reopen(&f); /* adopted, not removed, and used again */
 	CHECK_EQ(free_files(f.spool, &ino), 2u);
