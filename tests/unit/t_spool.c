@@ -126,28 +126,10 @@ all_zero(int dirfd, const char *name)
 	return ok;
 }
 
-/* The size of the largest free file in DIR/tmp. */
-static off_t
-largest_free(const char *dir)
-{
-	char p[256];
-	struct dirent *e;
-	struct stat st;
-	off_t max = 0;
-	DIR *d;
-
-	snprintf(p, sizeof(p), "%s/tmp", dir);
-	if ((d = opendir(p)) == NULL)
-		return -1;
-	while ((e = readdir(d)) != NULL)
-		if (strncmp(e->d_name, "free.", 5) == 0 &&
-		    fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) ==
-		        0 &&
-		    st.st_size > max)
-			max = st.st_size;
-	closedir(d);
-	return max;
-}
+/* The free files in DIR/tmp, each checked (0600, reading as zeros);
+ * (size_t)-1 for a bad one.  *INO: one's inode; LARGEST_FREE: the size of
+ * the largest, after the call. */
+static off_t largest_free;
 
 static size_t
 free_files(const char *dir, ino_t *ino)
@@ -158,6 +140,7 @@ free_files(const char *dir, ino_t *ino)
 	size_t n = 0;
 	DIR *d;
 
+	largest_free = 0;
 	snprintf(p, sizeof(p), "%s/tmp", dir);
 	if ((d = opendir(p)) == NULL)
 		return (size_t)-1;
@@ -173,6 +156,8 @@ free_files(const char *dir, ino_t *ino)
 		}
 		if (ino != NULL)
 			*ino = st.st_ino;
+		if (st.st_size > largest_free)
+			largest_free = st.st_size;
 		n++;
 	}
 	closedir(d);
@@ -636,7 +621,7 @@ removed_files_are_emptied_and_reused(void)
 	CHECK_EQ(commit(f.sp, big, 3u << 20, &next), SG_OK);
 	CHECK_EQ(spool_remove(f.sp, next.id), SG_OK);
 	CHECK_EQ(free_files(f.spool, NULL), 2u);
-	CHECK(largest_free(f.spool) < (1 << 20));
+	CHECK(largest_free < (1 << 20));
 	free(big);
 
 	fx_reopen(&f); /* adopted, not removed, and used again */
