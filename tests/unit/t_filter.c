@@ -355,6 +355,20 @@ regex_versus_plain_phrase(void)
 	CHECK_EQ(holds("subject == \"[\\1]\"", &f), 1);
 	CHECK_EQ(holds("subject == \"(a|b){2}c\"", &f), 1);
 	CHECK_EQ(holds("subject == \"^(x|y){2,}\"", &f), 0);
+	/* {,n} is {0,n}; repetitions of what cannot be empty, a few
+	 * assertions and optional atoms load */
+	CHECK_EQ(holds("subject == \"^x1 a{,3}b\"", &f), 1);
+	CHECK_EQ(holds("subject == \"^x1 a{,3}c\"", &f), 0);
+	CHECK_EQ(holds("subject == \"^(x1 ?)+(ab)+c?$\"", &f), 1);
+	CHECK_EQ(holds("subject == \"(^|[^a-z])abc\\b\"", &f), 1);
+	CHECK_EQ(holds("subject == \"(a*b)+c\"", &f), 1);
+	CHECK_EQ(holds("subject == \"(a|b?)c*\"", &f), 1);
+	CHECK_EQ(holds("subject == \"a*?b\"", &f), 1);
+	CHECK_EQ(holds("subject == \"^[a-z0-9]{1,64}@([a-z0-9-]{1,63}\\.)"
+	               "{1,5}[a-z]{2,63}$\"",
+	               &f),
+	         0);
+	CHECK_EQ(holds("subject == \"\\<x1\\>\"", &f), 1);
 	/* \" is a quote */
 	f.subject = "say \"hi\"";
 	CHECK_EQ(holds("subject == \"\\\"hi\\\"$\"", &f), 1);
@@ -600,6 +614,34 @@ static const struct {
      "f:1: ", "back-references"},
     {"regex expanding too far", "a: if (body == \"(a{1,255}){1,255}\") {}",
      SG_ERR_LIMIT, "f:1: ", "expands to more than 10000 atoms"},
+    /* what the expansion count missed, each hundreds of megabytes or
+     * many seconds in regcomp ("lec++++..." is the timeout that
+     * tests/fuzz/fuzz_daemon.c found, the others are its relatives) */
+    {"regex expanding too far with {,n}",
+     "a: if (body == \"(ab{,101}){100}\") {}", SG_ERR_LIMIT,
+     "f:1: ", "expands to more than 10000 atoms"},
+    {"regex repeating what can be empty", "a: if (body == \"(c*)+\") {}", 0,
+     "f:1: ", "something that can match the empty string"},
+    {"regex repeating what can be empty, stacked",
+     "a: if (subject == \"lec++++*+++++++++\") {}", 0,
+     "f:1: ", "something that can match the empty string"},
+    {"regex starring what can be empty", "a: if (body == \"^ac***\") {}", 0,
+     "f:1: ", "something that can match the empty string"},
+    {"regex repeating an empty alternative",
+     "a: if (subject == \"x(a|){3}\") {}", 0,
+     "f:1: ", "something that can match the empty string"},
+    {"regex of too many optional atoms",
+     "a: if (subject == \"[a-z]{1,1100}\") {}", SG_ERR_LIMIT,
+     "f:1: ", "more than 1000 optional atoms"},
+    {"regex of too many optional atoms in a row",
+     "a: if (subject == \"a{,499}b{,499}c{,9}\") {}", SG_ERR_LIMIT,
+     "f:1: ", "more than 1000 optional atoms"},
+    {"regex of too many assertions",
+     "a: if (subject == \"^^^^^^^^^^^^^^^^^x\") {}", SG_ERR_LIMIT,
+     "f:1: ", "more than 16 assertions"},
+    {"regex of too many word boundaries",
+     "a: if (subject == \"(\\bx){17}\") {}", SG_ERR_LIMIT,
+     "f:1: ", "more than 16 assertions"},
     {"regex nested too deep",
      "a: if (body == \"((((((((((((((((((((((((((((((((((((((((((((((((((("
      "((((((((((((((((a\") {}",
