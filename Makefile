@@ -90,16 +90,31 @@ test: deps
 
 # Coverage-guided fuzzing of every parser (clang + libFuzzer); not part of
 # `make test`.  Seeds come from the test suite's messages when present.
+# fuzz_daemon takes the daemon's parsers of client and next-hop input
+# (SMTP syntax, AUTH PLAIN, replies, dot-stuffing, kvtext, filters) with
+# the files they need; each target runs FUZZ_SECONDS.
 FUZZ_SECONDS ?= 60
-FUZZ_CFLAGS = $(BASE) -g -O1 -fsanitize=fuzzer,address,undefined
+FUZZ_CFLAGS = $(BASE) $(WARN) -g -O1 -fsanitize=fuzzer,address,undefined
+FUZZ_DAEMON_SRC = $(LIB_SRC) $(POLICY_SRC) \
+	$(addprefix src/daemon/,kvtext.c log.c mx.c reason.c relay.c \
+	  smtp_auth.c smtp_parse.c)
 build/fuzz/fuzz_message: tests/fuzz/fuzz_message.c $(LIB_SRC) $(HDRS)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_message.c $(LIB_SRC) $(PKG_LIBS)
 
-fuzz: build/fuzz/fuzz_message
-	@mkdir -p build/fuzz/corpus
+build/fuzz/fuzz_daemon: tests/fuzz/fuzz_daemon.c $(FUZZ_DAEMON_SRC) $(HDRS)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_daemon.c $(FUZZ_DAEMON_SRC) \
+		$(PKG_LIBS)
+
+fuzz: build/fuzz/fuzz_message build/fuzz/fuzz_daemon
+	@mkdir -p build/fuzz/corpus build/fuzz/corpus_daemon
 	build/fuzz/fuzz_message -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
-		-timeout=10 build/fuzz/corpus tests/fuzz/seeds
+		-timeout=10 -artifact_prefix=build/fuzz/ build/fuzz/corpus \
+		tests/fuzz/seeds
+	build/fuzz/fuzz_daemon -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
+		-timeout=10 -artifact_prefix=build/fuzz/ build/fuzz/corpus_daemon \
+		tests/fuzz/seeds_daemon
 
 bench: build/smimegate
 	sh bench/bench.sh

@@ -110,6 +110,10 @@ sg_reset(struct sg_ctx *ctx)
 	ERR_clear_error();
 }
 
+static enum sg_status vfail(struct sg_ctx *ctx, enum sg_status st, int with_ssl,
+                            const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+
 static enum sg_status
 vfail(struct sg_ctx *ctx, enum sg_status st, int with_ssl, const char *fmt,
       va_list ap)
