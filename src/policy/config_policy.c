@@ -12,9 +12,9 @@
  */
 #include "policy/config_int.h"
 #include "policy/filter.h"
+#include "policy/rx.h"
 
 #include <ctype.h>
-#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +28,7 @@ enum pat_kind { PAT_ANY, PAT_ADDR, PAT_DOMAIN, PAT_SUBDOMAIN, PAT_REGEX };
 struct pat {
 	enum pat_kind kind;
 	char *text; /* lowercase address or domain */
-	regex_t re;
+	struct rx *re;
 };
 
 struct patlist {
@@ -45,7 +45,7 @@ patlist_clear(struct patlist *l)
 {
 	for (size_t i = 0; i < l->n; i++) {
 		if (l->v[i].kind == PAT_REGEX)
-			regfree(&l->v[i].re);
+			rx_free(l->v[i].re);
 		free(l->v[i].text);
 	}
 	free(l->v);
@@ -65,7 +65,7 @@ pat_compile(struct parser *ps, const char *key, const char *p, struct pat *out)
 {
 	size_t n = strlen(p);
 	char msg[256];
-	int rc;
+	int limit;
 
 	memset(out, 0, sizeof(*out));
 	if (strcmp(p, "*") == 0) {
@@ -78,14 +78,11 @@ pat_compile(struct parser *ps, const char *key, const char *p, struct pat *out)
 		if (re == NULL)
 			return cfg_fail(ps, "out of memory");
 		out->kind = PAT_REGEX;
-		rc =
-		    regcomp(&out->re, re, REG_EXTENDED | REG_ICASE | REG_NOSUB);
+		out->re = rx_compile(re, RX_ICASE, msg, sizeof(msg), &limit);
 		free(re);
-		if (rc != 0) {
-			regerror(rc, &out->re, msg, sizeof(msg));
+		if (out->re == NULL)
 			return cfg_fail(ps, "%s: bad regular expression %s: %s",
 			                key, p, msg);
-		}
 		return 0;
 	}
 	if (p[0] == '*' && p[1] == '.') {
@@ -170,7 +167,7 @@ pat_matches(const struct pat *p, const char *addr)
 		return at != NULL && dl > tl &&
 		       strcasecmp(dom + dl - tl, p->text) == 0;
 	case PAT_REGEX:
-		return regexec(&p->re, addr, 0, NULL, 0) == 0;
+		return rx_match_str(p->re, addr) == 1;
 	}
 	return 0;
 }

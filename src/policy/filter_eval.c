@@ -83,25 +83,15 @@ push(struct filter_result *r, const struct filter_action *a)
 	return 0;
 }
 
-/* 1 match, 0 no match, -1 the matcher failed (out of memory). */
+/* Any of V (N items, or NULL-terminated when N is SIZE_MAX) matches: 1,
+ * 0, or -1 when the matcher ran out of memory. */
 static int
-rx_match(const regex_t *re, const char *s)
-{
-	int rc = regexec(re, s != NULL ? s : "", 0, NULL, 0);
-
-	if (rc == 0)
-		return 1;
-	return rc == REG_NOMATCH ? 0 : -1;
-}
-
-/* Any of V (N items, or NULL-terminated when N is SIZE_MAX) matches. */
-static int
-rx_match_any(const regex_t *re, const char *const *v, size_t n)
+rx_match_any(const struct rx *re, const char *const *v, size_t n)
 {
 	int r;
 
 	for (size_t i = 0; v != NULL && i < n && v[i] != NULL; i++)
-		if ((r = rx_match(re, v[i])) != 0)
+		if ((r = rx_match_str(re, v[i])) != 0)
 			return r;
 	return 0;
 }
@@ -117,11 +107,11 @@ match(const struct filter_cond *c, const struct filter_facts *f)
 {
 	switch (c->field) {
 	case FF_SUBJECT:
-		return rx_match(c->re, f->subject);
+		return rx_match_str(c->re, f->subject);
 	case FF_BODY:
-		return rx_match(c->re, f->body_text);
+		return rx_match_str(c->re, f->body_text);
 	case FF_MAIL_FROM:
-		return rx_match(c->re, f->mail_from);
+		return rx_match_str(c->re, f->mail_from);
 	case FF_RCPT_TO:
 		return rx_match_any(c->re, f->rcpts, f->nrcpts);
 	case FF_ATT_NAME:

@@ -8,11 +8,11 @@
 #ifndef SG_FILTER_INT_H
 #define SG_FILTER_INT_H
 
-#include <regex.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "policy/filter.h"
+#include "policy/rx.h"
 
 enum fc_kind {
 	FC_TRUE,
@@ -44,8 +44,8 @@ enum fc_field {
 enum fc_op { FO_LT, FO_LE, FO_GT, FO_GE, FO_EQ, FO_NE };
 
 struct filter_re {
-	regex_t re;
-	struct filter_re *next; /* the set's chain, for regfree */
+	struct rx *re;
+	struct filter_re *next; /* the set's chain, for rx_free */
 };
 
 struct filter_cond {
@@ -54,7 +54,7 @@ struct filter_cond {
 	int negate;               /* FC_MATCH: != */
 	const char *name;         /* FF_HEADER: the header name */
 	const char *phrase;       /* FC_CONTAINS */
-	const regex_t *re;        /* FC_MATCH */
+	const struct rx *re;      /* FC_MATCH */
 	enum fc_op op;            /* FC_SIZE */
 	uint64_t n;               /* FC_SIZE, bytes */
 	struct filter_cond *kids; /* FC_AND, FC_OR, FC_NOT */
@@ -159,9 +159,9 @@ int filter_lex_is_word(const struct parser *ps, const char *w);
 
 /* ---- Regular expressions (filter_re.c) -------------------------------- */
 
-/* The regular expression in the current (string) token, vetted and
- * compiled into the set (REG_EXTENDED | REG_ICASE | REG_NOSUB, and
- * REG_NEWLINE for FF_BODY); NULL after a failure reported at its line. */
-const regex_t *filter_re_compile(struct parser *ps, enum fc_field field);
+/* The regular expression in the current (string) token, compiled into
+ * the set (RX_ICASE, and RX_NEWLINE for FF_BODY); NULL after a failure
+ * reported at its line. */
+const struct rx *filter_re_compile(struct parser *ps, enum fc_field field);
 
 #endif

@@ -779,7 +779,7 @@ filter_set_free(struct filter_set *fs)
 	if (fs == NULL)
 		return;
 	for (struct filter_re *r = fs->res; r != NULL; r = r->next)
-		regfree(&r->re);
+		rx_free(r->re);
 	for (c = fs->arena; c != NULL; c = cn) {
 		cn = c->next;
 		free(c);

@@ -598,8 +598,14 @@ fuzz_regex(const uint8_t *data, size_t size)
 		filter_result_init(&r);
 		st = filter_eval(fs, &f, &r);
 		FAIL_IF(st != SG_OK && st != SG_ERR_TEMP);
-		/* the subject's filter fired exactly when regexec says so */
-		if (st == SG_OK &&
+		/* the subject's filter fired exactly when glibc's regexec
+		 * says so: a differential check of src/policy/rx.c, on
+		 * short patterns and texts (glibc's regcomp explodes on some
+		 * long ones, its regexec is quadratic), and on one line
+		 * (glibc lets ^ and $ see a newline read by \s or [^a] even
+		 * without REG_NEWLINE, which POSIX does not) */
+		if (st == SG_OK && strlen(raw) <= 24 && strlen(text) <= 256 &&
+		    strchr(text, '\n') == NULL &&
 		    regcomp(&re, raw, REG_EXTENDED | REG_ICASE | REG_NOSUB) ==
 		        0) {
 			direct = regexec(&re, text, 0, NULL, 0) == 0;
@@ -622,8 +628,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size == 0)
 		return 0;
 	static void (*const target[])(const uint8_t *, size_t) = {
-	    fuzz_smtp,   fuzz_auth,        fuzz_reply, fuzz_stuff,
-	    fuzz_kv,     fuzz_filter_file, fuzz_regex,
+	    fuzz_smtp, fuzz_auth,        fuzz_reply, fuzz_stuff,
+	    fuzz_kv,   fuzz_filter_file, fuzz_regex,
 	};
 
 	target[data[0] % (sizeof(target) / sizeof(target[0]))](data + 1,

@@ -47,5 +47,6 @@ extern const struct unit_suite suite_harvest;
 extern const struct unit_suite suite_revocation;
 extern const struct unit_suite suite_directory;
 extern const struct unit_suite suite_certexpiry;
+extern const struct unit_suite suite_rx;
 
 #endif
