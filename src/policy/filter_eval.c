@@ -86,7 +86,7 @@ push(struct filter_result *r, const struct filter_action *a)
 /* Any of V (N items, or NULL-terminated when N is SIZE_MAX) matches: 1,
  * 0, or -1 when the matcher ran out of memory. */
 static int
-rx_match_any(const struct rx *re, const char *const *v, size_t n)
+match_any(const struct rx *re, const char *const *v, size_t n)
 {
 	int r;
 
@@ -113,13 +113,13 @@ match(const struct filter_cond *c, const struct filter_facts *f)
 	case FF_MAIL_FROM:
 		return rx_match_str(c->re, f->mail_from);
 	case FF_RCPT_TO:
-		return rx_match_any(c->re, f->rcpts, f->nrcpts);
+		return match_any(c->re, f->rcpts, f->nrcpts);
 	case FF_ATT_NAME:
-		return rx_match_any(c->re, f->att_names, SIZE_MAX);
+		return match_any(c->re, f->att_names, SIZE_MAX);
 	case FF_ATT_TYPE:
-		return rx_match_any(c->re, f->att_types, SIZE_MAX);
+		return match_any(c->re, f->att_types, SIZE_MAX);
 	case FF_HEADER:
-		return rx_match_any(c->re, header_values(f, c->name), SIZE_MAX);
+		return match_any(c->re, header_values(f, c->name), SIZE_MAX);
 	default:
 		return -1;
 	}

@@ -16,7 +16,6 @@
 #include "policy/rx.h"
 
 #include <ctype.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -91,7 +90,7 @@ struct rx_parse {
 	uint32_t nn, ncap;
 	int depth;
 	uint32_t *stk; /* pieces and branches being read; pending jumps */
-	size_t nstk, stkcap;
+	uint32_t nstk, stkcap;
 	char *why;
 	size_t whylen;
 	int *limit;
@@ -119,47 +118,60 @@ fail(struct rx_parse *ps, int limit, const char *fmt, ...)
 
 #define NOMEM(ps) fail((ps), 1, "%s", "out of memory")
 
+/* Room in the array *V (*CAP items of SIZE bytes) for item N: doubles
+ * it when full.  0, or -1 after NOMEM. */
+static int
+grow(struct rx_parse *ps, void *v, uint32_t *cap, size_t n, size_t size)
+{
+	void **pv = v, *w;
+	uint32_t c;
+
+	if (ps->failed)
+		return -1;
+	if (n < *cap)
+		return 0;
+	c = *cap ? *cap * 2 : 64;
+	if ((w = realloc(*pv, (size_t)c * size)) == NULL) {
+		NOMEM(ps);
+		return -1;
+	}
+	*pv = w;
+	*cap = c;
+	return 0;
+}
+
+/* Fails when node N written out would exceed RX_MAX_ATOMS. */
+static void
+check_atoms(struct rx_parse *ps, uint32_t n)
+{
+	if (!ps->failed && ps->nodes[n].atoms > RX_MAX_ATOMS)
+		fail(ps, 1,
+		     "it expands to more than %s atoms (a{1,100} counts 100)",
+		     RX_MAX_ATOMS_TEXT);
+}
+
 static uint32_t
 node_new(struct rx_parse *ps, enum rx_kind kind)
 {
 	struct rx_node *n;
 
-	if (ps->failed)
+	if (grow(ps, &ps->nodes, &ps->ncap, ps->nn, sizeof(*n)) < 0)
 		return 0;
-	if (ps->nn == ps->ncap) {
-		uint32_t cap = ps->ncap ? ps->ncap * 2 : 64;
-		struct rx_node *v = realloc(ps->nodes, cap * sizeof(*v));
-
-		if (v == NULL) {
-			NOMEM(ps);
-			return 0;
-		}
-		ps->nodes = v, ps->ncap = cap;
-	}
 	n = &ps->nodes[ps->nn];
 	memset(n, 0, sizeof(*n));
 	n->kind = kind;
 	return ps->nn++;
 }
 
-/* A new set (all bytes clear) for node N; its index, or UINT32_MAX. */
+/* A new set (all bytes clear) for NODE, or NULL after a failure. */
 static struct rx_set *
 set_new(struct rx_parse *ps, uint32_t node)
 {
 	struct rx *re = ps->re;
 
-	if (ps->failed)
+	if (grow(ps, &re->sets, &re->setcap, re->nsets, sizeof(re->sets[0])) <
+	    0)
 		return NULL;
-	if (re->nsets == re->setcap) {
-		uint32_t cap = re->setcap ? re->setcap * 2 : 16;
-		struct rx_set *v = realloc(re->sets, cap * sizeof(*v));
-
-		if (v == NULL) {
-			NOMEM(ps);
-			return NULL;
-		}
-		re->sets = v, re->setcap = cap;
-	}
 	ps->nodes[node].set = re->nsets;
 	ps->nodes[node].atoms = 1;
 	memset(&re->sets[re->nsets], 0, sizeof(re->sets[0]));
@@ -184,35 +196,21 @@ node_pair(struct rx_parse *ps, enum rx_kind kind, uint32_t a, uint32_t b)
 	ps->nodes[n].a = a;
 	ps->nodes[n].b = b;
 	ps->nodes[n].atoms = ps->nodes[a].atoms + ps->nodes[b].atoms;
-	if (ps->nodes[n].atoms > RX_MAX_ATOMS)
-		fail(ps, 1,
-		     "it expands to more than %s atoms (a{1,100} counts 100)",
-		     RX_MAX_ATOMS_TEXT);
+	check_atoms(ps, n);
 	return n;
 }
 
 static void
 push(struct rx_parse *ps, uint32_t v)
 {
-	if (ps->failed)
-		return;
-	if (ps->nstk == ps->stkcap) {
-		size_t cap = ps->stkcap ? ps->stkcap * 2 : 64;
-		uint32_t *w = realloc(ps->stk, cap * sizeof(*w));
-
-		if (w == NULL) {
-			NOMEM(ps);
-			return;
-		}
-		ps->stk = w, ps->stkcap = cap;
-	}
-	ps->stk[ps->nstk++] = v;
+	if (grow(ps, &ps->stk, &ps->stkcap, ps->nstk, sizeof(v)) == 0)
+		ps->stk[ps->nstk++] = v;
 }
 
 /* The items pushed since BASE joined by KIND, right-deep (a (b (c d)))
  * so that writing it out recurses only into the left of each. */
 static uint32_t
-join(struct rx_parse *ps, size_t base, enum rx_kind kind)
+join(struct rx_parse *ps, uint32_t base, enum rx_kind kind)
 {
 	uint32_t n;
 
@@ -227,7 +225,7 @@ join(struct rx_parse *ps, size_t base, enum rx_kind kind)
 	return n;
 }
 
-/* Finishes set S of node N: case folding, then negation. */
+/* Finishes set S: case folding, then negation (not '\n' in lines). */
 static void
 set_finish(struct rx_parse *ps, struct rx_set *s, int negate)
 {
@@ -445,10 +443,7 @@ parse_atom(struct rx_parse *ps, int *none)
 
 			if (s == NULL)
 				return 0;
-			memset(s, 0xff, sizeof(*s));
-			if (ps->re->flags & RX_NEWLINE)
-				s->w[0] &= ~((uint64_t)1 << '\n');
-			s->w[0] &= ~(uint64_t)1;
+			set_finish(ps, s, 1); /* [^] */
 		}
 		return n;
 	case '^':
@@ -603,20 +598,16 @@ parse_piece(struct rx_parse *ps, int *none)
 		    sat_mul(ps->nodes[n].atoms,
 		            max == REP_INF ? (uint64_t)min + 1 : max);
 		n = r;
-		if (ps->nodes[n].atoms > RX_MAX_ATOMS) {
-			fail(ps, 1,
-			     "it expands to more than %s atoms (a{1,100} "
-			     "counts 100)",
-			     RX_MAX_ATOMS_TEXT);
+		check_atoms(ps, n);
+		if (ps->failed)
 			return 0;
-		}
 	}
 }
 
 static uint32_t
 parse_branch(struct rx_parse *ps)
 {
-	size_t base = ps->nstk;
+	uint32_t base = ps->nstk;
 	uint32_t p;
 	int none;
 
@@ -633,7 +624,7 @@ parse_branch(struct rx_parse *ps)
 static uint32_t
 parse_alt(struct rx_parse *ps)
 {
-	size_t base = ps->nstk;
+	uint32_t base = ps->nstk;
 
 	push(ps, parse_branch(ps));
 	while (!ps->failed && *ps->p == '|') {
@@ -650,18 +641,8 @@ emit(struct rx_parse *ps, enum rx_op op, uint32_t x, uint32_t y)
 {
 	struct rx *re = ps->re;
 
-	if (ps->failed)
+	if (grow(ps, &re->prog, &re->cap, re->n, sizeof(re->prog[0])) < 0)
 		return 0;
-	if (re->n == re->cap) {
-		uint32_t cap = re->cap ? re->cap * 2 : 64;
-		struct rx_inst *v = realloc(re->prog, cap * sizeof(*v));
-
-		if (v == NULL) {
-			NOMEM(ps);
-			return 0;
-		}
-		re->prog = v, re->cap = cap;
-	}
 	re->prog[re->n].op = (uint8_t)op;
 	re->prog[re->n].as = 0;
 	re->prog[re->n].x = x;
@@ -679,7 +660,7 @@ emit(struct rx_parse *ps, enum rx_op op, uint32_t x, uint32_t y)
 static void
 gen(struct rx_parse *ps, uint32_t n)
 {
-	size_t base = ps->nstk;
+	uint32_t base = ps->nstk;
 	struct rx_node nd;
 	uint32_t l, k;
 
@@ -721,7 +702,7 @@ gen(struct rx_parse *ps, uint32_t n)
 			} else if (nd.max > nd.min) {
 				/* the optional copies: skipping one skips
 				 * the rest, so every split goes to the end */
-				size_t sb = ps->nstk;
+				uint32_t sb = ps->nstk;
 
 				for (uint32_t i = nd.min;
 				     i < nd.max && !ps->failed; i++) {
@@ -760,9 +741,7 @@ rx_compile(const char *pattern, int flags, char *why, size_t whylen, int *limit)
 		return NULL;
 	}
 	ps.re->flags = flags;
-	root = parse_alt(&ps);
-	if (!ps.failed && *ps.p != '\0')
-		fail(&ps, 0, "%s", "Unmatched ) or \\)"); /* not reached */
+	root = parse_alt(&ps); /* to the end: a ')' there is a character */
 	gen(&ps, root);
 	emit(&ps, OP_MATCH, 0, 0);
 	free(ps.nodes);
@@ -1023,7 +1002,7 @@ step(struct run *r, struct dstate *s, int c)
 	const struct rx *re = r->re;
 	int next = c < 0 ? K_EDGE : kind_of(re, (unsigned)c);
 	int ctx = re->has_assert ? s->prev * 4 + next : 0;
-	int prev = re->has_assert && c >= 0 ? kind_of(re, (unsigned)c) : 0;
+	int prev = re->has_assert ? next : 0; /* for the state after C */
 	struct dstate *ns;
 
 	/* the assertions that hold between the byte before and C */

@@ -543,6 +543,58 @@ mx_next_hops(void)
 	free(path);
 }
 
+/* [policy] address patterns: each kind, /regex/ (rx.h) included, and
+ * the first matching policy of the direction wins. */
+static void
+policy_address_patterns(void)
+{
+	static const char text[] =
+	    "[listener out]\nlisten = 127.0.0.1:2525\nrole = outgoing\n"
+	    "profile = p\n[profile p]\nmode = sign\nsigner = org\n"
+	    "[policy ceo]\ndirection = outgoing\n"
+	    "senders = /^(ceo|cfo)@corp\\.example$/\n"
+	    "recipients = @partner.example, *.sub.example\n"
+	    "[policy anyone]\ndirection = outgoing\n"
+	    "recipients = /[0-9]{3}@/, bob@one.example\n";
+	static const struct {
+		const char *from, *to, *want;
+	} cases[] = {
+	    {"ceo@corp.example", "x@partner.example", "ceo"},
+	    {"CFO@Corp.Example", "x@a.sub.example", "ceo"},
+	    {"ceo@corp.example", "x@sub.example", NULL},
+	    {"xceo@corp.example", "x@partner.example", NULL},
+	    {"ceo@corpXexample", "x@partner.example", NULL},
+	    {"ceo@corp.example", "u123@one.example", "anyone"},
+	    {"a@b.example", "BOB@one.example", "anyone"},
+	    {"a@b.example", "u12@one.example", NULL},
+	    {"", "u123@x.example", "anyone"},
+	};
+	char *path = write_tmp(text), err[256] = "";
+	struct cfg *c = NULL;
+
+	CHECK_EQ(cfg_load(path, &c, err, sizeof(err)), SG_OK);
+	for (size_t i = 0; c != NULL && i < sizeof(cases) / sizeof(*cases);
+	     i++) {
+		const struct cfg_policy *p = cfg_policy_match(
+		    c, CFG_OUTGOING, cases[i].from, cases[i].to);
+		const char *got = p != NULL ? p->name : NULL;
+
+		if (cases[i].want == NULL
+		        ? got != NULL
+		        : got == NULL || strcmp(got, cases[i].want) != 0) {
+			fprintf(stderr, "  %s -> %s: %s, not %s\n",
+			        cases[i].from, cases[i].to, got ? got : "none",
+			        cases[i].want ? cases[i].want : "none");
+			unit_fail(__FILE__, __LINE__, cases[i].to);
+		}
+	}
+	if (c == NULL)
+		fprintf(stderr, "  %s\n", err);
+	cfg_free(c);
+	unlink(path);
+	free(path);
+}
+
 static const struct unit_case cases[] = {
     {"mx_next_hops", mx_next_hops},
     {"next_hop_certificate_checks", next_hop_certificate_checks},
@@ -551,6 +603,7 @@ static const struct unit_case cases[] = {
     {"loads_a_full_file", loads_a_full_file},
     {"listener_tls_keys", listener_tls_keys},
     {"relay_networks", relay_networks},
+    {"policy_address_patterns", policy_address_patterns},
     {"errors_name_the_line", errors_name_the_line},
     {"missing_file_is_io", missing_file_is_io},
     {"demo_text_is_valid", demo_text_is_valid},
