@@ -90,12 +90,12 @@ def test_seed_filter_quarantines_what_did_not_verify(gateway, pki):
     # The tampered one, released, is delivered as it was quarantined:
     # with its failed Authentication-Results.
     tampered = [e for e in entries
-                if "900" in quarantine(gw, "show", e["id"], "--raw")
+                if "Pay 900" in quarantine(gw, "show", e["id"], "--raw")
                 .stdout.decode(errors="replace")]
     assert len(tampered) == 1
     quarantine(gw, "release", tampered[0]["id"])
     msgs = gw.delivered(2)
-    released = [m for m in msgs if b"900" in m]
+    released = [m for m in msgs if b"Pay 900" in m]
     assert len(released) == 1
     assert b"smime=fail" in released[0]
     assert "event=released" in gw.log.read_text()
