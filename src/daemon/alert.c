@@ -48,7 +48,7 @@ alert_raise(struct alerts *a, const char *kind, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	log_warn("alert", "event=alert kind=%s text=\"%s\"", kind, text);
+	log_warn("alert", "event=alert kind=%s text=\"%s\"", kind, LOG_Q(text));
 	metrics_inc(a->m, METRICS_ALERTS);
 	if (a->send == NULL)
 		return;

@@ -102,17 +102,32 @@ log_close(void)
 	pthread_rwlock_unlock(&logger.lock);
 }
 
-/* Whether TEXT has FIELD ("event=error") as a whole space-separated
- * field. */
+/* Whether TEXT has FIELD ("event=error") as one of its space-separated
+ * fields.  A quoted value ("...") and an address (<...>) are read as one
+ * piece, whatever they hold: what log_quote_value and log_addr wrote
+ * cannot end them early, so text from outside cannot add a field. */
 static int
 has_field(const char *text, const char *field)
 {
 	size_t n = strlen(field);
+	const char *p = text;
 
-	for (const char *p = text; (p = strstr(p, field)) != NULL; p++)
-		if ((p == text || p[-1] == ' ') &&
-		    (p[n] == ' ' || p[n] == '\0'))
+	while (*p != '\0') {
+		const char *start;
+
+		while (*p == ' ')
+			p++;
+		for (start = p; *p != '\0' && *p != ' ';) {
+			const char *close = NULL;
+			if (*p == '"')
+				close = strchr(p + 1, '"');
+			else if (*p == '<')
+				close = strchr(p + 1, '>');
+			p = close ? close + 1 : p + 1;
+		}
+		if ((size_t)(p - start) == n && memcmp(start, field, n) == 0)
 			return 1;
+	}
 	return 0;
 }
 
@@ -225,11 +240,13 @@ log_err(const char *component, const char *fmt, ...)
 	va_end(ap);
 }
 
-void
+const char *
 log_quote_value(char *dst, size_t len, const char *src)
 {
 	size_t i;
 
+	if (len == 0)
+		return dst;
 	for (i = 0; i + 1 < len && src[i]; i++) {
 		unsigned char c = (unsigned char)src[i];
 		dst[i] = (c < 0x20 || c == 0x7f)   ? ' '
@@ -237,4 +254,32 @@ log_quote_value(char *dst, size_t len, const char *src)
 		                                   : (char)c;
 	}
 	dst[i] = '\0';
+	return dst;
+}
+
+const char *
+log_addr(char *dst, size_t len, const char *addr)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+
+	if (len == 0)
+		return dst;
+	for (; *addr != '\0'; addr++) {
+		unsigned char c = (unsigned char)*addr;
+		if (c > 0x20 && c < 0x7f && c != '<' && c != '>' && c != '\\') {
+			if (o + 1 >= len)
+				break;
+			dst[o++] = (char)c;
+			continue;
+		}
+		if (o + 4 >= len)
+			break;
+		dst[o++] = '\\';
+		dst[o++] = 'x';
+		dst[o++] = hex[c >> 4];
+		dst[o++] = hex[c & 15];
+	}
+	dst[o] = '\0';
+	return dst;
 }

@@ -60,10 +60,31 @@ void log_err(const char *component, const char *fmt, ...)
 void log_vwrite(enum log_level level, const char *component, const char *fmt,
                 va_list ap) __attribute__((format(printf, 3, 0)));
 
-/* SRC as the value of a quoted key="value" field, in DST of LEN octets
- * (cut to fit): control bytes become spaces, quotes and backslashes '.
- * For text from outside (a next hop's reply, an address). */
-void log_quote_value(char *dst, size_t len, const char *src);
+/*
+ * The two ways text from outside (a client's address, a next hop's reply,
+ * a certificate's subject, a reason quoting any of them) enters a line,
+ * so that it stays one field: nothing it holds can end the field early or
+ * look like another one (an "event=error" in a sender's address).
+ *
+ * log_quote_value: SRC as the value of a quoted key="value" field, in DST
+ * of LEN octets (cut to fit): control bytes become spaces, quotes and
+ * backslashes '.
+ *
+ * log_addr: the address ADDR as the value of an address field
+ * (from=<...>), in DST of LEN octets (cut to fit, LOG_ADDR_MAX always
+ * fits an SMTP path): a space, '<', '>', '\', a control or 8-bit byte
+ * becomes \xHH, so that a quoted local part ("a b"@example.com) reads
+ * back exactly and the field ends at its '>'.  Returns DST.
+ */
+const char *log_quote_value(char *dst, size_t len, const char *src);
+#define LOG_ADDR_MAX 1024
+const char *log_addr(char *dst, size_t len, const char *addr);
+
+/* The same into a buffer that lives until the end of the caller's block,
+ * for an argument of the line itself:
+ *   log_event("smtp", "from=<%s> reply=\"%s\"", LOG_ADDR(a), LOG_Q(r)); */
+#define LOG_ADDR(a) log_addr((char[LOG_ADDR_MAX]){""}, LOG_ADDR_MAX, (a))
+#define LOG_Q(s)    log_quote_value((char[LOG_LINE_MAX]){""}, LOG_LINE_MAX, (s))
 
 /* The level a line gets (see log_event): the larger of LEVEL and the one
  * its event= field implies.  For the tests. */

@@ -319,7 +319,7 @@ missing_keys(struct pipeline *pl, struct spool_env *env,
 	for (size_t i = 0; i < nmissing; i++)
 		logf_("qid=%s rcpt=<%s> decision=%s reason=no-certificate "
 		      "profile=%s",
-		      env->id, env->rcpts[missing[i]],
+		      env->id, LOG_ADDR(env->rcpts[missing[i]]),
 		      p->missing_key == CFG_MISSING_BOUNCE ? "bounce"
 		      : p->missing_key == CFG_MISSING_DROP ? "drop"
 		                                           : "plain",
@@ -398,7 +398,7 @@ rcpt_veto(void *arg, const struct sg_certs *c)
 		      "reason=\"the certificate names no OCSP responder or "
 		      "CRL distribution point, and no CRL file is "
 		      "configured (revocation_unknown = hard)\"",
-		      rc->qid, rc->rcpt);
+		      rc->qid, LOG_ADDR(rc->rcpt));
 		rc->revoked = 1;
 		return 1;
 	}
@@ -420,7 +420,7 @@ rcpt_veto(void *arg, const struct sg_certs *c)
 	case SG_REV_REVOKED:
 		logf_("qid=%s rcpt=<%s> event=certificate-revoked "
 		      "reason=\"%s\"",
-		      rc->qid, rc->rcpt, why);
+		      rc->qid, LOG_ADDR(rc->rcpt), LOG_Q(why));
 		metrics_inc(rc->w->metrics, METRICS_REVOKED);
 		rc->revoked = 1;
 		snprintf(rc->why, sizeof(rc->why), "%s", why);
@@ -432,7 +432,7 @@ rcpt_veto(void *arg, const struct sg_certs *c)
 		return 0;
 	logf_("qid=%s rcpt=<%s> event=revocation-unknown action=defer "
 	      "reason=\"%s\"",
-	      rc->qid, rc->rcpt, why);
+	      rc->qid, LOG_ADDR(rc->rcpt), LOG_Q(why));
 	snprintf(rc->why, sizeof(rc->why),
 	         "revocation status of <%s>'s certificate unknown "
 	         "(revocation_unknown = hard): %s",
@@ -479,7 +479,8 @@ outgoing(struct pipeline *pl, struct worker *w, const struct cfg *cfg,
 			for (size_t i = 0; i < env->nrcpts; i++)
 				logf_("qid=%s rcpt=<%s> decision=plain "
 				      "reason=no-certificate profile=%s",
-				      env->id, env->rcpts[i], p->name);
+				      env->id, LOG_ADDR(env->rcpts[i]),
+				      p->name);
 			return SG_OK;
 		}
 		mode = CFG_SIGN;
@@ -572,7 +573,8 @@ outgoing(struct pipeline *pl, struct worker *w, const struct cfg *cfg,
 					    "qid=%s rcpt=<%s> "
 					    "certificate=directory queries=%lu "
 					    "hits=%lu",
-					    env->id, env->rcpts[i], q, hits);
+					    env->id, LOG_ADDR(env->rcpts[i]), q,
+					    hits);
 					have[nhave++] = i;
 					continue;
 				}
@@ -620,7 +622,7 @@ outgoing(struct pipeline *pl, struct worker *w, const struct cfg *cfg,
 		      p->name, env->nrcpts);
 		for (size_t i = 0; i < env->nrcpts; i++)
 			logf_("qid=%s rcpt=<%s> decision=%s profile=%s",
-			      env->id, env->rcpts[i],
+			      env->id, LOG_ADDR(env->rcpts[i]),
 			      mode == CFG_SIGN ? (env->plain ? "plain" : "sign")
 			                       : "encrypt",
 			      p->name);
@@ -779,12 +781,12 @@ harvest(struct pipeline *pl, struct worker *w, const struct cfg *cfg,
 	if ((st = store_harvest(w->st, res->certs, 0, source, &o, &out)) !=
 	    SG_OK) {
 		logf_("qid=%s event=harvest-error status=%s reason=\"%s\"",
-		      env->id, sg_status_name(st), store_errmsg(w->st));
+		      env->id, sg_status_name(st), LOG_Q(store_errmsg(w->st)));
 		return;
 	}
 	logf_("qid=%s event=harvest result=%s name=%s reason=\"%s\"", env->id,
 	      store_harvest_result_name(out.result), out.name ? out.name : "-",
-	      out.reason);
+	      LOG_Q(out.reason));
 	if (out.result == STORE_HARVEST_NEW ||
 	    out.result == STORE_HARVEST_UPDATED)
 		metrics_inc(pl->metrics, METRICS_HARVESTED);
@@ -867,7 +869,7 @@ incoming(struct pipeline *pl, struct worker *w, const struct cfg *cfg,
 				failed = 1;
 				logf_(
 				    "qid=%s event=decrypt-failed reason=\"%s\"",
-				    env->id, reason);
+				    env->id, LOG_Q(reason));
 				result = "permerror";
 				st = SG_OK;
 				break;
@@ -915,7 +917,7 @@ incoming(struct pipeline *pl, struct worker *w, const struct cfg *cfg,
 			snprintf(reason, rlen, "%s", sg_ctx_error(w->ctx));
 			logf_("qid=%s event=revocation-unknown action=defer "
 			      "reason=\"%s\"",
-			      env->id, reason);
+			      env->id, LOG_Q(reason));
 			sg_verify_result_clear(&res);
 			close(content);
 			st = SG_ERR_TEMP;
@@ -934,15 +936,16 @@ incoming(struct pipeline *pl, struct worker *w, const struct cfg *cfg,
 		result = st == SG_OK                    ? "pass"
 		         : sg_status_exit_code(st) == 1 ? "fail"
 		                                        : "permerror";
-		logf_("qid=%s event=verified result=%s signer=\"%s\" "
-		      "reason=\"%s\" revocation=%s revocation_reason=\"%s\"",
-		      env->id, result,
-		      res.signer_subject ? res.signer_subject : "",
-		      st == SG_OK ? "" : sg_ctx_error(w->ctx),
-		      res.revocation_checked
-		          ? sg_revocation_status_name(res.revocation)
-		          : "not-checked",
-		      res.revocation_reason ? res.revocation_reason : "");
+		logf_(
+		    "qid=%s event=verified result=%s signer=\"%s\" "
+		    "reason=\"%s\" revocation=%s revocation_reason=\"%s\"",
+		    env->id, result,
+		    LOG_Q(res.signer_subject ? res.signer_subject : ""),
+		    LOG_Q(st == SG_OK ? "" : sg_ctx_error(w->ctx)),
+		    res.revocation_checked
+		        ? sg_revocation_status_name(res.revocation)
+		        : "not-checked",
+		    LOG_Q(res.revocation_reason ? res.revocation_reason : ""));
 		snprintf(ar + strlen(ar), arlen - strlen(ar), " smime=%s",
 		         result);
 		if (st != SG_OK)
@@ -1044,8 +1047,8 @@ by_policy(struct pipeline *pl, const struct cfg *cfg, enum cfg_role dir,
 	for (size_t i = 0; i < env->nrcpts; i++) {
 		of[i] =
 		    cfg_policy_match(cfg, dir, env->mail_from, env->rcpts[i]);
-		logf_("qid=%s rcpt=<%s> policy=%s", env->id, env->rcpts[i],
-		      of[i] ? of[i]->name : "-");
+		logf_("qid=%s rcpt=<%s> policy=%s", env->id,
+		      LOG_ADDR(env->rcpts[i]), of[i] ? of[i]->name : "-");
 		same &= of[i] == of[0];
 	}
 	if (same) {
@@ -1176,11 +1179,11 @@ notify(struct pipeline *pl, const struct cfg *cfg, const struct spool_env *env,
 	    pl->inject(pl->inject_arg, a->arg1, text, (size_t)n, id,
 	               sizeof(id)) != SG_OK) {
 		logf_("qid=%s event=notify-failed to=<%s> filter=%s", env->id,
-		      a->arg1, a->filter);
+		      LOG_ADDR(a->arg1), a->filter);
 		return;
 	}
 	logf_("qid=%s event=notified to=<%s> notification=%s filter=%s",
-	      env->id, a->arg1, id, a->filter);
+	      env->id, LOG_ADDR(a->arg1), id, a->filter);
 }
 
 /* Puts the message of FD into the quarantine A names: SG_OK and

@@ -336,7 +336,7 @@ queue_report_rcpt_failed(struct queue_report *rep, const struct spool_env *env,
 	if (!null_sender && rep->q->ops.rcpt_failed != NULL)
 		rst = rep->q->ops.rcpt_failed(rep->q->arg, env, rcpt, st,
 		                              reply ? reply : "");
-	log_quote_value(safe, sizeof(safe), rcpt);
+	log_addr(safe, sizeof(safe), rcpt);
 	snprintf(extra, sizeof(extra), " rcpt=<%s>%s%s", safe,
 	         null_sender ? " dsn=none" : "",
 	         rst != SG_OK ? " dsn=deferred" : "");

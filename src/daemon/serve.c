@@ -329,7 +329,8 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 		return;
 	if (quarantine_take_released(d->quar, requeue, d) != SG_OK) {
 		quarantine_error(d->quar, err, sizeof(err));
-		log_err("daemon", "event=error op=release reason=\"%s\"", err);
+		log_err("daemon", "event=error op=release reason=\"%s\"",
+		        LOG_Q(err));
 	}
 	if (control_take(d->ctl, on_request, d) != SG_OK)
 		log_err("daemon", "event=error op=control reason=\"%s\"",
@@ -352,7 +353,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 			log_err("daemon",
 			        "event=error op=expire quarantine=%s "
 			        "reason=\"%s\"",
-			        cq->name, err);
+			        cq->name, LOG_Q(err));
 		}
 	}
 }
@@ -397,7 +398,7 @@ on_cert_check(evutil_socket_t fd, short what, void *arg)
 			log_err("daemon",
 			        "event=error op=cert-expiry status=%s "
 			        "reason=\"%s\" (checked again in %us)",
-			        sg_status_name(st), err,
+			        sg_status_name(st), LOG_Q(err),
 			        cfg->alert_cert_expiry_check);
 		sg_ctx_free(ctx);
 	}
@@ -463,7 +464,8 @@ out:
 		log_warn("daemon",
 		         "qid=%s event=dsn-unsigned signer=%s status=%s "
 		         "reason=\"%s\" (sent unsigned)",
-		         qid, cfg->notify_signer, sg_status_name(rc), why);
+		         qid, cfg->notify_signer, sg_status_name(rc),
+		         LOG_Q(why));
 	sg_key_free(key);
 	store_close(st);
 	sg_ctx_free(ctx);
@@ -511,7 +513,7 @@ send_alert(void *arg, const char *kind, const char *text)
 	            sig ? siglen : (size_t)n, id, sizeof(id));
 	if (rc == SG_OK)
 		dlog("qid=%s event=alert-queued kind=%s to=<%s> signed=%s", id,
-		     kind, cfg->alert_to, sig ? "yes" : "no");
+		     kind, LOG_ADDR(cfg->alert_to), sig ? "yes" : "no");
 	free(sig);
 	return rc;
 }
@@ -590,7 +592,7 @@ notify_sender(struct daemon *d, const struct spool_env *env,
 	if (rc == SG_OK)
 		dlog("qid=%s event=dsn-queued dsn=%s to=<%s> recipients=%zu "
 		     "signed=%s",
-		     env->id, id, env->mail_from, info.nrcpts,
+		     env->id, id, LOG_ADDR(env->mail_from), info.nrcpts,
 		     sig ? "yes" : "no");
 out:
 	if (rc != SG_OK) {
@@ -845,7 +847,7 @@ on_reload(evutil_socket_t sig, short what, void *arg)
 		log_warn("daemon",
 		         "event=reload-refused reason=\"%s\" (the running "
 		         "configuration stays)",
-		         err);
+		         LOG_Q(err));
 		return;
 	}
 	/* the daemon gave up root at start: it cannot become another user */
@@ -902,7 +904,7 @@ on_reload(evutil_socket_t sig, short what, void *arg)
 	dlog("event=reloaded config=%s", d->config_path);
 	return;
 refused:
-	log_warn("daemon", "event=reload-refused reason=\"%s\"", err);
+	log_warn("daemon", "event=reload-refused reason=\"%s\"", LOG_Q(err));
 	cfg_free(cfg);
 }
 

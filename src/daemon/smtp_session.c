@@ -92,6 +92,7 @@
 #include <event2/event.h>
 #include <event2/util.h>
 
+#include "daemon/log.h"
 #include "daemon/smtp_int.h"
 #include "daemon/smtp_session_int.h"
 #include "daemon/spool.h"
@@ -485,7 +486,7 @@ mail_flow(struct smtp_session *s, struct smtp_args *a)
 	if (f == NULL)
 		return 0;
 	ss_log(s, "event=flow flow=%s action=%s from=<%s>", f->name,
-	       flow_actions[f->action], a->addr);
+	       flow_actions[f->action], LOG_ADDR(a->addr));
 	if (f->action == CFG_FLOW_REJECT) {
 		metrics_inc(s->srv->metrics, METRICS_REJECTED_OTHER);
 		ss_reply(s, R_FLOW_REJECT, f->name);
@@ -558,7 +559,7 @@ check_mail(struct smtp_session *s, struct smtp_args *a)
 	if (s->user != NULL &&
 	    !smtp_auth_sender_ok(s->auth_db, s->user, a->addr)) {
 		ss_log(s, "event=sender-refused user=%s from=<%s>", s->user,
-		       a->addr);
+		       LOG_ADDR(a->addr));
 		metrics_inc(s->srv->metrics, METRICS_REJECTED_OTHER);
 		ss_reply(s, R_SENDER_LOGIN, NULL);
 		return -1;
@@ -646,7 +647,7 @@ check_rcpt(struct smtp_session *s, struct smtp_args *a)
 		goto syntax;
 	a->domain = strrchr(a->addr, '@') + 1;
 	if (!rcpt_allowed(s, a->domain)) {
-		ss_log(s, "event=relay-denied rcpt=<%s>%s%s", a->addr,
+		ss_log(s, "event=relay-denied rcpt=<%s>%s%s", LOG_ADDR(a->addr),
 		       s->tx.flow ? " flow=" : "",
 		       s->tx.flow ? s->tx.flow : "");
 		metrics_inc(s->srv->metrics, METRICS_REJECTED_RELAY_DENIED);
@@ -1042,8 +1043,9 @@ session_job_done(struct smtp_job *job, int cancelled)
 		ss_log(s,
 		       "event=queued qid=%s from=<%s> nrcpt=%zu size=%zu "
 		       "tls=%s%s%s%s%s%s%s",
-		       job->env.id, job->env.mail_from, job->env.nrcpts,
-		       s->commit_size, s->tls_version ? s->tls_version : "no",
+		       job->env.id, LOG_ADDR(job->env.mail_from),
+		       job->env.nrcpts, s->commit_size,
+		       s->tls_version ? s->tls_version : "no",
 		       s->tls_version ? "/" : "",
 		       s->tls_version ? s->tls_cipher : "",
 		       s->user ? " user=" : "", s->user ? s->user : "",
@@ -1163,7 +1165,8 @@ data_end(struct smtp_session *s)
 		if (!(tx->errs & refusals[i].bit))
 			continue;
 		ss_log(s, "event=refused qid=%s reason=%s from=<%s>",
-		       spool_rx_id(tx->rx), refusals[i].why, tx->from);
+		       spool_rx_id(tx->rx), refusals[i].why,
+		       LOG_ADDR(tx->from));
 		metrics_inc(s->srv->metrics,
 		            metrics_rejected_by_reason(refusals[i].why));
 		if (refusals[i].r == R__COUNT)

@@ -21,8 +21,10 @@ serves a normal client: a message sent afterwards reaches the outbox.
     1000 concurrent connections     all get the banner, all QUIT, the
                                     descriptors come back
     descriptors exhausted           the daemon survives and recovers
+    log fields in a quoted address  one from=<...> field, read back exact
 """
 import os
+import re
 import resource
 import smtplib
 import socket
@@ -218,6 +220,44 @@ def test_unauthorized_relay_refused(make_gw):
               if ln.startswith(b"Delivered-To:")]
         assert to and all(ln.endswith(b"@example.org") for ln in to), head
     assert "event=relay-denied" in gw.log.read_text()
+
+
+def log_fields(line):
+    """A log line's key=value fields, a quoted value or an <address> read
+    as one piece (as docs/daemon.md says a reader should)."""
+    return re.findall(r'([A-Za-z_]+)=("[^"]*"|<[^>]*>|[^ ]*)', line)
+
+
+def test_forged_log_fields_in_an_address(make_gw):
+    # RFC 5321 allows spaces, '>' and escaped quotes in a quoted local
+    # part: a sender who puts fields there must not add them to the line
+    # that logs its address.
+    gw = make_gw().start()
+    forged = r'"x> qid=FORGED event=error\" y"@example.com'
+    with greeted(gw.out_port) as r:
+        code, text = r.cmd(f"MAIL FROM:<{forged}>")
+        assert code == 250, text
+        assert r.cmd("RCPT TO:<rcpt@example.net>")[0] == 250
+        assert r.cmd("DATA")[0] == 354
+        r.send(body("forged", "fields") + b".\r\n")
+        code, text = r.reply()
+        assert code == 250, text
+        assert r.cmd("QUIT")[0] == 221
+    gw.delivered(1)
+    lines = [ln for ln in gw.log.read_text().splitlines()
+             if "event=queued" in ln]
+    assert len(lines) == 1, lines
+    fields = log_fields(lines[0])
+    keys = [k for k, _ in fields]
+    assert keys.count("qid") == 1 and keys.count("event") == 1, lines[0]
+    assert dict(fields)["qid"] != "FORGED"
+    assert " qid=FORGED" not in lines[0] and "<x" not in lines[0]
+    addr = dict(fields)["from"][1:-1]
+    unescaped = re.sub(r"\\x([0-9a-f]{2})",
+                       lambda m: chr(int(m.group(1), 16)), addr)
+    assert unescaped == forged, (addr, forged)
+    for ln in gw.log.read_text().splitlines():
+        assert "qid=FORGED" not in ln.split(), ln
 
 
 # ---- size ----

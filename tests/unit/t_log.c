@@ -115,6 +115,15 @@ error_and_warning_events_raise_the_level(void)
 	    {LOG_LEVEL_INFO, "xevent=error", LOG_LEVEL_INFO},
 	    {LOG_LEVEL_INFO, "reply=\"event=error\"", LOG_LEVEL_INFO},
 	    {LOG_LEVEL_INFO, "event=spool-error", LOG_LEVEL_INFO},
+	    /* a quoted value or an address is one field, whatever it holds */
+	    {LOG_LEVEL_INFO, "event=deferred reply=\"550 event=error x\"",
+	     LOG_LEVEL_INFO},
+	    {LOG_LEVEL_INFO, "reply=\"a\" event=error", LOG_LEVEL_ERR},
+	    {LOG_LEVEL_INFO, "from=<a event=error b> event=queued",
+	     LOG_LEVEL_INFO},
+	    {LOG_LEVEL_INFO, "from=<a> event=warning", LOG_LEVEL_WARN},
+	    /* an unclosed quote or bracket: the rest is read as usual */
+	    {LOG_LEVEL_INFO, "x=\"a event=error", LOG_LEVEL_ERR},
 	    {LOG_LEVEL_INFO, "", LOG_LEVEL_INFO},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++)
@@ -171,6 +180,40 @@ quoted_values_are_cleaned(void)
 	CHECK_STR(v, "");
 }
 
+/* An address keeps every octet, readably, and cannot end its <...> early
+ * or hold a space: the quoted local part of a forger's MAIL FROM stays
+ * one field of the line. */
+static void
+addresses_are_escaped(void)
+{
+	char v[LOG_ADDR_MAX], small[8], line[LOG_LINE_MAX];
+
+	CHECK_STR(log_addr(v, sizeof(v), "user+tag@example.com"),
+	          "user+tag@example.com");
+	CHECK_STR(log_addr(v, sizeof(v), "\"a b\"@example.com"),
+	          "\"a\\x20b\"@example.com");
+	CHECK_STR(log_addr(v, sizeof(v), "\"x> event=error qid=F\\\"\"@e.org"),
+	          "\"x\\x3e\\x20event=error\\x20qid=F\\x5c\"\"@e.org");
+	CHECK_STR(log_addr(v, sizeof(v), "<\x01\xff>"), "\\x3c\\x01\\xff\\x3e");
+	CHECK_STR(log_addr(v, sizeof(v), ""), "");
+	/* cut to fit, never in the middle of an escape */
+	CHECK_STR(log_addr(small, sizeof(small), "abcdefghij"), "abcdefg");
+	CHECK_STR(log_addr(small, sizeof(small), "abcd efg"), "abcd");
+	CHECK_STR(log_addr(small, 1, "abc"), "");
+	/* an SMTP path of 254 octets, all escaped, fits */
+	memset(line, ' ', 254);
+	line[254] = '\0';
+	CHECK_EQ(strlen(log_addr(v, sizeof(v), line)), 254u * 4);
+
+	snprintf(line, sizeof(line), "event=queued from=<%s> nrcpt=1",
+	         LOG_ADDR("\"a event=error b\"@example.com"));
+	CHECK_EQ(log_level_of(LOG_LEVEL_INFO, line), LOG_LEVEL_INFO);
+	snprintf(line, sizeof(line), "event=verified signer=\"%s\" x=1",
+	         LOG_Q("CN=\" event=error y=\""));
+	CHECK_STR(line, "event=verified signer=\"CN=' event=error y='\" x=1");
+	CHECK_EQ(log_level_of(LOG_LEVEL_INFO, line), LOG_LEVEL_INFO);
+}
+
 /* A failure's reason (reason.h) is one line too, whatever it quotes. */
 static void
 reasons_stay_one_line(void)
@@ -193,6 +236,7 @@ static const struct unit_case cases[] = {
      error_and_warning_events_raise_the_level},
     {"targets", targets},
     {"quoted_values_are_cleaned", quoted_values_are_cleaned},
+    {"addresses_are_escaped", addresses_are_escaped},
     {"reasons_stay_one_line", reasons_stay_one_line},
     {NULL, NULL},
 };
