@@ -54,6 +54,8 @@ struct rx {
 	uint32_t nsets, setcap;
 	int flags;
 	int has_assert; /* the kinds of bytes matter */
+	int prev_line;  /* ^ or \`: whether a line starts before a byte */
+	int prev_word;  /* \b \B \< \>: whether a word byte is before it */
 };
 
 static int
@@ -401,6 +403,10 @@ node_assert(struct rx_parse *ps, enum rx_assert as)
 	ps->nodes[n].as = (uint8_t)as;
 	ps->nodes[n].atoms = 1;
 	ps->re->has_assert = 1;
+	if (as == AS_BOL || as == AS_BOT)
+		ps->re->prev_line = 1;
+	else if (as != AS_EOL && as != AS_EOT)
+		ps->re->prev_word = 1;
 	return n;
 }
 
@@ -482,9 +488,20 @@ parse_atom(struct rx_parse *ps, int *none)
 			return node_assert(ps, AS_BOT);
 		case '\'':
 			return node_assert(ps, AS_EOT);
-		default:
-			return node_char(ps, c);
 		}
+		/* POSIX leaves \d, \n, \x41 ... undefined; glibc reads a
+		 * literal, or under REG_ICASE nothing at all (for a lower
+		 * case letter), and someone who wrote \d meant a digit:
+		 * refused, with what to write */
+		if (isalnum(c)) {
+			fail(ps, 0,
+			     "\\%c is not a POSIX regular expression escape "
+			     "(a digit is [0-9], a space \\s, a letter %c "
+			     "itself)",
+			     c, c);
+			return 0;
+		}
+		return node_char(ps, c);
 	case '*':
 	case '+':
 	case '?':
@@ -771,11 +788,40 @@ enum { K_EDGE, K_NL, K_WORD, K_OTHER };
 #define RX_CACHE_MAX ((size_t)2 << 20) /* bytes of DFA states per call */
 #define RX_CHUNK     ((size_t)64 << 10)
 
+/*
+ * Skipping ahead.  A state that reads many bytes without leaving (the
+ * start of an unanchored search, or ".*") and leaves only on a few of
+ * them has its whole row worked out once; from then on the bytes that
+ * keep it where it is are skipped with memchr (one) or eight at a time
+ * (up to RX_EXITS), as RE2 and glibc skip to a first byte.  Rows are
+ * worked out only for a state that has read RX_ACCEL_SEEN bytes, with
+ * RX_ACCEL_LEFT bytes of text still ahead, and only while the steps they
+ * take stay within a quarter of the search's own (plus RX_ACCEL_FREE):
+ * on a text where no state settles they cost at most that.  A state
+ * whose skips are short (under RX_SKIP_SHORT bytes on average over a
+ * window of RX_SKIP_TRIES) stops skipping: its exits have become
+ * too common for it to pay.
+ */
+#define RX_EXITS      4
+#define RX_ACCEL_SEEN 256
+#define RX_ACCEL_LEFT ((size_t)4096)
+#define RX_ACCEL_FREE 4096
+#define RX_SKIP_TRIES 64
+#define RX_SKIP_SHORT 16
+
+enum { ACC_UNKNOWN, ACC_NONE, ACC_SKIP };
+
 struct dstate {
 	struct dstate *next[256]; /* NULL: not worked out yet */
 	uint32_t hash;
 	uint32_t n;    /* positions */
-	uint8_t prev;  /* kind of the byte before */
+	uint8_t prev;  /* kind of the byte before, as far as it matters */
+	uint8_t accel; /* ACC_* */
+	uint8_t nexit; /* ACC_SKIP: the bytes that leave the state */
+	unsigned char exit[RX_EXITS];
+	uint32_t seen;  /* bytes read in it, until its row is worked out */
+	uint32_t skips; /* ACC_SKIP: skips made, and the bytes skipped */
+	uint64_t skipped;
 	uint32_t pc[]; /* sorted */
 };
 
@@ -798,6 +844,7 @@ struct run {
 	struct dstate **tab; /* open addressing, a power of 2 */
 	size_t tabsize, nstates, bytes;
 	struct chunk *chunks;
+	size_t steps, accel_steps; /* of the search, of working out rows */
 };
 
 static int
@@ -806,6 +853,20 @@ kind_of(const struct rx *re, unsigned c)
 	if (c == '\n' && (re->flags & RX_NEWLINE))
 		return K_NL;
 	return is_word(c) ? K_WORD : K_OTHER;
+}
+
+/* Kind K as the state after the byte keeps it: only what the pattern's
+ * assertions can ask of the byte before (a word byte or not for \b; a
+ * line start or not for ^), so that states that differ in nothing else
+ * are one, and the start of a search without \b or ^ is one state. */
+static int
+prev_kind(const struct rx *re, int k)
+{
+	if (k == K_WORD && !re->prev_word)
+		return K_OTHER;
+	if ((k == K_EDGE || k == K_NL) && !re->prev_line)
+		return K_OTHER;
+	return k;
 }
 
 static int
@@ -982,6 +1043,9 @@ state_get(struct run *r, const uint32_t *pc, uint32_t n, int prev)
 	if ((s = cache_alloc(r, sizeof(*s) + n * sizeof(pc[0]))) == NULL)
 		return NULL;
 	memset(s->next, 0, sizeof(s->next));
+	s->accel = ACC_UNKNOWN;
+	s->seen = s->skips = 0;
+	s->skipped = 0;
 	s->hash = h;
 	s->n = n;
 	s->prev = (uint8_t)prev;
@@ -1002,7 +1066,7 @@ step(struct run *r, struct dstate *s, int c)
 	const struct rx *re = r->re;
 	int next = c < 0 ? K_EDGE : kind_of(re, (unsigned)c);
 	int ctx = re->has_assert ? s->prev * 4 + next : 0;
-	int prev = re->has_assert ? next : 0; /* for the state after C */
+	int prev = prev_kind(re, next); /* for the state after C */
 	struct dstate *ns;
 
 	/* the assertions that hold between the byte before and C */
@@ -1036,12 +1100,100 @@ step(struct run *r, struct dstate *s, int c)
 	return ns;
 }
 
+/*
+ * Works out the whole row of S and, when at most RX_EXITS bytes leave
+ * it, makes it skip to them.  Gives up (ACC_NONE) rather than let the
+ * cache be emptied under S.  -1 when memory ran out.
+ */
+static int
+accel_row(struct run *r, struct dstate *s)
+{
+	unsigned char exits[RX_EXITS];
+	unsigned n = 0;
+
+	s->accel = ACC_NONE;
+	for (unsigned c = 0; c < 256; c++) {
+		struct dstate *ns = s->next[c];
+
+		if (ns == NULL) {
+			if (r->bytes >= RX_CACHE_MAX)
+				return 0; /* the next step would empty it */
+			r->accel_steps++;
+			if ((ns = step(r, s, (int)c)) == NULL)
+				return -1;
+		}
+		if (ns != s) {
+			if (n == RX_EXITS)
+				return 0;
+			exits[n++] = (unsigned char)c;
+		}
+	}
+	memcpy(s->exit, exits, n);
+	s->nexit = (uint8_t)n;
+	s->accel = ACC_SKIP;
+	return 0;
+}
+
+/* The first position from I on where T holds one of S's exits, or LEN. */
+static size_t
+skip(struct dstate *s, const unsigned char *t, size_t i, size_t len)
+{
+	const uint64_t low = 0x0101010101010101ULL, high = low << 7;
+	size_t from = i;
+
+	if (s->nexit == 0) {
+		i = len;
+	} else if (s->nexit == 1) {
+		const unsigned char *p = memchr(t + i, s->exit[0], len - i);
+		i = p != NULL ? (size_t)(p - t) : len;
+	} else {
+		uint64_t rep[RX_EXITS];
+
+		for (unsigned k = 0; k < s->nexit; k++)
+			rep[k] = low * s->exit[k];
+		for (; i + 8 <= len; i += 8) {
+			uint64_t w, hit = 0;
+
+			memcpy(&w, t + i, 8);
+			for (unsigned k = 0; k < s->nexit; k++) {
+				uint64_t x = w ^ rep[k];
+				hit |= (x - low) & ~x & high;
+			}
+			if (hit) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+				/* the lowest flag is a true one (the borrow
+				 * flags only bytes above a match), and the
+				 * lowest byte comes first */
+				i += (size_t)__builtin_ctzll(hit) / 8;
+				goto found;
+#else
+				break; /* the loop below finds it */
+#endif
+			}
+		}
+		for (; i < len; i++)
+			for (unsigned k = 0; k < s->nexit; k++)
+				if (t[i] == s->exit[k])
+					goto found;
+	found:;
+	}
+	s->skipped += i - from;
+	if (++s->skips == RX_SKIP_TRIES) { /* one window of skips */
+		if (s->skipped < (uint64_t)RX_SKIP_TRIES * RX_SKIP_SHORT)
+			s->accel = ACC_NONE;
+		s->skips = 0;
+		s->skipped = 0;
+	}
+	return i;
+}
+
 int
 rx_match(const struct rx *re, const char *text, size_t len)
 {
 	const unsigned char *t = (const unsigned char *)text;
 	struct run r = {.re = re};
 	struct dstate *s, *ns;
+	size_t i = 0;
 	int rc = -1;
 
 	r.mark = calloc(re->n, sizeof(r.mark[0]));
@@ -1056,16 +1208,39 @@ rx_match(const struct rx *re, const char *text, size_t len)
 		goto done;
 	}
 	qsort(r.cur, r.ncur, sizeof(r.cur[0]), cmp_pc);
-	if ((s = state_get(&r, r.cur, r.ncur, K_EDGE)) == NULL)
+	if ((s = state_get(&r, r.cur, r.ncur, prev_kind(re, K_EDGE))) == NULL)
 		goto done;
-	for (size_t i = 0; i < len; i++) {
-		if ((ns = s->next[t[i]]) == NULL &&
-		    (ns = step(&r, s, t[i])) == NULL)
-			goto done;
-		if (ns == DS_MATCH) {
-			rc = 1;
-			goto done;
+	while (i < len) {
+		size_t lim, start;
+
+		if (s->accel == ACC_SKIP && (i = skip(s, t, i, len)) == len)
+			break;
+		if (s->accel == ACC_UNKNOWN && s->seen >= RX_ACCEL_SEEN &&
+		    len - i >= RX_ACCEL_LEFT &&
+		    r.accel_steps + 256 <= r.steps / 4 + RX_ACCEL_FREE) {
+			if (accel_row(&r, s) < 0)
+				goto done;
+			continue;
 		}
+		/* byte by byte, at most 64 before looking again */
+		lim = len - i > 64 ? i + 64 : len;
+		start = i;
+		do {
+			if ((ns = s->next[t[i]]) == NULL) {
+				r.steps++;
+				if ((ns = step(&r, s, t[i])) == NULL)
+					goto done;
+			}
+			if (ns == DS_MATCH) {
+				rc = 1;
+				goto done;
+			}
+			i++;
+		} while (ns == s && i < lim);
+		/* stayed: count what S read (after a step that emptied the
+		 * cache, S is NS's memory or was left) */
+		if (ns == s && s->seen < RX_ACCEL_SEEN)
+			s->seen += (uint32_t)(i - start);
 		s = ns;
 	}
 	rc = step(&r, s, -1) == DS_MATCH;

@@ -1,7 +1,8 @@
 /*
  * rx.h - the regular expressions of filters and address patterns: POSIX
  * extended syntax as glibc's regcomp(REG_EXTENDED) reads it, with GNU's
- * \w \W \s \S \b \B \< \> \` \' and without back-references, matched
+ * \w \W \s \S \b \B \< \> \` \', without back-references and without
+ * escaped letters or digits POSIX leaves undefined (\d), matched
  * byte by byte (the C locale) in time linear in the text whatever the
  * pattern: a DFA built lazily from the pattern's NFA, one bounded cache
  * per call.  docs/filters.md says why not glibc's regexec.

@@ -541,6 +541,19 @@ quote(const uint8_t *pat, size_t n, char *out)
 	return o;
 }
 
+/* Repetition operators in P: glibc's regcomp takes exponential time on
+ * some stacks of them ("al++($)+++++", 12 octets, ran into the fuzzer's
+ * timeout), so the oracle is asked only about a few. */
+static size_t
+repeats(const char *p)
+{
+	size_t n = 0;
+
+	for (; *p; p++)
+		n += strchr("*+?{", *p) != NULL;
+	return n;
+}
+
 static void
 fuzz_regex(const uint8_t *data, size_t size)
 {
@@ -604,8 +617,8 @@ fuzz_regex(const uint8_t *data, size_t size)
 		 * long ones, its regexec is quadratic), and on one line
 		 * (glibc lets ^ and $ see a newline read by \s or [^a] even
 		 * without REG_NEWLINE, which POSIX does not) */
-		if (st == SG_OK && strlen(raw) <= 24 && strlen(text) <= 256 &&
-		    strchr(text, '\n') == NULL &&
+		if (st == SG_OK && strlen(raw) <= 24 && repeats(raw) <= 4 &&
+		    strlen(text) <= 256 && strchr(text, '\n') == NULL &&
 		    regcomp(&re, raw, REG_EXTENDED | REG_ICASE | REG_NOSUB) ==
 		        0) {
 			direct = regexec(&re, text, 0, NULL, 0) == 0;

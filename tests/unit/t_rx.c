@@ -135,9 +135,8 @@ static const struct mcase match_cases[] = {
     {"\\(", 0, "(", 1},
     {"\\^a", 0, "^a", 1},
     {"a\\{", 0, "a{", 1},
-    {"\\d", 0, "d", 1},
-    {"\\n", 0, "n", 1},
-    {"\\n", 0, "\n", 0},
+    {"\\-", 0, "-", 1},
+    {"\\%", I, "%", 1},
     /* . */
     {"a.c", 0, "abc", 1},
     {"a.c", 0, "ac", 0},
@@ -501,6 +500,44 @@ back_references_are_refused(void)
 	CHECK_EQ(glibc_match("(a)\\1", 0, "aa"), 1);
 }
 
+/* An escaped letter or digit that means nothing in POSIX is refused, with
+ * what to write instead: someone who wrote \d meant a digit, and glibc
+ * reads it as a 'd', or under REG_ICASE (an escaped lower case letter)
+ * as nothing that ever matches. */
+static void
+undefined_escapes_are_refused(void)
+{
+	static const char *const pats[] = {"\\d+", "a\\n",     "\\x41",  "\\0",
+	                                   "\\Z",  "[0-9]\\D", "(x|\\t)"};
+	char why[256], want[32];
+
+	for (size_t i = 0; i < sizeof(pats) / sizeof(*pats); i++) {
+		for (int fl = 0; fl <= IN; fl++) {
+			int limit = -1;
+			struct rx *re;
+
+			why[0] = '\0';
+			re = rx_compile(pats[i], fl, why, sizeof(why), &limit);
+			CHECK(re == NULL);
+			CHECK_EQ(limit, 0);
+			snprintf(want, sizeof(want), "\\%c is not",
+			         *(strchr(pats[i], '\\') + 1));
+			CHECK(strstr(why, want) != NULL);
+			CHECK(strstr(why, "[0-9]") != NULL);
+			rx_free(re);
+		}
+	}
+	/* what glibc makes of them */
+	CHECK_EQ(glibc_match("\\d", 0, "d"), 1);
+	CHECK_EQ(glibc_match("\\d", 0, "1"), 0);
+	CHECK_EQ(glibc_match("\\d", I, "d"), 0);
+	CHECK_EQ(glibc_match("\\d", I, "D"), 0);
+	/* the escapes that mean something are still read */
+	CHECK_EQ(rx_match_one("\\w\\s\\W\\S", 0, "a !b"), 1);
+	CHECK_EQ(rx_match_one("\\bx\\B.\\<y\\>", 0, "xz y"), 0);
+	CHECK_EQ(rx_match_one("\\`x\\'", 0, "x"), 1);
+}
+
 /* PAT refused for a limit (*limit 1, a reason). */
 static void
 check_limit(const char *pat, int flags)
@@ -839,15 +876,111 @@ hostile_text_in_linear_time(void)
 	free(ab);
 }
 
+/* Long texts, where a state that has settled skips ahead to the few
+ * bytes that leave it (memchr for one, eight at a time for up to four):
+ * a match just after a skip, at every alignment of the word that finds
+ * it, at the very end, or nowhere, agrees with glibc; and a state whose
+ * exits turn common (the last half of the third text) stops skipping
+ * and still agrees. */
+static void
+long_texts_skip_ahead_and_match_glibc(void)
+{
+	static const struct {
+		const char *pat, *needle;
+	} pats[] = {
+	    {"\\.(exe|scr|js)$", ".exe"},
+	    {"a.*b", "a\nb"},
+	    {"a.*b", "a  b"},
+	    {"confidential|secret", "SeCrEt"},
+	    {"q", "q"},
+	    {"[qQ]z|wv", "Qz"},
+	    {"[qQ]z|wv", "wv"},
+	    {"^kk", "\nkk"},
+	    {"\\bword\\b", " word "},
+	    {"(zz|vv)+y", "zzvvy"},
+	    {"secretq|confidentialq", "secretq"},
+	    {"qqqqz", "qqqqz"},
+	};
+	/* no byte of any pattern but the filler's own */
+	static const char sparse[] = "dfghilmnoprtuy ,\nDFGH";
+	static const char dense[] = "secr etc";
+	static const int flag_sets[] = {0, I, N, IN};
+	enum { LEN = 12 * 1024 };
+	size_t pos[40], npos = 0;
+	char *text = malloc(LEN + 1);
+	uint64_t seed = 99;
+	unsigned runs = 0, bad = 0;
+
+	CHECK(text != NULL);
+	if (text == NULL)
+		return;
+	pos[npos++] = 0;
+	pos[npos++] = 5;
+	for (size_t k = 4090; k < 4106; k++)
+		pos[npos++] = k;
+	for (size_t k = 9000; k < 9009; k++)
+		pos[npos++] = k;
+	pos[npos++] = (size_t)-1; /* at the end */
+	pos[npos++] = (size_t)-2; /* nowhere */
+	for (size_t d = 0; d < 3; d++) {
+		const char *fill = d == 1 ? dense : sparse;
+		size_t nfill = strlen(fill);
+
+		for (size_t i = 0; i < sizeof(pats) / sizeof(*pats); i++) {
+			size_t nl = strlen(pats[i].needle);
+
+			for (size_t k = 0; k < npos; k++) {
+				size_t at =
+				    pos[k] == (size_t)-1 ? LEN - nl : pos[k];
+
+				for (size_t c = 0; c < LEN; c++)
+					text[c] =
+					    d == 2 && c >= 6000 && c % 3 == 0
+					        ? 'q'
+					        : fill[rnd(&seed) % nfill];
+				text[LEN] = '\0';
+				if (pos[k] != (size_t)-2)
+					memcpy(text + at, pats[i].needle, nl);
+				for (size_t f = 0; f < 4; f++) {
+					int fl = flag_sets[f];
+					int g =
+					    glibc_match(pats[i].pat, fl, text);
+					int r =
+					    rx_match_one(pats[i].pat, fl, text);
+
+					runs++;
+					if (g == r)
+						continue;
+					if (bad++ < 5)
+						fprintf(
+						    stderr,
+						    "  /%s/%s at %zd (%s): "
+						    "glibc %d, rx %d\n",
+						    pats[i].pat, flag_name(fl),
+						    (ssize_t)pos[k],
+						    d == 1 ? "dense" : "sparse",
+						    g, r);
+				}
+			}
+		}
+	}
+	CHECK_EQ(bad, 0u);
+	CHECK(runs > 2000);
+	free(text);
+}
+
 static const struct unit_case cases[] = {
     {"hand_written_cases_match_glibc", hand_written_cases_match_glibc},
     {"match_str_and_lengths", match_str_and_lengths},
     {"refuses_what_glibc_refuses", refuses_what_glibc_refuses},
     {"back_references_are_refused", back_references_are_refused},
+    {"undefined_escapes_are_refused", undefined_escapes_are_refused},
     {"expansion_limit", expansion_limit},
     {"nesting_limit_is_64", nesting_limit_is_64},
     {"random_patterns_match_glibc", random_patterns_match_glibc},
     {"hostile_text_in_linear_time", hostile_text_in_linear_time},
+    {"long_texts_skip_ahead_and_match_glibc",
+     long_texts_skip_ahead_and_match_glibc},
     {NULL, NULL},
 };
 
