@@ -496,8 +496,8 @@ parse_atom(struct rx_parse *ps, int *none)
 		if (isalnum(c)) {
 			fail(ps, 0,
 			     "\\%c is not a POSIX regular expression escape "
-			     "(a digit is [0-9], a space \\s, a letter %c "
-			     "itself)",
+			     "(a digit is [0-9], a space \\s; for a literal "
+			     "%c, leave out the backslash)",
 			     c, c);
 			return 0;
 		}

@@ -662,6 +662,9 @@ static const struct {
      "f:1: ", "empty regular expression"},
     {"back-reference", "a: if (body == \"(a)\\\\1\") {}", 0,
      "f:1: ", "back-references"},
+    {"undefined escape", "a: if (subject == \"invoice \\\\d+\") {}", 0, "f:1: ",
+     "\\d is not a POSIX regular expression escape (a digit is "
+     "[0-9]"},
     {"regex expanding too far", "a: if (body == \"(a{1,255}){1,255}\") {}",
      SG_ERR_LIMIT, "f:1: ", "expands to more than 10000 atoms"},
     {"regex expanding too far with {,n}",
