@@ -26,6 +26,11 @@
 
 enum rx_op { OP_SET, OP_SPLIT, OP_JMP, OP_ASSERT, OP_MATCH };
 
+/* Instructions of a program at most: an atom writes out at most three
+ * (a set, or a split and a jump around it), and the splits and jumps of
+ * alternatives and empty groups are bounded by the pattern's length. */
+#define RX_MAX_PROG ((uint32_t)RX_MAX_ATOMS * 8)
+
 enum rx_assert {
 	AS_BOL,    /* ^ */
 	AS_EOL,    /* $ */
@@ -611,8 +616,11 @@ parse_piece(struct rx_parse *ps, int *none)
 		ps->nodes[r].a = n;
 		ps->nodes[r].min = min;
 		ps->nodes[r].max = max;
+		/* each copy counts at least one: a repeated empty group
+		 * still writes out its splits and jumps ("()++++..."
+		 * doubles them at each '+') */
 		ps->nodes[r].atoms =
-		    sat_mul(ps->nodes[n].atoms,
+		    sat_mul(ps->nodes[n].atoms ? ps->nodes[n].atoms : 1,
 		            max == REP_INF ? (uint64_t)min + 1 : max);
 		n = r;
 		check_atoms(ps, n);
@@ -658,6 +666,13 @@ emit(struct rx_parse *ps, enum rx_op op, uint32_t x, uint32_t y)
 {
 	struct rx *re = ps->re;
 
+	/* a backstop behind the atom count: whatever the count missed,
+	 * the program written out stays bounded, and so does the time */
+	if (re->n >= RX_MAX_PROG) {
+		fail(ps, 1, "it expands to more than %u instructions",
+		     (unsigned)RX_MAX_PROG);
+		return 0;
+	}
 	if (grow(ps, &re->prog, &re->cap, re->n, sizeof(re->prog[0])) < 0)
 		return 0;
 	re->prog[re->n].op = (uint8_t)op;
@@ -787,6 +802,10 @@ enum { K_EDGE, K_NL, K_WORD, K_OTHER };
 
 #define RX_CACHE_MAX ((size_t)2 << 20) /* bytes of DFA states per call */
 #define RX_CHUNK     ((size_t)64 << 10)
+/* The first chunk of a call: room for a dozen states, which is all most
+ * calls (a header's value) need, and small enough that freeing it does
+ * not make glibc consolidate its heap (a free of 64 KiB or more does). */
+#define RX_CHUNK_FIRST ((size_t)32 << 10)
 
 /*
  * Skipping ahead.  A state that reads many bytes without leaving (the
@@ -795,9 +814,11 @@ enum { K_EDGE, K_NL, K_WORD, K_OTHER };
  * keep it where it is are skipped with memchr (one) or eight at a time
  * (up to RX_EXITS), as RE2 and glibc skip to a first byte.  Rows are
  * worked out only for a state that has read RX_ACCEL_SEEN bytes, with
- * RX_ACCEL_LEFT bytes of text still ahead, and only while the steps they
- * take stay within a quarter of the search's own (plus RX_ACCEL_FREE):
- * on a text where no state settles they cost at most that.  A state
+ * RX_ACCEL_LEFT bytes of text still ahead, and only while their cost
+ * (positions of the program visited) stays within a quarter of the
+ * search's own (bytes read and positions visited) plus RX_ACCEL_FREE; a
+ * row that would go over is left half done.  Whatever the text and the
+ * program, rows add at most that.  A state
  * whose skips are short (under RX_SKIP_SHORT bytes on average over a
  * window of RX_SKIP_TRIES) stops skipping: its exits have become
  * too common for it to pay.
@@ -805,7 +826,7 @@ enum { K_EDGE, K_NL, K_WORD, K_OTHER };
 #define RX_EXITS      4
 #define RX_ACCEL_SEEN 256
 #define RX_ACCEL_LEFT ((size_t)4096)
-#define RX_ACCEL_FREE 4096
+#define RX_ACCEL_FREE ((size_t)1 << 16)
 #define RX_SKIP_TRIES 64
 #define RX_SKIP_SHORT 16
 
@@ -844,7 +865,8 @@ struct run {
 	struct dstate **tab; /* open addressing, a power of 2 */
 	size_t tabsize, nstates, bytes;
 	struct chunk *chunks;
-	size_t steps, accel_steps; /* of the search, of working out rows */
+	size_t visits;     /* positions visited working out states */
+	size_t accel_cost; /* the part of VISITS spent on rows */
 };
 
 static int
@@ -920,6 +942,7 @@ closure(struct run *r, uint32_t pc, int ctx, uint32_t *out, uint32_t *nout)
 	r->stack[sp++] = pc;
 	while (sp > 0) {
 		pc = r->stack[--sp];
+		r->visits++;
 		if (r->mark[pc] == r->pass)
 			continue;
 		r->mark[pc] = r->pass;
@@ -959,6 +982,24 @@ cmp_pc(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Sorts the N positions at PC: by insertion while they are few (most
+ * states hold a handful, and qsort's set-up costs more than the sort). */
+static void
+sort_pcs(uint32_t *pc, uint32_t n)
+{
+	if (n > 16) {
+		qsort(pc, n, sizeof(pc[0]), cmp_pc);
+		return;
+	}
+	for (uint32_t i = 1; i < n; i++) {
+		uint32_t v = pc[i], j = i;
+
+		for (; j > 0 && pc[j - 1] > v; j--)
+			pc[j] = pc[j - 1];
+		pc[j] = v;
+	}
+}
+
 static uint32_t
 state_hash(const uint32_t *pc, uint32_t n, int prev)
 {
@@ -993,7 +1034,8 @@ cache_alloc(struct run *r, size_t size)
 
 	size = (size + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1);
 	if (c == NULL || c->size - c->used < size) {
-		size_t want = size > RX_CHUNK ? size : RX_CHUNK;
+		size_t room = c == NULL ? RX_CHUNK_FIRST : RX_CHUNK;
+		size_t want = size > room ? size : room;
 
 		if ((c = malloc(sizeof(*c) + want)) == NULL)
 			return NULL;
@@ -1090,7 +1132,7 @@ step(struct run *r, struct dstate *s, int c)
 	}
 	if (closure(r, 0, -1, r->cur, &r->ncur))
 		return DS_MATCH;
-	qsort(r->cur, r->ncur, sizeof(r->cur[0]), cmp_pc);
+	sort_pcs(r->cur, r->ncur);
 	if (r->bytes >= RX_CACHE_MAX) {
 		cache_clear(r); /* S is gone: it learns nothing */
 		return state_get(r, r->cur, r->ncur, prev);
@@ -1103,35 +1145,42 @@ step(struct run *r, struct dstate *s, int c)
 /*
  * Works out the whole row of S and, when at most RX_EXITS bytes leave
  * it, makes it skip to them.  Gives up (ACC_NONE) rather than let the
- * cache be emptied under S.  -1 when memory ran out.
+ * cache be emptied under S, or spend more than BUDGET visits in all.
+ * -1 when memory ran out.
  */
 static int
-accel_row(struct run *r, struct dstate *s)
+accel_row(struct run *r, struct dstate *s, size_t budget)
 {
 	unsigned char exits[RX_EXITS];
+	size_t v0 = r->visits;
 	unsigned n = 0;
+	int rc = 0;
 
 	s->accel = ACC_NONE;
 	for (unsigned c = 0; c < 256; c++) {
 		struct dstate *ns = s->next[c];
 
 		if (ns == NULL) {
-			if (r->bytes >= RX_CACHE_MAX)
-				return 0; /* the next step would empty it */
-			r->accel_steps++;
-			if ((ns = step(r, s, (int)c)) == NULL)
-				return -1;
+			if (r->bytes >= RX_CACHE_MAX || /* it would empty */
+			    r->accel_cost + (r->visits - v0) > budget)
+				goto out;
+			if ((ns = step(r, s, (int)c)) == NULL) {
+				rc = -1;
+				goto out;
+			}
 		}
 		if (ns != s) {
 			if (n == RX_EXITS)
-				return 0;
+				goto out;
 			exits[n++] = (unsigned char)c;
 		}
 	}
 	memcpy(s->exit, exits, n);
 	s->nexit = (uint8_t)n;
 	s->accel = ACC_SKIP;
-	return 0;
+out:
+	r->accel_cost += r->visits - v0;
+	return rc;
 }
 
 /* The first position from I on where T holds one of S's exits, or LEN. */
@@ -1196,18 +1245,18 @@ rx_match(const struct rx *re, const char *text, size_t len)
 	size_t i = 0;
 	int rc = -1;
 
-	r.mark = calloc(re->n, sizeof(r.mark[0]));
-	r.stack = malloc((re->n * 2 + 2) * sizeof(r.stack[0]));
-	r.cur = malloc(re->n * sizeof(r.cur[0]));
-	r.tmp = malloc(re->n * sizeof(r.tmp[0]));
-	if (r.mark == NULL || r.stack == NULL || r.cur == NULL || r.tmp == NULL)
+	/* one block: the marks (zeroed), the stack, the two position sets */
+	if ((r.mark = calloc((size_t)re->n * 5 + 2, sizeof(uint32_t))) == NULL)
 		goto done;
+	r.stack = r.mark + re->n;
+	r.cur = r.stack + (size_t)re->n * 2 + 2;
+	r.tmp = r.cur + re->n;
 	new_pass(&r);
 	if (closure(&r, 0, -1, r.cur, &r.ncur)) {
 		rc = 1;
 		goto done;
 	}
-	qsort(r.cur, r.ncur, sizeof(r.cur[0]), cmp_pc);
+	sort_pcs(r.cur, r.ncur);
 	if ((s = state_get(&r, r.cur, r.ncur, prev_kind(re, K_EDGE))) == NULL)
 		goto done;
 	while (i < len) {
@@ -1216,9 +1265,13 @@ rx_match(const struct rx *re, const char *text, size_t len)
 		if (s->accel == ACC_SKIP && (i = skip(s, t, i, len)) == len)
 			break;
 		if (s->accel == ACC_UNKNOWN && s->seen >= RX_ACCEL_SEEN &&
-		    len - i >= RX_ACCEL_LEFT &&
-		    r.accel_steps + 256 <= r.steps / 4 + RX_ACCEL_FREE) {
-			if (accel_row(&r, s) < 0)
+		    len - i >= RX_ACCEL_LEFT) {
+			size_t budget =
+			    (i + r.visits - r.accel_cost) / 4 + RX_ACCEL_FREE;
+
+			if (r.accel_cost >= budget)
+				s->accel = ACC_NONE; /* none left for it */
+			else if (accel_row(&r, s, budget) < 0)
 				goto done;
 			continue;
 		}
@@ -1226,11 +1279,9 @@ rx_match(const struct rx *re, const char *text, size_t len)
 		lim = len - i > 64 ? i + 64 : len;
 		start = i;
 		do {
-			if ((ns = s->next[t[i]]) == NULL) {
-				r.steps++;
-				if ((ns = step(&r, s, t[i])) == NULL)
-					goto done;
-			}
+			if ((ns = s->next[t[i]]) == NULL &&
+			    (ns = step(&r, s, t[i])) == NULL)
+				goto done;
 			if (ns == DS_MATCH) {
 				rc = 1;
 				goto done;
@@ -1248,9 +1299,6 @@ done:
 	cache_clear(&r);
 	free(r.tab);
 	free(r.mark);
-	free(r.stack);
-	free(r.cur);
-	free(r.tmp);
 	return rc;
 }
 

@@ -15,8 +15,9 @@
 #define RX_ICASE   1 /* ASCII letters in any case (REG_ICASE) */
 #define RX_NEWLINE 2 /* lines: ^ $ at each, . and [^...] not '\n' */
 
-/* Expansion limits: atoms of the written-out pattern (a{2,9} counts 9),
- * nested groups. */
+/* Expansion limits: atoms of the written-out pattern (a{2,9} counts 9,
+ * a repeated empty group one a copy), nested groups; behind them, at most
+ * 8 instructions an atom in the program. */
 #define RX_MAX_ATOMS      10000
 #define RX_MAX_ATOMS_TEXT "10000"
 #define RX_MAX_DEPTH      64

@@ -111,7 +111,8 @@ rnd(uint64_t *s)
 
 /* ---- a. Hand-written cases ------------------------------------------- */
 
-#define Q 0x100 /* glibc's newline quirk: it says the opposite */
+#define Q 0x100 /* a glibc quirk (newline, ^ in a loop): it says the opposite  \
+	         */
 
 struct mcase {
 	const char *pat;
@@ -282,6 +283,11 @@ static const struct mcase match_cases[] = {
     {"a$\n", Q, "a\n", 0},
     {"a$|x", 0, "a\n", 0},
     {"\n^a", I | Q, "\na", 0},
+    /* and a ^ inside a repeated group: glibc lets a later round take
+     * it where the text does not start (found by the fuzzer) */
+    {"(^a|b)+$", I | Q, "aba", 0},
+    {"(^a|b)+$", Q, "aba", 0},
+    {"(^a|b)+$", 0, "ab", 1},
     {".\\`a", 0, "\na", 0},
     {"^$", 0, "", 1},
     {"$", 0, "", 1},
@@ -571,6 +577,15 @@ expansion_limit(void)
 	check_limit("(a{1,100}){1,200}", 0);
 	check_limit("x(a{1,100}){1,200}y", RX_NEWLINE);
 	check_limit("((ab){100}){60}", 0);
+	/* an empty group counts one a copy: each '+' doubles its splits
+	 * and jumps (found by the fuzzer: 40 of them never finished) */
+	check_limit("()++++++++++++++++", 0);
+	check_limit("ei??$()???????++++++++++++++++++++++++++++++++", RX_ICASE);
+	/* and what the count cannot see, the program's size stops */
+	check_limit("((|)(|)(|)(|)(|)(|)(|)(|)(|)(|)(|)(|)(|)(|)(|)(|)(|)(|)(|)"
+	            "(|))+++++++++++",
+	            0);
+	CHECK(rx_match_one("()++++++++++", 0, "") == 1);
 
 	/* exactly RX_MAX_ATOMS is allowed */
 	re =
