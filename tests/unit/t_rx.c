@@ -111,8 +111,7 @@ rnd(uint64_t *s)
 
 /* ---- a. Hand-written cases ------------------------------------------- */
 
-#define Q 0x100 /* a glibc quirk (newline, ^ in a loop): it says the opposite  \
-	         */
+#define Q 0x100 /* a glibc quirk: it says the opposite */
 
 struct mcase {
 	const char *pat;
