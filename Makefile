@@ -8,20 +8,29 @@
 #   make format     clang-format the C sources
 
 CC      ?= cc
-PKGS     = gmime-3.0 openssl sqlite3 libevent libevent_pthreads libevent_openssl \
-           libxcrypt
+PKGS     = gmime-3.0 openssl sqlite3 libevent_core libevent_extra \
+           libevent_pthreads libevent_openssl libxcrypt
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) ldap)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lresolv
-# libldap is loaded when a directory is first used, not linked
-# (src/daemon/ldap_dl.h): its soname, as this machine's libldap-dev has it
-# (none before scripts/deps.sh ran: ldap_dl.c then stops with #error).
-LDAP_SONAME := $(shell objdump -p $$(pkg-config --variable=libdir ldap)/libldap.so \
-                 2>/dev/null | awk '$$1 == "SONAME" { print $$2 }')
+# Linked: OpenSSL (and the C library).  GMime, SQLite, libevent, libxcrypt,
+# libresolv and libldap are opened on first use (src/lib/dl.h says why), by
+# the sonames this machine's -dev packages have (none before
+# scripts/deps.sh ran: the *_dl.c files then stop with #error).
+PKG_LIBS   := $(shell pkg-config --libs openssl)
+soname = $(shell objdump -p $$(pkg-config --variable=libdir $(1))/$(2) \
+           2>/dev/null | awk '$$1 == "SONAME" { print $$2 }')
+sodef  = $(foreach s,$(call soname,$(2),$(3)),-DSG_$(1)_SONAME='"$(s)"')
+SONAMES := $(call sodef,GMIME,gmime-3.0,libgmime-3.0.so) \
+           $(call sodef,SQLITE,sqlite3,libsqlite3.so) \
+           $(call sodef,EVENT_CORE,libevent_core,libevent_core.so) \
+           $(call sodef,EVENT_EXTRA,libevent_extra,libevent_extra.so) \
+           $(call sodef,EVENT_OPENSSL,libevent_openssl,libevent_openssl.so) \
+           $(call sodef,EVENT_PTHREADS,libevent_pthreads,libevent_pthreads.so) \
+           $(call sodef,CRYPT,libxcrypt,libcrypt.so) \
+           $(call sodef,LDAP,ldap,libldap.so)
 
 WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wformat=2 -Wno-unused-parameter
-BASE     = -std=c17 -D_GNU_SOURCE -Iinclude -Isrc $(PKG_CFLAGS) \
-           $(if $(LDAP_SONAME),-DSG_LDAP_SONAME='"$(LDAP_SONAME)"')
+BASE     = -std=c17 -D_GNU_SOURCE -Iinclude -Isrc $(PKG_CFLAGS) $(SONAMES)
 CFLAGS_REL  = $(BASE) $(WARN) -O2 -g -D_FORTIFY_SOURCE=2 -fstack-protector-strong
 CFLAGS_TEST = $(BASE) $(WARN) -O1 -g -fno-omit-frame-pointer \
               -fsanitize=address,undefined -fno-sanitize-recover=undefined
@@ -96,7 +105,7 @@ test: deps
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS = $(BASE) $(WARN) -g -O1 -fsanitize=fuzzer,address,undefined
 FUZZ_DAEMON_SRC = $(LIB_SRC) $(POLICY_SRC) \
-	$(addprefix src/daemon/,kvtext.c log.c mx.c reason.c relay.c \
+	$(addprefix src/daemon/,daemon_dl.c kvtext.c log.c mx.c reason.c relay.c \
 	  smtp_auth.c smtp_parse.c)
 build/fuzz/fuzz_message: tests/fuzz/fuzz_message.c $(LIB_SRC) $(HDRS)
 	@mkdir -p $(dir $@)

@@ -73,6 +73,13 @@ const char *sg_status_enhanced(enum sg_status st); /* "5.7.5" */
  * static text ("OpenSSL 3.0.19 27 Jan 2026, GMime 3.2.13"). */
 const char *sg_library_versions(void);
 
+/* The library opens GMime when a call first needs it, not at start-up
+ * (a one-shot command that never parses MIME does not pay for it).  A
+ * long-running process calls this at start instead, so that a GMime that
+ * cannot be loaded stops it then, not at its first message.  Returns
+ * SG_OK, or SG_ERR_TEMP with the file and the reason in WHY (WLEN bytes). */
+enum sg_status sg_preload(char *why, size_t wlen);
+
 /* ---- Library handle ------------------------------------------------------ */
 
 /* Every attacker-controlled size and count has a limit here. */

@@ -19,6 +19,8 @@
 
 #include <ldap.h>
 
+#include "lib/dl.h"
+
 /* Every libldap / liblber function smimegate calls. */
 #define SG_LDAP_FUNCS(X)                                                       \
 	X(ldap_initialize)                                                     \
@@ -40,9 +42,7 @@
 	X(ber_free)
 
 struct ldap_api {
-#define SG_LDAP_MEMBER(f) __typeof__(f) *f;
-	SG_LDAP_FUNCS(SG_LDAP_MEMBER)
-#undef SG_LDAP_MEMBER
+	SG_LDAP_FUNCS(SG_DL_MEMBER)
 };
 
 /* The library's functions, loaded on the first call (thread-safe; later

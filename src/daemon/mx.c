@@ -9,10 +9,9 @@
 #include "daemon/mx.h"
 
 #include <arpa/inet.h>
-#include <arpa/nameser.h>
+#include "daemon/daemon_dl.h"
 #include <ctype.h>
 #include <netdb.h>
-#include <resolv.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

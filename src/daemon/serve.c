@@ -26,10 +26,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
-#include <event2/event.h>
-#include <event2/http.h>
-#include <event2/thread.h>
+#include "daemon/daemon_dl.h"
 
 #include "daemon/alert.h"
 #include "daemon/certexpiry.h"
@@ -956,6 +953,12 @@ serve_run(const char *config_path, char *err, size_t errlen)
 	if (serve_check(d.cfg, warn_log, NULL, err, errlen) == -1)
 		goto out;
 	raise_fd_limit(d.cfg);
+	/* The libraries opened on first use (src/lib/dl.h), now: one that
+	 * cannot be loaded stops the gateway here (the store's SQLite was
+	 * loaded by serve_check). */
+	if (daemon_dl_load(err, errlen) == NULL ||
+	    sg_preload(err, errlen) != SG_OK)
+		goto out;
 	if (evthread_use_pthreads() != 0 ||
 	    (d.base = event_base_new()) == NULL) {
 		snprintf(err, errlen, "cannot set up the event loop");

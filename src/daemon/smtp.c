@@ -30,10 +30,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <event2/bufferevent.h>
-#include <event2/event.h>
-#include <event2/listener.h>
-#include <event2/util.h>
+#include "daemon/daemon_dl.h"
 
 #include "daemon/log.h"
 #include "daemon/smtp_int.h"

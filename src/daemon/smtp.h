@@ -21,8 +21,7 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-#include <event2/bufferevent.h>
-#include <event2/event.h>
+#include "daemon/daemon_dl.h"
 
 #include "daemon/spool.h"
 #include "policy/config.h"

@@ -16,7 +16,7 @@
  */
 #include "daemon/smtp_int.h"
 
-#include <crypt.h>
+#include "daemon/daemon_dl.h"
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>

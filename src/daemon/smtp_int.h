@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
-#include <event2/event.h>
+#include "daemon/daemon_dl.h"
 
 #include "daemon/metrics.h"
 #include "daemon/smtp.h"

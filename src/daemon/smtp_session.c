@@ -87,10 +87,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/event.h>
-#include <event2/util.h>
+#include "daemon/daemon_dl.h"
 
 #include "daemon/log.h"
 #include "daemon/smtp_int.h"
@@ -123,7 +120,7 @@ static const struct smtp_reply_row replies[R__COUNT] = {
     [R_BANNER] = {220, NULL, "ESMTP smimegate", SG_OK, RF_HOST},
     [R_HELO] = {250, NULL, "Hello", SG_OK, RF_HOST},
     [R_EHLO_EXT] = {250, NULL, "", SG_OK, 0},
-    [R_OK] = {250, "2.0.0", "Ok", SG_OK, 0},
+    [R_PLAIN_OK] = {250, "2.0.0", "Ok", SG_OK, 0},
     [R_MAIL_OK] = {250, "2.1.0", "Sender ok", SG_OK, 0},
     [R_RCPT_OK] = {250, "2.1.5", "Recipient ok", SG_OK, 0},
     [R_DATA] = {354, NULL, "End data with <CR><LF>.<CR><LF>", SG_OK, 0},
@@ -763,13 +760,13 @@ proceed_rset(struct smtp_session *s, struct smtp_args *a)
 	ss_tx_reset(s);
 	if (s->state != S_CONNECTED)
 		s->state = S_HELO;
-	ss_reply(s, R_OK, NULL);
+	ss_reply(s, R_PLAIN_OK, NULL);
 }
 
 static void
 proceed_noop(struct smtp_session *s, struct smtp_args *a)
 {
-	ss_reply(s, R_OK, NULL);
+	ss_reply(s, R_PLAIN_OK, NULL);
 }
 
 static void

@@ -15,9 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/event.h>
+#include "daemon/daemon_dl.h"
 
 #include "daemon/smtp_session_int.h"
 

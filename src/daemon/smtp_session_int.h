@@ -13,7 +13,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include <event2/bufferevent.h>
+#include "daemon/daemon_dl.h"
 
 #include "daemon/smtp_int.h"
 #include "daemon/spool.h"
@@ -48,7 +48,7 @@ enum smtp_reply {
 	R_BANNER,
 	R_HELO,
 	R_EHLO_EXT,
-	R_OK,
+	R_PLAIN_OK, /* not R_OK: <unistd.h> has that */
 	R_MAIL_OK,
 	R_RCPT_OK,
 	R_DATA,

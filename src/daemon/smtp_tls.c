@@ -22,10 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
-#include <event2/event.h>
+#include "daemon/daemon_dl.h"
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>

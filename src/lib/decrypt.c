@@ -111,11 +111,13 @@ open_envelope(struct sg_ctx *ctx, CMS_ContentInfo *cms,
 static enum sg_status
 read_envelope(struct sg_msg *msg, CMS_ContentInfo **cms)
 {
-	enum sg_smime_kind kind = sg_mime_kind(msg);
+	enum sg_smime_kind kind;
 	char *cte;
 	int b64, nid;
 	enum sg_status st;
 
+	if ((st = sg_mime_kind(msg, &kind)) != SG_OK)
+		return st;
 	if (kind == SG_KIND_NONE || kind == SG_KIND_SIGNED_DETACHED)
 		return sg_fail_plain(msg->ctx, SG_ERR_NOT_SMIME,
 		                     kind == SG_KIND_NONE

@@ -12,10 +12,11 @@
 #include "lib/sg_int.h"
 
 #include <ctype.h>
-#include <gmime/gmime.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "lib/gmime_dl.h"
 
 #define SG_FACTS_PART_MAX ((gint64)8 << 20) /* encoded bytes of a text part */
 
@@ -176,7 +177,11 @@ sg_msg_facts(struct sg_msg *msg, struct sg_facts *out)
 
 	sg_reset(ctx);
 	memset(out, 0, sizeof(*out));
-	switch (sg_mime_kind(msg)) {
+	enum sg_smime_kind kind;
+
+	if (sg_gmime_need(ctx) != SG_OK || sg_mime_kind(msg, &kind) != SG_OK)
+		return ctx->last;
+	switch (kind) {
 	case SG_KIND_SIGNED_DETACHED:
 	case SG_KIND_SIGNED_OPAQUE:
 		out->smime_signed = 1;

@@ -21,52 +21,100 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include <gmime/gmime.h>
+#include "lib/gmime_dl.h"
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #define SCAN_CHUNK  65536
 #define LINE_PREFIX 1024
 
-static pthread_once_t gmime_once = PTHREAD_ONCE_INIT;
-
-static void
-gmime_init_once(void)
+/* Copies the GMime-parsed CT into OUT's own memory. */
+static int
+ctype_from_gmime(GMimeContentType *ct, struct sg_ctype *out)
 {
-	g_mime_init();
+	const char *v[5] = {g_mime_content_type_get_media_type(ct),
+	                    g_mime_content_type_get_media_subtype(ct),
+	                    g_mime_content_type_get_parameter(ct, "protocol"),
+	                    g_mime_content_type_get_parameter(ct, "smime-type"),
+	                    g_mime_content_type_get_parameter(ct, "boundary")};
+	const char **slot[5] = {&out->type, &out->sub, &out->protocol,
+	                        &out->smime_type, &out->boundary};
+	size_t len = 0;
+	char *w;
+
+	for (int i = 0; i < 5; i++)
+		len += v[i] != NULL ? strlen(v[i]) + 1 : 0;
+	memset(out, 0, sizeof(*out));
+	if ((out->mem = w = malloc(len + 1)) == NULL)
+		return -1;
+	for (int i = 0; i < 5; i++) {
+		if (v[i] == NULL)
+			continue;
+		*slot[i] = strcpy(w, v[i]);
+		w += strlen(v[i]) + 1;
+	}
+	if (out->type == NULL || out->sub == NULL)
+		out->type = out->sub = ""; /* GMime gives both; be safe */
+	return 0;
 }
 
-/* Parses the top-level Content-Type (NULL when absent or unparsable). */
-static GMimeContentType *
-top_content_type(const struct sg_msg *msg)
+/* Reads the top-level Content-Type into CT (sg_ctype_clear it): 1, or 0
+ * when absent or unparsable, or -1 with the reason on the handle (GMime
+ * cannot be loaded, or memory).  The plain forms are read by fields.c,
+ * without loading GMime; the rest by GMime. */
+static int
+top_ctype(const struct sg_msg *msg, struct sg_ctype *ct)
 {
-	GMimeContentType *ct;
+	GMimeContentType *g;
 	char *v;
+	int rc;
 
-	pthread_once(&gmime_once, gmime_init_once);
+	memset(ct, 0, sizeof(*ct));
 	if ((v = sg_msg_header(msg, "Content-Type")) == NULL)
-		return NULL;
-	ct = g_mime_content_type_parse(NULL, v);
+		return 0;
+	if (sg_ctype_parse_simple(v, ct)) {
+		free(v);
+		return 1;
+	}
+	if (sg_gmime_need(msg->ctx) != SG_OK) {
+		free(v);
+		return -1;
+	}
+	g = g_mime_content_type_parse(NULL, v);
 	free(v);
-	return ct;
+	if (g == NULL)
+		return 0;
+	rc = ctype_from_gmime(g, ct) == 0 ? 1 : -1;
+	g_object_unref(g);
+	if (rc == -1)
+		sg_fail_plain(msg->ctx, SG_ERR_NOMEM, "out of memory");
+	return rc;
 }
 
 static int
-is_type(GMimeContentType *ct, const char *type, const char *sub)
+is_type(const struct sg_ctype *ct, const char *type, const char *sub)
 {
-	return g_mime_content_type_is_type(ct, type, sub);
+	return strcasecmp(ct->type, type) == 0 &&
+	       (strcmp(sub, "*") == 0 || strcasecmp(ct->sub, sub) == 0);
 }
 
 /* Filled once, then constant. */
-static char versions[128];
+static char versions[512];
 static pthread_once_t versions_once = PTHREAD_ONCE_INIT;
 
 static void
 versions_fill(void)
 {
-	snprintf(versions, sizeof(versions), "%s, GMime %u.%u.%u",
-	         OpenSSL_version(OPENSSL_VERSION), gmime_major_version,
-	         gmime_minor_version, gmime_micro_version);
+	char why[320];
+
+	if (sg_gmime_load(why, sizeof(why)) == NULL)
+		snprintf(versions, sizeof(versions),
+		         "%s, GMime not loaded (%s)",
+		         OpenSSL_version(OPENSSL_VERSION), why);
+	else
+		snprintf(versions, sizeof(versions), "%s, GMime %u.%u.%u",
+		         OpenSSL_version(OPENSSL_VERSION), gmime_major_version,
+		         gmime_minor_version, gmime_micro_version);
 }
 
 const char *
@@ -76,35 +124,36 @@ sg_library_versions(void)
 	return versions;
 }
 
-enum sg_smime_kind
-sg_mime_kind(const struct sg_msg *msg)
+enum sg_status
+sg_mime_kind(const struct sg_msg *msg, enum sg_smime_kind *kind)
 {
-	GMimeContentType *ct = top_content_type(msg);
-	enum sg_smime_kind kind = SG_KIND_NONE;
+	struct sg_ctype ct;
 	const char *p;
+	int rc;
 
-	if (ct == NULL)
-		return SG_KIND_NONE;
-	if (is_type(ct, "multipart", "signed")) {
-		p = g_mime_content_type_get_parameter(ct, "protocol");
+	*kind = SG_KIND_NONE;
+	if ((rc = top_ctype(msg, &ct)) <= 0)
+		return rc == 0 ? SG_OK : msg->ctx->last;
+	if (is_type(&ct, "multipart", "signed")) {
+		p = ct.protocol;
 		if (p != NULL &&
 		    (strcasecmp(p, "application/pkcs7-signature") == 0 ||
 		     strcasecmp(p, "application/x-pkcs7-signature") == 0))
-			kind = SG_KIND_SIGNED_DETACHED;
-	} else if (is_type(ct, "application", "pkcs7-mime") ||
-	           is_type(ct, "application", "x-pkcs7-mime")) {
-		p = g_mime_content_type_get_parameter(ct, "smime-type");
+			*kind = SG_KIND_SIGNED_DETACHED;
+	} else if (is_type(&ct, "application", "pkcs7-mime") ||
+	           is_type(&ct, "application", "x-pkcs7-mime")) {
+		p = ct.smime_type;
 		if (p == NULL)
-			kind = SG_KIND_ENVELOPED; /* the CMS type decides */
+			*kind = SG_KIND_ENVELOPED; /* the CMS type decides */
 		else if (strcasecmp(p, "signed-data") == 0)
-			kind = SG_KIND_SIGNED_OPAQUE;
+			*kind = SG_KIND_SIGNED_OPAQUE;
 		else if (strcasecmp(p, "enveloped-data") == 0)
-			kind = SG_KIND_ENVELOPED;
+			*kind = SG_KIND_ENVELOPED;
 		else if (strcasecmp(p, "authEnveloped-data") == 0)
-			kind = SG_KIND_AUTH_ENVELOPED;
+			*kind = SG_KIND_AUTH_ENVELOPED;
 	}
-	g_object_unref(ct);
-	return kind;
+	sg_ctype_clear(&ct);
+	return SG_OK;
 }
 
 char *
@@ -113,10 +162,15 @@ sg_mime_from_address(const struct sg_msg *msg)
 	InternetAddressList *list;
 	InternetAddress *ia;
 	char *v, *addr = NULL;
+	int simple;
 
-	pthread_once(&gmime_once, gmime_init_once);
 	if ((v = sg_msg_header(msg, "From")) == NULL)
 		return NULL;
+	if ((addr = sg_addr_parse_simple(v, &simple)) != NULL || simple ||
+	    sg_gmime_load(NULL, 0) == NULL) {
+		free(v);
+		return addr;
+	}
 	list = internet_address_list_parse(NULL, v);
 	free(v);
 	if (list == NULL)
@@ -292,8 +346,9 @@ sg_mime_split_signed(struct sg_msg *msg, size_t *c_off, size_t *c_len,
                      size_t *s_off, size_t *s_len, int *s_b64)
 {
 	struct sg_ctx *ctx = msg->ctx;
-	GMimeContentType *ct = top_content_type(msg);
-	const char *b;
+	struct sg_ctype ct;
+	int found = top_ctype(msg, &ct);
+	const char *b = found == 1 ? ct.boundary : NULL;
 	char *bnd = NULL;
 	char line[LINE_PREFIX];
 	size_t start, len, plen, blen, part1 = 0, part2 = 0, end1 = 0;
@@ -301,9 +356,11 @@ sg_mime_split_signed(struct sg_msg *msg, size_t *c_off, size_t *c_len,
 	struct scan *s = NULL;
 	enum sg_status st;
 
-	if (ct == NULL ||
-	    (b = g_mime_content_type_get_parameter(ct, "boundary")) == NULL ||
-	    *b == '\0') {
+	if (found == -1) {
+		st = ctx->last;
+		goto out;
+	}
+	if (b == NULL || *b == '\0') {
 		st = sg_fail_plain(ctx, SG_ERR_MIME,
 		                   "multipart/signed without a boundary "
 		                   "parameter");
@@ -365,8 +422,7 @@ sg_mime_split_signed(struct sg_msg *msg, size_t *c_off, size_t *c_len,
 out:
 	free(s);
 	free(bnd);
-	if (ct != NULL)
-		g_object_unref(ct);
+	sg_ctype_clear(&ct);
 	return st;
 }
 
@@ -524,56 +580,122 @@ needs_7bit(GMimeStream *raw)
 	return found;
 }
 
+/* Octets a line start needs to be told apart: "Content-Type". */
+#define ENTITY_PREFIX 12
+
+/* A scan of a body for sg_mime_inner_entity(), in chunks. */
+struct body_scan {
+	size_t line;    /* octets of the current line so far */
+	unsigned marks; /* line starts that may open a MIME entity */
+	int found;      /* an 8-bit octet, a NUL or a line over 998 */
+};
+
+/* Whether the line at P (N octets left) may open a MIME entity: a
+ * boundary delimiter, or a Content-Type field (the header of a message/
+ * part's inner message, or of a part). */
+static int
+opens_entity(const char *p, size_t n)
+{
+	if (n >= 2 && p[0] == '-' && p[1] == '-')
+		return 1;
+	return n >= ENTITY_PREFIX &&
+	       strncasecmp(p, "content-type", ENTITY_PREFIX) == 0;
+}
+
+/* Scans P[0..N) on from S.  Returns the octets consumed: all of them, or
+ * fewer when a line starts too near the end of P to be told apart and
+ * MORE says the body goes on: the caller reads on from there. */
+static size_t
+scan_body(struct body_scan *s, const char *p, size_t n, int more)
+{
+	const char *start = p, *end = p + n;
+
+	while (p < end && !s->found) {
+		const char *nl, *stop;
+
+		if (s->line == 0) {
+			if ((size_t)(end - p) < ENTITY_PREFIX && more)
+				break;
+			s->marks += opens_entity(p, (size_t)(end - p));
+		}
+		nl = memchr(p, '\n', (size_t)(end - p));
+		stop = nl != NULL ? nl + 1 : end;
+		s->found = scan_7bit(p, (size_t)(stop - p), &s->line);
+		p = stop;
+	}
+	return (size_t)(p - start);
+}
+
 /* The same over the body of MSG. */
 static enum sg_status
-body_needs_7bit(struct sg_msg *msg, int *found)
+body_scan(struct sg_msg *msg, struct body_scan *s)
 {
 	char *buf = malloc(SCAN_CHUNK);
-	size_t off = msg->body_off, line = 0;
+	size_t off = msg->body_off;
 
-	*found = 0;
+	memset(s, 0, sizeof(*s));
 	if (buf == NULL)
 		return sg_fail_plain(msg->ctx, SG_ERR_NOMEM, "out of memory");
-	while (!*found && off < msg->size) {
+	while (!s->found && off < msg->size) {
 		size_t n =
 		    msg->size - off < SCAN_CHUNK ? msg->size - off : SCAN_CHUNK;
 		if (sg_msg_pread(msg, buf, n, off) == -1) {
 			free(buf);
 			return sg_fail_plain(msg->ctx, SG_ERR_IO, "read error");
 		}
-		*found = scan_7bit(buf, n, &line);
-		off += n;
+		off += scan_body(s, buf, n, off + n < msg->size);
 	}
 	free(buf);
 	return SG_OK;
 }
 
-/* A message of one part has no structure to walk: its transfer encoding
- * and a scan of the body decide.  1: it needs re-encoding (or is not
- * single-part: let GMime look), 0: its bytes can be used as they are. */
+/* Whether the Content-Type value V surely names a leaf: a type/subtype
+ * whose type is neither multipart nor message, in a form fields.c reads
+ * (when it takes GMime to tell, it is not sure). */
 static int
-single_part_needs_parse(struct sg_msg *msg, enum sg_status *st)
+surely_leaf(const char *v)
 {
-	GMimeContentType *ct = top_content_type(msg);
-	char *cte;
-	int found = 1;
+	struct sg_ctype ct;
+	int leaf;
 
+	if (!sg_ctype_parse_simple(v, &ct))
+		return 0;
+	leaf = !is_type(&ct, "multipart", "*") && !is_type(&ct, "message", "*");
+	sg_ctype_clear(&ct);
+	return leaf;
+}
+
+/* Whether the protected entity needs GMime: 1 when a part may need a
+ * 7-bit encoding or the structure may exceed the depth and part limits
+ * (or on a read error, *ST set), 0 when the input's own bytes can be used
+ * as they are.  Decided without GMime when it can be, so that a one-shot
+ * command does not load it (lib/dl.h): a clean body (7-bit, lines of at
+ * most 998 octets) has no part to re-encode, and a body with M line starts
+ * that may open an entity has at most M + 1 entities, none more than M
+ * deep.  A single leaf with a base64 or quoted-printable encoding is
+ * 7-bit by construction. */
+static int
+entity_needs_parse(struct sg_msg *msg, enum sg_status *st)
+{
+	const struct sg_limits *lim = &msg->ctx->limits;
+	struct body_scan s;
+	char *v = sg_msg_header(msg, "Content-Type");
+	int leaf = v == NULL || surely_leaf(v);
+
+	free(v);
 	*st = SG_OK;
-	if (ct != NULL &&
-	    (is_type(ct, "multipart", "*") || is_type(ct, "message", "*"))) {
-		g_object_unref(ct);
-		return 1;
+	if (leaf && (v = sg_msg_header(msg, "Content-Transfer-Encoding"))) {
+		int encoded = strcasecmp(v, "base64") == 0 ||
+		              strcasecmp(v, "quoted-printable") == 0;
+		free(v);
+		if (encoded)
+			return 0;
 	}
-	if (ct != NULL)
-		g_object_unref(ct);
-	cte = sg_msg_header(msg, "Content-Transfer-Encoding");
-	if (cte != NULL && (strcasecmp(cte, "base64") == 0 ||
-	                    strcasecmp(cte, "quoted-printable") == 0))
-		found = 0; /* 7-bit by construction */
-	else
-		*st = body_needs_7bit(msg, &found);
-	free(cte);
-	return found;
+	if ((*st = body_scan(msg, &s)) != SG_OK || s.found)
+		return 1;
+	if (leaf)
+		return 0;
+	return s.marks > lim->max_depth || s.marks + 1 > lim->max_parts;
 }
 
 enum sg_status
@@ -632,7 +754,8 @@ walk_object(struct walk *w, GMimeObject *obj, unsigned depth, int fix)
 	w->reencode = 1;
 	if (fix) {
 		GMimeContentType *ct = g_mime_object_get_content_type(obj);
-		int text = ct == NULL || is_type(ct, "text", "*");
+		int text =
+		    ct == NULL || g_mime_content_type_is_type(ct, "text", "*");
 		g_mime_part_set_content_encoding(
 		    part, text ? GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE
 		               : GMIME_CONTENT_ENCODING_BASE64);
@@ -689,7 +812,8 @@ parse_message(struct sg_msg *msg)
 	GMimeMessage *m;
 	int fd;
 
-	pthread_once(&gmime_once, gmime_init_once);
+	if (sg_gmime_need(msg->ctx) != SG_OK)
+		return NULL;
 	if ((fd = dup(msg->fd)) == -1) {
 		sg_fail_plain(msg->ctx, SG_ERR_IO, "dup: %s", strerror(errno));
 		return NULL;
@@ -727,7 +851,7 @@ sg_mime_inner_entity(struct sg_msg *msg, struct sg_source *src, int *spool)
 
 	*spool = -1;
 	enum sg_status st;
-	if (!single_part_needs_parse(msg, &st) && st == SG_OK)
+	if (!entity_needs_parse(msg, &st) && st == SG_OK)
 		goto splice;
 	if (st != SG_OK)
 		return st;

@@ -345,7 +345,12 @@ sg_msg_is_crlf(const struct sg_msg *msg)
 enum sg_smime_kind
 sg_msg_smime_kind(const struct sg_msg *msg)
 {
-	return sg_mime_kind(msg);
+	enum sg_smime_kind kind;
+
+	/* SG_KIND_NONE also when GMime was needed and cannot be loaded: a
+	 * long-running process loads it at start (sg_preload) */
+	sg_mime_kind(msg, &kind);
+	return kind;
 }
 
 char *

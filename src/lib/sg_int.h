@@ -174,7 +174,29 @@ enum sg_status sg_mime_inner_entity(struct sg_msg *msg, struct sg_source *src,
                                     int *spool);
 
 /* The kind of S/MIME layer at the top of MSG. */
-enum sg_smime_kind sg_mime_kind(const struct sg_msg *msg);
+/* The S/MIME kind of MSG from its Content-Type into *KIND.  SG_OK, or
+ * SG_ERR_TEMP (reason on MSG's handle) when the field takes GMime to read
+ * and GMime cannot be loaded. */
+enum sg_status sg_mime_kind(const struct sg_msg *msg, enum sg_smime_kind *kind);
+/* The top-level Content-Type, as far as the S/MIME code reads it. */
+struct sg_ctype {
+	const char *type, *sub; /* as written: compare with strcasecmp */
+	const char *protocol, *smime_type, *boundary; /* NULL when absent */
+	char *mem;                                    /* holds the strings */
+};
+/* Reads the Content-Type value V into OUT (sg_ctype_clear it) when V is in
+ * the plain form fields.c accepts: 1.  0 when it is not (or on a lack of
+ * memory): GMime must read it. */
+int sg_ctype_parse_simple(const char *v, struct sg_ctype *out);
+void sg_ctype_clear(struct sg_ctype *ct);
+/* The address of the From value V when V is one mailbox in the plain form
+ * fields.c accepts (*SIMPLE = 1; the domain in lower case; NULL only when
+ * out of memory), or NULL with *SIMPLE = 0: GMime must read it. */
+char *sg_addr_parse_simple(const char *v, int *simple);
+
+/* SG_OK when GMime is loaded (loading it now if need be: lib/gmime_dl.h),
+ * or SG_ERR_TEMP with the reason on CTX. */
+enum sg_status sg_gmime_need(struct sg_ctx *ctx);
 /* MSG parsed by GMime (a GMimeMessage *, g_object_unref it), or NULL with
  * the reason on MSG's handle.  Typed void * so that this header needs no
  * GMime. */

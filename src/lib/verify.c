@@ -56,7 +56,8 @@ open_signed(struct sg_msg *msg, struct sg_verify_result *res,
 	int b64;
 	enum sg_status st;
 
-	res->kind = sg_mime_kind(msg);
+	if ((st = sg_mime_kind(msg, &res->kind)) != SG_OK)
+		return st;
 	switch (res->kind) {
 	case SG_KIND_SIGNED_DETACHED:
 		if ((st = sg_mime_split_signed(msg, &c_off, &c_len, &s_off,

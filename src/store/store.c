@@ -21,7 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <sqlite3.h>
+#include "store/sqlite_dl.h"
 
 #include "smimegate.h"
 #include "store/store_int.h"
@@ -1016,7 +1016,11 @@ db_connect(struct store *st, const char *path)
 	int rc, wal = 0, row = 0;
 	sqlite3_stmt *s = NULL;
 	enum sg_status r;
+	char why[320];
 
+	if (sqlite_load(why, sizeof(why)) == NULL)
+		return store_fail(st, SG_ERR_TEMP, "SQLite cannot be used: %s",
+		                  why);
 	rc = sqlite3_open_v2(path, &st->db,
 	                     SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW |
 	                         SQLITE_OPEN_NOMUTEX,
@@ -1116,6 +1120,8 @@ store_init(struct sg_ctx *ctx, const char *path, const char *keyfile)
 	free(kpath);
 	return SG_OK;
 fail:
+	if (st != NULL && st->err[0] != '\0')
+		sg_ctx_set_error(ctx, rc, "%s", st->err); /* SQLite's reason */
 	store_free(st);
 	if (have_db) {
 		char side[4096];

@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include <sqlite3.h>
+#include "store/sqlite_dl.h"
 
 #include "smimegate.h"
 #include "store/store.h"

@@ -20,7 +20,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include <sqlite3.h>
+#include "store/sqlite_dl.h"
 
 #include "smimegate.h"
 #include "store/store_int.h"

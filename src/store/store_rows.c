@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sqlite3.h>
+#include "store/sqlite_dl.h"
 
 #include "smimegate.h"
 #include "store/store_int.h"

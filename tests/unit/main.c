@@ -12,7 +12,7 @@ static const struct unit_suite *suites[] = {
     &suite_smtp,    &suite_dsn,        &suite_relay,      &suite_metrics,
     &suite_log,     &suite_filter,     &suite_quarantine, &suite_flow,
     &suite_harvest, &suite_revocation, &suite_directory,  &suite_certexpiry,
-    &suite_rx,
+    &suite_rx,      &suite_fields,
 };
 
 static int case_failed;

@@ -17,7 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <gmime/gmime.h>
+#include "lib/gmime_dl.h"
 
 #include "daemon/dsn.h"
 #include "daemon/queue.h"

@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include <openssl/x509v3.h>
-#include <sqlite3.h>
+#include "store/sqlite_dl.h"
 
 #include "lib/sg_int.h" /* certificates with other key usages */
 #include "smimegate.h"

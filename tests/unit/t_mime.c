@@ -388,6 +388,71 @@ entity_limits_depth(void)
 	sg_ctx_free(ctx);
 }
 
+/* Limits are kept when the body scan decides (no GMime): nesting without
+ * a single "--" line (message/rfc822 in message/rfc822) is still seen. */
+static void
+entity_limits_depth_of_messages(void)
+{
+	struct sg_ctx *ctx = NULL;
+	struct sg_buf in, out;
+
+	sg_ctx_new(&ctx);
+	sg_buf_init(&in);
+	sg_buf_init(&out);
+	sg_buf_adds(&in, "From: a@b\n");
+	for (int i = 0; i < 70; i++)
+		sg_buf_adds(&in, "Content-Type: message/rfc822\n\n");
+	sg_buf_adds(&in, "Subject: leaf\n\nleaf\n");
+	CHECK_EQ(entity_of(ctx, in.data, &out), SG_ERR_LIMIT);
+	CHECK(strstr(sg_ctx_error(ctx), "nesting") != NULL);
+	sg_buf_clear(&in);
+	sg_buf_clear(&out);
+	sg_ctx_free(ctx);
+}
+
+/* A 7-bit multipart is used byte for byte, also when it has more line
+ * starts that may open an entity than the depth limit (GMime then walks
+ * it), and a 7-bit multipart of 64 levels is within the limit. */
+static void
+entity_clean_multiparts_are_kept(void)
+{
+	struct sg_ctx *ctx = NULL;
+	struct sg_buf in, out, want;
+
+	sg_ctx_new(&ctx);
+	for (int many = 0; many < 3; many++) {
+		sg_buf_init(&in);
+		sg_buf_init(&out);
+		sg_buf_init(&want);
+		sg_buf_adds(&in, "From: a@b\nContent-Type: multipart/mixed; "
+		                 "boundary=b0\n\n");
+		sg_buf_adds(&want, "Content-Type: multipart/mixed; "
+		                   "boundary=b0\r\n\r\n");
+		for (int i = 0; i < (many == 2 ? 63 : 1); i++) {
+			sg_buf_addf(&in,
+			            "--b%d\nContent-Type: multipart/mixed; "
+			            "boundary=b%d\n\n",
+			            i, i + 1);
+			sg_buf_addf(&want,
+			            "--b%d\r\nContent-Type: "
+			            "multipart/mixed; boundary=b%d\r\n\r\n",
+			            i, i + 1);
+		}
+		for (int i = 0; i < (many == 1 ? 100 : 2); i++) {
+			sg_buf_adds(&in, "--b1\n\n-- \ntext\n");
+			sg_buf_adds(&want, "--b1\r\n\r\n-- \r\ntext\r\n");
+		}
+		sg_buf_adds(&in, "--b1--\n");
+		sg_buf_adds(&want, "--b1--\r\n");
+		CHECK_EQ(entity_of(ctx, in.data, &out), SG_OK);
+		CHECK_STR(out.data, want.data);
+		sg_buf_clear(&in);
+		sg_buf_clear(&out);
+		sg_buf_clear(&want);
+	}
+	sg_ctx_free(ctx);
+}
+
 static void
 from_address_is_bare_with_lowercase_domain(void)
 {
@@ -513,6 +578,8 @@ static const struct unit_case cases[] = {
     {"entity_line_limit_is_exact", entity_line_limit_is_exact},
     {"entity_reencodes_nul", entity_reencodes_nul},
     {"entity_limits_depth", entity_limits_depth},
+    {"entity_limits_depth_of_messages", entity_limits_depth_of_messages},
+    {"entity_clean_multiparts_are_kept", entity_clean_multiparts_are_kept},
     {"from_address_is_bare_with_lowercase_domain",
      from_address_is_bare_with_lowercase_domain},
     {"facts_of_a_message", facts_of_a_message},

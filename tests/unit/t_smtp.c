@@ -18,14 +18,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <crypt.h>
+#include "daemon/daemon_dl.h"
 #include <time.h>
-
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
-#include <event2/event.h>
-#include <event2/thread.h>
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>

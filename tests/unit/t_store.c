@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include <openssl/x509v3.h>
-#include <sqlite3.h>
+#include "store/sqlite_dl.h"
 
 #include "lib/sg_int.h" /* a renewed certificate for an existing key */
 #include "smimegate.h"

@@ -48,5 +48,6 @@ extern const struct unit_suite suite_revocation;
 extern const struct unit_suite suite_directory;
 extern const struct unit_suite suite_certexpiry;
 extern const struct unit_suite suite_rx;
+extern const struct unit_suite suite_fields;
 
 #endif

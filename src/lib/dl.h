@@ -1,0 +1,93 @@
+/*
+ * dl.h - shared libraries opened on first use instead of linked.
+ *
+ * smimegate links OpenSSL and the C library only.  GMime (with GLib, GIO,
+ * gpgme, ...), SQLite, libevent, libxcrypt, libresolv and libldap are
+ * opened with dlopen(3) when a process first needs them, so that a one-shot
+ * `smimegate sign` does not pay for mapping and relocating 26 libraries it
+ * never calls (docs/architecture.md, "Dependencies, and how they are
+ * loaded", has the figures).
+ *
+ * Each library has a header (lib/gmime_dl.h, store/sqlite_dl.h,
+ * daemon/daemon_dl.h, daemon/ldap_dl.h) with the list of the functions we
+ * call, a table of pointers typed with the library's own prototypes
+ * (__typeof__, so a call through it is checked as a direct one is), and,
+ * except for libldap, macros that make the call look like a direct one.
+ * This file has what they share: opening a list of sonames and looking a
+ * name up in them.
+ */
+#ifndef SG_DL_H
+#define SG_DL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define SG_DL_MAX 6 /* sonames one table is looked up in */
+
+struct sg_dl {
+	void *h[SG_DL_MAX];
+	const char *soname[SG_DL_MAX];
+	size_t n;
+	const char *missing; /* the first name no library had */
+	char why[320];
+};
+
+/* A table member for function or variable F, typed from its declaration. */
+#define SG_DL_MEMBER(f) __typeof__(f) *f;
+
+/* Opens each soname of the NULL-terminated list SONAMES (at most
+ * SG_DL_MAX), RTLD_NOW | RTLD_LOCAL, into DL (caller's storage).  False
+ * when one cannot be opened: DL->why names the file and says why, and the
+ * ones opened before it are closed. */
+bool sg_dl_open(struct sg_dl *dl, const char *const *sonames);
+
+/* NAME from the first of DL's libraries that defines it, or NULL (the
+ * first such NAME is kept in DL->missing). */
+void *sg_dl_sym(struct sg_dl *dl, const char *name);
+
+/* After the lookups: true when every name was found.  Otherwise DL->why
+ * says which name is missing, and DL's libraries are closed. */
+bool sg_dl_check(struct sg_dl *dl);
+
+/* A table loaded on first use: the module's static storage. */
+struct sg_dl_lazy {
+	pthread_mutex_t lock;
+	const char *const *sonames; /* NULL-terminated */
+	/* fills TABLE from DL (with SG_DL_LOOKUP) */
+	void (*lookup)(struct sg_dl *dl, void *table);
+	void (*init)(const void *table); /* once loaded; may be NULL */
+	void *table;
+	const void *loaded; /* TABLE once loaded (atomic), else NULL */
+	bool tried;
+	char why[320];
+};
+
+#define SG_DL_LAZY_INIT(sonames, lookup, init, table)                          \
+	{                                                                      \
+		PTHREAD_MUTEX_INITIALIZER, sonames, lookup, init, table, NULL, \
+		    false, ""                                                  \
+	}
+
+/* In a lookup function with parameters DL and a table pointer T: looks F
+ * up into T->F. */
+#define SG_DL_LOOKUP(f) t->f = (__typeof__(t->f))sg_dl_sym(dl, #f);
+
+/* Z's table, loading it on the first call (thread-safe), or NULL when it
+ * cannot be loaded: then WHY (WLEN bytes, may be 0) says which file and
+ * why, on every later call too (loading is tried once). */
+const void *sg_dl_lazy_load(struct sg_dl_lazy *z, char *why, size_t wlen);
+
+/* The loaded table of Z without locking, or NULL. */
+static inline const void *
+sg_dl_lazy_get(struct sg_dl_lazy *z)
+{
+	return __atomic_load_n(&z->loaded, __ATOMIC_ACQUIRE);
+}
+
+/* For a call through a table that was never loaded: the caller skipped
+ * the check that returns a status (sg_gmime_need, ...), a bug.  Prints
+ * "smimegate: LIB not loaded: WHY" on stderr and aborts. */
+_Noreturn void sg_dl_unloaded(const char *lib, const char *why);
+
+#endif
