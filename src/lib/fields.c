@@ -10,7 +10,10 @@
  * comment, an RFC 2231 parameter, a repeated parameter we use, an 8-bit
  * byte, a group, a quoted local part or anything else unusual is left to
  * GMime (lib/mime.c), which reads it as before.  What is accepted here is
- * read as GMime reads it (tests/unit/t_fields.c compares the two).
+ * read as GMime reads it (tests/unit/t_fields.c compares the two), but for
+ * one thing: an ASCII domain is kept as written, where GMime decodes an
+ * A-label ("xn--...") and encodes it again, which changes a malformed
+ * one.  As written is what a certificate's address is compared with.
  */
 #include "lib/sg_int.h"
 

@@ -71,7 +71,7 @@
 	X(internet_address_list_get_address)                                   \
 	X(internet_address_list_length)                                        \
 	X(internet_address_list_parse)                                         \
-	X(internet_address_mailbox_get_addr)                                   \
+	X(internet_address_mailbox_get_idn_addr)                               \
 	X(internet_address_mailbox_get_type)                                   \
 	X(gmime_major_version)                                                 \
 	X(gmime_minor_version)                                                 \
@@ -172,8 +172,8 @@ sg_gmime(void)
 	(sg_gmime()->internet_address_list_get_address)
 #define internet_address_list_length (sg_gmime()->internet_address_list_length)
 #define internet_address_list_parse  (sg_gmime()->internet_address_list_parse)
-#define internet_address_mailbox_get_addr                                      \
-	(sg_gmime()->internet_address_mailbox_get_addr)
+#define internet_address_mailbox_get_idn_addr                                  \
+	(sg_gmime()->internet_address_mailbox_get_idn_addr)
 #define internet_address_mailbox_get_type                                      \
 	(sg_gmime()->internet_address_mailbox_get_type)
 #define gmime_major_version (*sg_gmime()->gmime_major_version)

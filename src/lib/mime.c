@@ -21,9 +21,10 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "lib/gmime_dl.h"
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+
+#include "lib/gmime_dl.h"
 
 #define SCAN_CHUNK  65536
 #define LINE_PREFIX 1024
@@ -178,7 +179,7 @@ sg_mime_from_address(const struct sg_msg *msg)
 	if (internet_address_list_length(list) > 0) {
 		ia = internet_address_list_get_address(list, 0);
 		if (INTERNET_ADDRESS_IS_MAILBOX(ia)) {
-			const char *a = internet_address_mailbox_get_addr(
+			const char *a = internet_address_mailbox_get_idn_addr(
 			    INTERNET_ADDRESS_MAILBOX(ia));
 			if (a != NULL && (addr = strdup(a)) != NULL &&
 			    strrchr(addr, '@') != NULL)

@@ -214,7 +214,9 @@ enum sg_status sg_mime_split_signed(struct sg_msg *msg, size_t *c_off,
 enum sg_status sg_mime_read_cms(struct sg_msg *msg, size_t off, size_t len,
                                 int b64, CMS_ContentInfo **out);
 
-/* The bare address of the first From mailbox, lowercased (caller frees). */
+/* The bare address of the first From mailbox, the domain in lower case and
+ * in its ASCII form (IDNA A-labels), as certificates carry it (caller
+ * frees). */
 char *sg_mime_from_address(const struct sg_msg *msg);
 
 /* A fresh boundary string into BUF (at least 48 bytes). */

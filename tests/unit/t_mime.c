@@ -466,6 +466,24 @@ from_address_is_bare_with_lowercase_domain(void)
 	CHECK_STR(a, "Alice@example.com");
 	free(a);
 	sg_msg_free(m);
+	/* An internationalized domain comes out in its ASCII (A-label)
+	 * form, as certificates carry it (RFC 8398), whether it was written
+	 * so or in UTF-8, and whoever reads the field (lib/fields.c or
+	 * GMime: the comment makes it GMime's). */
+	static const char *const idn[] = {
+	    "From: a@xn--bcher-kva.de\n\nx\n",
+	    "From: A <a@b\xc3\xbc"
+	    "cher.de>\n\nx\n",
+	    "From: a@xn--bcher-kva.de (A)\n\nx\n",
+	};
+	for (size_t i = 0; i < sizeof(idn) / sizeof(*idn); i++) {
+		m = msg_of(ctx, idn[i]);
+		a = m ? sg_mime_from_address(m) : NULL;
+		if (a == NULL || strcmp(a, "a@xn--bcher-kva.de") != 0)
+			unit_fail(__FILE__, __LINE__, idn[i]);
+		free(a);
+		sg_msg_free(m);
+	}
 	sg_ctx_free(ctx);
 }
 
