@@ -17,27 +17,6 @@
     "SG_CRYPT_SONAME: libcrypt.so not found; install libcrypt-dev (sh scripts/deps.sh)"
 #endif
 
-static void
-lookup(struct sg_dl *dl, void *table)
-{
-	struct daemon_api *t = table;
-
-	SG_DAEMON_FUNCS(SG_DL_LOOKUP)
-}
-
-static const char *const sonames[] = {SG_EVENT_CORE_SONAME,
-                                      SG_EVENT_EXTRA_SONAME,
-                                      SG_EVENT_OPENSSL_SONAME,
-                                      SG_EVENT_PTHREADS_SONAME,
-                                      SG_CRYPT_SONAME,
-                                      LIBRESOLV_SO,
-                                      NULL};
-static struct daemon_api api;
-struct sg_dl_lazy daemon_dl_lazy_ =
-    SG_DL_LAZY_INIT(sonames, lookup, NULL, &api);
-
-const struct daemon_api *
-daemon_dl_load(char *why, size_t wlen)
-{
-	return sg_dl_lazy_load(&daemon_dl_lazy_, why, wlen);
-}
+SG_DL_DEFINE(daemon_dl, daemon_api, SG_DAEMON_FUNCS, NULL, SG_EVENT_CORE_SONAME,
+             SG_EVENT_EXTRA_SONAME, SG_EVENT_OPENSSL_SONAME,
+             SG_EVENT_PTHREADS_SONAME, SG_CRYPT_SONAME, LIBRESOLV_SO)

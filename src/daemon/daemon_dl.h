@@ -105,24 +105,7 @@ struct daemon_api {
 	SG_DAEMON_FUNCS(SG_DL_MEMBER)
 };
 
-/* The table, loaded on the first call (thread-safe), or NULL when the
- * library cannot be loaded: then WHY (WLEN bytes, may be 0) says which
- * file and why, on every later call too. */
-const struct daemon_api *daemon_dl_load(char *why, size_t wlen);
-
-/* For the macros below. */
-extern struct sg_dl_lazy daemon_dl_lazy_;
-
-static inline const struct daemon_api *
-daemon_dl(void)
-{
-	const struct daemon_api *a = sg_dl_lazy_get(&daemon_dl_lazy_);
-	char why[320];
-
-	if (a == NULL && (a = daemon_dl_load(why, sizeof(why))) == NULL)
-		sg_dl_unloaded("the daemon's libraries", why);
-	return a;
-}
+SG_DL_DECLARE(daemon_dl, daemon_api, "the daemon's libraries")
 
 #ifndef SG_DAEMON_DL_IMPL
 #define bufferevent_disable         (daemon_dl()->bufferevent_disable)

@@ -416,7 +416,7 @@ ldap_open(struct directory *d, char *reason, size_t rlen)
 	enum sg_status st;
 
 	/* Loaded here, on first use (ldap_dl.h). */
-	if ((L = d->L = ldap_api(reason, rlen)) == NULL)
+	if ((L = d->L = sg_ldap_load(reason, rlen)) == NULL)
 		return SG_ERR_TEMP;
 	if ((rc = L->ldap_initialize(&d->ld, d->uri)) != LDAP_SUCCESS) {
 		d->ld = NULL;

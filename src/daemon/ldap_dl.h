@@ -45,9 +45,9 @@ struct ldap_api {
 	SG_LDAP_FUNCS(SG_DL_MEMBER)
 };
 
-/* The library's functions, loaded on the first call (thread-safe; later
- * calls return the same table).  NULL when it cannot be loaded: REASON
- * (RLEN bytes) says which file and why, on every later call too. */
-const struct ldap_api *ldap_api(char *reason, size_t rlen);
+/* sg_ldap_load(reason, rlen): the library's functions, loaded on the first
+ * call, or NULL with the file and the reason (lib/dl.h).  There are no call
+ * macros: directory.c calls through the table it gets. */
+SG_DL_DECLARE(sg_ldap, ldap_api, "libldap")
 
 #endif

@@ -85,6 +85,43 @@ sg_dl_lazy_get(struct sg_dl_lazy *z)
 	return __atomic_load_n(&z->loaded, __ATOMIC_ACQUIRE);
 }
 
+/* In a table's header: declares ACC_load(), the table of struct TYPE,
+ * loaded on the first call (thread-safe), or NULL when it cannot be: then
+ * WHY (WLEN bytes, may be 0) says which file and why, on every later call
+ * too; and ACC(), the same for the call macros, which aborts through
+ * sg_dl_unloaded(LIB, ...) when the table cannot be loaded. */
+#define SG_DL_DECLARE(acc, type, lib)                                          \
+	const struct type *acc##_load(char *why, size_t wlen);                 \
+	extern struct sg_dl_lazy acc##_lazy_;                                  \
+	static inline const struct type *acc(void)                             \
+	{                                                                      \
+		const struct type *a = sg_dl_lazy_get(&acc##_lazy_);           \
+		char why[320];                                                 \
+                                                                               \
+		if (a == NULL && (a = acc##_load(why, sizeof(why))) == NULL)   \
+			sg_dl_unloaded(lib, why);                              \
+		return a;                                                      \
+	}
+
+/* In the table's .c file: defines what SG_DL_DECLARE declared, for the
+ * names FUNCS lists, looked up in the sonames that follow; INIT (or NULL)
+ * is called once the table is loaded. */
+#define SG_DL_DEFINE(acc, type, FUNCS, init, ...)                              \
+	static void acc##_lookup(struct sg_dl *dl, void *table)                \
+	{                                                                      \
+		struct type *t = table;                                        \
+                                                                               \
+		FUNCS(SG_DL_LOOKUP)                                            \
+	}                                                                      \
+	static const char *const acc##_sonames[] = {__VA_ARGS__, NULL};        \
+	static struct type acc##_table;                                        \
+	struct sg_dl_lazy acc##_lazy_ =                                        \
+	    SG_DL_LAZY_INIT(acc##_sonames, acc##_lookup, init, &acc##_table);  \
+	const struct type *acc##_load(char *why, size_t wlen)                  \
+	{                                                                      \
+		return sg_dl_lazy_load(&acc##_lazy_, why, wlen);               \
+	}
+
 /* For a call through a table that was never loaded: the caller skipped
  * the check that returns a status (sg_gmime_need, ...), a bug.  Prints
  * "smimegate: LIB not loaded: WHY" on stderr and aborts. */

@@ -11,30 +11,14 @@
     "SG_GMIME_SONAME: libgmime-3.0.so not found; install libgmime-3.0-dev (sh scripts/deps.sh)"
 #endif
 
-/* dlsym on GMime's handle also finds GLib's and GObject's names */
-static void
-lookup(struct sg_dl *dl, void *table)
-{
-	struct sg_gmime_api *t = table;
-
-	SG_GMIME_FUNCS(SG_DL_LOOKUP)
-}
-
 static void
 init(const void *table)
 {
 	((const struct sg_gmime_api *)table)->g_mime_init();
 }
 
-static const char *const sonames[] = {SG_GMIME_SONAME, NULL};
-static struct sg_gmime_api api;
-struct sg_dl_lazy sg_gmime_lazy_ = SG_DL_LAZY_INIT(sonames, lookup, init, &api);
-
-const struct sg_gmime_api *
-sg_gmime_load(char *why, size_t wlen)
-{
-	return sg_dl_lazy_load(&sg_gmime_lazy_, why, wlen);
-}
+/* dlsym on GMime's handle also finds GLib's and GObject's names */
+SG_DL_DEFINE(sg_gmime, sg_gmime_api, SG_GMIME_FUNCS, init, SG_GMIME_SONAME)
 
 enum sg_status
 sg_gmime_need(struct sg_ctx *ctx)

@@ -81,24 +81,7 @@ struct sg_gmime_api {
 	SG_GMIME_FUNCS(SG_DL_MEMBER)
 };
 
-/* The table, loaded on the first call (thread-safe), or NULL when the
- * library cannot be loaded: then WHY (WLEN bytes, may be 0) says which
- * file and why, on every later call too. */
-const struct sg_gmime_api *sg_gmime_load(char *why, size_t wlen);
-
-/* For the macros below. */
-extern struct sg_dl_lazy sg_gmime_lazy_;
-
-static inline const struct sg_gmime_api *
-sg_gmime(void)
-{
-	const struct sg_gmime_api *a = sg_dl_lazy_get(&sg_gmime_lazy_);
-	char why[320];
-
-	if (a == NULL && (a = sg_gmime_load(why, sizeof(why))) == NULL)
-		sg_dl_unloaded("GMime", why);
-	return a;
-}
+SG_DL_DECLARE(sg_gmime, sg_gmime_api, "GMime")
 
 #ifndef SG_GMIME_DL_IMPL
 #define g_free (sg_gmime()->g_free)

@@ -158,23 +158,14 @@ sg_mime_kind(const struct sg_msg *msg, enum sg_smime_kind *kind)
 }
 
 char *
-sg_mime_from_address(const struct sg_msg *msg)
+sg_mime_addr_gmime(const char *v)
 {
 	InternetAddressList *list;
 	InternetAddress *ia;
-	char *v, *addr = NULL;
-	int simple;
+	char *addr = NULL;
 
-	if ((v = sg_msg_header(msg, "From")) == NULL)
-		return NULL;
-	if ((addr = sg_addr_parse_simple(v, &simple)) != NULL || simple ||
-	    sg_gmime_load(NULL, 0) == NULL) {
-		free(v);
-		return addr;
-	}
-	list = internet_address_list_parse(NULL, v);
-	free(v);
-	if (list == NULL)
+	if (sg_gmime_load(NULL, 0) == NULL ||
+	    (list = internet_address_list_parse(NULL, v)) == NULL)
 		return NULL;
 	if (internet_address_list_length(list) > 0) {
 		ia = internet_address_list_get_address(list, 0);
@@ -187,6 +178,20 @@ sg_mime_from_address(const struct sg_msg *msg)
 		}
 	}
 	g_object_unref(list);
+	return addr;
+}
+
+char *
+sg_mime_from_address(const struct sg_msg *msg)
+{
+	char *v, *addr;
+	int simple;
+
+	if ((v = sg_msg_header(msg, "From")) == NULL)
+		return NULL;
+	if ((addr = sg_addr_parse_simple(v, &simple)) == NULL && !simple)
+		addr = sg_mime_addr_gmime(v);
+	free(v);
 	return addr;
 }
 

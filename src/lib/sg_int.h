@@ -218,6 +218,9 @@ enum sg_status sg_mime_read_cms(struct sg_msg *msg, size_t off, size_t len,
  * in its ASCII form (IDNA A-labels), as certificates carry it (caller
  * frees). */
 char *sg_mime_from_address(const struct sg_msg *msg);
+/* The same from the From value V, read by GMime (NULL also when GMime
+ * cannot be loaded). */
+char *sg_mime_addr_gmime(const char *v);
 
 /* A fresh boundary string into BUF (at least 48 bytes). */
 void sg_mime_boundary(char *buf, size_t len);

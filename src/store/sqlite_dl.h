@@ -54,24 +54,7 @@ struct sqlite_api {
 	SG_SQLITE_FUNCS(SG_DL_MEMBER)
 };
 
-/* The table, loaded on the first call (thread-safe), or NULL when the
- * library cannot be loaded: then WHY (WLEN bytes, may be 0) says which
- * file and why, on every later call too. */
-const struct sqlite_api *sqlite_load(char *why, size_t wlen);
-
-/* For the macros below. */
-extern struct sg_dl_lazy sqlite_lazy_;
-
-static inline const struct sqlite_api *
-sqlite(void)
-{
-	const struct sqlite_api *a = sg_dl_lazy_get(&sqlite_lazy_);
-	char why[320];
-
-	if (a == NULL && (a = sqlite_load(why, sizeof(why))) == NULL)
-		sg_dl_unloaded("SQLite", why);
-	return a;
-}
+SG_DL_DECLARE(sqlite, sqlite_api, "SQLite")
 
 #ifndef SG_SQLITE_DL_IMPL
 #define sqlite3_bind_blob             (sqlite()->sqlite3_bind_blob)

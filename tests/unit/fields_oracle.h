@@ -42,29 +42,6 @@ ctype_agrees(const char *v, const struct sg_ctype *ct)
 	return ok;
 }
 
-/* GMime's first mailbox of a From value, the domain in lower case. */
-static inline char *
-gmime_from(const char *v)
-{
-	InternetAddressList *l = internet_address_list_parse(NULL, v);
-	char *addr = NULL;
-
-	if (l == NULL)
-		return NULL;
-	if (internet_address_list_length(l) > 0) {
-		InternetAddress *ia = internet_address_list_get_address(l, 0);
-		if (INTERNET_ADDRESS_IS_MAILBOX(ia)) {
-			const char *a = internet_address_mailbox_get_idn_addr(
-			    INTERNET_ADDRESS_MAILBOX(ia));
-			if (a != NULL && (addr = strdup(a)) != NULL &&
-			    strrchr(addr, '@') != NULL)
-				sg_lower_domain(strrchr(addr, '@') + 1);
-		}
-	}
-	g_object_unref(l);
-	return addr;
-}
-
 /* Whether fields.c and GMime agree on the Content-Type value V and on the
  * From value V (where fields.c reads them at all). */
 static inline int
@@ -85,7 +62,7 @@ fields_agree(const char *v)
 	if (simple && a != NULL && strcasestr(a, "xn--") != NULL)
 		simple = 0;
 	if (simple) {
-		g = gmime_from(v);
+		g = sg_mime_addr_gmime(v);
 		ok = ok && same(a, g, 0);
 		free(g);
 	}

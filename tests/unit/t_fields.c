@@ -149,7 +149,7 @@ plain_from_addresses_are_read_as_gmime_reads_them(void)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
 		int simple = -1;
 		char *a = sg_addr_parse_simple(cases[i].v, &simple);
-		char *g = gmime_from(cases[i].v);
+		char *g = sg_mime_addr_gmime(cases[i].v);
 
 		if (simple != 1 || !same(a, cases[i].addr, 0) || !same(a, g, 0))
 			unit_fail(__FILE__, __LINE__, cases[i].v);
