@@ -11,11 +11,11 @@ CC      ?= cc
 PKGS     = gmime-3.0 openssl sqlite3 libevent_core libevent_extra \
            libevent_pthreads libevent_openssl libxcrypt
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) ldap)
-# Linked: OpenSSL (and the C library).  GMime, SQLite, libevent, libxcrypt,
-# libresolv and libldap are opened on first use (src/lib/dl.h says why), by
+# Linked: OpenSSL's libcrypto (and the C library).  libssl, GMime, SQLite,
+# libevent, libxcrypt, libresolv and libldap are opened on first use (src/lib/dl.h says why), by
 # the sonames this machine's -dev packages have (none before
 # scripts/deps.sh ran: the *_dl.c files then stop with #error).
-PKG_LIBS   := $(shell pkg-config --libs openssl)
+PKG_LIBS   := $(shell pkg-config --libs libcrypto)
 soname = $(shell objdump -p $$(pkg-config --variable=libdir $(1))/$(2) \
            2>/dev/null | awk '$$1 == "SONAME" { print $$2 }')
 sodef  = $(foreach s,$(call soname,$(2),$(3)),-DSG_$(1)_SONAME='"$(s)"')
@@ -25,6 +25,7 @@ SONAMES := $(call sodef,GMIME,gmime-3.0,libgmime-3.0.so) \
            $(call sodef,EVENT_EXTRA,libevent_extra,libevent_extra.so) \
            $(call sodef,EVENT_OPENSSL,libevent_openssl,libevent_openssl.so) \
            $(call sodef,EVENT_PTHREADS,libevent_pthreads,libevent_pthreads.so) \
+           $(call sodef,SSL,libssl,libssl.so) \
            $(call sodef,CRYPT,libxcrypt,libcrypt.so) \
            $(call sodef,LDAP,ldap,libldap.so)
 

@@ -1,8 +1,9 @@
 /*
  * daemon_dl.h - the daemon's libraries, opened when the gateway starts
  * or a daemon module is first used: libevent (core, extra for the metrics
- * endpoint's evhttp, openssl for STARTTLS, pthreads), libxcrypt (AUTH
- * password hashes) and libresolv (MX lookups).  lib/dl.h says why they
+ * endpoint's evhttp, openssl for STARTTLS, pthreads), OpenSSL's libssl
+ * (TLS: STARTTLS and the relay), libxcrypt (AUTH password hashes) and
+ * libresolv (MX lookups).  lib/dl.h says why they
  * are not linked: no one-shot command calls them.
  *
  * A file that calls one of them includes this instead of the library's
@@ -32,6 +33,8 @@
 #include <event2/listener.h>
 #include <event2/thread.h>
 #include <event2/util.h>
+
+#include <openssl/ssl.h>
 
 #include "lib/dl.h"
 
@@ -99,7 +102,37 @@
 	X(crypt_rn)                                                            \
 	X(ns_get16)                                                            \
 	X(ns_initparse)                                                        \
-	X(ns_parserr)
+	X(ns_parserr)                                                          \
+	X(SSL_CIPHER_get_name)                                                 \
+	X(SSL_CTX_check_private_key)                                           \
+	X(SSL_CTX_ctrl)                                                        \
+	X(SSL_CTX_free)                                                        \
+	X(SSL_CTX_new)                                                         \
+	X(SSL_CTX_set_default_verify_paths)                                    \
+	X(SSL_CTX_set_options)                                                 \
+	X(SSL_CTX_set_session_id_context)                                      \
+	X(SSL_CTX_set_verify)                                                  \
+	X(SSL_CTX_use_PrivateKey_file)                                         \
+	X(SSL_CTX_use_certificate_chain_file)                                  \
+	X(SSL_connect)                                                         \
+	X(SSL_ctrl)                                                            \
+	X(SSL_free)                                                            \
+	X(SSL_get0_param)                                                      \
+	X(SSL_get0_peer_certificate)                                           \
+	X(SSL_get_current_cipher)                                              \
+	X(SSL_get_error)                                                       \
+	X(SSL_get_shutdown)                                                    \
+	X(SSL_get_verify_result)                                               \
+	X(SSL_get_version)                                                     \
+	X(SSL_is_init_finished)                                                \
+	X(SSL_new)                                                             \
+	X(SSL_read)                                                            \
+	X(SSL_set1_host)                                                       \
+	X(SSL_set_fd)                                                          \
+	X(SSL_shutdown)                                                        \
+	X(SSL_write)                                                           \
+	X(TLS_client_method)                                                   \
+	X(TLS_server_method)
 
 struct daemon_api {
 	SG_DAEMON_FUNCS(SG_DL_MEMBER)
@@ -171,13 +204,46 @@ SG_DL_DECLARE(daemon_dl, daemon_api, "the daemon's libraries")
 #define bufferevent_openssl_get_ssl (daemon_dl()->bufferevent_openssl_get_ssl)
 #define bufferevent_openssl_set_allow_dirty_shutdown                           \
 	(daemon_dl()->bufferevent_openssl_set_allow_dirty_shutdown)
-#define evthread_use_pthreads (daemon_dl()->evthread_use_pthreads)
-#define crypt_checksalt       (daemon_dl()->crypt_checksalt)
-#define crypt_gensalt_rn      (daemon_dl()->crypt_gensalt_rn)
-#define crypt_rn              (daemon_dl()->crypt_rn)
-#define ns_get16              (daemon_dl()->ns_get16)
-#define ns_initparse          (daemon_dl()->ns_initparse)
-#define ns_parserr            (daemon_dl()->ns_parserr)
+#define evthread_use_pthreads     (daemon_dl()->evthread_use_pthreads)
+#define crypt_checksalt           (daemon_dl()->crypt_checksalt)
+#define crypt_gensalt_rn          (daemon_dl()->crypt_gensalt_rn)
+#define crypt_rn                  (daemon_dl()->crypt_rn)
+#define ns_get16                  (daemon_dl()->ns_get16)
+#define ns_initparse              (daemon_dl()->ns_initparse)
+#define ns_parserr                (daemon_dl()->ns_parserr)
+#define SSL_CIPHER_get_name       (daemon_dl()->SSL_CIPHER_get_name)
+#define SSL_CTX_check_private_key (daemon_dl()->SSL_CTX_check_private_key)
+#define SSL_CTX_ctrl              (daemon_dl()->SSL_CTX_ctrl)
+#define SSL_CTX_free              (daemon_dl()->SSL_CTX_free)
+#define SSL_CTX_new               (daemon_dl()->SSL_CTX_new)
+#define SSL_CTX_set_default_verify_paths                                       \
+	(daemon_dl()->SSL_CTX_set_default_verify_paths)
+#define SSL_CTX_set_options (daemon_dl()->SSL_CTX_set_options)
+#define SSL_CTX_set_session_id_context                                         \
+	(daemon_dl()->SSL_CTX_set_session_id_context)
+#define SSL_CTX_set_verify          (daemon_dl()->SSL_CTX_set_verify)
+#define SSL_CTX_use_PrivateKey_file (daemon_dl()->SSL_CTX_use_PrivateKey_file)
+#define SSL_CTX_use_certificate_chain_file                                     \
+	(daemon_dl()->SSL_CTX_use_certificate_chain_file)
+#define SSL_connect               (daemon_dl()->SSL_connect)
+#define SSL_ctrl                  (daemon_dl()->SSL_ctrl)
+#define SSL_free                  (daemon_dl()->SSL_free)
+#define SSL_get0_param            (daemon_dl()->SSL_get0_param)
+#define SSL_get0_peer_certificate (daemon_dl()->SSL_get0_peer_certificate)
+#define SSL_get_current_cipher    (daemon_dl()->SSL_get_current_cipher)
+#define SSL_get_error             (daemon_dl()->SSL_get_error)
+#define SSL_get_shutdown          (daemon_dl()->SSL_get_shutdown)
+#define SSL_get_verify_result     (daemon_dl()->SSL_get_verify_result)
+#define SSL_get_version           (daemon_dl()->SSL_get_version)
+#define SSL_is_init_finished      (daemon_dl()->SSL_is_init_finished)
+#define SSL_new                   (daemon_dl()->SSL_new)
+#define SSL_read                  (daemon_dl()->SSL_read)
+#define SSL_set1_host             (daemon_dl()->SSL_set1_host)
+#define SSL_set_fd                (daemon_dl()->SSL_set_fd)
+#define SSL_shutdown              (daemon_dl()->SSL_shutdown)
+#define SSL_write                 (daemon_dl()->SSL_write)
+#define TLS_client_method         (daemon_dl()->TLS_client_method)
+#define TLS_server_method         (daemon_dl()->TLS_server_method)
 #endif
 
 #endif

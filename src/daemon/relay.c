@@ -43,6 +43,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "daemon/daemon_dl.h"
 #include "daemon/log.h"
 #include "daemon/mx.h"
 

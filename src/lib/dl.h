@@ -1,8 +1,8 @@
 /*
  * dl.h - shared libraries opened on first use instead of linked.
  *
- * smimegate links OpenSSL and the C library only.  GMime (with GLib, GIO,
- * gpgme, ...), SQLite, libevent, libxcrypt, libresolv and libldap are
+ * smimegate links libcrypto and the C library only.  libssl, GMime (with GLib,
+ * GIO, gpgme, ...), SQLite, libevent, libxcrypt, libresolv and libldap are
  * opened with dlopen(3) when a process first needs them, so that a one-shot
  * `smimegate sign` does not pay for mapping and relocating 26 libraries it
  * never calls (docs/architecture.md, "Dependencies, and how they are
@@ -23,7 +23,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define SG_DL_MAX 6 /* sonames one table is looked up in */
+#define SG_DL_MAX 8 /* sonames one table is looked up in */
 
 struct sg_dl {
 	void *h[SG_DL_MAX];

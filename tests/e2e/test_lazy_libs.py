@@ -1,5 +1,5 @@
 """The libraries opened on first use (src/lib/dl.h, docs/architecture.md
-"Dependencies, and how they are loaded"): the binary links OpenSSL only, a
+"Dependencies, and how they are loaded"): the binary links libcrypto only, a
 one-shot command of a plain message never maps GMime, and a library that
 cannot be loaded is a clear error, not a crash, and only for what needs it.
 """
@@ -10,7 +10,7 @@ import subprocess
 
 from smime_util import assert_reason, check_ok, msg_8bit, msg_attachment
 
-LAZY = ("libgmime", "libglib", "libgobject", "libgio", "libsqlite3",
+LAZY = ("libssl", "libgmime", "libglib", "libgobject", "libgio", "libsqlite3",
         "libevent", "libcrypt.", "libresolv", "libldap", "libgpgme")
 
 
@@ -38,7 +38,7 @@ def broken(tmp_path, *names):
     return {"LD_LIBRARY_PATH": str(d)}
 
 
-def test_binary_links_openssl_and_libc_only(smimegate):
+def test_binary_links_libcrypto_and_libc_only(smimegate):
     out = subprocess.run(["readelf", "-d", smimegate], capture_output=True,
                          text=True, check=True).stdout
     needed = re.findall(r"\(NEEDED\)\s+Shared library: \[(\S+)\]", out)
@@ -49,7 +49,7 @@ def test_binary_links_openssl_and_libc_only(smimegate):
 def test_one_shot_commands_of_a_plain_message_do_not_load_gmime(run, pki,
                                                                  smime):
     """sign, encrypt, verify and decrypt of a 7-bit multipart message with
-    plain Content-Type and From fields: nothing but OpenSSL is mapped, and
+    plain Content-Type and From fields: nothing but libcrypto is mapped, and
     each result is right (openssl cms verifies and decrypts them too)."""
     msg = msg_attachment()
     env = {"LD_DEBUG": "files"}

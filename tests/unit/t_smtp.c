@@ -18,7 +18,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "daemon/daemon_dl.h"
 #include <time.h>
 
 #include <openssl/evp.h>
@@ -26,6 +25,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "daemon/daemon_dl.h"
 #include "daemon/smtp.h"
 #include "daemon/smtp_int.h" /* smtp_auth_*: the component's own parts */
 #include "daemon/spool.h"
