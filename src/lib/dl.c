@@ -16,8 +16,12 @@ close_all(struct sg_dl *dl)
 		dlclose(dl->h[--dl->n]);
 }
 
-bool
-sg_dl_open(struct sg_dl *dl, const char *const *sonames)
+/* Opens each soname of the NULL-terminated list SONAMES (at most
+ * SG_DL_MAX), RTLD_NOW | RTLD_LOCAL, into DL.  False when one cannot be
+ * opened: DL->why names the file and says why, and the ones opened before
+ * it are closed. */
+static bool
+dl_open(struct sg_dl *dl, const char *const *sonames)
 {
 	memset(dl, 0, sizeof(*dl));
 	for (size_t i = 0; sonames[i] != NULL; i++) {
@@ -57,8 +61,10 @@ sg_dl_sym(struct sg_dl *dl, const char *name)
 	return NULL;
 }
 
-bool
-sg_dl_check(struct sg_dl *dl)
+/* After the lookups: true when every name was found.  Otherwise DL->why
+ * says which name is missing, and DL's libraries are closed. */
+static bool
+dl_check(struct sg_dl *dl)
 {
 	size_t len;
 
@@ -92,11 +98,11 @@ sg_dl_lazy_load(struct sg_dl_lazy *z, char *why, size_t wlen)
 		struct sg_dl dl;
 
 		z->tried = true;
-		if (!sg_dl_open(&dl, z->sonames)) {
+		if (!dl_open(&dl, z->sonames)) {
 			snprintf(z->why, sizeof(z->why), "%s", dl.why);
 		} else {
 			z->lookup(&dl, z->table);
-			if (!sg_dl_check(&dl)) {
+			if (!dl_check(&dl)) {
 				snprintf(z->why, sizeof(z->why), "%s", dl.why);
 			} else {
 				/* never closed: the process keeps using it */

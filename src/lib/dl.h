@@ -1,12 +1,12 @@
 /*
  * dl.h - shared libraries opened on first use instead of linked.
  *
- * smimegate links libcrypto and the C library only.  libssl, GMime (with GLib,
- * GIO, gpgme, ...), SQLite, libevent, libxcrypt, libresolv and libldap are
- * opened with dlopen(3) when a process first needs them, so that a one-shot
- * `smimegate sign` does not pay for mapping and relocating 26 libraries it
- * never calls (docs/architecture.md, "Dependencies, and how they are
- * loaded", has the figures).
+ * smimegate links libcrypto and the C library only.  libssl, GMime (with
+ * GLib, GIO, gpgme, ...), SQLite, libevent, libxcrypt, libresolv and
+ * libldap are opened with dlopen(3) when a process first needs them, so
+ * that a one-shot `smimegate sign` does not map and relocate some 25
+ * libraries it never calls (docs/architecture.md, "Dependencies, and how
+ * they are loaded", has the figures).
  *
  * Each library has a header (lib/gmime_dl.h, store/sqlite_dl.h,
  * daemon/daemon_dl.h, daemon/ldap_dl.h) with the list of the functions we
@@ -23,32 +23,23 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define SG_DL_MAX 8 /* sonames one table is looked up in */
+#define SG_DL_MAX    8   /* sonames one table is looked up in */
+#define SG_DL_WHYLEN 320 /* a reason: the file and dlerror()'s text */
 
 struct sg_dl {
 	void *h[SG_DL_MAX];
 	const char *soname[SG_DL_MAX];
 	size_t n;
 	const char *missing; /* the first name no library had */
-	char why[320];
+	char why[SG_DL_WHYLEN];
 };
 
 /* A table member for function or variable F, typed from its declaration. */
 #define SG_DL_MEMBER(f) __typeof__(f) *f;
 
-/* Opens each soname of the NULL-terminated list SONAMES (at most
- * SG_DL_MAX), RTLD_NOW | RTLD_LOCAL, into DL (caller's storage).  False
- * when one cannot be opened: DL->why names the file and says why, and the
- * ones opened before it are closed. */
-bool sg_dl_open(struct sg_dl *dl, const char *const *sonames);
-
 /* NAME from the first of DL's libraries that defines it, or NULL (the
  * first such NAME is kept in DL->missing). */
 void *sg_dl_sym(struct sg_dl *dl, const char *name);
-
-/* After the lookups: true when every name was found.  Otherwise DL->why
- * says which name is missing, and DL's libraries are closed. */
-bool sg_dl_check(struct sg_dl *dl);
 
 /* A table loaded on first use: the module's static storage. */
 struct sg_dl_lazy {
@@ -60,7 +51,7 @@ struct sg_dl_lazy {
 	void *table;
 	const void *loaded; /* TABLE once loaded (atomic), else NULL */
 	bool tried;
-	char why[320];
+	char why[SG_DL_WHYLEN];
 };
 
 #define SG_DL_LAZY_INIT(sonames, lookup, init, table)                          \
@@ -96,7 +87,7 @@ sg_dl_lazy_get(struct sg_dl_lazy *z)
 	static inline const struct type *acc(void)                             \
 	{                                                                      \
 		const struct type *a = sg_dl_lazy_get(&acc##_lazy_);           \
-		char why[320];                                                 \
+		char why[SG_DL_WHYLEN];                                        \
                                                                                \
 		if (a == NULL && (a = acc##_load(why, sizeof(why))) == NULL)   \
 			sg_dl_unloaded(lib, why);                              \

@@ -12,7 +12,6 @@
 #include "lib/sg_int.h"
 
 #include <ctype.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -23,7 +23,7 @@ SG_DL_DEFINE(sg_gmime, sg_gmime_api, SG_GMIME_FUNCS, init, SG_GMIME_SONAME)
 enum sg_status
 sg_gmime_need(struct sg_ctx *ctx)
 {
-	char why[320];
+	char why[SG_DL_WHYLEN];
 
 	if (sg_gmime_load(why, sizeof(why)) != NULL)
 		return SG_OK;

@@ -106,7 +106,7 @@ static pthread_once_t versions_once = PTHREAD_ONCE_INIT;
 static void
 versions_fill(void)
 {
-	char why[320];
+	char why[SG_DL_WHYLEN];
 
 	if (sg_gmime_load(why, sizeof(why)) == NULL)
 		snprintf(versions, sizeof(versions),

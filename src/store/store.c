@@ -1016,7 +1016,7 @@ db_connect(struct store *st, const char *path)
 	int rc, wal = 0, row = 0;
 	sqlite3_stmt *s = NULL;
 	enum sg_status r;
-	char why[320];
+	char why[SG_DL_WHYLEN];
 
 	if (sqlite_load(why, sizeof(why)) == NULL)
 		return store_fail(st, SG_ERR_TEMP, "SQLite cannot be used: %s",
